@@ -1,0 +1,53 @@
+# The same small commands run locally and in CI.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+DEMO ?= .demo
+DEMO_DB := sqlite:///$(DEMO)/aiguillage.db
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint format bench spec spec-check postgres clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## The main job on the embedded SQLite default: generate a small académie, import it, report.
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/aiguillage sample academie --out $(DEMO)/aaf --pupils 3000 --seed 7 --degree both
+	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage db upgrade
+	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage import aaf $(DEMO)/aaf --report $(DEMO)/run.json
+	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage runs
+
+## Both backends: starts the local PostgreSQL cluster when it is down.
+test: install postgres
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+postgres:
+	bash .ci/postgres-up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy annuaire connectors
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(PY) bench/aaf_import.py
+
+spec: install
+	$(BIN)/aiguillage spec write
+
+spec-check: install
+	$(BIN)/aiguillage spec write --check
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache

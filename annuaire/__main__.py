@@ -1,0 +1,5 @@
+"""``python -m annuaire`` is the ``aiguillage`` command."""
+
+from annuaire.cli import app
+
+app()

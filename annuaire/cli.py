@@ -1,0 +1,182 @@
+"""The ``aiguillage`` command: database, imports, purge, runs and the change feed.
+
+Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, select
+
+from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
+from annuaire.schema import ImportRun
+from annuaire.settings import get_settings
+from annuaire.store import changes_after, make_engine
+from annuaire.store import migrate as migrations
+from annuaire.sync import purge as purge_store
+
+__all__ = ["app", "open_store"]
+
+app = typer.Typer(
+    name="aiguillage",
+    help="Aiguillage: school identity and timetable hub (imports, neutral schema, feed).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+
+
+def open_store(*, require_current: bool = True) -> Engine:
+    """The engine of the configured database, checked to be at the latest migration."""
+    engine = make_engine(get_settings())
+    if require_current:
+        current, head = migrations.current_revision(engine), migrations.head_revision()
+        if current != head:
+            raise ConfigurationError(
+                f"the database is at revision {current or 'none'}, the code expects {head}: "
+                "run `aiguillage db upgrade` first"
+            )
+    return engine
+
+
+def fail(exc: AiguillageError) -> typer.Exit:
+    code = EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
+    label = {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
+    errors.print(f"[bold red]{label}:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the schema of the configured database (SQLite or PostgreSQL)."""
+    engine = open_store(require_current=False)
+    migrations.upgrade(engine, revision)
+    console.print(f"database at revision {migrations.current_revision(engine)} ({engine.url!r})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision of the configured database and the code's head revision."""
+    engine = open_store(require_current=False)
+    console.print(
+        f"database: {migrations.current_revision(engine) or 'empty'}; "
+        f"code: {migrations.head_revision()}"
+    )
+
+
+@app.command("purge")
+def purge(
+    older_than_days: Annotated[
+        int | None, typer.Option(help="Override the configured delay (days leaving).")
+    ] = None,
+    scope: Annotated[
+        str | None, typer.Option(help="Only this scope (source:académie:degree).")
+    ] = None,
+) -> None:
+    """Delete for good the entities that left their source longer ago than the delay."""
+    try:
+        engine = open_store()
+        purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    total = sum(purged.values())
+    detail = ", ".join(f"{n} {kind}" for kind, n in purged.items()) or "nothing to purge"
+    console.print(f"purged {total} entities: {detail}")
+
+
+@app.command("runs")
+def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
+    """List the latest import runs with their outcome and counts."""
+    try:
+        engine = open_store()
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    table = Table(
+        "started (UTC)",
+        "scope",
+        "mode",
+        "outcome",
+        "created",
+        "updated",
+        "leaving",
+        "warnings",
+        "seconds",
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(ImportRun.__table__).order_by(ImportRun.started_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        )
+        for row in rows:
+            counts = row.counts or {}
+            table.add_row(
+                row.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                row.scope,
+                row.mode,
+                row.outcome,
+                str(sum(c.get("created", 0) for c in counts.values())),
+                str(sum(c.get("updated", 0) for c in counts.values())),
+                str(sum(c.get("leaving", 0) for c in counts.values())),
+                str(row.warning_count),
+                f"{row.duration_s or 0:.1f}",
+            )
+    console.print(table)
+
+
+@app.command("changes")
+def changes(
+    after: Annotated[int, typer.Option(help="Cursor: the last sequence already read.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    structure: Annotated[str | None, typer.Option(help="Only entries touching this UAI.")] = None,
+) -> None:
+    """Print a page of the change feed as JSON lines, then the next cursor on stderr."""
+    try:
+        engine = open_store()
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    with engine.connect() as connection:
+        page = changes_after(connection, after, limit, structure=structure)
+    for entry in page.entries:
+        typer.echo(json.dumps(entry.model_dump(mode="json"), ensure_ascii=False))
+    errors.print(f"next cursor: {page.next_cursor}")
+
+
+spec_app = typer.Typer(help="The opposable contract under specs/.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+
+
+@spec_app.command("write")
+def spec_write(
+    out: Annotated[Path, typer.Option(help="The specs folder.")] = Path("specs"),
+    check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
+) -> None:
+    """Regenerate specs/ from the code (JSON Schemas, SCHEMA.md), or check it is current."""
+    from annuaire.schema.spec import render_files
+
+    stale = []
+    for relative, content in render_files().items():
+        path = out / relative
+        if path.exists() and path.read_text(encoding="utf-8") == content:
+            continue
+        stale.append(str(path))
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    if check and stale:
+        errors.print(f"specs out of date (run `make spec`): {', '.join(stale)}")
+        raise typer.Exit(1)
+    console.print(f"{len(stale)} file(s) {'stale' if check else 'written'} under {out}")

@@ -1,0 +1,129 @@
+"""The neutral schema v1: SQLModel tables, their public models, and the record contract.
+
+One module per family. Tables are ``X``; what the API returns is ``XPublic``. The mapping
+``TABLES`` says which table stores each :class:`EntityKind`.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from ._tracked import Status, Tracked, TrackedPublic, utcnow
+from .grouping import Group, GroupPublic, SchoolClass, SchoolClassPublic
+from .membership import (
+    Enrollment,
+    EnrollmentPublic,
+    EnrollmentRole,
+    Guardianship,
+    GuardianshipPublic,
+    Relation,
+    Role,
+    RoleKind,
+    RolePublic,
+)
+from .nomenclature import Level, LevelPublic, Subject, SubjectPublic
+from .person import ExternalId, ExternalIdPublic, Person, PersonPublic
+from .records import (
+    EntityKind,
+    NeutralRecord,
+    Provenance,
+    RecordOp,
+    Ref,
+    SourceWarning,
+    StreamItem,
+    content_hash,
+)
+from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
+from .structure import Structure, StructureKind, StructurePublic
+
+__all__ = [
+    "PUBLIC_MODELS",
+    "REFERENCES",
+    "TABLES",
+    "ChangeEntry",
+    "ChangeEntryPublic",
+    "ChangeOp",
+    "Enrollment",
+    "EnrollmentPublic",
+    "EnrollmentRole",
+    "EntityKind",
+    "ExternalId",
+    "ExternalIdPublic",
+    "Group",
+    "GroupPublic",
+    "Guardianship",
+    "GuardianshipPublic",
+    "ImportRun",
+    "ImportRunPublic",
+    "Level",
+    "LevelPublic",
+    "NeutralRecord",
+    "Person",
+    "PersonPublic",
+    "Provenance",
+    "RecordOp",
+    "Ref",
+    "Relation",
+    "Role",
+    "RoleKind",
+    "RolePublic",
+    "RunOutcome",
+    "SQLModel",
+    "SchoolClass",
+    "SchoolClassPublic",
+    "SourceWarning",
+    "Status",
+    "StreamItem",
+    "Structure",
+    "StructureKind",
+    "StructurePublic",
+    "Subject",
+    "SubjectPublic",
+    "Tracked",
+    "TrackedPublic",
+    "content_hash",
+    "utcnow",
+]
+
+TABLES: dict[EntityKind, type[Tracked]] = {
+    EntityKind.STRUCTURE: Structure,
+    EntityKind.SUBJECT: Subject,
+    EntityKind.LEVEL: Level,
+    EntityKind.CLASS: SchoolClass,
+    EntityKind.GROUP: Group,
+    EntityKind.PERSON: Person,
+    EntityKind.ROLE: Role,
+    EntityKind.ENROLLMENT: Enrollment,
+    EntityKind.GUARDIANSHIP: Guardianship,
+}
+
+#: Public models exported as JSON Schemas to specs/schema/ (name -> model).
+PUBLIC_MODELS: dict[str, type[SQLModel]] = {
+    "Structure": StructurePublic,
+    "Person": PersonPublic,
+    "ExternalId": ExternalIdPublic,
+    "Role": RolePublic,
+    "Class": SchoolClassPublic,
+    "Group": GroupPublic,
+    "Enrollment": EnrollmentPublic,
+    "Guardianship": GuardianshipPublic,
+    "Subject": SubjectPublic,
+    "Level": LevelPublic,
+    "ImportRun": ImportRunPublic,
+    "Change": ChangeEntryPublic,
+}
+
+#: Reference columns of each entity kind and the kind they point to (checked after each run).
+REFERENCES: dict[EntityKind, dict[str, EntityKind]] = {
+    EntityKind.STRUCTURE: {"parent_id": EntityKind.STRUCTURE},
+    EntityKind.CLASS: {"structure_id": EntityKind.STRUCTURE},
+    EntityKind.GROUP: {"structure_id": EntityKind.STRUCTURE},
+    EntityKind.ROLE: {"person_id": EntityKind.PERSON, "structure_id": EntityKind.STRUCTURE},
+    EntityKind.ENROLLMENT: {
+        "person_id": EntityKind.PERSON,
+        "structure_id": EntityKind.STRUCTURE,
+        "class_id": EntityKind.CLASS,
+        "group_id": EntityKind.GROUP,
+    },
+    EntityKind.GUARDIANSHIP: {"guardian_id": EntityKind.PERSON, "pupil_id": EntityKind.PERSON},
+}

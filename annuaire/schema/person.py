@@ -1,0 +1,61 @@
+"""Persons (pupils, guardians, staff: the role says which) and their typed external ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, Index
+from sqlmodel import Field, SQLModel
+
+from ._columns import tracked_table_args
+from ._tracked import Tracked, TrackedPublic
+
+__all__ = ["ExternalId", "ExternalIdPublic", "Person", "PersonBase", "PersonPublic"]
+
+
+class PersonBase(SQLModel):
+    usage_name: str | None = Field(default=None, max_length=128, description="Nom d'usage.")
+    birth_name: str | None = Field(default=None, max_length=128, description="Nom de naissance.")
+    first_name: str | None = Field(default=None, max_length=128)
+    other_first_names: list[str] = Field(default_factory=list, sa_type=JSON)
+    birth_date: dt.date | None = Field(default=None)
+    civility: str | None = Field(default=None, max_length=8, description="`M.`, `Mme`...")
+    email: str | None = Field(default=None, max_length=255)
+    phone_home: str | None = Field(default=None, max_length=32)
+    phone_mobile: str | None = Field(default=None, max_length=32)
+    phone_work: str | None = Field(default=None, max_length=32)
+    address_lines: list[str] = Field(default_factory=list, sa_type=JSON)
+    postal_code: str | None = Field(default=None, max_length=10)
+    city: str | None = Field(default=None, max_length=128)
+    country: str | None = Field(default=None, max_length=64)
+
+
+class Person(PersonBase, Tracked, table=True):
+    __tablename__ = "person"
+    __table_args__ = tracked_table_args("person")
+
+
+class ExternalIdPublic(SQLModel):
+    type: str = Field(
+        max_length=64,
+        description="Typed id: `aaf:ENTPersonJointure`, `ine`, `educonnect:FrEduCtId`...",
+        schema_extra={"examples": ["ine"]},
+    )
+    value: str = Field(max_length=255)
+
+
+class ExternalId(ExternalIdPublic, table=True):
+    """One typed identifier of an entity, as its source spells it."""
+
+    __tablename__ = "external_id"
+    __table_args__ = (Index("ix_external_id_type_value", "type", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity_type: str = Field(max_length=16)
+    entity_id: uuid.UUID = Field(index=True)
+    scope: str = Field(max_length=64)
+
+
+class PersonPublic(PersonBase, TrackedPublic):
+    external_ids: list[ExternalIdPublic] = Field(default_factory=list)

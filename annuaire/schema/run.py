@@ -1,0 +1,109 @@
+"""Import runs (what each sync did) and the change log (the feed every consumer pages through)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Identity, Integer
+from sqlmodel import Field, SQLModel
+
+from ._tracked import utcnow
+
+__all__ = [
+    "ChangeEntry",
+    "ChangeEntryPublic",
+    "ChangeOp",
+    "ImportRun",
+    "ImportRunBase",
+    "ImportRunPublic",
+    "RunOutcome",
+]
+
+
+class RunOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    DRY_RUN = "dry_run"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class ImportRunBase(SQLModel):
+    scope: str = Field(max_length=64, index=True, description="`source:académie-or-UAI:degree`.")
+    source: str = Field(max_length=32)
+    academie: str | None = Field(default=None, max_length=8)
+    uai: str | None = Field(default=None, max_length=8)
+    degree: str | None = Field(default=None, max_length=2)
+    mode: str = Field(max_length=8, description="`complet` or `delta`.")
+    files: list[str] = Field(default_factory=list, sa_type=JSON)
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None
+    duration_s: float | None = None
+    outcome: str = Field(max_length=16, description="One of " + ", ".join(RunOutcome))
+    message: str | None = Field(default=None, max_length=4000)
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        sa_type=JSON,
+        description="Per entity kind: created, updated, unchanged, leaving, returning.",
+    )
+    warning_count: int = 0
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSON, description="The first warnings, with where they are."
+    )
+
+
+class ImportRun(ImportRunBase, table=True):
+    __tablename__ = "import_run"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+
+
+class ImportRunPublic(ImportRunBase):
+    id: uuid.UUID
+
+
+class ChangeOp(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    #: The entity left its source: a tombstone for consumers (status becomes tobedeleted).
+    LEAVE = "leave"
+    #: The entity came back before being purged.
+    RETURN = "return"
+    #: The entity was purged after the retention delay.
+    PURGE = "purge"
+
+
+class ChangeEntryBase(SQLModel):
+    entity_type: str = Field(max_length=16)
+    entity_id: uuid.UUID
+    op: str = Field(max_length=8, description="One of " + ", ".join(ChangeOp))
+    at: dt.datetime = Field(default_factory=utcnow)
+    scope: str = Field(max_length=64)
+    run_id: uuid.UUID | None = None
+    structures: str = Field(default="", max_length=4000, description="`|UAI|UAI|` touched.")
+
+
+class ChangeEntry(ChangeEntryBase, table=True):
+    """One row of the feed. ``seq`` grows in commit order (see annuaire.store.changes)."""
+
+    __tablename__ = "change_log"
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            Identity(),
+            primary_key=True,
+        ),
+    )
+
+
+class ChangeEntryPublic(SQLModel):
+    seq: int
+    entity_type: str
+    entity_id: uuid.UUID
+    op: ChangeOp
+    at: dt.datetime
+    structures: list[str] = Field(default_factory=list, description="UAIs touched.")

@@ -1,0 +1,118 @@
+"""The change log: every write to a neutral entity appends one entry, in commit order.
+
+Why commit order matters: a consumer pages with ``seq > cursor``. If a transaction that drew
+sequence 100 committed after one that drew 101 and the consumer had already read 101, entry
+100 would be skipped for ever. So writers never insert into ``change_log`` directly: they stage
+entries in a temporary table during their (possibly long) transaction, and move them into
+``change_log`` at the very end, holding a transaction-scoped advisory lock on PostgreSQL until
+the commit. Sequences are therefore drawn in commit order. SQLite has a single writer at a time,
+which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, delete, insert, select, text
+
+from annuaire.schema import ChangeEntry
+
+__all__ = ["ChangePage", "ChangeRecorder", "changes_after", "structures_text"]
+
+#: Arbitrary, fixed key of the advisory lock that orders change-log commits on PostgreSQL.
+_FEED_LOCK_KEY = 0x41494755  # "AIGU"
+
+_CHANGE_LOG: Table = ChangeEntry.__table__  # type: ignore[attr-defined]
+_COPIED = ["entity_type", "entity_id", "op", "at", "scope", "run_id", "structures"]
+_pending = Table(
+    "pending_change",
+    MetaData(),
+    Column("n", Integer, primary_key=True, autoincrement=True),
+    *[
+        Column(name, _CHANGE_LOG.c[name].type, nullable=_CHANGE_LOG.c[name].nullable)
+        for name in _COPIED
+    ],
+    prefixes=["TEMPORARY"],
+)
+
+
+def structures_text(uais: Iterable[str]) -> str:
+    """``|A|B|`` form, searchable with ``LIKE '%|A|%'`` on both backends."""
+    ordered = sorted({u for u in uais if u})
+    return "|" + "|".join(ordered) + "|" if ordered else ""
+
+
+class ChangeRecorder:
+    """Stages change entries inside one transaction and publishes them right before commit."""
+
+    def __init__(self, connection: Connection, *, scope: str, run_id: uuid.UUID | None) -> None:
+        self.connection = connection
+        self.scope = scope
+        self.run_id = run_id
+        self.staged = 0
+        _pending.create(connection, checkfirst=True)
+        connection.execute(delete(_pending))
+
+    def stage(self, rows: Sequence[tuple[str, uuid.UUID, str, str]], at: dt.datetime) -> None:
+        """Stage (entity_type, entity_id, op, structures) rows."""
+        if not rows:
+            return
+        self.connection.execute(
+            insert(_pending),
+            [
+                {
+                    "entity_type": entity_type,
+                    "entity_id": entity_id,
+                    "op": op,
+                    "at": at,
+                    "scope": self.scope,
+                    "run_id": self.run_id,
+                    "structures": structures,
+                }
+                for entity_type, entity_id, op, structures in rows
+            ],
+        )
+        self.staged += len(rows)
+
+    def publish(self) -> None:
+        """Move staged entries into the change log. Call last, right before commit."""
+        if self.staged == 0:
+            return
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK_KEY})
+        source = select(*[_pending.c[name] for name in _COPIED]).order_by(_pending.c.n)
+        self.connection.execute(insert(_CHANGE_LOG).from_select(_COPIED, source))
+        self.connection.execute(delete(_pending))
+        self.staged = 0
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    entries: list[ChangeEntry]
+    next_cursor: int
+
+
+def changes_after(
+    connection: Connection,
+    cursor: int,
+    limit: int,
+    *,
+    scope: str | None = None,
+    structure: str | None = None,
+) -> ChangePage:
+    """The entries after ``cursor`` (a sequence number; 0 = from the start), oldest first.
+
+    ``next_cursor`` is the sequence of the last entry returned, or ``cursor`` when the page is
+    empty: a consumer stores it and asks again later.
+    """
+    table = _CHANGE_LOG
+    query = select(table).where(table.c.seq > cursor).order_by(table.c.seq).limit(limit)
+    if scope is not None:
+        query = query.where(table.c.scope == scope)
+    if structure is not None:
+        query = query.where(table.c.structures.like(f"%|{structure}|%"))
+    entries = [ChangeEntry.model_validate(dict(row._mapping)) for row in connection.execute(query)]
+    return ChangePage(entries, entries[-1].seq if entries and entries[-1].seq else cursor)

@@ -1,0 +1,68 @@
+"""Database engines and transactions for SQLite (embedded default) and PostgreSQL (production).
+
+SQLite runs in WAL mode with a busy timeout, so API readers never block on an import and two
+writers queue instead of failing. A write transaction on SQLite starts with ``BEGIN IMMEDIATE``
+(it takes the write lock up front, so it cannot fail half-way when upgrading a read lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from annuaire.settings import Settings
+
+__all__ = ["make_engine", "write_transaction"]
+
+
+def make_engine(settings: Settings, **kwargs: Any) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            from pathlib import Path
+
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=settings.database_echo,
+            connect_args={"timeout": settings.sqlite_busy_timeout_s},
+            **kwargs,
+        )
+        _configure_sqlite(engine, settings)
+        return engine
+    return create_engine(url, echo=settings.database_echo, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, settings: Settings) -> None:
+    busy_ms = int(settings.sqlite_busy_timeout_s * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that writes: committed on exit, rolled back on any exception."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(sqlite_immediate=True)
+        with connection.begin():
+            yield connection

@@ -1,0 +1,7 @@
+"""Import runs: diff a source snapshot against the store and apply it atomically."""
+
+from __future__ import annotations
+
+from .engine import Mode, RunReport, Scope, apply_run, hub_id, purge
+
+__all__ = ["Mode", "RunReport", "Scope", "apply_run", "hub_id", "purge"]

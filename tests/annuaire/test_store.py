@@ -1,0 +1,106 @@
+"""Store, migrations, settings and the committed schema specs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from annuaire.schema.spec import render_files
+from annuaire.settings import Settings, normalise_database_url
+from annuaire.store import make_engine
+from annuaire.store.migrate import current_revision, head_revision
+from tests.conftest import PROJECT_ROOT, Store
+
+
+def test_migrations_build_exactly_the_models(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision()
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, SQLModel.metadata)
+    assert diff == [], f"models and migrations differ; add a revision: {diff}"
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'wal.db'}"))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u:p@h:5433/db", "postgresql+psycopg://u:p@h:5433/db"),
+        ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_urls_are_normalised(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+    assert Settings(database_url=given).database_url == expected
+
+
+def test_unsupported_database_url_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL scheme in 'mysql'"):
+        Settings(database_url="mysql://root@localhost/x")
+
+
+def test_settings_come_from_env_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "aiguillage.toml"
+    config.write_text("purge_delay_days = 30\nmass_removal_threshold = 0.2\n", encoding="utf-8")
+    monkeypatch.setenv("AIGUILLAGE_CONFIG", str(config))
+    monkeypatch.setenv("AIGUILLAGE_MASS_REMOVAL_THRESHOLD", "0.05")
+    settings = Settings()
+    assert settings.purge_delay_days == 30  # from the file
+    assert settings.mass_removal_threshold == 0.05  # the environment wins over the file
+
+
+def test_committed_specs_match_the_models() -> None:
+    stale = [
+        str(relative)
+        for relative, content in render_files().items()
+        if not (PROJECT_ROOT / "specs" / relative).exists()
+        or (PROJECT_ROOT / "specs" / relative).read_text(encoding="utf-8") != content
+    ]
+    assert stale == [], f"specs/ drifted from the models, run `make spec`: {stale}"
+
+
+def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "annuaire", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"AIGUILLAGE_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def test_cli_help_lists_the_commands(tmp_path: Path) -> None:
+    result = _cli("--help", url="sqlite:///x.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("db", "import", "purge", "runs", "changes", "sample", "spec"):
+        assert command in result.stdout
+
+
+def test_cli_db_upgrade_on_an_empty_database(empty_database_url: str, tmp_path: Path) -> None:
+    head = head_revision()
+    assert head is not None
+    result = _cli("db", "upgrade", url=empty_database_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert head in result.stdout
+    again = _cli("db", "current", url=empty_database_url, cwd=tmp_path)
+    assert again.stdout.count(head) == 2
+
+
+def test_cli_refuses_to_import_into_an_unmigrated_database(tmp_path: Path) -> None:
+    result = _cli("runs", url=f"sqlite:///{tmp_path / 'empty.db'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "aiguillage db upgrade" in result.stderr

@@ -1,0 +1,284 @@
+"""The sync engine on both backends: diff/apply, idempotence, atomicity, guards, delta, purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from annuaire.errors import BadInput, Refused
+from annuaire.schema import (
+    TABLES,
+    ChangeEntry,
+    EntityKind,
+    ExternalId,
+    ImportRun,
+    Person,
+    Status,
+    StreamItem,
+)
+from annuaire.store import changes_after
+from annuaire.sync import Scope, apply_run, hub_id, purge
+from tests.annuaire import toy
+from tests.conftest import Store
+
+SCOPE = Scope("aaf", academie="077", degree="2d")
+
+
+def run(store: Store, items: Any, mode: str = "complet", **kwargs: Any):
+    return apply_run(store.engine, SCOPE, items, mode=mode, settings=store.settings, **kwargs)  # type: ignore[arg-type]
+
+
+def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every entity row, external id and change-log entry, in a comparable form."""
+    tables = [t.__table__ for t in TABLES.values()] + [ExternalId.__table__, ChangeEntry.__table__]  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        return {
+            table.name: sorted(
+                (tuple(str(v) for v in row) for row in connection.execute(select(table))),
+            )
+            for table in tables
+        }
+
+
+def person_status(store: Store, key: str) -> tuple[str, dt.datetime | None]:
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(Person.status, Person.leaving_since).where(
+                Person.id == hub_id(SCOPE.key, EntityKind.PERSON, key)
+            )
+        ).one()
+    return row.status, row.leaving_since
+
+
+def feed(store: Store, after: int = 0) -> list[ChangeEntry]:
+    with store.engine.connect() as connection:
+        return changes_after(connection, after, 100_000).entries
+
+
+def test_complet_creates_every_entity_with_provenance_and_feed(store: Store) -> None:
+    report = run(store, toy.academie(range(30)))
+    assert report.outcome == "applied"
+    created = sum(c.created for c in report.counts.values())
+    assert created == toy.entity_count(30)
+    assert report.counts[EntityKind.PERSON].created == 60
+    entries = feed(store)
+    assert len(entries) == created
+    assert {e.op for e in entries} == {"create"}
+    assert all(e.structures == f"|{toy.UAI}|" for e in entries)
+    assert [e.seq for e in entries] == sorted(e.seq for e in entries)
+    with store.engine.connect() as connection:
+        pupil = connection.execute(
+            select(Person).where(Person.id == hub_id(SCOPE.key, EntityKind.PERSON, "P7"))
+        ).one()
+        ids = connection.execute(
+            select(ExternalId.type, ExternalId.value).where(ExternalId.entity_id == pupil.id)
+        ).all()
+        run_row = connection.execute(select(ImportRun)).one()
+    assert pupil.source_file == "toy_Eleve.xml" and pupil.source_record == "P7"
+    assert pupil.import_run_id == report.run_id and len(pupil.content_hash) == 32
+    assert pupil.birth_date == dt.date(2012, 1, 8) and pupil.other_first_names == ["Deux"]
+    assert sorted(ids) == [("aaf:ENTPersonJointure", "P7"), ("ine", "0000000007X")]
+    assert run_row.outcome == "applied" and run_row.counts["person"]["created"] == 60
+
+
+def test_same_input_twice_changes_nothing(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    before = snapshot(store)
+    report = run(store, toy.academie(range(30)))
+    assert sum(c.unchanged for c in report.counts.values()) == toy.entity_count(30)
+    assert sum(c.created + c.updated + c.leaving for c in report.counts.values()) == 0
+    assert snapshot(store) == before
+
+
+def test_changed_content_is_an_update(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    cursor = feed(store)[-1].seq
+    report = run(store, toy.academie(range(30), renamed={3: "DUPONT"}))
+    assert report.counts[EntityKind.PERSON].updated == 1
+    assert sum(c.updated for c in report.counts.values()) == 1
+    entries = feed(store, cursor)
+    assert [(e.op, e.entity_id) for e in entries] == [
+        ("update", hub_id(SCOPE.key, EntityKind.PERSON, "P3"))
+    ]
+
+
+def test_complet_marks_missing_as_leaving_then_purge_deletes_after_delay(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    report = run(store, toy.academie(n for n in range(30) if n != 5))
+    assert report.counts[EntityKind.PERSON].leaving == 2  # the pupil and their guardian
+    assert report.counts[EntityKind.ROLE].leaving == 1
+    assert report.counts[EntityKind.ENROLLMENT].leaving == 1
+    assert report.counts[EntityKind.GUARDIANSHIP].leaving == 1
+    status, since = person_status(store, "P5")
+    assert status == Status.TOBEDELETED and since is not None
+    assert person_status(store, "P6")[0] == Status.ACTIVE
+    leave_ops = [e for e in feed(store) if e.op == "leave"]
+    assert len(leave_ops) == 5
+
+    # Not yet past the delay: nothing purged.
+    assert purge(store.engine, store.settings, now=since + dt.timedelta(days=89)) == {}
+    cursor = feed(store)[-1].seq
+    purged = purge(store.engine, store.settings, now=since + dt.timedelta(days=91))
+    assert purged == {"person": 2, "role": 1, "enrollment": 1, "guardianship": 1}
+    with store.engine.connect() as connection:
+        remaining = connection.execute(select(func.count()).select_from(Person)).scalar_one()
+        orphan_ids = connection.execute(
+            select(func.count())
+            .select_from(ExternalId)
+            .where(ExternalId.entity_id == hub_id(SCOPE.key, EntityKind.PERSON, "P5"))
+        ).scalar_one()
+    assert remaining == 58 and orphan_ids == 0
+    assert {e.op for e in feed(store, cursor)} == {"purge"}
+
+
+def test_returning_entity_is_restored(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(n for n in range(30) if n != 5))
+    report = run(store, toy.academie(range(30)))
+    assert report.counts[EntityKind.PERSON].returning == 2
+    assert person_status(store, "P5") == (Status.ACTIVE, None)
+    assert feed(store)[-1].op == "return"
+
+
+def test_mass_removal_is_refused_and_changes_nothing(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    before = snapshot(store)
+    with pytest.raises(Refused, match="allow-mass-removal"):
+        run(store, toy.academie(range(20)))
+    assert snapshot(store) == before
+    with store.engine.connect() as connection:
+        outcomes = (
+            connection.execute(select(ImportRun.outcome).order_by(ImportRun.started_at))
+            .scalars()
+            .all()
+        )
+    assert outcomes == ["applied", "refused"]
+    report = run(store, toy.academie(range(20)), allow_mass_removal=True)
+    assert report.counts[EntityKind.PERSON].leaving == 20
+
+
+def test_threshold_is_configurable(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    strict = store.settings.model_copy(update={"mass_removal_threshold": 0.01})
+    with pytest.raises(Refused):
+        apply_run(store.engine, SCOPE, toy.academie(range(29)), mode="complet", settings=strict)
+
+
+def failing_stream(after: int) -> Iterator[StreamItem]:
+    for i, item in enumerate(toy.academie(range(40))):
+        if i == after:
+            raise BadInput(
+                "unexpected end of file", file="toy_Eleve.xml", line=120, record_id="P20"
+            )
+        yield item
+
+
+def test_error_in_the_middle_leaves_the_store_exactly_as_before(store: Store) -> None:
+    run(store, toy.academie(range(30), renamed={1: "AVANT"}))
+    before = snapshot(store)
+    small = store.settings.model_copy(update={"batch_size": 7})  # several batches applied first
+    with pytest.raises(BadInput, match=r"toy_Eleve\.xml, line 120, record P20"):
+        apply_run(store.engine, SCOPE, failing_stream(150), mode="complet", settings=small)
+    assert snapshot(store) == before
+    with store.engine.connect() as connection:
+        failed = connection.execute(select(ImportRun).where(ImportRun.outcome == "failed")).one()
+    assert "unexpected end of file" in (failed.message or "")
+
+
+def test_dry_run_reports_and_changes_nothing(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    before = snapshot(store)
+    report = run(store, toy.academie(range(31), renamed={2: "X"}), dry_run=True)
+    assert report.outcome == "dry_run"
+    assert report.counts[EntityKind.PERSON].created == 2
+    assert report.counts[EntityKind.PERSON].updated == 1
+    assert snapshot(store) == before
+
+
+def test_delta_add_modify_delete(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    delta: list[StreamItem] = [
+        *toy.pupil(100),  # add: new pupil (its guardian G100 is absent: dangling warning)
+        *toy.pupil(3, op="modify", class_code="C9"),  # modify: changes class
+        toy.guardian(4, op="delete"),
+    ]
+    report = run(store, delta, mode="delta")
+    assert report.counts[EntityKind.PERSON].created == 1
+    assert report.counts[EntityKind.ENROLLMENT].created == 2  # pupil 100 and pupil 3's new class
+    assert report.counts[EntityKind.ENROLLMENT].leaving == 1  # pupil 3's old class, replaced
+    assert report.counts[EntityKind.PERSON].leaving == 1  # G4
+    assert person_status(store, "G4")[0] == Status.TOBEDELETED
+    assert person_status(store, "P4")[0] == Status.ACTIVE  # a delta never infers removals
+    codes = report.warning_codes
+    assert codes["dangling-reference"] >= 1  # G100 and class C9 are unknown to the store
+
+
+def test_delta_delete_cascades_to_what_the_owner_carries(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    report = run(store, [toy.pupil(7, op="delete")[0]], mode="delta")
+    assert report.counts[EntityKind.PERSON].leaving == 1
+    assert report.counts[EntityKind.ROLE].leaving == 1
+    assert report.counts[EntityKind.ENROLLMENT].leaving == 1
+    assert report.counts[EntityKind.GUARDIANSHIP].leaving == 1
+    assert person_status(store, "G7")[0] == Status.ACTIVE  # the guardian is their own record
+
+
+def test_delta_modify_unknown_is_an_add_and_delete_unknown_a_warning(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    report = run(
+        store, [*toy.pupil(200, op="modify"), toy.guardian(300, op="delete")], mode="delta"
+    )
+    assert report.counts[EntityKind.PERSON].created == 1
+    assert report.warning_codes["modify-unknown"] == 4
+    assert report.warning_codes["delete-unknown"] == 1
+    messages = [str(w) for w in report.warnings]
+    assert any("toy_Eleve.xml, line 201, record P200" in m for m in messages)
+
+
+def test_delta_modify_with_same_content_writes_nothing(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    before = snapshot(store)
+    report = run(store, toy.pupil(3, op="modify"), mode="delta")
+    assert sum(c.unchanged for c in report.counts.values()) == 4
+    assert snapshot(store) == before
+
+
+def test_partial_never_infers_removals(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    partial = toy.academie(range(10), renamed={1: "NOUVEAU"}, classes_of=range(30))
+    report = run(store, partial, mode="partial")
+    assert report.leaving == 0
+    assert report.counts[EntityKind.PERSON].updated == 1
+    assert person_status(store, "P25")[0] == Status.ACTIVE
+
+
+def test_scopes_do_not_touch_each_other(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    other = Scope("aaf", academie="078", degree="2d")
+    apply_run(store.engine, other, toy.academie(range(5)), mode="complet", settings=store.settings)
+    report = run(store, toy.academie(range(30)))
+    assert report.leaving == 0 and sum(
+        c.unchanged for c in report.counts.values()
+    ) == toy.entity_count(30)
+    assert hub_id(other.key, EntityKind.PERSON, "P1") != hub_id(SCOPE.key, EntityKind.PERSON, "P1")
+
+
+def test_feed_pages_with_a_cursor_and_filters_by_structure(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    total = len(feed(store))
+    seen: list[int] = []
+    cursor = 0
+    with store.engine.connect() as connection:
+        while True:
+            page = changes_after(connection, cursor, 17)
+            if not page.entries:
+                break
+            seen.extend(e.seq for e in page.entries if e.seq is not None)
+            cursor = page.next_cursor
+        assert changes_after(connection, 0, 1000, structure="9999999Z").entries == []
+        assert len(changes_after(connection, 0, 1000, structure=toy.UAI).entries) == total
+    assert seen == sorted(set(seen)) and len(seen) == total

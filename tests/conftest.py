@@ -1,0 +1,122 @@
+"""Shared fixtures: a migrated store on each backend, and where the third-party samples are.
+
+``store`` is parametrised by backend. SQLite always runs. PostgreSQL runs against the server
+named by ``AIGUILLAGE_TEST_PG`` (default: the local cluster on 127.0.0.1:5432): each test
+session creates a throwaway database, migrates it with Alembic and drops it at the end. When no
+server answers, PostgreSQL tests skip with the reason, except under ``CI=true`` where they fail:
+CI must exercise both backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+
+from annuaire.schema import TABLES, ChangeEntry, ExternalId, ImportRun
+from annuaire.settings import Settings
+from annuaire.store import make_engine
+from annuaire.store.migrate import upgrade
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = (PROJECT_ROOT / ".." / "shared" / "samples").resolve()
+PG_SERVER = os.environ.get("AIGUILLAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def samples_dir(*parts: str) -> Path:
+    """A folder of ../shared/samples, or a skip naming what is missing."""
+    path = SAMPLES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"third-party samples not found at {path} (they live in ../shared/samples)")
+    return path
+
+
+@dataclass
+class Store:
+    backend: str
+    engine: Engine
+    settings: Settings
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_SERVER, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@contextlib.contextmanager
+def throwaway_pg_database() -> Iterator[str]:
+    """An empty PostgreSQL database for the duration of the block, or a skip (a failure in CI)."""
+    problem = _pg_available()
+    if problem is not None:
+        message = f"PostgreSQL not reachable at {PG_SERVER}: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+        pytest.skip(message)
+    name = f"aiguillage_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_SERVER.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    with throwaway_pg_database() as url:
+        engine = make_engine(Settings(database_url=url))
+        upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it yet, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with throwaway_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+_ALL_TABLES = [t.__table__.name for t in (*TABLES.values(), ExternalId, ImportRun, ChangeEntry)]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        path = tmp_path / "store.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    settings = Settings(database_url=url, environment="test")
+    engine = make_engine(settings)
+    if request.param == "postgres":
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(_ALL_TABLES)} RESTART IDENTITY"))
+    yield Store(request.param, engine, settings)
+    engine.dispose()
