@@ -32,7 +32,6 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -134,30 +133,28 @@ class SourceWarning:
 StreamItem = NeutralRecord | SourceWarning
 
 
-def _canonical(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     if isinstance(value, Ref):
         return [value.kind.value, value.key]
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [_canonical(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot hash a {type(value).__name__} in a neutral record")
 
 
 def content_hash(record: NeutralRecord) -> str:
     """A stable digest of what the record says (not of where it was read)."""
     payload = json.dumps(
         [
-            _canonical(record.data),
-            _canonical(record.refs),
+            record.data,
+            record.refs,
             sorted(record.external_ids),
             sorted(record.structures),
             record.owner_key,
         ],
+        sort_keys=True,
+        default=_json_default,
         separators=(",", ":"),
         ensure_ascii=False,
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, delete, insert, select, text
 
 from annuaire.schema import ChangeEntry
+from annuaire.store.bulk import bulk_insert
 
 __all__ = ["ChangePage", "ChangeRecorder", "changes_after", "structures_text"]
 
@@ -60,8 +61,9 @@ class ChangeRecorder:
         """Stage (entity_type, entity_id, op, structures) rows."""
         if not rows:
             return
-        self.connection.execute(
-            insert(_pending),
+        bulk_insert(
+            self.connection,
+            _pending,
             [
                 {
                     "entity_type": entity_type,

@@ -28,6 +28,7 @@ Idempotence
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import operator
 import time
@@ -70,6 +71,7 @@ from annuaire.schema import (
     content_hash,
 )
 from annuaire.settings import Settings
+from annuaire.store.bulk import bulk_insert
 from annuaire.store.changes import ChangeRecorder, structures_text
 from annuaire.store.engine import write_transaction
 
@@ -81,6 +83,7 @@ _ID_NAMESPACE = uuid.UUID("0b6f3c5e-6a7d-4e0e-9f43-61a1b2c3d4e5")
 _IN_CHUNK = 900  # keys per IN (...) list: well under every backend's parameter limit
 
 
+@functools.lru_cache(maxsize=1 << 16)  # references repeat: a structure, a pupil's own id...
 def hub_id(scope: str, kind: EntityKind, key: str) -> uuid.UUID:
     """The stable hub id of (scope, kind, key): the same on every run, on every backend."""
     return uuid.uuid5(_ID_NAMESPACE, f"{scope}\x1f{kind.value}\x1f{key}")
@@ -461,8 +464,7 @@ class _Applier:
                 counts.returning += 1
             else:
                 counts.updated += 1
-        if inserts:
-            self.connection.execute(insert(table), inserts)
+        bulk_insert(self.connection, table, inserts)
         if updates:
             self._update_by_id(table, updates)
         if returning:
@@ -511,8 +513,7 @@ class _Applier:
             for entity_id, ids in entries
             for id_type, value in dict.fromkeys(ids)
         ]
-        if rows:
-            self.connection.execute(insert(table), rows)
+        bulk_insert(self.connection, table, rows)
 
     # -- removals ----------------------------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Bulk inserts that keep up with a streaming import.
+
+SQLAlchemy's executemany path builds and processes a parameter dictionary per row; for the
+hundreds of thousands of rows of an académie that overhead dominates the import. Here the
+statement and the per-column bind processors (the same ones SQLAlchemy would apply: UUIDs,
+JSON, timezone-aware datetimes) are prepared once per table and column set, then rows go to the
+driver as plain tuples: ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL.
+Everything runs on the caller's connection, inside its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+
+__all__ = ["bulk_insert"]
+
+_Processor = Callable[[Any], Any] | None
+_plans: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], list[_Processor]]] = {}
+
+
+def _plan(
+    connection: Connection, table: Table, columns: tuple[str, ...]
+) -> tuple[str, list[_Processor]]:
+    dialect = connection.dialect
+    key = (dialect.name, table.name, columns)
+    plan = _plans.get(key)
+    if plan is None:
+        if dialect.name == "postgresql":
+            quoted = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
+            sql = f"COPY {dialect.identifier_preparer.quote(table.name)} ({quoted}) FROM STDIN"
+        else:
+            compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+            columns = tuple(compiled.positiontup or ())
+            sql = str(compiled)
+        processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+        plan = _plans[key] = (sql, columns, processors)
+    return plan
+
+
+def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in one driver call."""
+    if not rows:
+        return
+    sql, columns, processors = _plan(connection, table, tuple(rows[0]))
+    pairs = list(zip(columns, processors, strict=True))
+    tuples = [
+        tuple(process(row[name]) if process else row[name] for name, process in pairs)
+        for row in rows
+    ]
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(sql) as copy:
+            for values in tuples:
+                copy.write_row(values)
+    else:
+        connection.exec_driver_sql(sql, tuples)  # type: ignore[arg-type]
