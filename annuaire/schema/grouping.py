@@ -35,7 +35,7 @@ class SchoolClass(SchoolClassBase, Tracked, table=True):
 
 
 class SchoolClassPublic(SchoolClassBase, TrackedPublic):
-    pass
+    """A class (division) of a structure, with its level codes."""
 
 
 class GroupBase(SQLModel):
@@ -53,4 +53,4 @@ class Group(GroupBase, Tracked, table=True):
 
 
 class GroupPublic(GroupBase, TrackedPublic):
-    pass
+    """A group of a structure, and the classes its pupils come from."""

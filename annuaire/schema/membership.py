@@ -54,7 +54,8 @@ class Role(RoleBase, Tracked, table=True):
 
 
 class RolePublic(RoleBase, TrackedPublic):
-    pass
+    """What a person is in a structure: pupil, teacher, staff, head, director (with the
+    function and discipline codes of the source)."""
 
 
 class EnrollmentRole(enum.StrEnum):
@@ -80,7 +81,8 @@ class Enrollment(EnrollmentBase, Tracked, table=True):
 
 
 class EnrollmentPublic(EnrollmentBase, TrackedPublic):
-    pass
+    """A person in a class or a group: as a pupil, as a teacher of a subject, or as head
+    teacher."""
 
 
 class Relation(enum.StrEnum):
@@ -115,4 +117,5 @@ class Guardianship(GuardianshipBase, Tracked, table=True):
 
 
 class GuardianshipPublic(GuardianshipBase, TrackedPublic):
-    pass
+    """A guardian's link to a pupil, with the relation and the legal, financial, contact and
+    payment flags."""

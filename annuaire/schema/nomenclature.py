@@ -22,7 +22,7 @@ class Subject(SubjectBase, Tracked, table=True):
 
 
 class SubjectPublic(SubjectBase, TrackedPublic):
-    pass
+    """A subject of the national nomenclature (MatiereEducNat)."""
 
 
 class LevelBase(SQLModel):
@@ -39,4 +39,4 @@ class Level(LevelBase, Tracked, table=True):
 
 
 class LevelPublic(LevelBase, TrackedPublic):
-    pass
+    """A level: MEF (2D) or 1D level or cycle."""

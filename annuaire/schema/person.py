@@ -37,6 +37,8 @@ class Person(PersonBase, Tracked, table=True):
 
 
 class ExternalIdPublic(SQLModel):
+    """An identifier of the entity in another system, typed by that system."""
+
     type: str = Field(
         max_length=64,
         description="Typed id: `aaf:ENTPersonJointure`, `ine`, `educonnect:FrEduCtId`...",
@@ -58,4 +60,6 @@ class ExternalId(ExternalIdPublic, table=True):
 
 
 class PersonPublic(PersonBase, TrackedPublic):
+    """A natural person: pupil, guardian or staff member. Roles say which, and where."""
+
     external_ids: list[ExternalIdPublic] = Field(default_factory=list)

@@ -61,6 +61,8 @@ class ImportRun(ImportRunBase, table=True):
 
 
 class ImportRunPublic(ImportRunBase):
+    """One import run: its scope, files, outcome, counts per entity kind and warnings."""
+
     id: uuid.UUID
 
 
@@ -101,6 +103,8 @@ class ChangeEntry(ChangeEntryBase, table=True):
 
 
 class ChangeEntryPublic(SQLModel):
+    """One entry of the change feed: which entity changed, how, when, where."""
+
     seq: int
     entity_type: str
     entity_id: uuid.UUID

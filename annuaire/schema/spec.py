@@ -70,7 +70,7 @@ def _model_section(name: str, model: type[BaseModel], schema: dict[str, Any]) ->
     lines = [f"## {name}", ""]
     doc = (model.__doc__ or "").strip()
     if doc and "Usage docs" not in doc:
-        lines += [doc.splitlines()[0], ""]
+        lines += [" ".join(doc.split()), ""]
     lines += ["| field | type | required | description |", "|---|---|---|---|"]
     required = set(schema.get("required", []))
     for field, prop in schema["properties"].items():

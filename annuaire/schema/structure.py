@@ -60,4 +60,6 @@ class Structure(StructureBase, Tracked, table=True):
 
 
 class StructurePublic(StructureBase, TrackedPublic):
+    """A school, an establishment or a service, identified by its UAI when it has one."""
+
     external_ids: list[ExternalIdPublic] = Field(default_factory=list)
