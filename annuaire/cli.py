@@ -180,3 +180,58 @@ def spec_write(
         errors.print(f"specs out of date (run `make spec`): {', '.join(stale)}")
         raise typer.Exit(1)
     console.print(f"{len(stale)} file(s) {'stale' if check else 'written'} under {out}")
+
+
+sample_app = typer.Typer(help="Synthetic académies for demos, tests and editors' sandboxes.")
+app.add_typer(sample_app, name="sample", no_args_is_help=True)
+
+
+@sample_app.command("academie")
+def sample_academie(
+    out: Annotated[Path, typer.Option(help="Folder to write the AAF files into (must hold none).")],
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 1,
+    pupils: Annotated[
+        int, typer.Option(min=1, help="Pupils in all (ignored with --delta-from).")
+    ] = 2000,
+    degree: Annotated[str, typer.Option(help="1d, 2d or both.")] = "2d",
+    delta_from: Annotated[
+        Path | None, typer.Option(help="Write a delta against this earlier generated set.")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share changed by a delta.")] = 0.01,
+    also_complet: Annotated[
+        Path | None, typer.Option(help="With --delta-from: also write the new state as a complet.")
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Records per file.")] = 5000,
+) -> None:
+    """Write a realistic AAF complet set (or a delta against an earlier one)."""
+    from connectors.sample import generate_academie, generate_delta
+
+    if degree not in ("1d", "2d", "both"):
+        raise typer.BadParameter("expected 1d, 2d or both", param_hint="--degree")
+    try:
+        if delta_from is not None:
+            summary = generate_delta(
+                delta_from, out, seed=seed, rate=rate, also_complet=also_complet
+            )
+        else:
+            summary = generate_academie(
+                out,
+                pupils=pupils,
+                seed=seed,
+                degree=degree,
+                chunk_size=chunk_size,  # type: ignore[arg-type]
+            )
+    except (FileExistsError, ValueError) as exc:
+        errors.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    counts = ", ".join(f"{n} {k}" for k, n in summary.counts.items())
+    console.print(f"{summary.kind}: {len(summary.files)} files in {out} ({counts})")
+    if delta_from is not None:
+        for label, figures in (
+            ("adds", summary.adds),
+            ("modifies", summary.modifies),
+            ("deletes", summary.deletes),
+        ):
+            console.print(f"  {label}: " + ", ".join(f"{n} {k}" for k, n in figures.items() if n))

@@ -430,12 +430,6 @@ class _Applier:
                 changes.append((kind.value, row["id"], ChangeOp.CREATE.value, row["structures"]))
                 counts.created += 1
                 continue
-            if record.op == "add" and self.report.mode == "delta":
-                self.warn(
-                    "add-existing",
-                    f"add of existing {kind.value} {record.key!r} applied as a modify",
-                    record,
-                )
             was_leaving = current.status != Status.ACTIVE.value
             if current.content_hash == digest:
                 if not was_leaving:
@@ -454,6 +448,13 @@ class _Applier:
                 )
                 counts.returning += 1
                 continue
+            if record.op == "add" and self.report.mode == "delta" and not was_leaving:
+                # Deltas re-send nomenclatures and structures in full; only a changed one is news.
+                self.warn(
+                    "add-existing",
+                    f"add of existing {kind.value} {record.key!r} changes it (applied as a modify)",
+                    record,
+                )
             row = self._row(record, digest, run_id)
             row["b_id"] = row.pop("id")
             updates.append(row)
