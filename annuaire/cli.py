@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
-from annuaire.schema import ImportRun
+from annuaire.schema import ImportRun, SourceWarning
 from annuaire.settings import get_settings
 from annuaire.store import changes_after, make_engine
 from annuaire.store import migrate as migrations
@@ -218,8 +218,8 @@ def sample_academie(
                 out,
                 pupils=pupils,
                 seed=seed,
-                degree=degree,
-                chunk_size=chunk_size,  # type: ignore[arg-type]
+                degree=degree,  # type: ignore[arg-type]  # checked above
+                chunk_size=chunk_size,
             )
     except (FileExistsError, ValueError) as exc:
         errors.print(f"[bold red]error:[/] {exc}")
@@ -235,3 +235,179 @@ def sample_academie(
             ("deletes", summary.deletes),
         ):
             console.print(f"  {label}: " + ", ".join(f"{n} {k}" for k, n in figures.items() if n))
+
+
+import_app = typer.Typer(help="Import a source into the store (one run per export).")
+app.add_typer(import_app, name="import", no_args_is_help=True)
+
+
+@import_app.command("aaf")
+def import_aaf(
+    paths: Annotated[list[Path], typer.Argument(help="Folders, XML files, .zip or .tgz.")],
+    academie: Annotated[
+        str | None, typer.Option(help="Académie code of the scope (default: from the files).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Compute and print everything, apply nothing.")
+    ] = False,
+    partial: Annotated[
+        bool, typer.Option(help="Import an incomplete complet: no removal is inferred.")
+    ] = False,
+    allow_mass_removal: Annotated[
+        bool, typer.Option(help="Apply a run that makes more than the threshold leave.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the run reports as JSON here.")] = None,
+) -> None:
+    """Import AAF exports (complet and delta, 1D and 2D). Exit 0 applied, 1 refused, 2 bad input."""
+    from annuaire.importing import ExportRun
+    from annuaire.importing import import_aaf as run_import
+
+    for path in paths:
+        if not path.exists():
+            errors.print(f"[bold red]bad input:[/] {path} does not exist")
+            raise typer.Exit(EXIT_BAD_INPUT)
+    progress = _ImportProgress()
+    runs: list[ExportRun] = []
+    failure: AiguillageError | None = None
+    try:
+        engine = open_store()
+        with progress.live:
+            runs = run_import(
+                engine,
+                get_settings(),
+                paths,
+                academie=academie,
+                partial=partial,
+                dry_run=dry_run,
+                allow_mass_removal=allow_mass_removal,
+                on_export=progress.export,
+                on_item=progress.item,
+                collect=runs,
+            )
+            progress.finish()
+    except AiguillageError as exc:
+        failure = exc
+    for run in runs:
+        _print_run(run)
+    if report is not None:
+        report.write_text(
+            json.dumps([_run_json(run) for run in runs], indent=2, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+    if failure is not None:
+        raise fail(failure)
+
+
+class _ImportProgress:
+    """One progress line per file: records read from it so far."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.live = Progress(
+            SpinnerColumn(finished_text="✓"),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:>9,} records"),
+            TimeElapsedColumn(),
+            console=errors,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.current: Any = None
+
+    def export(self, export: Any, scope: Any, mode: str) -> None:
+        self.finish()
+        self.tasks = {}
+        self.live.console.print(
+            f"[bold]{export.prefix}[/] {export.mode} {export.date or ''} -> scope {scope.key} "
+            f"({mode}, {len(export.files)} files)"
+        )
+
+    def item(self, item: Any) -> None:
+        provenance = getattr(item, "provenance", None)
+        if provenance is None or isinstance(item, SourceWarning):
+            return
+        task = self.tasks.get(provenance.file)
+        if task is None:
+            self.finish()
+            task = self.tasks[provenance.file] = self.live.add_task(
+                Path(provenance.file).name, total=None
+            )
+        self.current = task
+        self.live.advance(task)
+
+    def finish(self) -> None:
+        for task in self.live.tasks:
+            if not task.finished:
+                self.live.update(task.id, total=task.completed)
+
+
+def _print_run(run: Any) -> None:
+    report = run.report
+    title = f"{run.export.prefix} {run.export.mode} -> {run.scope.key} ({run.mode})"
+    if report is None:
+        console.print(f"{title}: not applied")
+        return
+    table = Table(title=f"{title}: {report.outcome}", title_justify="left")
+    for column in ("entity", "created", "updated", "unchanged", "leaving", "returning"):
+        table.add_column(column, justify="left" if column == "entity" else "right")
+    for kind, counts in report.counts_dict().items():
+        table.add_row(
+            kind,
+            *(
+                f"{counts[c]:,}"
+                for c in ("created", "updated", "unchanged", "leaving", "returning")
+            ),
+        )
+    console.print(table)
+    requests = run.stats.requests
+    by_category: dict[str, list[str]] = {}
+    for (category, op), count in sorted(requests.items()):
+        by_category.setdefault(category, []).append(f"{count:,} {op}")
+    for category, parts in by_category.items():
+        console.print(f"  {category}: {', '.join(parts)}")
+    if report.warning_count:
+        codes = ", ".join(f"{n} {code}" for code, n in sorted(report.warning_codes.items()))
+        console.print(f"  warnings: {report.warning_count} ({codes}); first ones:")
+        for warning in report.warnings[:5]:
+            console.print(f"    {warning}", highlight=False, soft_wrap=True)
+    if run.stats.unknown_attributes:
+        unknown = ", ".join(f"{n}×{name}" for name, n in run.stats.unknown_attributes.items())
+        console.print(f"  unknown attributes kept: {unknown}")
+    for note in run.notes:
+        console.print(f"  note: {note}")
+    console.print(f"  {report.duration_s:.1f} s")
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    report = run.report
+    return {
+        "export": {
+            "prefix": run.export.prefix,
+            "mode": run.export.mode,
+            "date": run.export.date,
+            "degree": run.export.degree,
+            "version_af": run.export.version_af,
+            "files": [f.path for f in run.export.files],
+            "gaps": run.export.gaps,
+            "missing_categories": run.export.missing_categories,
+        },
+        "scope": run.scope.key,
+        "mode": run.mode,
+        "run_id": str(report.run_id) if report else None,
+        "outcome": report.outcome.value if report else "not applied",
+        "message": report.message if report else None,
+        "duration_s": round(report.duration_s, 3) if report else None,
+        "counts": report.counts_dict() if report else {},
+        "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},
+        "unknown_attributes": dict(run.stats.unknown_attributes),
+        "warning_count": report.warning_count if report else 0,
+        "warnings": [
+            {
+                "code": w.code,
+                "message": w.message,
+                "where": w.provenance.where() if w.provenance else None,
+            }
+            for w in (report.warnings if report else [])
+        ],
+        "notes": run.notes,
+    }

@@ -29,7 +29,7 @@ def utcnow() -> dt.datetime:
 
 class Tracked(SQLModel):
     id: uuid.UUID = Field(primary_key=True)
-    scope: str = Field(max_length=64, index=True)
+    scope: str = Field(max_length=64)
     source_key: str = Field(max_length=255)
     owner_key: str = Field(max_length=255)
     source: str = Field(max_length=32)
@@ -37,7 +37,7 @@ class Tracked(SQLModel):
     content_hash: str = Field(max_length=32)
     source_file: str | None = Field(default=None, max_length=255)
     source_record: str | None = Field(default=None, max_length=255)
-    status: str = Field(default=Status.ACTIVE.value, max_length=16, index=True)
+    status: str = Field(default=Status.ACTIVE.value, max_length=16)
     leaving_since: dt.datetime | None = Field(default=None)
     created_at: dt.datetime = Field(default_factory=utcnow)
     modified_at: dt.datetime = Field(default_factory=utcnow, index=True)

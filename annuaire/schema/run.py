@@ -33,7 +33,9 @@ class RunOutcome(enum.StrEnum):
 class ImportRunBase(SQLModel):
     scope: str = Field(max_length=64, index=True, description="`source:académie-or-UAI:degree`.")
     source: str = Field(max_length=32)
-    academie: str | None = Field(default=None, max_length=8)
+    academie: str | None = Field(
+        default=None, max_length=32, description="Académie code (or the export's name)."
+    )
     uai: str | None = Field(default=None, max_length=8)
     degree: str | None = Field(default=None, max_length=2)
     mode: str = Field(max_length=8, description="`complet` or `delta`.")

@@ -18,12 +18,12 @@ from sqlalchemy import Connection, Table, insert
 __all__ = ["bulk_insert"]
 
 _Processor = Callable[[Any], Any] | None
-_plans: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], list[_Processor]]] = {}
+_Plan = tuple[str, tuple[str, ...], list[_Processor]]
+_plans: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
 
 
-def _plan(
-    connection: Connection, table: Table, columns: tuple[str, ...]
-) -> tuple[str, list[_Processor]]:
+def _plan(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Plan:
+    """The statement, the column order it expects, and a bind processor per column."""
     dialect = connection.dialect
     key = (dialect.name, table.name, columns)
     plan = _plans.get(key)
@@ -35,7 +35,9 @@ def _plan(
             compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
             columns = tuple(compiled.positiontup or ())
             sql = str(compiled)
-        processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+        processors: list[_Processor] = [
+            table.c[name].type._cached_bind_processor(dialect) for name in columns
+        ]
         plan = _plans[key] = (sql, columns, processors)
     return plan
 
@@ -56,4 +58,4 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
             for values in tuples:
                 copy.write_row(values)
     else:
-        connection.exec_driver_sql(sql, tuples)  # type: ignore[arg-type]
+        connection.exec_driver_sql(sql, tuples)

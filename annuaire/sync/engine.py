@@ -157,9 +157,13 @@ def apply_run(
     allow_mass_removal: bool = False,
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    report: RunReport | None = None,
 ) -> RunReport:
-    """Apply one run and return its report; ``Refused`` or ``BadInput`` leave nothing applied."""
-    report = RunReport(uuid.uuid4(), scope, mode, list(files))
+    """Apply one run and return its report; ``Refused`` or ``BadInput`` leave nothing applied.
+
+    Pass ``report`` to keep what was counted when the run is refused or fails.
+    """
+    report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     try:
@@ -175,6 +179,9 @@ def apply_run(
                 raise _DryRun
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:  # keep the planner's statistics current
+                connection.exec_driver_sql("PRAGMA optimize")
     except _DryRun:
         pass
     except Refused as exc:

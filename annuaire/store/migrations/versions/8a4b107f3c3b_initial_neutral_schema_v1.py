@@ -1,8 +1,8 @@
 """Initial neutral schema v1: entities, external ids, import runs, change log.
 
-Revision ID: 6e44e253fd6d
+Revision ID: 8a4b107f3c3b
 Revises:
-Create Date: 2026-11-28 20:33:23.054437
+Create Date: 2026-11-28 20:55:48.661385
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "6e44e253fd6d"
+revision: str = "8a4b107f3c3b"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -71,9 +71,7 @@ def upgrade() -> None:
             batch_op.f("ix_enrollment_modified_at"), ["modified_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_enrollment_person_id"), ["person_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_enrollment_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_enrollment_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_enrollment_status"), ["status"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_enrollment_structure_id"), ["structure_id"], unique=False
         )
@@ -128,15 +126,13 @@ def upgrade() -> None:
             batch_op.f("ix_guardianship_modified_at"), ["modified_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_guardianship_pupil_id"), ["pupil_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_guardianship_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_guardianship_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_guardianship_status"), ["status"], unique=False)
 
     op.create_table(
         "import_run",
         sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("academie", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
+        sa.Column("academie", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("uai", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("degree", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True),
         sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
@@ -182,9 +178,7 @@ def upgrade() -> None:
     with op.batch_alter_table("level", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_level_code"), ["code"], unique=False)
         batch_op.create_index(batch_op.f("ix_level_modified_at"), ["modified_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_level_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_level_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_level_status"), ["status"], unique=False)
 
     op.create_table(
         "person",
@@ -221,9 +215,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("person", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_person_modified_at"), ["modified_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_person_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_person_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_person_status"), ["status"], unique=False)
 
     op.create_table(
         "pupil_group",
@@ -252,9 +244,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_pupil_group_modified_at"), ["modified_at"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_pupil_group_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_pupil_group_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_pupil_group_status"), ["status"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_pupil_group_structure_id"), ["structure_id"], unique=False
         )
@@ -290,9 +280,7 @@ def upgrade() -> None:
     with op.batch_alter_table("role", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_role_modified_at"), ["modified_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_role_person_id"), ["person_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_role_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_role_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_role_status"), ["status"], unique=False)
         batch_op.create_index(batch_op.f("ix_role_structure_id"), ["structure_id"], unique=False)
 
     op.create_table(
@@ -322,9 +310,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_school_class_modified_at"), ["modified_at"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_school_class_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_school_class_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_school_class_status"), ["status"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_school_class_structure_id"), ["structure_id"], unique=False
         )
@@ -367,9 +353,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("structure", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_structure_modified_at"), ["modified_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_structure_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_structure_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_structure_status"), ["status"], unique=False)
         batch_op.create_index(batch_op.f("ix_structure_uai"), ["uai"], unique=False)
 
     op.create_table(
@@ -397,64 +381,48 @@ def upgrade() -> None:
     with op.batch_alter_table("subject", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_subject_code"), ["code"], unique=False)
         batch_op.create_index(batch_op.f("ix_subject_modified_at"), ["modified_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_subject_scope"), ["scope"], unique=False)
         batch_op.create_index("ix_subject_scope_owner", ["scope", "owner_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_subject_status"), ["status"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("subject", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_subject_status"))
         batch_op.drop_index("ix_subject_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_subject_scope"))
         batch_op.drop_index(batch_op.f("ix_subject_modified_at"))
         batch_op.drop_index(batch_op.f("ix_subject_code"))
 
     op.drop_table("subject")
     with op.batch_alter_table("structure", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_structure_uai"))
-        batch_op.drop_index(batch_op.f("ix_structure_status"))
         batch_op.drop_index("ix_structure_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_structure_scope"))
         batch_op.drop_index(batch_op.f("ix_structure_modified_at"))
 
     op.drop_table("structure")
     with op.batch_alter_table("school_class", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_school_class_structure_id"))
-        batch_op.drop_index(batch_op.f("ix_school_class_status"))
         batch_op.drop_index("ix_school_class_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_school_class_scope"))
         batch_op.drop_index(batch_op.f("ix_school_class_modified_at"))
 
     op.drop_table("school_class")
     with op.batch_alter_table("role", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_role_structure_id"))
-        batch_op.drop_index(batch_op.f("ix_role_status"))
         batch_op.drop_index("ix_role_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_role_scope"))
         batch_op.drop_index(batch_op.f("ix_role_person_id"))
         batch_op.drop_index(batch_op.f("ix_role_modified_at"))
 
     op.drop_table("role")
     with op.batch_alter_table("pupil_group", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pupil_group_structure_id"))
-        batch_op.drop_index(batch_op.f("ix_pupil_group_status"))
         batch_op.drop_index("ix_pupil_group_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_pupil_group_scope"))
         batch_op.drop_index(batch_op.f("ix_pupil_group_modified_at"))
 
     op.drop_table("pupil_group")
     with op.batch_alter_table("person", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_person_status"))
         batch_op.drop_index("ix_person_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_person_scope"))
         batch_op.drop_index(batch_op.f("ix_person_modified_at"))
 
     op.drop_table("person")
     with op.batch_alter_table("level", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_level_status"))
         batch_op.drop_index("ix_level_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_level_scope"))
         batch_op.drop_index(batch_op.f("ix_level_modified_at"))
         batch_op.drop_index(batch_op.f("ix_level_code"))
 
@@ -464,9 +432,7 @@ def downgrade() -> None:
 
     op.drop_table("import_run")
     with op.batch_alter_table("guardianship", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_guardianship_status"))
         batch_op.drop_index("ix_guardianship_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_guardianship_scope"))
         batch_op.drop_index(batch_op.f("ix_guardianship_pupil_id"))
         batch_op.drop_index(batch_op.f("ix_guardianship_modified_at"))
         batch_op.drop_index(batch_op.f("ix_guardianship_guardian_id"))
@@ -479,9 +445,7 @@ def downgrade() -> None:
     op.drop_table("external_id")
     with op.batch_alter_table("enrollment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_enrollment_structure_id"))
-        batch_op.drop_index(batch_op.f("ix_enrollment_status"))
         batch_op.drop_index("ix_enrollment_scope_owner")
-        batch_op.drop_index(batch_op.f("ix_enrollment_scope"))
         batch_op.drop_index(batch_op.f("ix_enrollment_person_id"))
         batch_op.drop_index(batch_op.f("ix_enrollment_modified_at"))
         batch_op.drop_index(batch_op.f("ix_enrollment_group_id"))

@@ -1,0 +1,198 @@
+"""AAF import benchmark: ratios against a parse-only baseline measured in the same run.
+
+    python bench/aaf_import.py [--pupils 100000] [--small 20000] [--workdir bench/out]
+
+On a generated 2D académie (seeded, with its guardians and staff) it measures, each step in a
+fresh process so that peak RSS belongs to that step alone:
+
+  (a) parse only: lxml iterparse of the same files, touching every value;
+  (b) the full import into a new SQLite store (reader + sync engine + commit);
+  (c) re-import of the unchanged set;
+  (d) a 1 % delta;
+  (e) peak RSS of the full import at ``--small`` and ``--pupils`` pupils.
+
+Targets (issue #3): b/a <= 3, c <= 0.5 b, d <= 0.05 b, peak RSS <= 400 MB growing < 20 %
+between the two sizes. Figures are printed, never asserted: wall-clock time depends on the
+machine, ratios measured in one run much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LARGEST_ACADEMIE_RECORDS = 2_800_000  # AAF person records of the largest académie, about
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def step_parse(folder: Path) -> dict[str, Any]:
+    from lxml import etree
+
+    started = time.perf_counter()
+    values = chars = 0
+    for path in sorted(folder.glob("*.xml")):
+        with path.open("rb") as stream:
+            for _, element in etree.iterparse(
+                stream,
+                events=("end",),
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=False,
+            ):
+                tag = element.tag
+                if tag == "value":
+                    values += 1
+                    chars += len(element.text or "")
+                elif tag in ("addRequest", "modifyRequest", "deleteRequest"):
+                    element.clear()
+                    while element.getprevious() is not None:
+                        del element.getparent()[0]
+    return {"seconds": time.perf_counter() - started, "values": values, "chars": chars}
+
+
+def step_import(folder: Path, database: Path) -> dict[str, Any]:
+    from annuaire.importing import import_aaf
+    from annuaire.settings import Settings
+    from annuaire.store import make_engine
+    from annuaire.store.migrate import current_revision, upgrade
+
+    settings = Settings(database_url=f"sqlite:///{database}")
+    engine = make_engine(settings)
+    if current_revision(engine) is None:
+        upgrade(engine)
+    started = time.perf_counter()
+    runs = import_aaf(engine, settings, [folder])
+    seconds = time.perf_counter() - started
+    counts: dict[str, int] = {}
+    for run in runs:
+        assert run.report is not None
+        for figures in run.report.counts_dict().values():
+            for name, value in figures.items():
+                counts[name] = counts.get(name, 0) + value
+    requests = sum(sum(run.stats.requests.values()) for run in runs)
+    return {"seconds": seconds, "counts": counts, "aaf_requests": requests}
+
+
+def _in_child(*args: str) -> dict[str, Any]:
+    """Run one step in a fresh interpreter; return its figures and peak RSS."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--step", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _generate(workdir: Path, pupils: int) -> tuple[Path, Path]:
+    from connectors.sample import generate_academie, generate_delta
+
+    complet, delta = workdir / f"complet-{pupils}", workdir / f"delta-{pupils}"
+    if not (complet / ".sample-manifest.json").exists():
+        print(f"generating {pupils:,} pupils into {complet} ...", flush=True)
+        generate_academie(complet, pupils=pupils, seed=2026, degree="2d")
+    if not (delta / ".sample-manifest.json").exists():
+        generate_delta(complet, delta, seed=2027, rate=0.01)
+    return complet, delta
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pupils", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.step:
+        name, *rest = args.step
+        figures = (
+            step_parse(Path(rest[0]))
+            if name == "parse"
+            else step_import(Path(rest[0]), Path(rest[1]))
+        )
+        figures["peak_rss_mb"] = _peak_rss_mb()
+        print(json.dumps(figures))
+        return
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    small_complet, _ = _generate(args.workdir, args.small)
+    complet, delta = _generate(args.workdir, args.pupils)
+    database = args.workdir / f"bench-{args.pupils}.db"
+    small_database = args.workdir / f"bench-{args.small}.db"
+    for path in (database, small_database):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    print("measuring (each step in its own process) ...", flush=True)
+    a = _in_child("parse", str(complet))
+    b = _in_child("import", str(complet), str(database))
+    c = _in_child("import", str(complet), str(database))
+    d = _in_child("import", str(delta), str(database))
+    small = _in_child("import", str(small_complet), str(small_database))
+
+    records = b["aaf_requests"]
+    entities = b["counts"].get("created", 0)
+    growth = b["peak_rss_mb"] / small["peak_rss_mb"] - 1
+    rows = [
+        ("(a) parse only", a["seconds"], f"{a['values']:,} values", a["peak_rss_mb"]),
+        (
+            "(b) full import",
+            b["seconds"],
+            f"{records:,} AAF records -> {entities:,} entities",
+            b["peak_rss_mb"],
+        ),
+        (
+            "(c) re-import, unchanged",
+            c["seconds"],
+            f"{c['counts'].get('unchanged', 0):,} unchanged, "
+            f"{c['counts'].get('created', 0)} created",
+            c["peak_rss_mb"],
+        ),
+        ("(d) 1 % delta", d["seconds"], f"{d['aaf_requests']:,} AAF requests", d["peak_rss_mb"]),
+        (
+            f"(e) full import, {args.small:,} pupils",
+            small["seconds"],
+            f"{small['aaf_requests']:,} AAF records",
+            small["peak_rss_mb"],
+        ),
+    ]
+    print(f"\nAAF import benchmark, {args.pupils:,} pupils (2D, seed 2026), SQLite")
+    print(f"{'step':34} {'seconds':>9} {'peak RSS MB':>12}  detail")
+    for label, seconds, detail, rss in rows:
+        print(f"{label:34} {seconds:9.2f} {rss:12.0f}  {detail}")
+    ratios = [
+        ("b / a   (target <= 3)", b["seconds"] / a["seconds"]),
+        ("c / b   (target <= 0.5)", c["seconds"] / b["seconds"]),
+        ("d / b   (target <= 0.05)", d["seconds"] / b["seconds"]),
+        (f"RSS growth {args.small:,} -> {args.pupils:,} (target < 20 %)", growth),
+    ]
+    print()
+    for label, value in ratios:
+        print(f"{label:48} {value:8.3f}")
+    scale = LARGEST_ACADEMIE_RECORDS / records
+    print(
+        f"\nthroughput: {records / b['seconds']:,.0f} AAF records/s, "
+        f"{entities / b['seconds']:,.0f} entities/s; projection for "
+        f"{LARGEST_ACADEMIE_RECORDS:,} AAF records: full import {b['seconds'] * scale / 60:.1f} "
+        f"min, re-import {c['seconds'] * scale / 60:.1f} min, 1 % delta "
+        f"{d['seconds'] * scale / 60:.1f} min"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""What the mapping of one export remembers between records, files and categories.
+
+Only compact things are kept: the structure join key -> UAI table (a few thousand entries per
+académie), the keys of classes and levels already emitted, and the guardianship links waiting
+for the ``PersRelEleve`` pass (one small tuple per link, about 200 bytes).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from annuaire.schema import (
+    EntityKind,
+    NeutralRecord,
+    Provenance,
+    RecordOp,
+    Ref,
+    SourceWarning,
+    StreamItem,
+)
+
+from ._files import AafExport
+from ._values import BadValue, version_number
+from ._xml import RawRecord
+
+__all__ = ["Context", "Output", "PendingGuardianship", "ReadStats", "one"]
+
+Output = list[StreamItem]
+
+
+def one(attrs: dict[str, list[str]], name: str) -> str | None:
+    """The first value of a single-valued attribute, None when absent or empty."""
+    values = attrs.get(name)
+    return values[0] if values else None
+
+
+@dataclass
+class ReadStats:
+    """What a read saw: requests per (category, op), unknown attributes, warnings per code."""
+
+    files: int = 0
+    #: ``(category, "add"|"modify"|"delete") -> requests``, category as the file-name token.
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Neutral records emitted (all kinds).
+    records: int = 0
+    #: Occurrences of attributes outside the AAF vocabulary, by name.
+    unknown_attributes: Counter[str] = field(default_factory=Counter)
+    #: Warnings per code (``bad-value``, ``dangling-reference``...).
+    warnings: Counter[str] = field(default_factory=Counter)
+    #: Classes and groups created from person records (not declared by their structure).
+    derived_classes: int = 0
+    #: Guardianships dropped because their guardian is not in the Complet.
+    dropped_guardianships: int = 0
+
+    @property
+    def warnings_total(self) -> int:
+        return sum(self.warnings.values())
+
+    def requests_by_category(self, category: str) -> dict[str, int]:
+        return {op: self.requests[(category, op)] for op in ("add", "modify", "delete")}
+
+
+class PendingGuardianship(NamedTuple):
+    guardian: str
+    pupil: str
+    relation: str
+    relation_code: str | None
+    legal: bool | None
+    financial: bool | None
+    contact: bool | None
+    payment: bool | None
+    residence: bool | None
+    op: RecordOp
+    structures: tuple[str, ...]
+    file: str
+    line: int
+
+
+@dataclass(slots=True)
+class DerivedGrouping:
+    """A class or group known only from person records, emitted once at the end."""
+
+    kind: EntityKind
+    structure: str
+    code: str
+    label: str | None
+    level_codes: list[str]
+    op: RecordOp
+    provenance: Provenance
+
+
+class Context:
+    """Per-export state shared by the mappers."""
+
+    def __init__(self, export: AafExport, known_structures: Mapping[str, str] | None) -> None:
+        self.export = export
+        self.delta = export.mode == "delta"
+        self.degree = export.degree
+        self.stats = ReadStats()
+        #: Structure join key -> UAI ("" when the structure has none).
+        self.uais: dict[str, str] = dict(known_structures or {})
+        #: Structure keys of this export's EtabEducNat records; None until one is read.
+        self.structures_read: set[str] | None = None
+        self._reported_structures: set[str] = set()
+        #: CLASS/GROUP keys declared by ENTStructureClasses/ENTStructureGroupes.
+        self.declared: dict[EntityKind, set[str]] = {
+            EntityKind.CLASS: set(),
+            EntityKind.GROUP: set(),
+        }
+        self.derived: dict[EntityKind, dict[str, DerivedGrouping]] = {
+            EntityKind.CLASS: {},
+            EntityKind.GROUP: {},
+        }
+        self.levels: set[str] = set()
+        self.guardianships: list[PendingGuardianship] = []
+        #: Guardian key -> UAIs of their pupils (the guardian PERSON's ``structures``).
+        self.guardian_uais: dict[str, tuple[str, ...]] = {}
+        self.guardians_read: set[str] = set()
+        self._pupils_by_guardian: dict[str, set[str]] | None = None
+        self.file = ""
+        self.version: int | None = None
+        #: Warnings the mappers put in their output (so records = items - warnings).
+        self.warnings_in_stream = 0
+
+    def begin_file(self, name: str, version_af: str | None) -> None:
+        self.file = name
+        self.version = version_number(version_af)
+
+    # -- warnings -----------------------------------------------------------------------------
+
+    def provenance(self, record: RawRecord) -> Provenance:
+        return Provenance(self.file, record.line, record.id)
+
+    def warn(self, out: Output, code: str, message: str, provenance: Provenance | None) -> None:
+        """Every mapping warning goes through here, so that the stream needs no scanning."""
+        self.stats.warnings[code] += 1
+        self.warnings_in_stream += 1
+        out.append(SourceWarning(code, message, provenance))
+
+    def bad_value(self, out: Output, record: RawRecord, error: BadValue, outcome: str) -> None:
+        self.warn(
+            out,
+            "bad-value",
+            f"{error.attribute}: {error.value!r} is not valid, expected {error.expected};"
+            f" {outcome}",
+            self.provenance(record),
+        )
+
+    # -- structures ---------------------------------------------------------------------------
+
+    def uai(self, structure: str, record: RawRecord, out: Output) -> str | None:
+        """The UAI of a structure join key; an unknown key is reported once per export."""
+        uai = self.uais.get(structure)
+        if uai is not None:
+            return uai or None
+        if structure not in self._reported_structures:
+            self._reported_structures.add(structure)
+            where = (
+                "this export's EtabEducNat"
+                if self.structures_read is not None
+                else ("this export (it has no EtabEducNat file)")
+            )
+            self.warn(
+                out,
+                "dangling-reference",
+                f"structure join key {structure!r} (first referenced by {record.category}"
+                f" record {record.id}) is not in {where}; its UAI is unknown",
+                self.provenance(record),
+            )
+        return None
+
+    def uais_of(self, structures: list[str], record: RawRecord, out: Output) -> tuple[str, ...]:
+        found: dict[str, None] = {}
+        for structure in structures:
+            uai = self.uai(structure, record, out)
+            if uai:
+                found[uai] = None
+        return tuple(found)
+
+    # -- classes, groups, levels --------------------------------------------------------------
+
+    def derive(
+        self,
+        kind: EntityKind,
+        structure: str,
+        code: str,
+        label: str | None,
+        level_code: str | None,
+        op: RecordOp,
+        provenance: Provenance,
+    ) -> None:
+        """Remember a class/group seen in a person record, unless its structure declares it.
+
+        Only in a Complet, and only for a structure of this export's EtabEducNat: a Delta (or
+        a set without EtabEducNat) sees a few pupils of a class, so a record built from them
+        would overwrite the class with partial content; such classes come with the next
+        Complet, and the enrollments naming them are emitted all the same.
+        """
+        if self.delta or self.structures_read is None or structure not in self.structures_read:
+            return
+        key = f"{structure}${code}"
+        if key in self.declared[kind]:
+            return
+        table = self.derived[kind]
+        known = table.get(key)
+        if known is None:
+            table[key] = DerivedGrouping(
+                kind,
+                structure,
+                code,
+                label or None,
+                [level_code] if level_code else [],
+                op,
+                provenance,
+            )
+            return
+        if label and not known.label:
+            known.label = label
+        if level_code and level_code not in known.level_codes:
+            known.level_codes.append(level_code)
+
+    def derived_records(self) -> list[NeutralRecord]:
+        records = []
+        for kind, table in self.derived.items():
+            for key, item in table.items():
+                uai = self.uais.get(item.structure)
+                data: dict[str, object] = {"code": item.code, "label": item.label}
+                refs: dict[str, Ref | list[Ref] | None] = {
+                    "structure_id": Ref(EntityKind.STRUCTURE, item.structure)
+                }
+                if kind is EntityKind.CLASS:
+                    data["level_codes"] = item.level_codes
+                else:
+                    refs["class_ids"] = []
+                records.append(
+                    NeutralRecord(
+                        kind,
+                        key,
+                        data,
+                        refs,
+                        structures=(uai,) if uai else (),
+                        op=item.op,
+                        provenance=item.provenance,
+                    )
+                )
+        self.stats.derived_classes = len(records)
+        return records
+
+    # -- guardianships ------------------------------------------------------------------------
+
+    def pupils_by_guardian(self) -> dict[str, set[str]]:
+        if self._pupils_by_guardian is None:
+            index: dict[str, set[str]] = {}
+            for link in self.guardianships:
+                index.setdefault(link.guardian, set()).add(link.pupil)
+            self._pupils_by_guardian = index
+        return self._pupils_by_guardian
+
+    def guardianship_items(self) -> Output:
+        """The buffered links, after the PersRelEleve pass (AAF.md §6, §11 item 9).
+
+        In a Complet a link whose guardian is not a PersRelEleve record of the export is
+        reported and dropped; in a Delta it is kept (the guardian may already be stored).
+        """
+        out: Output = []
+        for link in self.guardianships:
+            provenance = Provenance(link.file, link.line, link.pupil)
+            pupil = Ref(EntityKind.PERSON, link.pupil)
+            if not self.delta and link.guardian not in self.guardians_read:
+                self.stats.dropped_guardianships += 1
+                self.warn(
+                    out,
+                    "dangling-reference",
+                    f"pupil {link.pupil} names related person {link.guardian}, who is not"
+                    " a PersRelEleve record of this Complet; guardianship dropped",
+                    provenance,
+                )
+                continue
+            out.append(
+                NeutralRecord(
+                    EntityKind.GUARDIANSHIP,
+                    f"{link.guardian}|{link.pupil}",
+                    {
+                        "relation": link.relation,
+                        "relation_code": link.relation_code,
+                        "legal": link.legal,
+                        "financial": link.financial,
+                        "contact": link.contact,
+                        "payment": link.payment,
+                        "residence": link.residence,
+                    },
+                    {"guardian_id": Ref(EntityKind.PERSON, link.guardian), "pupil_id": pupil},
+                    structures=link.structures,
+                    owner=pupil,
+                    op=link.op,
+                    provenance=provenance,
+                )
+            )
+        self.guardianships = []
+        self._pupils_by_guardian = None
+        return out

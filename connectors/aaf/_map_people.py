@@ -1,0 +1,707 @@
+"""Eleve, PersRelEleve and PersEducNat records -> PERSON, ROLE, ENROLLMENT (+ guardianships).
+
+1D and 2D records are mapped by the same code: the raw reader already folded the 1D
+attribute names onto the 2D ones, and the few 1D-only attributes (``ENTPersonClasses``,
+``ENTEleveNiveau``, ``ENTEleveAutoriteParentale`` as ``rel$code``) are read when present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from functools import partial
+from typing import Any
+
+from annuaire.schema import (
+    EnrollmentRole,
+    EntityKind,
+    NeutralRecord,
+    Provenance,
+    RecordOp,
+    Ref,
+    Relation,
+    RoleKind,
+)
+
+from ._context import Context, Output, PendingGuardianship, one
+from ._values import RELATIONS, BadValue, legal_flag, parse_date, parse_dollar, ranks_for
+from ._xml import RawRecord
+
+__all__ = ["map_pupil", "map_relative", "map_staff"]
+
+_PERSON = EntityKind.PERSON
+_STRUCTURE = EntityKind.STRUCTURE
+_CLASS = EntityKind.CLASS
+_GROUP = EntityKind.GROUP
+_ROLE = EntityKind.ROLE
+_ENROLLMENT = EntityKind.ENROLLMENT
+_JOIN_ID = "aaf:ENTPersonJointure"
+
+# References repeat (a school's key, its classes): a frozen dataclass costs ~0.3 µs to build.
+_structure_ref = functools.lru_cache(maxsize=1 << 14)(partial(Ref, _STRUCTURE))
+_class_ref = functools.lru_cache(maxsize=1 << 17)(partial(Ref, _CLASS))
+_group_ref = functools.lru_cache(maxsize=1 << 17)(partial(Ref, _GROUP))
+
+# Enum member `.value` is a Python-level descriptor call: resolve the strings once.
+_PUPIL = RoleKind.PUPIL.value
+_TEACHER = RoleKind.TEACHER.value
+_STAFF = RoleKind.STAFF.value
+_HEAD = RoleKind.HEAD.value
+_DIRECTOR = RoleKind.DIRECTOR.value
+_ENROLLED = EnrollmentRole.PUPIL.value
+_TEACHES = EnrollmentRole.TEACHER.value
+_HEAD_TEACHER = EnrollmentRole.HEAD_TEACHER.value
+
+_CIVILITIES = {"M": "M.", "Mr": "M.", "MR": "M.", "Mme.": "Mme", "MME": "Mme", "MLLE": "Mlle"}
+_FLAGS = {"0": False, "1": True}
+_DIRECTION_LABELS = frozenset(
+    label.replace("'", apostrophe)
+    for label in (
+        "DIRECTION",
+        "DIRECTION CHEF D'ETABLISSEMENT",
+        "DIRECTION ADJOINT AU CHEF ETABLISSEMENT",
+        "CHEF D'ETABLISSEMENT ADJOINT",
+    )
+    for apostrophe in ("'", "&apos;")
+)
+_TEACHING_FUNCTIONS = frozenset(("ENS", "DOC"))
+_NONE_CODES = frozenset(("", "-"))
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def _date(
+    ctx: Context, record: RawRecord, attribute: str, value: str | None, out: Output
+) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return parse_date(value, attribute)
+    except BadValue as error:
+        ctx.bad_value(out, record, error, "date left empty")
+        return None
+
+
+def _person_data(ctx: Context, record: RawRecord, out: Output) -> dict[str, Any]:
+    a = record.attrs
+    first = {name: values[0] for name, values in a.items() if values}.get
+    lines: list[str] = []
+    address = first("ENTPersonAdresse")
+    if address is not None:
+        if "$" in address:
+            fields = address.split("$")
+            if len(fields) != 4:
+                expected = "4 `$`-separated address lines, or one line"
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(address, expected, "ENTPersonAdresse"),
+                    "non-empty fields kept as lines",
+                )
+            lines = [line for line in fields if line]
+        else:
+            lines = [address]
+    civility = first("personalTitle")
+    if civility is not None:
+        civility = _CIVILITIES.get(civility, civility)
+    birth = first("ENTPersonDateNaissance")
+    return {
+        "usage_name": first("sn"),
+        "birth_name": first("ENTPersonNomPatro"),
+        "first_name": first("givenName"),
+        "other_first_names": a.get("ENTPersonAutresPrenoms") or [],
+        "birth_date": _date(ctx, record, "ENTPersonDateNaissance", birth, out) if birth else None,
+        "civility": civility,
+        "email": first("mail"),
+        "phone_home": first("homePhone"),
+        "phone_mobile": first("ENTPersonMobileSMS") or first("mobile"),
+        "phone_work": first("telephoneNumber"),
+        "address_lines": lines,
+        "postal_code": first("ENTPersonCodePostal"),
+        "city": first("ENTPersonVille"),
+        "country": first("ENTPersonPays"),
+    }
+
+
+def _delete_person(ctx: Context, record: RawRecord, out: Output) -> None:
+    out.append(NeutralRecord(_PERSON, record.id, op="delete", provenance=ctx.provenance(record)))
+
+
+def _role(
+    person: Ref,
+    structure: str,
+    role: str,
+    uai: str | None,
+    op: RecordOp,
+    provenance: Provenance,
+    function: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None),
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> NeutralRecord:
+    fcode, flabel, dcode, dlabel = function
+    return NeutralRecord(
+        _ROLE,
+        f"{person.key}|{structure}|{role}|{fcode or ''}|{dcode or ''}",
+        {
+            "role": role,
+            "function_code": fcode,
+            "function_label": flabel,
+            "discipline_code": dcode,
+            "discipline_label": dlabel,
+            "start_date": start,
+            "end_date": end,
+        },
+        {"person_id": person, "structure_id": _structure_ref(structure)},
+        structures=(uai,) if uai else (),
+        owner=person,
+        op=op,
+        provenance=provenance,
+    )
+
+
+def _enrollment(
+    person: Ref,
+    kind: EntityKind,
+    structure: str,
+    code: str,
+    role: str,
+    subject: str | None,
+    uai: str | None,
+    op: RecordOp,
+    provenance: Provenance,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> NeutralRecord:
+    target = f"{structure}${code}"
+    is_class = kind is _CLASS
+    return NeutralRecord(
+        _ENROLLMENT,
+        f"{person.key}|{'class' if is_class else 'group'}|{target}|{role}|{subject or ''}",
+        {"role": role, "subject_code": subject, "start_date": start, "end_date": end},
+        {
+            "person_id": person,
+            "structure_id": _structure_ref(structure),
+            "class_id": _class_ref(target) if is_class else None,
+            "group_id": None if is_class else _group_ref(target),
+        },
+        structures=(uai,) if uai else (),
+        owner=person,
+        op=op,
+        provenance=provenance,
+    )
+
+
+def _pairs(ctx: Context, record: RawRecord, attribute: str, out: Output) -> list[tuple[str, str]]:
+    """``structJointure$code`` values."""
+    result = []
+    for value in record.attrs.get(attribute, ()):
+        fields = value.split("$")
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            ctx.bad_value(
+                out, record, BadValue(value, "structJointure$code", attribute), "value skipped"
+            )
+            continue
+        result.append((fields[0], fields[1]))
+    return result
+
+
+# -- pupils ------------------------------------------------------------------------------------
+
+
+def _class_dates(
+    ctx: Context, record: RawRecord, attribute: str, out: Output
+) -> dict[tuple[str, str], dt.date]:
+    dates: dict[tuple[str, str], dt.date] = {}
+    for value in record.attrs.get(attribute, ()):
+        try:
+            structure, day, code = parse_dollar(value, 3, attribute)
+        except BadValue as error:
+            ctx.bad_value(out, record, error, "value skipped")
+            continue
+        parsed = _date(ctx, record, attribute, day, out)
+        if parsed is not None:
+            dates[(structure, code)] = parsed
+    return dates
+
+
+def _level(ctx: Context, record: RawRecord, attribute: str, kind: str, out: Output) -> str | None:
+    """A 1D ``code$label`` level/cycle: emitted once per export; returns the code."""
+    value = one(record.attrs, attribute)
+    if value is None:
+        return None
+    try:
+        code, label = parse_dollar(value, 2, attribute)
+    except BadValue as error:
+        ctx.bad_value(out, record, error, "level ignored")
+        return None
+    if not code:
+        return None
+    key = f"1d-{'level' if kind == '1d_level' else 'cycle'}:{code}"
+    if key not in ctx.levels:
+        ctx.levels.add(key)
+        out.append(
+            NeutralRecord(
+                EntityKind.LEVEL,
+                key,
+                {
+                    "code": code,
+                    "label": label or None,
+                    "kind": kind,
+                    "parent_code": None,
+                    "stat_code": None,
+                },
+                op=record.op,
+                provenance=ctx.provenance(record),
+            )
+        )
+    return code
+
+
+def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
+    if record.op == "delete":
+        _delete_person(ctx, record, out)
+        return
+    a = record.attrs
+    key = record.id
+    op = record.op
+    provenance = ctx.provenance(record)
+
+    # Classes and groups: 2D `struct$code`, 1D `struct$type$typeLabel$id$label`.
+    memberships: list[tuple[EntityKind, str, str, str | None]] = []
+    for attribute, kind in (("ENTEleveClasses", _CLASS), ("ENTEleveGroupes", _GROUP)):
+        if attribute in a:
+            for structure, code in _pairs(ctx, record, attribute, out):
+                memberships.append((kind, structure, code, None))
+    for attribute, kind in (("ENTPersonClasses", _CLASS), ("ENTPersonGroupes", _GROUP)):
+        for value in a.get(attribute, ()):
+            try:
+                where, _type, _type_label, number, name = parse_dollar(value, 5, attribute)
+            except BadValue as error:
+                ctx.bad_value(out, record, error, "value skipped")
+                continue
+            if where and number:
+                memberships.append((kind, where, number, name))
+
+    attachment = one(a, "ENTPersonStructRattach")
+    structure_keys = [attachment] if attachment else []
+    for _kind, structure, _code, _label in memberships:
+        if structure not in structure_keys:
+            structure_keys.append(structure)
+    uais = ctx.uais_of(structure_keys, record, out)
+
+    external: tuple[tuple[str, str], ...] = ((_JOIN_ID, one(a, "ENTPersonJointure") or key),)
+    ine = one(a, "ENTEleveINE")
+    if ine:
+        external += (("ine", ine),)
+    siecle = one(a, "ENTEleveStructRattachId")
+    if siecle:
+        external += (("siecle:ELEVE_ID", siecle),)
+    out.append(
+        NeutralRecord(
+            _PERSON,
+            key,
+            _person_data(ctx, record, out),
+            {},
+            external,
+            uais,
+            op=op,
+            provenance=provenance,
+        )
+    )
+
+    uai_of = ctx.uais.get
+    person = Ref(_PERSON, key)
+    for structure in [attachment] if attachment else structure_keys:
+        out.append(
+            _role(
+                person,
+                structure,
+                _PUPIL,
+                uai_of(structure) or None,
+                op,
+                provenance,
+                start=_date(
+                    ctx,
+                    record,
+                    "ENTEleveDateEntreeStructRattach",
+                    one(a, "ENTEleveDateEntreeStructRattach"),
+                    out,
+                ),
+                end=_date(
+                    ctx,
+                    record,
+                    "ENTEleveDateSortieStructRattach",
+                    one(a, "ENTEleveDateSortieStructRattach"),
+                    out,
+                ),
+            )
+        )
+
+    level_code = one(a, "ENTEleveMEF")
+    if "ENTEleveNiveau" in a:
+        level_code = _level(ctx, record, "ENTEleveNiveau", "1d_level", out)
+    if "ENTEleveCycle" in a:
+        _level(ctx, record, "ENTEleveCycle", "1d_cycle", out)
+
+    starts = (
+        _class_dates(ctx, record, "ENTEleveDateEntreeClasses", out)
+        if ("ENTEleveDateEntreeClasses" in a)
+        else {}
+    )
+    ends = (
+        _class_dates(ctx, record, "ENTEleveDateSortieClasses", out)
+        if ("ENTEleveDateSortieClasses" in a)
+        else {}
+    )
+    seen: set[str] = set()
+    for kind, structure, code, label in memberships:
+        record_out = _enrollment(
+            person,
+            kind,
+            structure,
+            code,
+            _ENROLLED,
+            None,
+            uai_of(structure) or None,
+            op,
+            provenance,
+            starts.get((structure, code)),
+            ends.get((structure, code)),
+        )
+        if record_out.key in seen:
+            continue
+        seen.add(record_out.key)
+        out.append(record_out)
+        ctx.derive(
+            kind, structure, code, label, level_code if kind is _CLASS else None, op, provenance
+        )
+
+    _guardianships(ctx, record, uais, out)
+
+
+def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: Output) -> None:
+    a = record.attrs
+    pupil = record.id
+    residence_of = one(a, "ENTEleveAdresseRel")
+    links: dict[str, PendingGuardianship] = {}
+
+    def keep(
+        guardian: str,
+        relation: Relation,
+        code: str | None,
+        legal: bool | None,
+        financial: bool | None,
+        contact: bool | None,
+        payment: bool | None,
+    ) -> None:
+        if guardian in links:
+            ctx.bad_value(
+                out,
+                record,
+                BadValue(guardian, "each related person once", "ENTElevePersRelEleve"),
+                "repeat ignored",
+            )
+            return
+        links[guardian] = PendingGuardianship(
+            guardian,
+            pupil,
+            relation.value,
+            code,
+            legal,
+            financial,
+            contact,
+            payment,
+            (guardian == residence_of) if residence_of else None,
+            record.op,
+            uais,
+            ctx.file,
+            record.line,
+        )
+
+    values = a.get("ENTElevePersRelEleve")
+    if values:
+        for value in values:
+            fields = value.split("$")
+            if len(fields) != 6 or not fields[0]:
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(
+                        value,
+                        "relJointure$lien$financier$legal$contact$paiement",
+                        "ENTElevePersRelEleve",
+                    ),
+                    "link skipped",
+                )
+                continue
+            guardian, code, financial, legal, contact, payment = fields
+            relation = RELATIONS.get(code)
+            if relation is None:
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(code, "a relation code (AAF.md §6.1)", "ENTElevePersRelEleve"),
+                    "relation unknown",
+                )
+                relation = Relation.UNKNOWN
+            try:
+                is_legal: bool | None = legal_flag(
+                    legal, ranks_for(ctx.version, code), "ENTElevePersRelEleve"
+                )
+            except BadValue as error:
+                ctx.bad_value(out, record, error, "legal flag left empty")
+                is_legal = None
+            flags = []
+            for flag in (financial, contact, payment):
+                parsed = _FLAGS.get(flag)
+                if parsed is None:
+                    ctx.bad_value(
+                        out,
+                        record,
+                        BadValue(flag, "0 or 1", "ENTElevePersRelEleve"),
+                        "flag left empty",
+                    )
+                flags.append(parsed)
+            keep(guardian, relation, code, is_legal, flags[0], flags[1], flags[2])
+    else:
+        # 1D `rel$code`; legacy 2D: bare ids of the persons with parental authority.
+        father, mother = one(a, "ENTElevePere"), one(a, "ENTEleveMere")
+        for value in a.get("ENTEleveAutoriteParentale", ()):
+            if "$" in value:
+                try:
+                    guardian, code = parse_dollar(value, 2, "ENTEleveAutoriteParentale")
+                except BadValue as error:
+                    ctx.bad_value(out, record, error, "link skipped")
+                    continue
+                relation = RELATIONS.get(code)
+                if relation is None:
+                    ctx.bad_value(
+                        out,
+                        record,
+                        BadValue(
+                            code, "a relation code (AAF.md §6.1)", "ENTEleveAutoriteParentale"
+                        ),
+                        "relation unknown",
+                    )
+                    relation = Relation.UNKNOWN
+                keep(guardian, relation, code, True, None, None, None)
+            else:
+                relation = (
+                    Relation.FATHER
+                    if value == father
+                    else Relation.MOTHER
+                    if value == mother
+                    else Relation.UNKNOWN
+                )
+                keep(value, relation, None, True, None, None, None)
+
+    if not links:
+        return
+    ctx.guardianships.extend(links.values())
+    guardian_uais = ctx.guardian_uais
+    for guardian in links:
+        known = guardian_uais.get(guardian)
+        if known is None:
+            guardian_uais[guardian] = uais
+        elif known != uais:
+            guardian_uais[guardian] = tuple(dict.fromkeys(known + uais))
+
+
+# -- related persons -----------------------------------------------------------------------
+
+
+def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
+    if record.op == "delete":
+        _delete_person(ctx, record, out)
+        return
+    key = record.id
+    ctx.guardians_read.add(key)
+    out.append(
+        NeutralRecord(
+            _PERSON,
+            key,
+            _person_data(ctx, record, out),
+            {},
+            ((_JOIN_ID, one(record.attrs, "ENTPersonJointure") or key),),
+            ctx.guardian_uais.get(key, ()),
+            op=record.op,
+            provenance=ctx.provenance(record),
+        )
+    )
+    listed = record.attrs.get("ENTAuxPersRelEleveEleve")
+    if listed:
+        # AAF.md §6.4: links come from the pupil side; the reverse list is only a check.
+        missing = ctx.pupils_by_guardian().get(key, set()).difference(listed)
+        if missing:
+            ctx.warn(
+                out,
+                "link-mismatch",
+                f"pupils {', '.join(sorted(missing))} name this person, who does not list"
+                " them in ENTAuxPersRelEleveEleve; the pupils' links are kept",
+                ctx.provenance(record),
+            )
+
+
+# -- staff -------------------------------------------------------------------------------------
+
+
+def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
+    if record.op == "delete":
+        _delete_person(ctx, record, out)
+        return
+    a = record.attrs
+    key = record.id
+    op = record.op
+    provenance = ctx.provenance(record)
+
+    functions: list[tuple[str, str | None, str | None, str | None, str | None]] = []
+    for value in a.get("ENTPersonFonctions", ()):
+        fields = value.split("$")
+        if len(fields) != 5 or not fields[0]:
+            ctx.bad_value(
+                out,
+                record,
+                BadValue(
+                    value,
+                    "5 `$`-separated fields (structure$function$label$discipline$label)",
+                    "ENTPersonFonctions",
+                ),
+                "function skipped",
+            )
+            continue
+        functions.append(
+            (
+                fields[0],
+                None if fields[1] in _NONE_CODES else fields[1],
+                fields[2] or None,
+                None if fields[3] in _NONE_CODES else fields[3],
+                fields[4] or None,
+            )
+        )
+    directs = a.get("ENTEnsFonctionDir") or []
+    attachment = one(a, "ENTPersonStructRattach")
+
+    teaching: list[tuple[EntityKind, str, str, str, str | None]] = []
+    for attribute, kind in (
+        ("ENTAuxEnsClassesMatieres", _CLASS),
+        ("ENTAuxEnsGroupesMatieres", _GROUP),
+    ):
+        for value in a.get(attribute, ()):
+            fields = value.split("$")
+            if len(fields) == 3 and fields[0] and fields[1]:
+                teaching.append((kind, fields[0], fields[1], _TEACHES, fields[2] or None))
+            elif len(fields) == 2 and fields[0] and fields[1]:
+                # springboard VE1711 fixture: `42$1TES 2`; the link is clear, the subject absent.
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(value, "structJointure$code$subjectCode", attribute),
+                    "link kept without a subject",
+                )
+                teaching.append((kind, fields[0], fields[1], _TEACHES, None))
+            else:
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(value, "structJointure$code$subjectCode", attribute),
+                    "value skipped",
+                )
+    for attribute, kind, superseded_by in (
+        ("ENTAuxEnsClasses", _CLASS, "ENTAuxEnsClassesMatieres"),
+        ("ENTAuxEnsGroupes", _GROUP, "ENTAuxEnsGroupesMatieres"),
+    ):
+        # The older 2-field links only count when the record has none with a subject.
+        if attribute in a and not a.get(superseded_by):
+            for structure, code in _pairs(ctx, record, attribute, out):
+                teaching.append((kind, structure, code, _TEACHES, None))
+    if "ENTAuxEnsClassesPrincipal" in a:
+        for structure, code in _pairs(ctx, record, "ENTAuxEnsClassesPrincipal", out):
+            teaching.append((_CLASS, structure, code, _HEAD_TEACHER, None))
+
+    structure_keys: list[str] = [attachment] if attachment else []
+    for item in functions:
+        if item[0] not in structure_keys:
+            structure_keys.append(item[0])
+    for structure in directs:
+        if structure not in structure_keys:
+            structure_keys.append(structure)
+    for _kind, structure, _code, _role_name, _subject in teaching:
+        if structure not in structure_keys:
+            structure_keys.append(structure)
+    uais = ctx.uais_of(structure_keys, record, out)
+
+    out.append(
+        NeutralRecord(
+            _PERSON,
+            key,
+            _person_data(ctx, record, out),
+            {},
+            ((_JOIN_ID, one(a, "ENTPersonJointure") or key),),
+            uais,
+            op=op,
+            provenance=provenance,
+        )
+    )
+
+    # AAF.md §7.4 (entcore's rule): a teacher by category, by presence before pupils, or by an
+    # ENS/DOC function.
+    is_teacher = (
+        one(a, "ENTPersonCategorieEnseignant") in ("O", "o")
+        or one(a, "PersEducNatPresenceDevantEleves") in ("O", "o")
+        or any(f[1] in _TEACHING_FUNCTIONS for f in functions)
+    )
+    uai_of = ctx.uais.get
+    person = Ref(_PERSON, key)
+    first_degree = ctx.degree == "1d"
+    roles: dict[str, NeutralRecord] = {}
+    covered: set[str] = set()
+    headed: set[str] = set()
+    # Structures the person runs: 1D school directors (ENTEnsFonctionDir, or a function whose
+    # speciality is DIRECTION: `ENS$ENSEIGNEMENT$D0000$DIRECTION`), 2D ENTEnsFonctionDir.
+    leads: dict[str, None] = dict.fromkeys(directs)
+    for structure, fcode, flabel, dcode, dlabel in functions:
+        direction = fcode == "DIR" or (dlabel is not None and dlabel in _DIRECTION_LABELS)
+        if direction and not first_degree:
+            role = _HEAD
+            headed.add(structure)
+        elif fcode == "ENS" or is_teacher:
+            role = _TEACHER
+        else:
+            role = _STAFF
+        if direction and first_degree:
+            leads[structure] = None
+        made = _role(
+            person,
+            structure,
+            role,
+            uai_of(structure) or None,
+            op,
+            provenance,
+            (fcode, flabel, dcode, dlabel),
+        )
+        roles.setdefault(made.key, made)
+        covered.add(structure)
+    leader = _DIRECTOR if first_degree else _HEAD
+    for structure in leads:
+        if structure in headed:
+            continue
+        made = _role(person, structure, leader, uai_of(structure) or None, op, provenance)
+        roles.setdefault(made.key, made)
+        covered.add(structure)
+    if attachment and attachment not in covered:
+        role = _TEACHER if is_teacher else _STAFF
+        made = _role(person, attachment, role, uai_of(attachment) or None, op, provenance)
+        roles.setdefault(made.key, made)
+    out.extend(roles.values())
+
+    seen: set[str] = set()
+    for kind, structure, code, role, subject in teaching:
+        made = _enrollment(
+            person, kind, structure, code, role, subject, uai_of(structure) or None, op, provenance
+        )
+        if made.key in seen:
+            continue
+        seen.add(made.key)
+        out.append(made)
+        ctx.derive(kind, structure, code, None, None, op, provenance)

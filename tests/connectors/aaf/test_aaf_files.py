@@ -1,0 +1,218 @@
+"""File sets: grouping into exports, order, archives, chunk gaps, completeness."""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from aaf_support import aaf_samples, document, request, write
+
+from annuaire.schema import EntityKind, NeutralRecord
+from connectors.aaf import AafReader, RawRecord, iter_raw, plan
+
+
+def _pupil(ident: str) -> str:
+    return request("Eleve", ident, [("ENTPersonJointure", ident), ("sn", f"N{ident}")])
+
+
+def _staff(ident: str) -> str:
+    return request("PersEducNat", ident, [("ENTPersonJointure", ident), ("sn", f"S{ident}")])
+
+
+def _chunk(folder: Path, name: str, *requests: str, header: dict[str, str] | None = None) -> Path:
+    return write(folder / name, document(list(requests), header=header))
+
+
+def test_chunk_gaps_are_reported(tmp_path: Path) -> None:
+    for n in (1, 3):
+        _chunk(tmp_path, f"ENT_Complet_20240916_Eleve_{n:04d}.xml", _pupil(str(n)))
+    for n in (0, 1, 3):
+        _chunk(tmp_path, f"ENT_Complet_20240916_PersEducNat_{n:04d}.xml", _staff(str(n)))
+    (export,) = plan([tmp_path])
+    assert export.gaps == [
+        "Eleve: chunk 0000 missing (have 0001, 0003)",
+        "Eleve: chunk 0002 missing (have 0001, 0003)",
+        "PersEducNat: chunk 0002 missing (have 0000-0001, 0003)",
+    ]
+    assert not export.complete
+    assert [(f.category, f.chunk) for f in export.files] == [
+        ("Eleve", 1),
+        ("Eleve", 3),
+        ("PersEducNat", 0),
+        ("PersEducNat", 1),
+        ("PersEducNat", 3),
+    ]
+
+
+def test_sample_gaps_and_missing_categories() -> None:
+    (men,) = plan([aaf_samples("men-2013-complet")])
+    assert men.gaps == ["Eleve: chunk 0000 missing (have 0001)"]
+    assert men.missing_categories == []
+    assert not men.complete
+    assert "Eleve" not in men.whole_categories and "PersRelEleve" in men.whole_categories
+    (chunk,) = plan([aaf_samples("men-2013-full-chunk")])
+    assert chunk.gaps == ["PersEducNat: chunks 0000-0009 missing (have 0010)"]
+    (besancon,) = plan([aaf_samples("besancon-1d")])
+    assert besancon.degree == "1d"
+    assert besancon.gaps == []
+    assert besancon.missing_categories == ["Eleve", "PersRelEleve"]
+    assert not besancon.complete  # removals of pupils and guardians must never be inferred
+    assert besancon.whole_categories == ["EtabEducNat", "PersEducNat"]
+
+
+def test_complete_set_and_1d_expectations(tmp_path: Path) -> None:
+    header = {"versionAF": "AAF-VE2003", "versionSDET": "Annexe 1 version 6.3"}
+    for category, body in (
+        ("EtabEducNat", request("EtabEducNat", "1", [("ENTStructureJointure", "1")])),
+        ("Eleve", _pupil("2")),
+        ("PersRelEleve", request("PersRelEleve", "3", [("ENTPersonJointure", "3")])),
+        ("PersEducNat", _staff("4")),
+    ):
+        _chunk(tmp_path, f"ENT1D_Complet_20200516_{category}_0000.xml", body, header=header)
+    (export,) = plan([tmp_path])
+    assert (export.degree, export.mode, export.date, export.prefix) == (
+        "1d",
+        "complet",
+        "20200516",
+        "ENT1D",
+    )
+    assert export.complete  # no Matière/MEF files in 1D
+    assert export.version_af == "AAF-VE2003"
+    assert export.version_sdet == "Annexe 1 version 6.3"
+
+
+def test_files_without_chunk_number_and_category_from_content(tmp_path: Path) -> None:
+    folder = tmp_path / "complet"
+    _chunk(folder, "_Eleve_.xml", _pupil("1"))
+    _chunk(folder, "_Eleve_2.xml", _pupil("2"))
+    _chunk(folder, "personnels_sans_date.xml", _staff("3"))
+    write(folder / "ficAlimMENESR.dtd", "<!ELEMENT ficAlimMENESR ANY>")
+    write(folder / "importDirectories.json", '["test"]')
+    write(folder / "other.xml", "<EDT_STS/>")
+    exports = plan([tmp_path])
+    by_prefix = {e.prefix: e for e in exports}
+    assert set(by_prefix) == {"", "personnels_sans_date"}
+    pupils = by_prefix[""]
+    assert [(f.category, f.chunk) for f in pupils.files] == [("Eleve", None), ("Eleve", None)]
+    assert pupils.mode == "complet"  # from the folder name
+    assert pupils.gaps == []
+    staff = by_prefix["personnels_sans_date"]
+    assert [(f.category, f.chunk) for f in staff.files] == [("PersEducNat", None)]
+
+
+def test_mode_not_stated_anywhere_is_a_gap(tmp_path: Path) -> None:
+    _chunk(tmp_path / "x", "file_Eleve_test.xml", _pupil("1"))
+    (export,) = plan([tmp_path])
+    assert export.mode == "complet"
+    assert export.gaps and export.gaps[0].startswith("mode not stated")
+    assert not export.complete and export.whole_categories == []
+
+
+def test_exports_are_ordered_complet_first_then_by_date(tmp_path: Path) -> None:
+    _chunk(tmp_path, "ENT_Delta_20240920_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_Delta_20240918_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_Complet_20240101_Eleve_0000.xml", _pupil("1"))
+    exports = plan([tmp_path])
+    assert [(e.mode, e.date) for e in exports] == [
+        ("complet", "20240101"),
+        ("complet", "20240916"),
+        ("delta", "20240918"),
+        ("delta", "20240920"),
+    ]
+    assert exports[0].missing_categories and exports[2].missing_categories == []
+
+
+def test_decorated_prefix_joins_its_export() -> None:
+    (export,) = plan([aaf_samples("men-2013-complet")])
+    assert export.prefix == "FULL_ENTTSSERVICES"
+    assert sum(f.category == "PersRelEleve" for f in export.files) == 40
+    assert export.files[0].category == "EtabEducNat"  # dependency order
+    assert [f.category for f in export.files][-2:] == ["PersEducNat", "PersEducNat"]
+
+
+def test_per_school_exports_stay_apart(tmp_path: Path) -> None:
+    _chunk(tmp_path, "ENT_0691670R_Complet_20120504_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_0691671S_Complet_20120504_Eleve_0000.xml", _pupil("2"))
+    assert sorted(e.prefix for e in plan([tmp_path])) == ["ENT_0691670R", "ENT_0691671S"]
+
+
+def test_one_export_per_folder() -> None:
+    exports = plan([aaf_samples("eole-delta-cases", "eleves")])
+    assert [(e.mode, len(e.files)) for e in exports] == [("complet", 1)] * 2 + [("delta", 1)] * 4
+
+
+def test_header_date_and_academie_are_used(tmp_path: Path) -> None:
+    header = {
+        "versionAF": "AAF-VE2407",
+        "codeAcademieExport": "13",
+        "degre": "2D",
+        "dateGenerationExport": "16/09/2024",
+    }
+    _chunk(tmp_path, "ENT_Complet_Eleve_0000.xml", _pupil("1"), header=header)
+    (export,) = plan([tmp_path])
+    assert (export.academie, export.date, export.degree) == ("13", "20240916", "2d")
+
+
+def _set(folder: Path) -> list[Path]:
+    return [
+        _chunk(folder, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1")),
+        _chunk(folder, "ENT_Complet_20240916_Eleve_0001.xml", _pupil("2")),
+        _chunk(folder, "ENT_Complet_20240916_PersEducNat_0000.xml", _staff("3")),
+        write(folder / "ficAlimMENESR.dtd", "<!ELEMENT ficAlimMENESR ANY>"),
+    ]
+
+
+def _people(export_paths: list[Path]) -> list[str]:
+    (export,) = plan(export_paths)
+    return [
+        r.key
+        for r in AafReader(export).stream()
+        if isinstance(r, NeutralRecord) and r.kind is EntityKind.PERSON
+    ]
+
+
+def test_zip_members_are_read_in_place(tmp_path: Path) -> None:
+    files = _set(tmp_path / "src")
+    archive = tmp_path / "ENT2D.20240916.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f"export/{f.name}")
+    (export,) = plan([archive])
+    assert export.files[0].path == f"{archive}!export/ENT_Complet_20240916_Eleve_0000.xml"
+    assert _people([archive]) == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("suffix", [".tgz", ".tar.gz", ".tar"])
+def test_tar_members_are_read_in_place(tmp_path: Path, suffix: str) -> None:
+    files = _set(tmp_path / "src")
+    archive = tmp_path / f"delivery{suffix}"
+    with tarfile.open(archive, "w:gz" if suffix != ".tar" else "w") as t:
+        for f in reversed(files):  # members out of reading order: the stream seeks back
+            t.add(f, f"x/{f.name}")
+    (export,) = plan([archive])
+    assert [f.path.rsplit("!", 1)[1] for f in export.files] == [
+        "x/ENT_Complet_20240916_Eleve_0000.xml",
+        "x/ENT_Complet_20240916_Eleve_0001.xml",
+        "x/ENT_Complet_20240916_PersEducNat_0000.xml",
+    ]
+    assert _people([archive]) == ["1", "2", "3"]
+    # A member can be opened again, and read in pieces.
+    again = [r.id for r in iter_raw(export.files[0]) if isinstance(r, RawRecord)]
+    assert again == ["1"]
+
+
+def test_archive_name_gives_the_mode(tmp_path: Path) -> None:
+    _chunk(tmp_path / "src", "_Eleve_.xml", _pupil("1"))
+    archive = tmp_path / "ENT2DVA.20240917_Delta.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(tmp_path / "src" / "_Eleve_.xml", "_Eleve_.xml")
+    (export,) = plan([archive])
+    assert export.mode == "delta" and export.gaps == []
+
+
+def test_missing_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        plan([tmp_path / "nope"])

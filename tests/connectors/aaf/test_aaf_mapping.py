@@ -1,0 +1,642 @@
+"""Mapping into neutral records: sample facts, 1D/2D vocabularies, links, ops, the contract."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aaf_support import aaf_samples, document, request, write
+
+from annuaire.schema import TABLES, EntityKind, NeutralRecord, Ref, SourceWarning
+from connectors.aaf import AafExport, AafReader, plan
+
+P = EntityKind.PERSON
+S = EntityKind.STRUCTURE
+
+
+class Read:
+    """Everything one export yields, indexed."""
+
+    def __init__(self, export: AafExport, **options: Any) -> None:
+        self.reader = AafReader(export, **options)
+        self.items = list(self.reader.stream())
+        self.records = [i for i in self.items if isinstance(i, NeutralRecord)]
+        self.warnings = [i for i in self.items if isinstance(i, SourceWarning)]
+        self.by_key = {(r.kind, r.key): r for r in self.records}
+
+    def get(self, kind: EntityKind, key: str) -> NeutralRecord:
+        return self.by_key[(kind, key)]
+
+    def owned(self, owner: str, kind: EntityKind) -> list[NeutralRecord]:
+        return [r for r in self.records if r.kind is kind and r.owner == Ref(P, owner)]
+
+    def codes(self) -> Counter[str]:
+        return Counter(w.code for w in self.warnings)
+
+
+def read_folder(*parts: str, **options: Any) -> Read:
+    (export,) = plan([aaf_samples(*parts)])
+    return Read(export, **options)
+
+
+@pytest.fixture(scope="module")
+def men() -> Read:
+    return read_folder("men-2013-complet")
+
+
+# -- the contract ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["men-2013-complet", "besancon-1d", "eole-mini", "duplicates", "entcore-2024-positions"],
+)
+def test_records_fit_the_tables_and_keys_are_unique(folder: str) -> None:
+    for export in plan([aaf_samples(folder)]):
+        read = Read(export)
+        keys = Counter((r.kind, r.key) for r in read.records)
+        assert [k for k, n in keys.items() if n > 1] == []
+        for record in read.records:
+            columns = set(TABLES[record.kind].model_fields)
+            assert set(record.data) | set(record.refs) <= columns, record
+            assert record.provenance is not None and record.provenance.line
+            assert record.op == "add"
+        assert read.reader.stats.records == len(read.records)
+
+
+def test_men_2013_pupil(men: Read) -> None:
+    pupil = men.get(P, "2605692")
+    assert pupil.data["usage_name"] == "Long" and pupil.data["birth_name"] == "AZOT"
+    assert pupil.data["first_name"] == "Kù"
+    assert pupil.data["other_first_names"] == ["Jetsmao", "Xzuzcosvo", "Pykewi"]
+    assert str(pupil.data["birth_date"]) == "1995-09-14"
+    assert pupil.structures == ("0059951P",)
+    assert set(pupil.external_ids) == {
+        ("aaf:ENTPersonJointure", "2605692"),
+        ("siecle:ELEVE_ID", "837982"),
+    }
+    assert pupil.provenance is not None and pupil.provenance.line == 5
+    assert pupil.provenance.file.endswith("_Eleve_0001.xml")
+
+    enrollments = {r.key: r for r in men.owned("2605692", EntityKind.ENROLLMENT)}
+    assert set(enrollments) == {
+        "2605692|class|52006$RUS1TERM|pupil|",
+        "2605692|group|52006$206|pupil|",
+    }
+    in_class = enrollments["2605692|class|52006$RUS1TERM|pupil|"]
+    assert in_class.refs["class_id"] == Ref(EntityKind.CLASS, "52006$RUS1TERM")
+    assert in_class.refs["structure_id"] == Ref(S, "52006")
+    assert in_class.data["role"] == "pupil"
+    (role,) = men.owned("2605692", EntityKind.ROLE)
+    assert (role.data["role"], role.refs["structure_id"]) == ("pupil", Ref(S, "52006"))
+
+    links = {r.refs["guardian_id"].key: r for r in men.owned("2605692", EntityKind.GUARDIANSHIP)}  # type: ignore[union-attr]
+    assert set(links) == {"2867253", "2867254"}
+    mother, father = links["2867253"], links["2867254"]
+    # `2867253$2$1$1$0$0` and `2867254$1$0$2$0$0`, VE1301: old codes, field 3 is a rank.
+    assert mother.data == {
+        "relation": "mother",
+        "relation_code": "2",
+        "legal": True,
+        "financial": True,
+        "contact": False,
+        "payment": False,
+        "residence": None,
+    }
+    assert (father.data["relation"], father.data["legal"], father.data["financial"]) == (
+        "father",
+        True,
+        False,
+    )
+    assert father.owner == Ref(P, "2605692") and father.structures == ("0059951P",)
+    # The guardian PERSON gets the structures of their pupils.
+    assert men.get(P, "2867253").structures == ("0059951P",)
+
+
+def test_men_2013_teacher(men: Read) -> None:
+    teacher = "2397013"
+    enrollments = {
+        (r.data["role"], r.refs["class_id"] or r.refs["group_id"], r.data["subject_code"])
+        for r in men.owned(teacher, EntityKind.ENROLLMENT)
+    }
+    c, g = EntityKind.CLASS, EntityKind.GROUP
+    assert enrollments == {
+        ("teacher", Ref(c, "50222$T CAP"), "151800"),
+        ("teacher", Ref(c, "50222$T CAP"), "202100"),
+        ("teacher", Ref(c, "50222$T CAP"), "003500"),
+        ("teacher", Ref(c, "50222$2 CAP"), "151800"),
+        ("teacher", Ref(c, "50222$2 CAP"), "202100"),
+        ("teacher", Ref(g, "50222$SECOURIS"), "312800"),
+        ("head_teacher", Ref(c, "50222$2 CAP"), None),
+    }
+    roles = {
+        (r.data["role"], r.refs["structure_id"].key, r.data["discipline_code"])  # type: ignore[union-attr]
+        for r in men.owned(teacher, EntityKind.ROLE)
+    }
+    assert roles == {
+        ("teacher", "50222", "P4100"),
+        ("teacher", "50222", "P2500"),
+        ("teacher", "52007", None),  # ENTPersonStructRattach, not covered by a function
+    }
+    assert men.get(P, teacher).structures == ("0059952R",)  # 50222 is not in the export
+
+
+def test_men_2013_structures_and_nomenclatures(men: Read) -> None:
+    structure = men.get(S, "52006")
+    assert structure.data["uai"] == "0059951P"
+    assert structure.data["name"] == "Z.REMP-DE GAP-AIX_MARS."
+    assert structure.data["academie_name"] == "AIX-MARSEILLE"
+    assert set(structure.external_ids) == {
+        ("aaf:ENTStructureJointure", "52006"),
+        ("uai", "0059951P"),
+    }
+    assert men.get(EntityKind.SUBJECT, "030201").data["label"] == "ANGLAIS LV1"
+    mef = men.get(EntityKind.LEVEL, "mef:10310019110")
+    assert (mef.data["kind"], mef.data["code"]) == ("mef", "10310019110")
+    # ENTStructureClasses is empty in 2013: classes of the export's structures are derived
+    # from the pupils (self-owned, with their MEF), those of absent structures are not.
+    derived = men.get(EntityKind.CLASS, "52006$RUS1TERM")
+    assert derived.owner is None and "24133610210" in derived.data["level_codes"]
+    assert (EntityKind.CLASS, "50222$T CAP") not in men.by_key
+    # 310 structures named by functions are absent from the export: one warning each.
+    assert men.codes() == {"dangling-reference": 310}
+
+
+def test_besancon_1d_staff_and_schools() -> None:
+    read = read_folder("besancon-1d")
+    school = read.get(S, "11")
+    assert school.data | {} == school.data
+    assert (school.data["uai"], school.data["name"], school.data["kind"]) == (
+        "0250131G",
+        "E.E.PU AUDEUX",
+        "ecole",
+    )
+    assert (school.data["city"], school.data["postal_code"], school.data["sector"]) == (
+        "AUDEUX",
+        "25170",
+        "PU",
+    )
+    assert school.data["degree"] == "1d"
+    person = read.get(P, "5282")  # ENTPersonNom / ENTPersonPrenom / ENTPersonCivilite
+    assert (person.data["usage_name"], person.data["first_name"], person.data["civility"]) == (
+        "NOM268AD6",
+        "NOM445DEE",
+        "M.",
+    )
+    assert person.data["other_first_names"] == ["NOM445DEE"]  # attr given twice, first empty
+    assert person.data["email"] == "user964593@ac-besancon.fr"
+    (role,) = read.owned("5282", EntityKind.ROLE)
+    assert (role.data["role"], role.data["function_code"], role.data["discipline_code"]) == (
+        "teacher",
+        "ENS",
+        "G0000",
+    )
+    roles = Counter(r.data["role"] for r in read.records if r.kind is EntityKind.ROLE)
+    assert set(roles) == {"teacher", "director"}
+    director = read.owned("19474", EntityKind.ROLE)
+    assert ("director", "270") in {(r.data["role"], r.refs["structure_id"].key) for r in director}  # type: ignore[union-attr]
+    assert read.warnings == []
+
+
+def test_entcore_2020_dangling_references_become_warnings() -> None:
+    read = read_folder("entcore-2020")
+    messages = [w.message for w in read.warnings if w.code == "dangling-reference"]
+    assert any("'1000'" in m for m in messages) and any("'3000'" in m for m in messages)
+    assert any("3000000" in m and "dropped" in m for m in messages)
+    assert not any(r.kind is EntityKind.GUARDIANSHIP for r in read.records)
+    (enrollment,) = read.owned("2000000", EntityKind.ENROLLMENT)
+    assert enrollment.refs["class_id"] == Ref(EntityKind.CLASS, "3000$1AQUA")
+    assert str(enrollment.data["start_date"]) == "2020-08-18"
+    pupil = read.get(P, "2000000")
+    assert ("ine", "100000000AA") in pupil.external_ids
+    assert pupil.data["address_lines"] == ["1 rue de Test"]
+    assert pupil.structures == ()
+    dropped = next(w for w in read.warnings if "3000000" in w.message)
+    assert dropped.provenance is not None and dropped.provenance.record_id == "2000000"
+    assert dropped.provenance.file.endswith("ENT_Complet_20200101_Eleve_0000.xml")
+    assert dropped.provenance.line == 4
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("eleves/addRequest/delta", {("person", "1447044", "add"), ("guardianship", "add")}),
+        ("eleves/modifyRequest_CasNormal/delta", {("person", "22949", "modify")}),
+        ("eleves/modifyRequest_CasAnormal/delta", {("person", "22949", "modify")}),
+        ("eleves/deleteRequest/delta", {("person", "1321230", "delete")}),
+        ("etab/delta", {("structure", "0", "add")}),
+        ("personnels/delta/deleteRequest/delta", {("person", "370009", "delete")}),
+        ("personnels/delta/modifyRequest/delta", {("person", "370009", "modify")}),
+        ("responsables/delta/modifyRequest/delta", {("person", "1444147", "modify")}),
+    ],
+)
+def test_eole_delta_cases_ops(case: str, expected: set[tuple[str, ...]]) -> None:
+    read = read_folder("eole-delta-cases", *case.split("/"))
+    owners = {(r.kind.value, r.key, r.op) for r in read.records if r.owner is None}
+    links = {(r.kind.value, r.op) for r in read.records if r.kind is EntityKind.GUARDIANSHIP}
+    assert expected <= owners | links
+    ops = {r.op for r in read.records}
+    assert len(ops) == 1  # a modify carries all its owned records as modify, etc.
+    for record in read.records:
+        if record.op == "delete":
+            assert record.data == {} and record.refs == {}
+
+
+def test_delta_keeps_guardianships_whose_guardian_is_elsewhere() -> None:
+    read = read_folder("eole-delta-cases", "eleves", "addRequest", "delta")
+    links = read.owned("1447044", EntityKind.GUARDIANSHIP)
+    assert len(links) == 2 and all(link.op == "add" for link in links)
+    assert not any("dropped" in w.message for w in read.warnings)
+
+
+def test_delete_of_the_complet_record_uses_the_identifier() -> None:
+    complet = read_folder("eole-delta-cases", "eleves", "deleteRequest", "complet")
+    delta = read_folder("eole-delta-cases", "eleves", "deleteRequest", "delta")
+    (deleted,) = delta.records
+    assert (P, deleted.key) in complet.by_key
+    assert complet.codes()["id-mismatch"] == 1
+
+
+def test_known_structures_resolve_a_delta() -> None:
+    read = read_folder(
+        "eole-delta-cases", "eleves", "addRequest", "delta", known_structures={"2091": "0211234X"}
+    )
+    assert read.get(P, "1447044").structures == ("0211234X",)
+    assert read.codes()["dangling-reference"] == 0
+
+
+# -- fixtures: a whole 1D export, 2D links, versions --------------------------------------
+
+
+def _one_d_export(folder: Path) -> AafExport:
+    header = {"versionAF": "AAF-VE2003", "versionSDET": "Annexe 1 version 6.3"}
+    etab = [
+        request(
+            "EtabEducNat",
+            "490",
+            [
+                ("ENTStructureJointure", "490"),
+                ("ENTStructureUAI", "0251234A"),
+                ("ENTStructureNomCourant", "E.P.PU$LES ECUREUILS$BADEVEL"),
+                ("ENTStructureTypeStruct", "ECOLE DE NIVEAU ELEMENTAIRE"),
+                ("ENTEcoleSecteur", "PU"),
+                ("ENTStructureAdresse", "9 rue de la Mairie"),
+                ("ENTStructureCodePostal", "25170"),
+                ("ENTStructureVille", "BADEVEL"),
+                ("ENTStructureTelephone", "+33 3 81 00 00 00"),
+                ("ENTServAcCodeAcademie", "003"),
+            ],
+        ),
+    ]
+    pupils = [
+        request(
+            "Eleve",
+            ident,
+            [
+                ("ENTPersonJointure", ident),
+                ("ENTPersonNom", "NOM"),
+                ("ENTPersonPrenom", first),
+                ("ENTPersonCivilite", "M"),
+                ("ENTPersonDateNaissance", "31/02/2015"),
+                ("ENTPersonStructRattach", "490"),
+                ("ENTPersonClasses", f"490$11$ORDINAIRE$73183$CE1-CE2 Mme {teacher}"),
+                ("ENTPersonGroupes", "490$40$REGROUPEMENT$73547$Chorale"),
+                ("ENTEleveNiveau", level),
+                ("ENTEleveCycle", "2$CYCLE II"),
+                ("ENTEleveDateEntreeClasses", "490$05/09/2019$73183"),
+                ("ENTEleveAutoriteParentale", ["3079279$20", "3079280$10"]),
+            ],
+        )
+        for ident, first, teacher, level in (
+            ("101", "Léa", "X", "1122$CE1"),
+            ("102", "Tom", "X", "1123$CE2"),
+        )
+    ]
+    relatives = [
+        request(
+            "PersRelEleve",
+            "3079279",
+            [
+                ("ENTPersonJointure", "3079279"),
+                ("ENTPersonNom", "NOM"),
+                ("ENTPersonTelPerso", "+33 3 00"),
+                ("ENTPersRelEleveTelMobile", "+33 6 00"),
+                ("ENTPersonAdresse", "$$5 AVENUE JEAN JAURES$"),
+                ("ENTPersRelEleveEleve", "101"),
+            ],
+        ),
+    ]
+    staff = [
+        request(
+            "PersEducNat",
+            "9",
+            [
+                ("ENTPersonJointure", "9"),
+                ("ENTPersonNom", "DIR"),
+                ("ENTPersonFonctions", "490$ENS$ENSEIGNEMENT$D0000$DIRECTION"),
+                ("ENTEnsFonctionDir", "490"),
+                ("ENTPersonCategorieEnseignant", "O"),
+            ],
+        ),
+    ]
+    for category, requests in (
+        ("EtabEducNat", etab),
+        ("Eleve", pupils),
+        ("PersRelEleve", relatives),
+        ("PersEducNat", staff),
+    ):
+        write(
+            folder / f"ENT1D_Complet_20200516_{category}_0000.xml",
+            document(requests, header=header),
+        )
+    (export,) = plan([folder])
+    return export
+
+
+def test_a_1d_export(tmp_path: Path) -> None:
+    export = _one_d_export(tmp_path)
+    assert (export.degree, export.complete) == ("1d", True)
+    read = Read(export)
+    school = read.get(S, "490")
+    assert (school.data["name"], school.data["street"], school.data["phone"]) == (
+        "LES ECUREUILS",
+        "9 rue de la Mairie",
+        "+33 3 81 00 00 00",
+    )
+    assert school.data["academie"] == "003"
+
+    classes = [r for r in read.records if r.kind is EntityKind.CLASS]
+    assert len(classes) == 1  # once per export, whatever the number of pupils
+    (klass,) = classes
+    assert (klass.key, klass.data["code"], klass.data["label"]) == (
+        "490$73183",
+        "73183",
+        "CE1-CE2 Mme X",
+    )
+    assert klass.data["level_codes"] == ["1122", "1123"]
+    assert klass.refs["structure_id"] == Ref(S, "490") and klass.structures == ("0251234A",)
+    assert klass.owner is None  # derived from many records: owns itself
+    group = read.get(EntityKind.GROUP, "490$73547")
+    assert group.data["label"] == "Chorale"
+    levels = {r.key: r.data for r in read.records if r.kind is EntityKind.LEVEL}
+    assert set(levels) == {"1d-level:1122", "1d-level:1123", "1d-cycle:2"}
+    assert levels["1d-cycle:2"]["kind"] == "1d_cycle" and levels["1d-level:1122"]["label"] == "CE1"
+
+    enrollment = read.get(EntityKind.ENROLLMENT, "101|class|490$73183|pupil|")
+    assert str(enrollment.data["start_date"]) == "2019-09-05"
+    pupil = read.get(P, "101")
+    assert pupil.data["civility"] == "M." and pupil.data["birth_date"] is None
+    assert pupil.structures == ("0251234A",)
+    bad_date = next(w for w in read.warnings if "31/02/2015" in w.message)
+    assert bad_date.code == "bad-value" and "ENTPersonDateNaissance" in bad_date.message
+    assert bad_date.provenance is not None and bad_date.provenance.record_id == "101"
+
+    links = {r.key: r.data for r in read.records if r.kind is EntityKind.GUARDIANSHIP}
+    assert links["3079279|101"]["relation"] == "father"  # 20, new code
+    assert links["3079279|101"]["legal"] is True
+    # 3079280 (`$10`, mother) is not a PersRelEleve record of this Complet: dropped, warned.
+    assert set(links) == {"3079279|101", "3079279|102"}
+    assert sum("3079280" in w.message and "dropped" in w.message for w in read.warnings) == 2
+    guardian = read.get(P, "3079279")
+    assert guardian.structures == ("0251234A",)
+    assert (guardian.data["phone_home"], guardian.data["phone_mobile"]) == ("+33 3 00", "+33 6 00")
+    assert guardian.data["address_lines"] == ["5 AVENUE JEAN JAURES"]
+    # ENTPersRelEleveEleve lists 101 only, while 102 names this person too.
+    assert read.codes()["link-mismatch"] == 1
+
+    roles = {(r.data["role"], r.data["function_code"]) for r in read.owned("9", EntityKind.ROLE)}
+    assert roles == {("teacher", "ENS"), ("director", None)}
+
+
+def test_2d_structure_classes_and_groups(tmp_path: Path) -> None:
+    write(
+        tmp_path / "ENT_Complet_20240916_EtabEducNat_0000.xml",
+        document(
+            [
+                request(
+                    "EtabEducNat",
+                    "4931",
+                    [
+                        ("ENTStructureJointure", "4931"),
+                        ("ENTStructureUAI", "0940072T"),
+                        ("ENTStructureNomCourant", "CLG$CLG INTEGRATION$PARIS"),
+                        ("ENTStructureTypeStruct", "COLLEGE"),
+                        ("ENTEtablissementContrat", "PU"),
+                        (
+                            "ENTStructureClasses",
+                            ["3A$3EME$10310019110", "3B$$10310019110$10310019111"],
+                        ),
+                        ("ENTStructureGroupes", ["3A-3B LAT$$3A$3B", "BAD"]),
+                    ],
+                )
+            ]
+        ),
+    )
+    write(
+        tmp_path / "ENT_Complet_20240916_Eleve_0000.xml",
+        document(
+            [
+                request(
+                    "Eleve",
+                    "1",
+                    [
+                        ("ENTPersonJointure", "1"),
+                        ("ENTPersonStructRattach", "4931"),
+                        ("ENTEleveClasses", "4931$3A"),
+                        ("ENTEleveGroupes", "4931$3A-3B LAT"),
+                        ("ENTEleveMEF", "10310019110"),
+                        (
+                            "ENTElevePersRelEleve",
+                            ["8$10$1$1$0$1", "9$20$0$2$1$0", "10$99$1$1$0$0", "x$1"],
+                        ),
+                        ("ENTEleveAdresseRel", "8"),
+                    ],
+                ),
+                request("Eleve", "2", [("ENTPersonJointure", "2"), ("ENTEleveClasses", "4931$3C")]),
+            ]
+        ),
+    )
+    write(
+        tmp_path / "ENT_Complet_20240916_PersRelEleve_0000.xml",
+        document(
+            [request("PersRelEleve", key, [("ENTPersonJointure", key)]) for key in ("8", "9", "10")]
+        ),
+    )
+    (export,) = plan([tmp_path])
+    read = Read(export)
+    structure = read.get(S, "4931")
+    assert (structure.data["name"], structure.data["kind"], structure.data["sector"]) == (
+        "CLG INTEGRATION",
+        "college",
+        "PU",
+    )
+    klass = read.get(EntityKind.CLASS, "4931$3B")
+    assert (klass.data["label"], klass.data["level_codes"]) == (
+        None,
+        ["10310019110", "10310019111"],
+    )
+    assert klass.owner == Ref(S, "4931")  # a delta modify of the structure replaces it
+    group = read.get(EntityKind.GROUP, "4931$3A-3B LAT")
+    assert group.refs["class_ids"] == [
+        Ref(EntityKind.CLASS, "4931$3A"),
+        Ref(EntityKind.CLASS, "4931$3B"),
+    ]
+    # 3A is declared: not derived again; 3C is not: derived, owning itself.
+    assert read.get(EntityKind.CLASS, "4931$3A").owner == Ref(S, "4931")
+    assert read.get(EntityKind.CLASS, "4931$3C").owner is None
+    assert read.reader.stats.derived_classes == 1
+
+    links = {r.refs["guardian_id"].key: r.data for r in read.owned("1", EntityKind.GUARDIANSHIP)}  # type: ignore[union-attr]
+    # VE2407: field 3 is a flag, `2` is not a legal representative.
+    assert (links["8"]["relation"], links["8"]["legal"], links["8"]["payment"]) == (
+        "mother",
+        True,
+        True,
+    )
+    assert (links["9"]["relation"], links["9"]["legal"], links["9"]["contact"]) == (
+        "father",
+        False,
+        True,
+    )
+    assert links["10"]["relation"] == "unknown" and links["10"]["relation_code"] == "99"
+    assert (links["8"]["residence"], links["9"]["residence"]) == (True, False)
+    bad = [w for w in read.warnings if w.code == "bad-value"]
+    assert {w.message.split(":")[0] for w in bad} == {"ENTStructureGroupes", "ENTElevePersRelEleve"}
+    assert any("'x$1'" in w.message for w in bad) and any("'99'" in w.message for w in bad)
+
+
+@pytest.mark.parametrize(
+    ("version", "legal_of_rank_2"),
+    [("AAF-VE1301", True), ("AAF-VE1401", True), ("AAF-VE1806", False), (None, True)],
+)
+def test_legal_field_by_version(tmp_path: Path, version: str | None, legal_of_rank_2: bool) -> None:
+    header = {"versionAF": version} if version else {"other": "x"}
+    write(
+        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
+        document(
+            [
+                request(
+                    "Eleve",
+                    "1",
+                    [
+                        ("ENTPersonJointure", "1"),
+                        ("ENTElevePersRelEleve", ["8$2$1$1$0$0", "9$1$0$2$0$0"]),
+                    ],
+                ),
+            ],
+            header=header,
+        ),
+    )
+    (export,) = plan([tmp_path])
+    links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    assert links["8|1"]["legal"] is True
+    assert links["9|1"]["legal"] is legal_of_rank_2
+
+
+def test_legacy_2d_parental_authority_is_a_fallback(tmp_path: Path) -> None:
+    write(
+        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
+        document(
+            [
+                request(
+                    "Eleve",
+                    "1",
+                    [
+                        ("ENTPersonJointure", "1"),
+                        ("ENTElevePere", "7"),
+                        ("ENTEleveAutoriteParentale", ["7", "8"]),
+                    ],
+                ),
+            ],
+            header={"versionAF": "AAF-VE1301"},
+        ),
+    )
+    (export,) = plan([tmp_path])
+    links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    assert (links["7|1"]["relation"], links["7|1"]["legal"]) == ("father", True)
+    assert (links["8|1"]["relation"], links["8|1"]["relation_code"]) == ("unknown", None)
+
+
+def test_staff_links_and_fallbacks(tmp_path: Path) -> None:
+    write(
+        tmp_path / "ENT_Delta_20240916_PersEducNat_0000.xml",
+        document(
+            [
+                request(
+                    "PersEducNat",
+                    "5",
+                    [
+                        ("ENTPersonJointure", "5"),
+                        ("ENTPersonStructRattach", "42"),
+                        (
+                            "ENTAuxEnsClasses",
+                            ["42$1A", "42$1B"],
+                        ),  # no ClassesMatieres: the fallback
+                        ("ENTAuxEnsGroupes", "42$G1"),
+                        ("ENTAuxEnsGroupesMatieres", "42$G2$030201"),  # supersedes ENTAuxEnsGroupes
+                        ("ENTAuxEnsClassesPrincipal", "42$1A"),
+                        (
+                            "ENTPersonFonctions",
+                            [
+                                "42$DOC$DOCUMENTATION$L8011$DOCUMENTATION",
+                                "43$ADF$PERSONNELS ADMINISTRATIFS$-$SANS OBJET",
+                                "44$DIR$DIRECTION$-$SANS OBJET",
+                                "4$ENS",
+                            ],
+                        ),
+                        ("ENTEnsFonctionDir", "44"),
+                    ],
+                ),
+            ],
+            header={"versionAF": "AAF-VE2407"},
+        ),
+    )
+    (export,) = plan([tmp_path])
+    read = Read(export, known_structures={"42": "0420000A", "43": "0430000B"})
+    enrollments = {r.key for r in read.owned("5", EntityKind.ENROLLMENT)}
+    assert enrollments == {
+        "5|class|42$1A|teacher|",
+        "5|class|42$1B|teacher|",
+        "5|group|42$G2|teacher|030201",
+        "5|class|42$1A|head_teacher|",
+    }
+    roles = {
+        (
+            r.data["role"],
+            r.refs["structure_id"].key,  # type: ignore[union-attr]
+            r.data["function_code"],
+            r.data["discipline_code"],
+        )
+        for r in read.owned("5", EntityKind.ROLE)
+    }
+    # DOC makes a teacher (AAF.md §7.4), so the ADF function is a teacher's too.
+    assert roles == {
+        ("teacher", "42", "DOC", "L8011"),
+        ("teacher", "43", "ADF", None),
+        ("head", "44", "DIR", None),
+    }
+    assert read.get(P, "5").structures == ("0420000A", "0430000B")
+    bad = [w for w in read.warnings if w.code == "bad-value"]
+    assert len(bad) == 1 and "'4$ENS'" in bad[0].message and "ENTPersonFonctions" in bad[0].message
+    assert bad[0].provenance is not None and bad[0].provenance.record_id == "5"
+    assert read.codes()["dangling-reference"] == 1  # 44
+
+
+def test_unknown_attributes_are_counted_by_the_reader(tmp_path: Path) -> None:
+    write(
+        tmp_path / "ENT_Delta_20240916_PersRelEleve_0000.xml",
+        document(
+            [
+                request("PersRelEleve", "1", [("ENTPersonJointure", "1"), ("ESCOThing", "x")]),
+                request("PersRelEleve", "2", [("ENTPersonJointure", "2"), ("ESCOThing", "y")]),
+            ]
+        ),
+    )
+    (export,) = plan([tmp_path])
+    read = Read(export)
+    assert read.reader.stats.unknown_attributes == {"ESCOThing": 2}
+    assert read.reader.stats.warnings == {"unknown-attribute": 1}
+    assert read.reader.stats.requests == {("PersRelEleve", "add"): 2}
+    assert len(read.records) == 2
