@@ -31,7 +31,6 @@ from .records import (
     Ref,
     SourceWarning,
     StreamItem,
-    content_hash,
 )
 from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
 from .structure import Structure, StructureKind, StructurePublic
@@ -81,7 +80,6 @@ __all__ = [
     "SubjectPublic",
     "Tracked",
     "TrackedPublic",
-    "content_hash",
     "utcnow",
 ]
 

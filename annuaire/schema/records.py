@@ -23,15 +23,13 @@ Content
     ``data`` holds column values of the neutral table for ``kind`` (see ``annuaire.schema``):
     plain JSON-able values, ``datetime.date`` and lists. ``refs`` maps a reference column to a
     :class:`Ref` (or a list of them, stored as a list of hub ids). The content hash that makes
-    re-imports cheap is computed over data, refs, external ids and structures, never provenance.
+    re-imports cheap is computed by the sync engine over data, refs, external ids, structures
+    and owner, never provenance.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,7 +41,6 @@ __all__ = [
     "Ref",
     "SourceWarning",
     "StreamItem",
-    "content_hash",
 ]
 
 
@@ -131,31 +128,3 @@ class SourceWarning:
 
 
 StreamItem = NeutralRecord | SourceWarning
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Ref):
-        return [value.kind.value, value.key]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"cannot hash a {type(value).__name__} in a neutral record")
-
-
-def content_hash(record: NeutralRecord) -> str:
-    """A stable digest of what the record says (not of where it was read)."""
-    payload = json.dumps(
-        [
-            record.data,
-            record.refs,
-            sorted(record.external_ids),
-            sorted(record.structures),
-            record.owner_key,
-        ],
-        sort_keys=True,
-        default=_json_default,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "insert_tuples"]
 
 _Processor = Callable[[Any], Any] | None
 _Plan = tuple[str, tuple[str, ...], list[_Processor]]
@@ -52,6 +52,25 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         tuple(process(row[name]) if process else row[name] for name, process in pairs)
         for row in rows
     ]
+    _send(connection, sql, tuples)
+
+
+def insert_tuples(
+    connection: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert rows given as tuples of driver-ready values, in the order of ``columns``.
+
+    The caller vouches that no value needs a bind processor (strings, numbers, None).
+    """
+    if not rows:
+        return
+    sql, order, _ = _plan(connection, table, columns)
+    if order != columns:
+        raise ValueError(f"{table.name}: columns must be given in table order {order}")
+    _send(connection, sql, rows)
+
+
+def _send(connection: Connection, sql: str, tuples: Sequence[tuple[Any, ...]]) -> None:
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy(sql) as copy:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .engine import Mode, RunReport, Scope, apply_run, hub_id, purge
+from .engine import KindCounts, Mode, RunReport, Scope, apply_run, hub_id, purge
 
-__all__ = ["Mode", "RunReport", "Scope", "apply_run", "hub_id", "purge"]
+__all__ = ["KindCounts", "Mode", "RunReport", "Scope", "apply_run", "hub_id", "purge"]

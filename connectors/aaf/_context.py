@@ -2,13 +2,14 @@
 
 Only compact things are kept: the structure join key -> UAI table (a few thousand entries per
 académie), the keys of classes and levels already emitted, and the guardianship links waiting
-for the ``PersRelEleve`` pass (one small tuple per link, about 200 bytes).
+for the ``PersRelEleve`` pass (one compact string per link, about 100 bytes).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -79,6 +80,11 @@ class PendingGuardianship(NamedTuple):
     line: int
 
 
+_SEP = "\x1f"
+_FLAG_TEXT = {True: "1", False: "0", None: ""}
+_TEXT_FLAG: dict[str, bool | None] = {"1": True, "0": False, "": None}
+
+
 @dataclass(slots=True)
 class DerivedGrouping:
     """A class or group known only from person records, emitted once at the end."""
@@ -115,11 +121,14 @@ class Context:
             EntityKind.GROUP: {},
         }
         self.levels: set[str] = set()
-        self.guardianships: list[PendingGuardianship] = []
-        #: Guardian key -> UAIs of their pupils (the guardian PERSON's ``structures``).
-        self.guardian_uais: dict[str, tuple[str, ...]] = {}
-        self.guardians_read: set[str] = set()
-        self._pupils_by_guardian: dict[str, set[str]] | None = None
+        # Guardianships seen from the pupil side, waiting for their guardian's record. Kept as
+        # one compact string each (see _encode): this buffer is the reader's only state that
+        # grows with the number of pupils, so it must stay small.
+        self._links: list[str] = []
+        self._sorted = False
+        self._emitted = bytearray()
+        self._files: list[str] = []
+        self._file_numbers: dict[str, int] = {}
         self.file = ""
         self.version: int | None = None
         #: Warnings the mappers put in their output (so records = items - warnings).
@@ -251,54 +260,114 @@ class Context:
 
     # -- guardianships ------------------------------------------------------------------------
 
-    def pupils_by_guardian(self) -> dict[str, set[str]]:
-        if self._pupils_by_guardian is None:
-            index: dict[str, set[str]] = {}
-            for link in self.guardianships:
-                index.setdefault(link.guardian, set()).add(link.pupil)
-            self._pupils_by_guardian = index
-        return self._pupils_by_guardian
-
-    def guardianship_items(self) -> Output:
-        """The buffered links, after the PersRelEleve pass (AAF.md §6, §11 item 9).
-
-        In a Complet a link whose guardian is not a PersRelEleve record of the export is
-        reported and dropped; in a Delta it is kept (the guardian may already be stored).
-        """
-        out: Output = []
-        for link in self.guardianships:
-            provenance = Provenance(link.file, link.line, link.pupil)
-            pupil = Ref(EntityKind.PERSON, link.pupil)
-            if not self.delta and link.guardian not in self.guardians_read:
-                self.stats.dropped_guardianships += 1
-                self.warn(
-                    out,
-                    "dangling-reference",
-                    f"pupil {link.pupil} names related person {link.guardian}, who is not"
-                    " a PersRelEleve record of this Complet; guardianship dropped",
-                    provenance,
-                )
-                continue
-            out.append(
-                NeutralRecord(
-                    EntityKind.GUARDIANSHIP,
-                    f"{link.guardian}|{link.pupil}",
-                    {
-                        "relation": link.relation,
-                        "relation_code": link.relation_code,
-                        "legal": link.legal,
-                        "financial": link.financial,
-                        "contact": link.contact,
-                        "payment": link.payment,
-                        "residence": link.residence,
-                    },
-                    {"guardian_id": Ref(EntityKind.PERSON, link.guardian), "pupil_id": pupil},
-                    structures=link.structures,
-                    owner=pupil,
-                    op=link.op,
-                    provenance=provenance,
+    def add_guardianship(self, link: PendingGuardianship) -> None:
+        """Buffer a link read on the pupil side (AAF.md §6, §11 item 9)."""
+        number = self._file_numbers.get(link.file)
+        if number is None:
+            number = self._file_numbers[link.file] = len(self._files)
+            self._files.append(link.file)
+        self._links.append(
+            _SEP.join(
+                (
+                    link.guardian,
+                    link.pupil,
+                    link.relation,
+                    link.relation_code or "",
+                    _FLAG_TEXT[link.legal],
+                    _FLAG_TEXT[link.financial],
+                    _FLAG_TEXT[link.contact],
+                    _FLAG_TEXT[link.payment],
+                    _FLAG_TEXT[link.residence],
+                    link.op,
+                    "|".join(link.structures),
+                    str(number),
+                    str(link.line),
                 )
             )
-        self.guardianships = []
-        self._pupils_by_guardian = None
-        return out
+        )
+        self._sorted = False
+
+    def _decode(self, text: str) -> PendingGuardianship:
+        f = text.split(_SEP)
+        return PendingGuardianship(
+            f[0],
+            f[1],
+            f[2],
+            f[3] or None,
+            _TEXT_FLAG[f[4]],
+            _TEXT_FLAG[f[5]],
+            _TEXT_FLAG[f[6]],
+            _TEXT_FLAG[f[7]],
+            _TEXT_FLAG[f[8]],
+            f[9],  # type: ignore[arg-type]
+            tuple(f[10].split("|")) if f[10] else (),
+            self._files[int(f[11])],
+            int(f[12]),
+        )
+
+    def links_of(self, guardian: str) -> list[PendingGuardianship]:
+        """The buffered links naming ``guardian``, marked as claimed by their record."""
+        links = self._links
+        if not self._sorted:
+            links.sort()  # groups links by guardian key (the first field)
+            self._emitted = bytearray(len(links))
+            self._sorted = True
+        first = bisect.bisect_left(links, guardian + _SEP)
+        last = bisect.bisect_left(links, guardian + "\x20", first)  # "\x20" follows _SEP
+        found = []
+        for index in range(first, last):
+            if not self._emitted[index]:
+                self._emitted[index] = 1
+                found.append(self._decode(links[index]))
+        return found
+
+    def guardianship(self, link: PendingGuardianship) -> NeutralRecord:
+        pupil = Ref(EntityKind.PERSON, link.pupil)
+        return NeutralRecord(
+            EntityKind.GUARDIANSHIP,
+            f"{link.guardian}|{link.pupil}",
+            {
+                "relation": link.relation,
+                "relation_code": link.relation_code,
+                "legal": link.legal,
+                "financial": link.financial,
+                "contact": link.contact,
+                "payment": link.payment,
+                "residence": link.residence,
+            },
+            {"guardian_id": Ref(EntityKind.PERSON, link.guardian), "pupil_id": pupil},
+            structures=link.structures,
+            owner=pupil,
+            op=link.op,
+            provenance=Provenance(link.file, link.line, link.pupil),
+        )
+
+    def unclaimed_guardianships(self) -> Iterator[StreamItem]:
+        """After the PersRelEleve pass: the links no guardian record claimed.
+
+        In a Complet such a link names a person who is not a PersRelEleve record of the
+        export: it is reported and dropped. In a Delta it is kept (the guardian may already be
+        stored).
+        """
+        if not self._sorted:
+            self.links_of("")  # sorts and sizes the claim flags
+        for index, text in enumerate(self._links):
+            if self._emitted[index]:
+                continue
+            link = self._decode(text)
+            if self.delta:
+                yield self.guardianship(link)
+                continue
+            self.stats.dropped_guardianships += 1
+            out: Output = []
+            self.warn(
+                out,
+                "dangling-reference",
+                f"pupil {link.pupil} names related person {link.guardian}, who is not"
+                " a PersRelEleve record of this Complet; guardianship dropped",
+                Provenance(link.file, link.line, link.pupil),
+            )
+            yield from out
+        self._links = []
+        self._emitted = bytearray()
+        self._sorted = False

@@ -496,16 +496,8 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
                 )
                 keep(value, relation, None, True, None, None, None)
 
-    if not links:
-        return
-    ctx.guardianships.extend(links.values())
-    guardian_uais = ctx.guardian_uais
-    for guardian in links:
-        known = guardian_uais.get(guardian)
-        if known is None:
-            guardian_uais[guardian] = uais
-        elif known != uais:
-            guardian_uais[guardian] = tuple(dict.fromkeys(known + uais))
+    for link in links.values():
+        ctx.add_guardianship(link)
 
 
 # -- related persons -----------------------------------------------------------------------
@@ -516,7 +508,10 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
         _delete_person(ctx, record, out)
         return
     key = record.id
-    ctx.guardians_read.add(key)
+    links = ctx.links_of(key)
+    uais: dict[str, None] = {}
+    for link in links:
+        uais.update(dict.fromkeys(link.structures))
     out.append(
         NeutralRecord(
             _PERSON,
@@ -524,15 +519,16 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
             _person_data(ctx, record, out),
             {},
             ((_JOIN_ID, one(record.attrs, "ENTPersonJointure") or key),),
-            ctx.guardian_uais.get(key, ()),
+            tuple(uais),
             op=record.op,
             provenance=ctx.provenance(record),
         )
     )
+    out.extend(ctx.guardianship(link) for link in links)
     listed = record.attrs.get("ENTAuxPersRelEleveEleve")
     if listed:
         # AAF.md §6.4: links come from the pupil side; the reverse list is only a check.
-        missing = ctx.pupils_by_guardian().get(key, set()).difference(listed)
+        missing = {link.pupil for link in links}.difference(listed)
         if missing:
             ctx.warn(
                 out,

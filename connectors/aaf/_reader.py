@@ -10,7 +10,7 @@ run in one transaction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from annuaire.schema import SourceWarning, StreamItem
 
@@ -65,7 +65,7 @@ class AafReader:
         for file in sorted(self.export.files, key=reading_order):
             if not guardianships_done and file.category in _AFTER_RELATIVES:
                 guardianships_done = True
-                yield from self._produced(ctx, ctx.guardianship_items)
+                yield from self._produced(ctx.unclaimed_guardianships)
             # One generator level per item: this loop is the connector's hot path.
             mapper = _MAPPERS[file.category]
             stats.files += 1
@@ -102,14 +102,14 @@ class AafReader:
                         stats.requests[(file.category, op)] += count
                 stats.records += emitted - (ctx.warnings_in_stream - warned)
         if not guardianships_done:
-            yield from self._produced(ctx, ctx.guardianship_items)
-        yield from self._produced(ctx, ctx.derived_records)
+            yield from self._produced(ctx.unclaimed_guardianships)
+        yield from self._produced(ctx.derived_records)
 
-    def _produced(self, ctx: Context, produce: Callable[[], Sequence[StreamItem]]) -> Output:
-        warned = ctx.warnings_in_stream
-        items = list(produce())
-        self.stats.records += len(items) - (ctx.warnings_in_stream - warned)
-        return items
+    def _produced(self, produce: Callable[[], Iterable[StreamItem]]) -> Iterator[StreamItem]:
+        for item in produce():
+            if type(item) is not SourceWarning:
+                self.stats.records += 1
+            yield item
 
 
 def read(

@@ -1,0 +1,601 @@
+"""The set-based core of an import run: stage the stream, then apply it with a few statements.
+
+Why set-based: an académie is millions of rows. Python touches each record once (resolve its
+references, serialise its content to JSON, hash it) and sends it to a temporary staging table
+in batches; everything else — finding what is new, changed, unchanged or missing, writing the
+rows, the external ids and the change entries — is one SQL statement per entity kind, run by
+the database. Nothing grows in Python memory with the size of the scope.
+
+Staging (``sync_stage``, temporary): one row per record with its op, hub id, owner, content
+hash, the JSON of its column values (references already resolved to hub ids) and of its
+external ids. ``sync_current`` then keeps the last staged row of each (kind, key) with the
+action it calls for against the store: create, update, return (came back, changed),
+restore (came back, unchanged), unchanged, or delete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from pydantic_core import PydanticUndefined
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.sql.elements import TextClause
+
+from annuaire.schema import (
+    REFERENCES,
+    TABLES,
+    ChangeOp,
+    EntityKind,
+    NeutralRecord,
+    Ref,
+    SourceWarning,
+    Status,
+    StreamItem,
+    Structure,
+    Tracked,
+)
+from annuaire.settings import Settings
+from annuaire.store.bulk import insert_tuples
+from annuaire.store.changes import ChangeRecorder, structures_text
+
+from ._ids import hub_id
+from ._report import RunReport
+
+__all__ = ["Applier"]
+
+_STAGE = Table(
+    "sync_stage",
+    MetaData(),
+    Column("n", Integer, primary_key=True),
+    Column("kind", String(16)),
+    Column("key", String(255)),
+    Column("id", String(32)),
+    Column("owner_key", String(255)),
+    Column("op", String(8)),
+    Column("hash", String(32)),
+    Column("payload", Text),
+    Column("ext", Text),
+    Column("structures", String(4000)),
+    Column("file", String(255)),
+    Column("record", String(255)),
+    Column("line", Integer),
+)
+_STAGE_COLUMNS = (
+    "n",
+    "kind",
+    "key",
+    "id",
+    "owner_key",
+    "op",
+    "hash",
+    "payload",
+    "ext",
+    "structures",
+    "file",
+    "record",
+    "line",
+)
+_STAGE_DDL = {
+    "sqlite": """CREATE TEMP TABLE IF NOT EXISTS {name} (
+        n INTEGER PRIMARY KEY, kind TEXT, key TEXT, id CHAR(32), owner_key TEXT, op TEXT,
+        hash TEXT, payload TEXT, ext TEXT, structures TEXT, file TEXT, record TEXT,
+        line INTEGER{extra})""",
+    "postgresql": """CREATE TEMP TABLE IF NOT EXISTS {name} (
+        n BIGINT PRIMARY KEY, kind TEXT, key TEXT, id UUID, owner_key TEXT, op TEXT,
+        hash TEXT, payload JSONB, ext JSONB, structures TEXT, file TEXT, record TEXT,
+        line INTEGER{extra})""",
+}
+_TRACKED_COLUMNS = frozenset(Tracked.model_fields)
+# Parameters used both as a value and in a comparison need one type on PostgreSQL.
+_TEXT_KIND = "CAST(:kind AS VARCHAR)"
+_TEXT_SCOPE = "CAST(:scope AS VARCHAR)"
+#: Parameters that need their column's bind processing (timezone-aware time, UUID).
+_BIND_TYPES: dict[str, Any] = {
+    "now": Structure.__table__.c.modified_at.type,  # type: ignore[attr-defined]
+    "run": Structure.__table__.c.import_run_id.type,  # type: ignore[attr-defined]
+}
+_PENDING_INSERT = (
+    "INSERT INTO pending_change (entity_type, entity_id, op, at, scope, run_id, structures)"
+)
+
+
+def _blank_row(kind: EntityKind) -> dict[str, Any]:
+    """Every content column of ``kind`` at its default: a record replaces the whole row."""
+    blank: dict[str, Any] = {}
+    for name, info in TABLES[kind].model_fields.items():
+        if name in _TRACKED_COLUMNS:
+            continue
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        blank[name] = None if default is PydanticUndefined else default
+    return blank
+
+
+_BLANKS = {kind: _blank_row(kind) for kind in EntityKind}
+
+
+class _Dialect:
+    """The few SQL spellings that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.postgres = name == "postgresql"
+
+    def extract(self, column: Column[Any]) -> str:
+        """An expression reading ``column`` from the staged JSON payload of row ``c``."""
+        name = column.name
+        if not self.postgres:
+            return f"json_extract(c.payload, '$.{name}')"
+        kind = column.type
+        if isinstance(kind, JSON):
+            return f"(c.payload -> '{name}')::json"
+        cast = "text"
+        if isinstance(kind, Uuid):
+            cast = "uuid"
+        elif isinstance(kind, Date) and not isinstance(kind, DateTime):
+            cast = "date"
+        elif isinstance(kind, Boolean):
+            cast = "boolean"
+        elif isinstance(kind, Integer):
+            cast = "bigint"
+        elif isinstance(kind, Float):
+            cast = "double precision"
+        return f"(c.payload ->> '{name}')::{cast}"
+
+    def external_ids(self) -> tuple[str, str, str]:
+        """A FROM item over the staged external ids of ``c``, and its type and value."""
+        if self.postgres:
+            return "jsonb_array_elements(c.ext) AS e", "e ->> 0", "e ->> 1"
+        return (
+            "json_each(c.ext) AS e",
+            "json_extract(e.value, '$[0]')",
+            ("json_extract(e.value, '$[1]')"),
+        )
+
+    def owner_of(self, alias: str) -> str:
+        return f"{alias}.kind || ':' || {alias}.key"
+
+
+class Applier:
+    """Stages one run's stream and applies it inside the caller's transaction."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        report: RunReport,
+        settings: Settings,
+        now: dt.datetime,
+    ) -> None:
+        self.connection = connection
+        self.report = report
+        self.scope = report.scope
+        self.scope_key = report.scope.key
+        self.settings = settings
+        self.now = now
+        self.sql = _Dialect(connection.dialect.name)
+        self.recorder = ChangeRecorder(connection, scope=self.scope_key, run_id=report.run_id)
+        self.staged = 0
+        self.checked: set[EntityKind] = set()
+        for name, extra in (("sync_stage", ""), ("sync_current", ", action TEXT")):
+            connection.exec_driver_sql(_STAGE_DDL[self.sql.name].format(name=name, extra=extra))
+            connection.exec_driver_sql(f"DELETE FROM {name}")
+        if not self.sql.postgres:
+            connection.exec_driver_sql(
+                "CREATE INDEX IF NOT EXISTS temp.sync_stage_key ON sync_stage (kind, key)"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE INDEX IF NOT EXISTS sync_stage_key ON sync_stage (kind, key)"
+            )
+        self.report.active_before = self._count_active()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def table(self, kind: EntityKind) -> Table:
+        return TABLES[kind].__table__  # type: ignore[attr-defined]
+
+    def warn(
+        self,
+        code: str,
+        message: str,
+        where: tuple[str | None, int | None, str | None] | None = None,
+    ) -> None:
+        from annuaire.schema import Provenance
+
+        provenance = Provenance(where[0], where[1], where[2]) if where and where[0] else None
+        self.report.warn(SourceWarning(code, message, provenance), self.settings.warnings_kept)
+
+    def _count_active(self) -> int:
+        total = 0
+        for kind in EntityKind:
+            table = self.table(kind)
+            total += self.connection.execute(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.scope == self.scope_key, table.c.status == Status.ACTIVE.value)
+            ).scalar_one()
+        return total
+
+    def _check_columns(self, record: NeutralRecord) -> None:
+        table = self.table(record.kind)
+        unknown = (set(record.data) | set(record.refs)) - set(table.c.keys())
+        if unknown:
+            raise ValueError(
+                f"{record.kind.value} records carry unknown columns: {sorted(unknown)}"
+            )
+        self.checked.add(record.kind)
+
+    def _resolve(self, value: Ref | list[Ref] | None) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return [str(hub_id(self.scope_key, r.kind, r.key)) for r in value]
+        return hub_id(self.scope_key, value.kind, value.key).hex
+
+    def _execute(self, sql: str, **params: Any) -> Any:
+        statement: TextClause = text(sql).bindparams(
+            *[bindparam(name, type_=_BIND_TYPES[name]) for name in params if name in _BIND_TYPES]
+        )
+        return self.connection.execute(statement, params)
+
+    # -- staging -----------------------------------------------------------------------------
+
+    def stage(self, batch: Sequence[StreamItem]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        for item in batch:
+            if isinstance(item, SourceWarning):
+                self.report.warn(item, self.settings.warnings_kept)
+                continue
+            rows.append(self._stage_row(item))
+        insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, rows)
+
+    def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
+        """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""
+        kind = record.kind
+        if kind not in self.checked:
+            self._check_columns(record)
+        self.staged += 1
+        provenance = record.provenance
+        owner = record.owner
+        owner_key = (
+            f"{kind.value}:{record.key}" if owner is None else f"{owner.kind.value}:{owner.key}"
+        )
+        identity = hub_id(self.scope_key, kind, record.key).hex
+        if provenance is None:
+            where: tuple[Any, ...] = (None, None, None)
+        else:
+            where = (provenance.file[-255:], provenance.record_id, provenance.line)
+        if record.op == "delete":
+            return (
+                self.staged,
+                kind.value,
+                record.key,
+                identity,
+                owner_key,
+                "delete",
+                None,
+                None,
+                None,
+                "",
+                *where,
+            )
+        # Blank first: its key order is the table's, so the JSON needs no sorting to be stable.
+        values = _BLANKS[kind].copy()
+        values.update(record.data)
+        for column, ref in record.refs.items():
+            values[column] = self._resolve(ref)
+        payload = orjson.dumps(values)
+        ext = orjson.dumps(sorted(set(record.external_ids))) if record.external_ids else b"[]"
+        structures = structures_text(record.structures) if record.structures else ""
+        digest = hashlib.blake2b(
+            b"\x1f".join((payload, ext, structures.encode(), owner_key.encode())), digest_size=16
+        ).hexdigest()
+        return (
+            self.staged,
+            kind.value,
+            record.key,
+            identity,
+            owner_key,
+            record.op,
+            digest,
+            payload.decode(),
+            ext.decode(),
+            structures,
+            *where,
+        )
+
+    # -- applying ----------------------------------------------------------------------------
+
+    def apply(self, *, allow_mass_removal: bool) -> None:
+        from annuaire.errors import Refused
+
+        for kind in EntityKind:
+            self._apply_kind(kind)
+        mode = self.report.mode
+        self._apply_deletes()
+        if mode in ("delta", "partial"):
+            self._replace_owned()
+        if mode == "complet":
+            self._mark_missing()
+        leaving = self.report.leaving
+        before = self.report.active_before
+        threshold = self.settings.mass_removal_threshold
+        if before and leaving > threshold * before and not allow_mass_removal:
+            detail = ", ".join(
+                f"{c.leaving} {k.value}" for k, c in self.report.counts.items() if c.leaving
+            )
+            raise Refused(
+                f"this run would mark {leaving} of {before} active entities of scope "
+                f"{self.scope_key} as leaving ({leaving / before:.1%} > {threshold:.0%}: "
+                f"{detail}); nothing was applied. Check the input (a missing file?) or pass "
+                "--allow-mass-removal if this is expected."
+            )
+        self._check_references()
+
+    def _apply_kind(self, kind: EntityKind) -> None:
+        table = self.table(kind)
+        name = table.name
+        scope = self.scope_key
+        self.connection.exec_driver_sql("DELETE FROM sync_current")
+        self._execute(
+            """INSERT INTO sync_current
+               SELECT s.*, NULL FROM sync_stage s
+               WHERE s.n IN (SELECT max(n) FROM sync_stage WHERE kind = :kind GROUP BY key)""",
+            kind=kind.value,
+        )
+        duplicates = self._execute(
+            """SELECT key, count(*) FROM sync_stage WHERE kind = :kind
+               GROUP BY key HAVING count(*) > 1""",
+            kind=kind.value,
+        ).all()
+        for key, count in duplicates[: self.settings.warnings_kept]:
+            self.warn(
+                "duplicate-record",
+                f"{kind.value} {key!r} appears {count} times in this run; the last one wins",
+            )
+        for _ in duplicates[self.settings.warnings_kept :]:
+            self.report.warn(SourceWarning("duplicate-record", "(not kept)"), 0)
+        self._execute(
+            f"""UPDATE sync_current SET action = CASE
+                  WHEN op = 'delete' THEN 'delete'
+                  ELSE coalesce((
+                    SELECT CASE
+                      WHEN t.content_hash = sync_current.hash
+                        THEN CASE t.status WHEN 'active' THEN 'unchanged' ELSE 'restore' END
+                      ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
+                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_current.key),
+                  'create') END""",
+            scope=scope,
+        )
+        counts = dict(
+            self._execute("SELECT action, count(*) FROM sync_current GROUP BY action").all()
+        )
+        figures = self.report.counts[kind]
+        figures.created += counts.get("create", 0)
+        figures.updated += counts.get("update", 0)
+        figures.unchanged += counts.get("unchanged", 0)
+        figures.returning += counts.get("return", 0) + counts.get("restore", 0)
+        if self.report.mode == "delta":
+            self._delta_warnings(kind)
+        if len(counts) == 1 and "unchanged" in counts:
+            return
+        content = [c for c in table.c if c.name not in _TRACKED_COLUMNS]
+        tracked_insert = (
+            "id, scope, source_key, owner_key, source, import_run_id, content_hash, source_file, "
+            "source_record, status, leaving_since, created_at, modified_at, structures"
+        )
+        columns = ", ".join([tracked_insert, *[c.name for c in content]])
+        values = ", ".join(
+            [
+                f"c.id, {_TEXT_SCOPE}, c.key, c.owner_key, CAST(:source AS VARCHAR), :run, "
+                "c.hash, c.file, c.record, "
+                "'active', NULL, :now, :now, c.structures",
+                *[self.sql.extract(c) for c in content],
+            ]
+        )
+        self._stage_changes(kind, "('create', 'update', 'return', 'restore')")
+        self._execute(
+            f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_current c "
+            "WHERE c.action = 'create' ORDER BY c.n",
+            scope=scope,
+            source=self.scope.source,
+            run=self.report.run_id,
+            now=self.now,
+        )
+        assignments = ", ".join(
+            [
+                "owner_key = c.owner_key, import_run_id = :run, content_hash = c.hash, "
+                "source_file = c.file, source_record = c.record, status = 'active', "
+                "leaving_since = NULL, modified_at = :now, structures = c.structures",
+                *[f"{col.name} = {self.sql.extract(col)}" for col in content],
+            ]
+        )
+        self._execute(
+            f"UPDATE {name} SET {assignments} FROM sync_current c "
+            f"WHERE {name}.id = c.id AND c.action IN ('update', 'return')",
+            run=self.report.run_id,
+            now=self.now,
+        )
+        self._execute(
+            f"UPDATE {name} SET status = 'active', leaving_since = NULL, modified_at = :now, "
+            f"import_run_id = :run FROM sync_current c "
+            f"WHERE {name}.id = c.id AND c.action = 'restore'",
+            run=self.report.run_id,
+            now=self.now,
+        )
+        source, id_type, id_value = self.sql.external_ids()
+        self._execute(
+            "DELETE FROM external_id WHERE entity_id IN "
+            "(SELECT id FROM sync_current WHERE action IN ('update', 'return'))"
+        )
+        self._execute(
+            "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
+            f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
+            f"FROM sync_current c, {source} "
+            "WHERE c.action IN ('create', 'update', 'return') ORDER BY c.n",
+            kind=kind.value,
+            scope=scope,
+        )
+
+    def _stage_changes(self, kind: EntityKind, actions: str) -> None:
+        result = self._execute(
+            f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
+            f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
+            f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
+            f":now, {_TEXT_SCOPE}, :run, c.structures FROM sync_current c "
+            f"WHERE c.action IN {actions} "
+            "ORDER BY c.n",
+            kind=kind.value,
+            now=self.now,
+            scope=self.scope_key,
+            run=self.report.run_id,
+        )
+        self.recorder.staged += result.rowcount
+
+    def _delta_warnings(self, kind: EntityKind) -> None:
+        keep = self.settings.warnings_kept
+        for action, op, code, text_ in (
+            (
+                "create",
+                "modify",
+                "modify-unknown",
+                "modify of unknown {kind} {key!r} applied as an add",
+            ),
+            (
+                "update",
+                "add",
+                "add-existing",
+                "add of existing {kind} {key!r} changes it (applied as a modify)",
+            ),
+        ):
+            rows = self._execute(
+                "SELECT key, file, line, record FROM sync_current "
+                "WHERE action = :action AND op = :op ORDER BY n",
+                action=action,
+                op=op,
+            ).all()
+            for key, file, line, record in rows:
+                if len(self.report.warnings) < keep:
+                    self.warn(code, text_.format(kind=kind.value, key=key), (file, line, record))
+                else:
+                    self.report.warn(SourceWarning(code, ""), 0)
+
+    # -- removals ----------------------------------------------------------------------------
+
+    def _mark_leaving(self, kind: EntityKind, condition: str, **params: Any) -> None:
+        """Make the active rows of ``kind`` in scope that match ``condition`` (on ``t``) leave."""
+        name = self.table(kind).name
+        where = f"t.scope = :scope AND t.status = 'active' AND ({condition})"
+        result = self._execute(
+            f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, t.id, '{ChangeOp.LEAVE.value}', :now, "
+            f"{_TEXT_SCOPE}, :run, t.structures "
+            f"FROM {name} t WHERE {where} ORDER BY t.source_key",
+            kind=kind.value,
+            now=self.now,
+            scope=self.scope_key,
+            run=self.report.run_id,
+            **params,
+        )
+        if not result.rowcount:
+            return
+        self.recorder.staged += result.rowcount
+        self.report.counts[kind].leaving += result.rowcount
+        self._execute(
+            f"UPDATE {name} SET status = 'tobedeleted', leaving_since = :now, modified_at = :now, "
+            f"import_run_id = :run WHERE id IN (SELECT t.id FROM {name} t WHERE {where})",
+            kind=kind.value,
+            now=self.now,
+            scope=self.scope_key,
+            run=self.report.run_id,
+            **params,
+        )
+
+    def _apply_deletes(self) -> None:
+        """Deletes whose key has no later add or modify: the owner and what it carries leave."""
+        last_deletes = """SELECT s.kind, s.key, s.file, s.line, s.record FROM sync_stage s
+            WHERE s.op = 'delete' AND s.n IN (SELECT max(n) FROM sync_stage GROUP BY kind, key)"""
+        deletes = self._execute(last_deletes + " ORDER BY s.n").all()
+        if not deletes:
+            return
+        for kind_value, key, file, line, record in deletes:
+            table = self.table(EntityKind(kind_value))
+            known = self.connection.execute(
+                select(table.c.id).where(table.c.scope == self.scope_key, table.c.source_key == key)
+            ).first()
+            if known is None:
+                self.warn(
+                    "delete-unknown",
+                    f"delete of unknown {kind_value} {key!r} ignored",
+                    (file, line, record),
+                )
+        owners = f"SELECT {self.sql.owner_of('d')} FROM ({last_deletes}) d"
+        for kind in EntityKind:
+            self._mark_leaving(kind, f"t.owner_key IN ({owners})")
+
+    def _replace_owned(self) -> None:
+        """Delta: what an owner carried and its new version no longer yields leaves."""
+        owners = (
+            f"SELECT c.owner_key FROM sync_stage c WHERE c.op != 'delete' "
+            f"AND c.owner_key = {self.sql.owner_of('c')}"
+        )
+        for kind in EntityKind:
+            self._mark_leaving(
+                kind,
+                f"t.owner_key IN ({owners}) AND NOT EXISTS (SELECT 1 FROM sync_stage s "
+                "WHERE s.kind = :kind AND s.key = t.source_key)",
+            )
+
+    def _mark_missing(self) -> None:
+        """Complet: what the scope holds and the stream did not contain leaves."""
+        for kind in EntityKind:
+            self._mark_leaving(
+                kind,
+                "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
+                "AND s.key = t.source_key)",
+            )
+
+    def _check_references(self) -> None:
+        """Warn about rows written by this run that point to entities the store does not hold."""
+        for kind, columns in REFERENCES.items():
+            table = self.table(kind)
+            for column, target_kind in columns.items():
+                target = self.table(target_kind).alias("target")
+                query = (
+                    select(func.count(), func.min(table.c.source_key))
+                    .select_from(table.outerjoin(target, target.c.id == table.c[column]))
+                    .where(
+                        table.c.import_run_id == self.report.run_id,
+                        table.c.status == Status.ACTIVE.value,
+                        table.c[column].is_not(None),
+                        target.c.id.is_(None),
+                    )
+                )
+                count, example = self.connection.execute(query).one()
+                if count:
+                    self.warn(
+                        "dangling-reference",
+                        f"{count} {kind.value} row(s) point through {column} to a "
+                        f"{target_kind.value} the store does not hold "
+                        f"(e.g. {kind.value} {example!r})",
+                    )
