@@ -106,31 +106,24 @@ def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
         engine = open_store()
     except AiguillageError as exc:
         raise fail(exc) from exc
-    table = Table(
-        "started (UTC)",
-        "scope",
-        "mode",
-        "outcome",
-        "created",
-        "updated",
-        "leaving",
-        "warnings",
-        "seconds",
-    )
+    table = Table("started (UTC)", "scope", "mode", "outcome", "+new ~chg -left", "warn", "s")
     with engine.connect() as connection:
         rows = connection.execute(
-            select(ImportRun.__table__).order_by(ImportRun.started_at.desc()).limit(limit)  # type: ignore[attr-defined]
+            select(ImportRun.__table__)  # type: ignore[attr-defined]
+            .order_by(ImportRun.started_at.desc())  # type: ignore[attr-defined]
+            .limit(limit)
         )
         for row in rows:
-            counts = row.counts or {}
+            counts = (row.counts or {}).values()
+            created = sum(c.get("created", 0) for c in counts)
+            changed = sum(c.get("updated", 0) + c.get("returning", 0) for c in counts)
+            left = sum(c.get("leaving", 0) for c in counts)
             table.add_row(
-                row.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                row.started_at.strftime("%m-%d %H:%M:%S"),
                 row.scope,
                 row.mode,
                 row.outcome,
-                str(sum(c.get("created", 0) for c in counts.values())),
-                str(sum(c.get("updated", 0) for c in counts.values())),
-                str(sum(c.get("leaving", 0) for c in counts.values())),
+                f"+{created} ~{changed} -{left}",
                 str(row.warning_count),
                 f"{row.duration_s or 0:.1f}",
             )

@@ -8,9 +8,9 @@ the database. Nothing grows in Python memory with the size of the scope.
 
 Staging (``sync_stage``, temporary): one row per record with its op, hub id, owner, content
 hash, the JSON of its column values (references already resolved to hub ids) and of its
-external ids. ``sync_current`` then keeps the last staged row of each (kind, key) with the
-action it calls for against the store: create, update, return (came back, changed),
-restore (came back, unchanged), unchanged, or delete.
+external ids. Applying a kind first gives each staged row the action it calls for against the
+store: create, update, return (came back, changed), restore (came back, unchanged),
+unchanged, delete, or superseded (a later row has the same key: the last one wins).
 """
 
 from __future__ import annotations
@@ -98,14 +98,14 @@ _STAGE_COLUMNS = (
     "line",
 )
 _STAGE_DDL = {
-    "sqlite": """CREATE TEMP TABLE IF NOT EXISTS {name} (
+    "sqlite": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n INTEGER PRIMARY KEY, kind TEXT, key TEXT, id CHAR(32), owner_key TEXT, op TEXT,
         hash TEXT, payload TEXT, ext TEXT, structures TEXT, file TEXT, record TEXT,
-        line INTEGER{extra})""",
-    "postgresql": """CREATE TEMP TABLE IF NOT EXISTS {name} (
+        line INTEGER, action TEXT)""",
+    "postgresql": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n BIGINT PRIMARY KEY, kind TEXT, key TEXT, id UUID, owner_key TEXT, op TEXT,
         hash TEXT, payload JSONB, ext JSONB, structures TEXT, file TEXT, record TEXT,
-        line INTEGER{extra})""",
+        line INTEGER, action TEXT)""",
 }
 _TRACKED_COLUMNS = frozenset(Tracked.model_fields)
 # Parameters used both as a value and in a comparison need one type on PostgreSQL.
@@ -197,9 +197,8 @@ class Applier:
         self.recorder = ChangeRecorder(connection, scope=self.scope_key, run_id=report.run_id)
         self.staged = 0
         self.checked: set[EntityKind] = set()
-        for name, extra in (("sync_stage", ""), ("sync_current", ", action TEXT")):
-            connection.exec_driver_sql(_STAGE_DDL[self.sql.name].format(name=name, extra=extra))
-            connection.exec_driver_sql(f"DELETE FROM {name}")
+        connection.exec_driver_sql(_STAGE_DDL[self.sql.name])
+        connection.exec_driver_sql("DELETE FROM sync_stage")
         if not self.sql.postgres:
             connection.exec_driver_sql(
                 "CREATE INDEX IF NOT EXISTS temp.sync_stage_key ON sync_stage (kind, key)"
@@ -357,39 +356,44 @@ class Applier:
         table = self.table(kind)
         name = table.name
         scope = self.scope_key
-        self.connection.exec_driver_sql("DELETE FROM sync_current")
-        self._execute(
-            """INSERT INTO sync_current
-               SELECT s.*, NULL FROM sync_stage s
-               WHERE s.n IN (SELECT max(n) FROM sync_stage WHERE kind = :kind GROUP BY key)""",
-            kind=kind.value,
-        )
         duplicates = self._execute(
             """SELECT key, count(*) FROM sync_stage WHERE kind = :kind
                GROUP BY key HAVING count(*) > 1""",
             kind=kind.value,
         ).all()
-        for key, count in duplicates[: self.settings.warnings_kept]:
-            self.warn(
-                "duplicate-record",
-                f"{kind.value} {key!r} appears {count} times in this run; the last one wins",
+        if duplicates:
+            for key, count in duplicates[: self.settings.warnings_kept]:
+                self.warn(
+                    "duplicate-record",
+                    f"{kind.value} {key!r} appears {count} times in this run; the last one wins",
+                )
+            for _ in duplicates[self.settings.warnings_kept :]:
+                self.report.warn(SourceWarning("duplicate-record", "(not kept)"), 0)
+            self._execute(
+                """UPDATE sync_stage SET action = 'superseded' WHERE kind = :kind AND n < (
+                     SELECT max(s.n) FROM sync_stage s
+                     WHERE s.kind = sync_stage.kind AND s.key = sync_stage.key)""",
+                kind=kind.value,
             )
-        for _ in duplicates[self.settings.warnings_kept :]:
-            self.report.warn(SourceWarning("duplicate-record", "(not kept)"), 0)
         self._execute(
-            f"""UPDATE sync_current SET action = CASE
+            f"""UPDATE sync_stage SET action = CASE
                   WHEN op = 'delete' THEN 'delete'
                   ELSE coalesce((
                     SELECT CASE
-                      WHEN t.content_hash = sync_current.hash
+                      WHEN t.content_hash = sync_stage.hash
                         THEN CASE t.status WHEN 'active' THEN 'unchanged' ELSE 'restore' END
                       ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
-                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_current.key),
-                  'create') END""",
+                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_stage.key),
+                  'create') END
+                WHERE kind = :kind AND action IS NULL""",
             scope=scope,
+            kind=kind.value,
         )
         counts = dict(
-            self._execute("SELECT action, count(*) FROM sync_current GROUP BY action").all()
+            self._execute(
+                "SELECT action, count(*) FROM sync_stage WHERE kind = :kind GROUP BY action",
+                kind=kind.value,
+            ).all()
         )
         figures = self.report.counts[kind]
         figures.created += counts.get("create", 0)
@@ -416,8 +420,9 @@ class Applier:
         )
         self._stage_changes(kind, "('create', 'update', 'return', 'restore')")
         self._execute(
-            f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_current c "
-            "WHERE c.action = 'create' ORDER BY c.n",
+            f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_stage c "
+            "WHERE c.kind = :kind AND c.action = 'create' ORDER BY c.n",
+            kind=kind.value,
             scope=scope,
             source=self.scope.source,
             run=self.report.run_id,
@@ -432,28 +437,31 @@ class Applier:
             ]
         )
         self._execute(
-            f"UPDATE {name} SET {assignments} FROM sync_current c "
-            f"WHERE {name}.id = c.id AND c.action IN ('update', 'return')",
+            f"UPDATE {name} SET {assignments} FROM sync_stage c "
+            f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action IN ('update', 'return')",
+            kind=kind.value,
             run=self.report.run_id,
             now=self.now,
         )
         self._execute(
             f"UPDATE {name} SET status = 'active', leaving_since = NULL, modified_at = :now, "
-            f"import_run_id = :run FROM sync_current c "
-            f"WHERE {name}.id = c.id AND c.action = 'restore'",
+            f"import_run_id = :run FROM sync_stage c "
+            f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action = 'restore'",
+            kind=kind.value,
             run=self.report.run_id,
             now=self.now,
         )
         source, id_type, id_value = self.sql.external_ids()
         self._execute(
-            "DELETE FROM external_id WHERE entity_id IN "
-            "(SELECT id FROM sync_current WHERE action IN ('update', 'return'))"
+            "DELETE FROM external_id WHERE entity_id IN (SELECT id FROM sync_stage "
+            "WHERE kind = :kind AND action IN ('update', 'return'))",
+            kind=kind.value,
         )
         self._execute(
             "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
             f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
-            f"FROM sync_current c, {source} "
-            "WHERE c.action IN ('create', 'update', 'return') ORDER BY c.n",
+            f"FROM sync_stage c, {source} "
+            "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') ORDER BY c.n",
             kind=kind.value,
             scope=scope,
         )
@@ -463,8 +471,8 @@ class Applier:
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            f":now, {_TEXT_SCOPE}, :run, c.structures FROM sync_current c "
-            f"WHERE c.action IN {actions} "
+            f":now, {_TEXT_SCOPE}, :run, c.structures FROM sync_stage c "
+            f"WHERE c.kind = :kind AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,
             now=self.now,
@@ -490,8 +498,9 @@ class Applier:
             ),
         ):
             rows = self._execute(
-                "SELECT key, file, line, record FROM sync_current "
-                "WHERE action = :action AND op = :op ORDER BY n",
+                "SELECT key, file, line, record FROM sync_stage "
+                "WHERE kind = :kind AND action = :action AND op = :op ORDER BY n",
+                kind=kind.value,
                 action=action,
                 op=op,
             ).all()
@@ -534,7 +543,7 @@ class Applier:
     def _apply_deletes(self) -> None:
         """Deletes whose key has no later add or modify: the owner and what it carries leave."""
         last_deletes = """SELECT s.kind, s.key, s.file, s.line, s.record FROM sync_stage s
-            WHERE s.op = 'delete' AND s.n IN (SELECT max(n) FROM sync_stage GROUP BY kind, key)"""
+            WHERE s.action = 'delete'"""
         deletes = self._execute(last_deletes + " ORDER BY s.n").all()
         if not deletes:
             return

@@ -282,3 +282,17 @@ def test_feed_pages_with_a_cursor_and_filters_by_structure(store: Store) -> None
         assert changes_after(connection, 0, 1000, structure="9999999Z").entries == []
         assert len(changes_after(connection, 0, 1000, structure=toy.UAI).entries) == total
     assert seen == sorted(set(seen)) and len(seen) == total
+
+
+def test_a_record_given_twice_is_reported_and_the_last_one_wins(store: Store) -> None:
+    items = [*toy.academie(range(30)), *toy.pupil(3, name="SECOND")]
+    report = run(store, items)
+    assert report.warning_codes["duplicate-record"] == 4  # person, role, enrollment, link
+    assert report.counts[EntityKind.PERSON].created == 60
+    with store.engine.connect() as connection:
+        name = connection.execute(
+            select(Person.usage_name).where(
+                Person.id == hub_id(SCOPE.key, EntityKind.PERSON, "P3")
+            )
+        ).scalar_one()
+    assert name == "SECOND"
