@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ from annuaire.settings import Settings
 from annuaire.store.bulk import insert_tuples
 from annuaire.store.changes import ChangeRecorder, structures_text
 
-from ._ids import hub_id
+from ._ids import hub_id_hex, reference_hex
 from ._report import RunReport
 
 __all__ = ["Applier"]
@@ -249,8 +250,8 @@ class Applier:
         if value is None:
             return None
         if isinstance(value, list):
-            return [str(hub_id(self.scope_key, r.kind, r.key)) for r in value]
-        return hub_id(self.scope_key, value.kind, value.key).hex
+            return [str(uuid.UUID(hex=reference_hex(self.scope_key, r.kind, r.key))) for r in value]
+        return reference_hex(self.scope_key, value.kind, value.key)
 
     def _execute(self, sql: str, **params: Any) -> Any:
         statement: TextClause = text(sql).bindparams(
@@ -280,7 +281,7 @@ class Applier:
         owner_key = (
             f"{kind.value}:{record.key}" if owner is None else f"{owner.kind.value}:{owner.key}"
         )
-        identity = hub_id(self.scope_key, kind, record.key).hex
+        identity = hub_id_hex(self.scope_key, kind, record.key)
         if provenance is None:
             where: tuple[Any, ...] = (None, None, None)
         else:
