@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -281,7 +282,7 @@ def import_aaf(
     except AiguillageError as exc:
         failure = exc
     for run in runs:
-        _print_run(run)
+        _print_run(run, progress.warnings.get(id(run.export), Counter()))
     if report is not None:
         report.write_text(
             json.dumps([_run_json(run) for run in runs], indent=2, ensure_ascii=False) + "\n",
@@ -306,10 +307,16 @@ class _ImportProgress:
         )
         self.tasks: dict[str, Any] = {}
         self.current: Any = None
+        #: Per export (by id): AAF category -> warnings read from its files.
+        self.warnings: dict[int, Counter[str]] = {}
+        self._category_of: dict[str, str] = {}
+        self._export_warnings: Counter[str] = Counter()
 
     def export(self, export: Any, scope: Any, mode: str) -> None:
         self.finish()
         self.tasks = {}
+        self._category_of = {f.path: f.category for f in export.files}
+        self._export_warnings = self.warnings.setdefault(id(export), Counter())
         self.live.console.print(
             f"[bold]{export.prefix}[/] {export.mode} {export.date or ''} -> scope {scope.key} "
             f"({mode}, {len(export.files)} files)"
@@ -317,7 +324,11 @@ class _ImportProgress:
 
     def item(self, item: Any) -> None:
         provenance = getattr(item, "provenance", None)
-        if provenance is None or isinstance(item, SourceWarning):
+        if isinstance(item, SourceWarning):
+            category = self._category_of.get(provenance.file, "") if provenance else ""
+            self._export_warnings[category or "(export)"] += 1
+            return
+        if provenance is None:
             return
         task = self.tasks.get(provenance.file)
         if task is None:
@@ -334,30 +345,41 @@ class _ImportProgress:
                 self.live.update(task.id, total=task.completed)
 
 
-def _print_run(run: Any) -> None:
+def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
     title = f"{run.export.prefix} {run.export.mode} -> {run.scope.key} ({run.mode})"
     if report is None:
         console.print(f"{title}: not applied")
         return
-    table = Table(title=f"{title}: {report.outcome}", title_justify="left")
+    if report.outcome.value in ("refused", "failed"):
+        title += f": {report.outcome.value.upper()}, nothing applied"
+    elif report.outcome.value == "dry_run":
+        title += ": dry run, nothing applied"
+    requests = Table(title=title, title_justify="left")
+    for column in ("AAF category", "add", "modify", "delete", "warnings"):
+        requests.add_column(column, justify="left" if column == "AAF category" else "right")
+    categories = sorted({c for c, _ in run.stats.requests} | set(warnings_by_category))
+    for category in categories:
+        requests.add_row(
+            category,
+            *(f"{run.stats.requests[(category, op)]:,}" for op in ("add", "modify", "delete")),
+            f"{warnings_by_category[category]:,}",
+        )
+    console.print(requests)
+    entities = Table(title_justify="left")
     for column in ("entity", "created", "updated", "unchanged", "leaving", "returning"):
-        table.add_column(column, justify="left" if column == "entity" else "right")
+        entities.add_column(column, justify="left" if column == "entity" else "right")
     for kind, counts in report.counts_dict().items():
-        table.add_row(
+        if not any(counts.values()):
+            continue
+        entities.add_row(
             kind,
             *(
                 f"{counts[c]:,}"
                 for c in ("created", "updated", "unchanged", "leaving", "returning")
             ),
         )
-    console.print(table)
-    requests = run.stats.requests
-    by_category: dict[str, list[str]] = {}
-    for (category, op), count in sorted(requests.items()):
-        by_category.setdefault(category, []).append(f"{count:,} {op}")
-    for category, parts in by_category.items():
-        console.print(f"  {category}: {', '.join(parts)}")
+    console.print(entities)
     if report.warning_count:
         codes = ", ".join(f"{n} {code}" for code, n in sorted(report.warning_codes.items()))
         console.print(f"  warnings: {report.warning_count} ({codes}); first ones:")

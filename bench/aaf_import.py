@@ -34,6 +34,11 @@ LARGEST_ACADEMIE_RECORDS = 2_800_000  # AAF person records of the largest acadé
 
 
 def _peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM: unlike ru_maxrss, not inherited at exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -588,20 +588,17 @@ class Applier:
     def _check_references(self) -> None:
         """Warn about rows written by this run that point to entities the store does not hold."""
         for kind, columns in REFERENCES.items():
-            table = self.table(kind)
+            name = self.table(kind).name
             for column, target_kind in columns.items():
-                target = self.table(target_kind).alias("target")
-                query = (
-                    select(func.count(), func.min(table.c.source_key))
-                    .select_from(table.outerjoin(target, target.c.id == table.c[column]))
-                    .where(
-                        table.c.import_run_id == self.report.run_id,
-                        table.c.status == Status.ACTIVE.value,
-                        table.c[column].is_not(None),
-                        target.c.id.is_(None),
-                    )
-                )
-                count, example = self.connection.execute(query).one()
+                target = self.table(target_kind).name
+                count, example = self._execute(
+                    f"SELECT count(*), min(t.source_key) FROM sync_stage c "
+                    f"JOIN {name} t ON t.id = c.id "
+                    f"WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') "
+                    f"AND t.{column} IS NOT NULL "
+                    f"AND NOT EXISTS (SELECT 1 FROM {target} r WHERE r.id = t.{column})",
+                    kind=kind.value,
+                ).one()
                 if count:
                     self.warn(
                         "dangling-reference",
