@@ -25,9 +25,9 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from annuaire.errors import Refused
-from annuaire.schema import StreamItem, Structure
+from annuaire.schema import RunOutcome, StreamItem, Structure
 from annuaire.settings import Settings
-from annuaire.sync import Mode, RunReport, Scope, apply_run
+from annuaire.sync import Mode, RunReport, Scope, apply_run, record_refused
 from connectors.aaf import AafExport, AafReader, ReadStats, plan
 
 __all__ = ["ExportRun", "academie_of", "import_aaf"]
@@ -120,14 +120,24 @@ def import_aaf(
     for export in exports:
         code, note = academie_of(export, academie)
         scope = Scope("aaf", academie=code, degree=export.degree)
-        mode = _mode_of(export, partial)
+        files = [f.path for f in export.files]
+        try:
+            mode = _mode_of(export, partial)
+        except Refused as exc:
+            refused = RunReport(uuid.uuid4(), scope, "complet", files)
+            refused.outcome, refused.message = RunOutcome.REFUSED, str(exc)
+            if not dry_run:
+                record_refused(engine, refused, str(exc))
+            runs.append(
+                ExportRun(export, scope, "complet", ReadStats(), refused, [note] if note else [])
+            )
+            raise
         known = _known_structures(engine, scope) if mode != "complet" else None
         reader = AafReader(export, known_structures=known)
         run = ExportRun(export, scope, mode, reader.stats, notes=[note] if note else [])
         runs.append(run)
         if on_export is not None:
             on_export(export, scope, mode)
-        files = [f.path for f in export.files]
         run.report = RunReport(uuid.uuid4(), scope, mode, files)
         try:
             apply_run(

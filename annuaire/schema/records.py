@@ -93,8 +93,10 @@ class NeutralRecord:
     data: dict[str, Any] = field(default_factory=dict)
     refs: dict[str, Ref | list[Ref] | None] = field(default_factory=dict)
     external_ids: tuple[tuple[str, str], ...] = ()
-    #: UAIs of the structures this entity belongs to (feeds the change log and access rules).
-    structures: tuple[str, ...] = ()
+    #: UAIs of the structures this entity belongs to (feeds the change log and access rules);
+    #: ``None`` when this source run cannot tell (a delta without the records that would say):
+    #: the store then keeps what it has.
+    structures: tuple[str, ...] | None = ()
     owner: Ref | None = None
     op: RecordOp = "add"
     provenance: Provenance | None = None

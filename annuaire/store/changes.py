@@ -55,7 +55,7 @@ class ChangeRecorder:
         self.run_id = run_id
         self.staged = 0
         _pending.create(connection, checkfirst=True)
-        connection.execute(delete(_pending))
+        self._empty()
 
     def stage(self, rows: Sequence[tuple[str, uuid.UUID, str, str]], at: dt.datetime) -> None:
         """Stage (entity_type, entity_id, op, structures) rows."""
@@ -87,8 +87,14 @@ class ChangeRecorder:
             self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK_KEY})
         source = select(*[_pending.c[name] for name in _COPIED]).order_by(_pending.c.n)
         self.connection.execute(insert(_CHANGE_LOG).from_select(_COPIED, source))
-        self.connection.execute(delete(_pending))
+        self._empty()
         self.staged = 0
+
+    def _empty(self) -> None:
+        if self.connection.dialect.name == "postgresql":
+            self.connection.exec_driver_sql("TRUNCATE pending_change")  # leaves no dead rows
+        else:
+            self.connection.execute(delete(_pending))
 
 
 @dataclass(frozen=True)

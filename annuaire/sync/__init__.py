@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from .engine import KindCounts, Mode, RunReport, Scope, apply_run, hub_id, purge
+from .engine import KindCounts, Mode, RunReport, Scope, apply_run, hub_id, purge, record_refused
 
-__all__ = ["KindCounts", "Mode", "RunReport", "Scope", "apply_run", "hub_id", "purge"]
+__all__ = [
+    "KindCounts",
+    "Mode",
+    "RunReport",
+    "Scope",
+    "apply_run",
+    "hub_id",
+    "purge",
+    "record_refused",
+]

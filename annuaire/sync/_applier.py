@@ -82,6 +82,7 @@ _STAGE = Table(
     Column("file", String(255)),
     Column("record", String(255)),
     Column("line", Integer),
+    Column("is_owner", Integer),
 )
 _STAGE_COLUMNS = (
     "n",
@@ -97,16 +98,17 @@ _STAGE_COLUMNS = (
     "file",
     "record",
     "line",
+    "is_owner",
 )
 _STAGE_DDL = {
     "sqlite": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n INTEGER PRIMARY KEY, kind TEXT, key TEXT, id CHAR(32), owner_key TEXT, op TEXT,
         hash TEXT, payload TEXT, ext TEXT, structures TEXT, file TEXT, record TEXT,
-        line INTEGER, action TEXT)""",
+        line INTEGER, is_owner INTEGER, action TEXT)""",
     "postgresql": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n BIGINT PRIMARY KEY, kind TEXT, key TEXT, id UUID, owner_key TEXT, op TEXT,
         hash TEXT, payload JSONB, ext JSONB, structures TEXT, file TEXT, record TEXT,
-        line INTEGER, action TEXT)""",
+        line INTEGER, is_owner INTEGER, action TEXT)""",
 }
 _TRACKED_COLUMNS = frozenset(Tracked.model_fields)
 # Parameters used both as a value and in a comparison need one type on PostgreSQL.
@@ -174,9 +176,6 @@ class _Dialect:
             ("json_extract(e.value, '$[1]')"),
         )
 
-    def owner_of(self, alias: str) -> str:
-        return f"{alias}.kind || ':' || {alias}.key"
-
 
 class Applier:
     """Stages one run's stream and applies it inside the caller's transaction."""
@@ -199,7 +198,11 @@ class Applier:
         self.staged = 0
         self.checked: set[EntityKind] = set()
         connection.exec_driver_sql(_STAGE_DDL[self.sql.name])
-        connection.exec_driver_sql("DELETE FROM sync_stage")
+        # TRUNCATE on PostgreSQL: a DELETE would leave the previous run's dead rows for every
+        # later scan of the stage to step over.
+        connection.exec_driver_sql(
+            "TRUNCATE sync_stage" if self.sql.postgres else "DELETE FROM sync_stage"
+        )
         if not self.sql.postgres:
             connection.exec_driver_sql(
                 "CREATE INDEX IF NOT EXISTS temp.sync_stage_key ON sync_stage (kind, key)"
@@ -287,18 +290,21 @@ class Applier:
         else:
             where = (provenance.file[-255:], provenance.record_id, provenance.line)
         if record.op == "delete":
+            # A delete names the owner that leaves, with everything it carries.
+            self_key = f"{kind.value}:{record.key}"
             return (
                 self.staged,
                 kind.value,
                 record.key,
                 identity,
-                owner_key,
+                self_key,
                 "delete",
                 None,
                 None,
                 None,
                 "",
                 *where,
+                1,
             )
         # Blank first: its key order is the table's, so the JSON needs no sorting to be stable.
         values = _BLANKS[kind].copy()
@@ -307,9 +313,11 @@ class Applier:
             values[column] = self._resolve(ref)
         payload = orjson.dumps(values)
         ext = orjson.dumps(sorted(set(record.external_ids))) if record.external_ids else b"[]"
-        structures = structures_text(record.structures) if record.structures else ""
+        # ``None``: the source cannot tell in this run (kept as stored). Structures are compared
+        # on their own, so that an unknown value does not make the record look changed.
+        structures = None if record.structures is None else structures_text(record.structures)
         digest = hashlib.blake2b(
-            b"\x1f".join((payload, ext, structures.encode(), owner_key.encode())), digest_size=16
+            b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
         return (
             self.staged,
@@ -323,6 +331,7 @@ class Applier:
             ext.decode(),
             structures,
             *where,
+            1 if owner is None or (owner.kind is kind and owner.key == record.key) else 0,
         )
 
     # -- applying ----------------------------------------------------------------------------
@@ -330,9 +339,15 @@ class Applier:
     def apply(self, *, allow_mass_removal: bool) -> None:
         from annuaire.errors import Refused
 
+        if self.sql.postgres:
+            # Temporary tables are never auto-analysed: without statistics the planner picks
+            # nested loops over the whole stage for every stored row.
+            self.connection.exec_driver_sql("ANALYZE sync_stage")
         for kind in EntityKind:
             self._apply_kind(kind)
         mode = self.report.mode
+        if self.sql.postgres:
+            self.connection.exec_driver_sql("ANALYZE sync_stage")  # now with the actions
         self._apply_deletes()
         if mode in ("delta", "partial"):
             self._replace_owned()
@@ -381,7 +396,8 @@ class Applier:
                   WHEN op = 'delete' THEN 'delete'
                   ELSE coalesce((
                     SELECT CASE
-                      WHEN t.content_hash = sync_stage.hash
+                      WHEN t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
+                        OR sync_stage.structures = t.structures)
                         THEN CASE t.status WHEN 'active' THEN 'unchanged' ELSE 'restore' END
                       ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
                     FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_stage.key),
@@ -415,7 +431,7 @@ class Applier:
             [
                 f"c.id, {_TEXT_SCOPE}, c.key, c.owner_key, CAST(:source AS VARCHAR), :run, "
                 "c.hash, c.file, c.record, "
-                "'active', NULL, :now, :now, c.structures",
+                "'active', NULL, :now, :now, coalesce(c.structures, '')",
                 *[self.sql.extract(c) for c in content],
             ]
         )
@@ -433,7 +449,8 @@ class Applier:
             [
                 "owner_key = c.owner_key, import_run_id = :run, content_hash = c.hash, "
                 "source_file = c.file, source_record = c.record, status = 'active', "
-                "leaving_since = NULL, modified_at = :now, structures = c.structures",
+                "leaving_since = NULL, modified_at = :now, "
+                f"structures = coalesce(c.structures, {name}.structures)",
                 *[f"{col.name} = {self.sql.extract(col)}" for col in content],
             ]
         )
@@ -468,11 +485,13 @@ class Applier:
         )
 
     def _stage_changes(self, kind: EntityKind, actions: str) -> None:
+        name = self.table(kind).name
         result = self._execute(
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            f":now, {_TEXT_SCOPE}, :run, c.structures FROM sync_stage c "
+            f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, t.structures, '') "
+            f"FROM sync_stage c LEFT JOIN {name} t ON t.id = c.id "
             f"WHERE c.kind = :kind AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,
@@ -500,7 +519,9 @@ class Applier:
         ):
             rows = self._execute(
                 "SELECT key, file, line, record FROM sync_stage "
-                "WHERE kind = :kind AND action = :action AND op = :op ORDER BY n",
+                # Only the source records themselves: a modify legitimately brings new links.
+                "WHERE kind = :kind AND action = :action AND op = :op AND is_owner = 1 "
+                "ORDER BY n",
                 kind=kind.value,
                 action=action,
                 op=op,
@@ -513,18 +534,32 @@ class Applier:
 
     # -- removals ----------------------------------------------------------------------------
 
-    def _mark_leaving(self, kind: EntityKind, condition: str, **params: Any) -> None:
-        """Make the active rows of ``kind`` in scope that match ``condition`` (on ``t``) leave."""
+    def _mark_leaving(self, kind: EntityKind, owners: str | None, condition: str) -> None:
+        """Make the active rows ``t`` of ``kind`` in scope that match ``condition`` leave.
+
+        ``owners``, when given, is a condition on staged rows ``o`` whose ``owner_key`` selects
+        the candidates: the query then starts from those few staged rows and reaches the stored
+        ones through the (scope, owner_key) index, instead of scanning the table.
+        """
         name = self.table(kind).name
-        where = f"t.scope = :scope AND t.status = 'active' AND ({condition})"
+        if owners is None:
+            source = f"{name} t"
+        else:
+            source = (
+                f"sync_stage o JOIN {name} t ON t.scope = :scope AND t.owner_key = o.owner_key "
+                f"AND {owners}"
+            )
+        where = f"t.scope = :scope AND t.status = 'active' AND {condition}"
+        params = {
+            "kind": kind.value,
+            "now": self.now,
+            "scope": self.scope_key,
+            "run": self.report.run_id,
+        }
         result = self._execute(
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, t.id, '{ChangeOp.LEAVE.value}', :now, "
-            f"{_TEXT_SCOPE}, :run, t.structures "
-            f"FROM {name} t WHERE {where} ORDER BY t.source_key",
-            kind=kind.value,
-            now=self.now,
-            scope=self.scope_key,
-            run=self.report.run_id,
+            f"{_TEXT_SCOPE}, :run, t.structures FROM {source} WHERE {where} "
+            "ORDER BY t.source_key",
             **params,
         )
         if not result.rowcount:
@@ -533,11 +568,7 @@ class Applier:
         self.report.counts[kind].leaving += result.rowcount
         self._execute(
             f"UPDATE {name} SET status = 'tobedeleted', leaving_since = :now, modified_at = :now, "
-            f"import_run_id = :run WHERE id IN (SELECT t.id FROM {name} t WHERE {where})",
-            kind=kind.value,
-            now=self.now,
-            scope=self.scope_key,
-            run=self.report.run_id,
+            f"import_run_id = :run WHERE id IN (SELECT t.id FROM {source} WHERE {where})",
             **params,
         )
 
@@ -559,21 +590,17 @@ class Applier:
                     f"delete of unknown {kind_value} {key!r} ignored",
                     (file, line, record),
                 )
-        owners = f"SELECT {self.sql.owner_of('d')} FROM ({last_deletes}) d"
         for kind in EntityKind:
-            self._mark_leaving(kind, f"t.owner_key IN ({owners})")
+            self._mark_leaving(kind, "o.action = 'delete'", "1 = 1")
 
     def _replace_owned(self) -> None:
         """Delta: what an owner carried and its new version no longer yields leaves."""
-        owners = (
-            f"SELECT c.owner_key FROM sync_stage c WHERE c.op != 'delete' "
-            f"AND c.owner_key = {self.sql.owner_of('c')}"
-        )
         for kind in EntityKind:
             self._mark_leaving(
                 kind,
-                f"t.owner_key IN ({owners}) AND NOT EXISTS (SELECT 1 FROM sync_stage s "
-                "WHERE s.kind = :kind AND s.key = t.source_key)",
+                "o.is_owner = 1 AND o.op != 'delete' AND o.action != 'superseded'",
+                "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
+                "AND s.key = t.source_key)",
             )
 
     def _mark_missing(self) -> None:
@@ -581,6 +608,7 @@ class Applier:
         for kind in EntityKind:
             self._mark_leaving(
                 kind,
+                None,
                 "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
                 "AND s.key = t.source_key)",
             )

@@ -57,7 +57,16 @@ from ._applier import Applier
 from ._ids import hub_id
 from ._report import KindCounts, Mode, RunReport, Scope
 
-__all__ = ["KindCounts", "Mode", "RunReport", "Scope", "apply_run", "hub_id", "purge"]
+__all__ = [
+    "KindCounts",
+    "Mode",
+    "RunReport",
+    "Scope",
+    "apply_run",
+    "hub_id",
+    "purge",
+    "record_refused",
+]
 
 _IN_CHUNK = 900  # ids per IN (...) list: well under every backend's parameter limit
 
@@ -95,9 +104,7 @@ def apply_run(
                 raise _DryRun
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
-        if engine.dialect.name == "sqlite":
-            with engine.connect() as connection:  # keep the planner's statistics current
-                connection.exec_driver_sql("PRAGMA optimize")
+        _refresh_statistics(engine, report)
     except _DryRun:
         pass
     except Refused as exc:
@@ -107,6 +114,27 @@ def apply_run(
         _record_failure(engine, report, started_at, clock, RunOutcome.FAILED, str(exc))
         raise
     return report
+
+
+def _refresh_statistics(engine: Engine, report: RunReport) -> None:
+    """Keep the planner's statistics current after a run that changed many rows.
+
+    A large import leaves PostgreSQL's statistics describing the tables as they were (autovacuum
+    catches up minutes later); the next run's plans would then be built for empty tables.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA optimize")
+        return
+    changed = [
+        TABLES[kind].__table__.name  # type: ignore[attr-defined]
+        for kind, counts in report.counts.items()
+        if counts.created + counts.updated + counts.leaving + counts.returning > 1000
+    ]
+    if changed:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"ANALYZE {', '.join([*changed, 'external_id'])}")
+            connection.commit()
 
 
 class _DryRun(Exception):
@@ -156,6 +184,12 @@ def _run_row(report: RunReport, started_at: dt.datetime) -> dict[str, Any]:
             for w in report.warnings
         ],
     }
+
+
+def record_refused(engine: Engine, report: RunReport, message: str) -> None:
+    """Record a run refused before it could start (an incomplete delivery, say)."""
+    started_at = dt.datetime.now(dt.UTC)
+    _record_failure(engine, report, started_at, time.monotonic(), RunOutcome.REFUSED, message)
 
 
 def _record_failure(

@@ -104,6 +104,8 @@ class Context:
     def __init__(self, export: AafExport, known_structures: Mapping[str, str] | None) -> None:
         self.export = export
         self.delta = export.mode == "delta"
+        #: The delivery shows part of the académie only (a delta, or a complet with a gap).
+        self.partial_view = self.delta or not export.complete
         self.degree = export.degree
         self.stats = ReadStats()
         #: Structure join key -> UAI ("" when the structure has none).

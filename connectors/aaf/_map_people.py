@@ -512,6 +512,9 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
     uais: dict[str, None] = {}
     for link in links:
         uais.update(dict.fromkeys(link.structures))
+    # A guardian's structures are those of their pupils. When none of them is in a delta (or
+    # in an incomplete complet), the delivery cannot tell: the store keeps what it knows.
+    structures = tuple(uais) if links or not ctx.partial_view else None
     out.append(
         NeutralRecord(
             _PERSON,
@@ -519,7 +522,7 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
             _person_data(ctx, record, out),
             {},
             ((_JOIN_ID, one(record.attrs, "ENTPersonJointure") or key),),
-            tuple(uais),
+            structures,
             op=record.op,
             provenance=ctx.provenance(record),
         )

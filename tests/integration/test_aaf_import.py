@@ -1,0 +1,1262 @@
+"""The AAF import end to end (files -> connectors.aaf -> sync engine -> store), on both backends.
+
+Expected figures are derived from the inputs: COUNTS.md for the third-party samples, and an
+independent lxml reading of the XML (``import_support.read_requests``) for the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from annuaire.errors import BadInput, Refused
+from annuaire.importing import ExportRun, import_aaf
+from annuaire.schema import EntityKind, ImportRun, Status
+from annuaire.settings import Settings
+from annuaire.store import make_engine
+from annuaire.store.migrate import upgrade
+from annuaire.sync import hub_id
+from connectors.aaf import legal_flag, parse_relation, rank_semantics
+from connectors.sample import generate_academie, generate_delta
+from tests.conftest import PROJECT_ROOT, Store
+from tests.integration.import_support import (
+    JOIN_ID,
+    PERSON_CATEGORIES,
+    Request,
+    aaf_dir,
+    aaf_files,
+    by_category,
+    by_id,
+    by_key,
+    category_files,
+    drop_requests,
+    external_ids,
+    malformed_lines,
+    read_requests,
+    requests_of,
+    rows,
+    set_totals,
+    signature,
+    snapshot,
+)
+
+PERSON = EntityKind.PERSON
+STRUCTURE = EntityKind.STRUCTURE
+ROLE = EntityKind.ROLE
+ENROLLMENT = EntityKind.ENROLLMENT
+GUARDIANSHIP = EntityKind.GUARDIANSHIP
+CLASS = EntityKind.CLASS
+GROUP = EntityKind.GROUP
+LEVEL = EntityKind.LEVEL
+SUBJECT = EntityKind.SUBJECT
+ACTIVE = Status.ACTIVE.value
+LEAVING = Status.TOBEDELETED.value
+NONE_CODES = ("", "-")
+
+
+def run_import(store: Store, paths: Sequence[Path], **options: Any) -> list[ExportRun]:
+    runs = import_aaf(store.engine, store.settings, list(paths), **options)
+    assert runs and all(r.report is not None and r.report.outcome == "applied" for r in runs)
+    return runs
+
+
+def import_runs(store: Store) -> list[Any]:
+    """The import_run rows (every attempt the engine recorded)."""
+    table = ImportRun.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(table)))
+
+
+def report_of(run: ExportRun) -> Any:
+    assert run.report is not None
+    return run.report
+
+
+def total(runs: Iterable[ExportRun], kind: EntityKind, what: str) -> int:
+    return sum(getattr(report_of(r).counts[kind], what) for r in runs)
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    """``dd/MM/yyyy`` -> date; empty or impossible dates are left empty (connector README)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(value, "%d/%m/%Y").date()
+    except ValueError:
+        return None
+
+
+def person_fields(request: Request) -> dict[str, Any]:
+    """What the store should say of a person, from its request (2D or 1D vocabulary)."""
+    return {
+        "usage_name": request.first("sn") or request.first("ENTPersonNom"),
+        "first_name": request.first("givenName") or request.first("ENTPersonPrenom"),
+        "birth_name": request.first("ENTPersonNomPatro"),
+        "birth_date": parse_day(request.first("ENTPersonDateNaissance")),
+    }
+
+
+def stored_fields(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in ("usage_name", "first_name", "birth_name")} | {
+        "birth_date": row.birth_date
+    }
+
+
+def join_key(request: Request) -> str:
+    """The documented rule: the external id is ENTPersonJointure, else the request id."""
+    return request.first("ENTPersonJointure") or request.id
+
+
+def guardian_links(pupil: Request) -> list[list[str]]:
+    """Well-formed ``ENTElevePersRelEleve`` values of a pupil, split in their 6 fields."""
+    links = []
+    for value in pupil.attrs.get("ENTElevePersRelEleve", []):
+        fields = value.split("$")
+        if len(fields) == 6 and fields[0]:
+            links.append(fields)
+    return links
+
+
+def carried_by(store: Store, person_id: uuid.UUID) -> list[tuple[EntityKind, Any]]:
+    """The roles, enrollments and guardianships (as pupil) of one person."""
+    found: list[tuple[EntityKind, Any]] = []
+    for kind, column in (
+        (ROLE, "person_id"),
+        (ENROLLMENT, "person_id"),
+        (GUARDIANSHIP, "pupil_id"),
+    ):
+        found.extend(
+            (kind, row) for row in rows(store.engine, kind) if getattr(row, column) == person_id
+        )
+    return found
+
+
+# =============================================================================================
+# 1. Every AAF sample set imports and the store holds what COUNTS.md says
+# =============================================================================================
+
+#: What to import for each set of COUNTS.md's "Totals per set" (paths under samples/aaf).
+#: Every one of them is an incomplete Complet on purpose (missing chunk or category, or no
+#: mode in the file names), so it needs ``partial=True``. Malformed files are left out here
+#: (they are the subject of section 2): eole-negative/badaaf, laclasse-unit's EtabEducNat.
+SAMPLE_SETS: dict[str, list[str]] = {
+    "besancon-1d": ["besancon-1d"],
+    "duplicates": ["duplicates"],
+    "entcore-2020": ["entcore-2020"],
+    "eole-mini": ["eole-mini"],
+    "eole-negative": ["eole-negative/personnels_sans_date.xml", "eole-negative/emptyaaf"],
+    "laclasse-unit": ["laclasse-unit/file_Eleve_test.xml"],
+    "men-2013-full-chunk": ["men-2013-full-chunk"],
+    "men-2013-complet": ["men-2013-complet"],
+}
+#: A Delta whose one well-formed file is checked by ``test_men_2013_delta_relatives_file``.
+DELTA_SETS = {"men-2013-delta-malformed"}
+#: Left out of the totals by COUNTS.md (alternative scenarios), tested on their own below.
+SCENARIO_SETS = {"eole-delta-cases", "entcore-2024-positions"}
+
+
+def test_every_sample_set_is_covered() -> None:
+    folders = {p.name for p in aaf_dir().iterdir() if p.is_dir()}
+    assert set(set_totals()) == set(SAMPLE_SETS) | DELTA_SETS
+    assert folders == set(SAMPLE_SETS) | DELTA_SETS | SCENARIO_SETS
+
+
+def check_sample_store(store: Store, name: str, paths: list[Path], runs: list[ExportRun]) -> None:
+    """The store after a partial import of one sample set, against COUNTS.md and the XML."""
+    totals = set_totals()[name]
+    requests = requests_of(*paths)
+    grouped = by_category(requests)
+    # The independent reading agrees with COUNTS.md, so the ids below are the documented ones.
+    for category, expected in totals.items():
+        found = grouped.get(category, [])
+        ops = Counter(r.op for r in found)
+        assert (ops["add"], ops["modify"], ops["delete"], len({r.id for r in found})) == (
+            expected.add,
+            expected.modify,
+            expected.delete,
+            expected.distinct,
+        ), category
+    assert set(grouped) == set(totals)
+
+    scopes = {r.scope.key for r in runs}
+    engine = store.engine
+    persons = [p for p in rows(engine, PERSON) if p.scope in scopes]
+    join_ids = external_ids(engine, JOIN_ID)
+    category_of_file: dict[str, str] = {}
+    for request in requests:
+        category_of_file.setdefault(request.file.name, request.category)
+
+    # Persons per category: pupils = Eleve, guardians = PersRelEleve, staff = PersEducNat.
+    per_category = Counter(category_of_file[Path(p.source_file).name] for p in persons)
+    expected_persons = {c: totals[c].distinct for c in PERSON_CATEGORIES if c in totals}
+    assert dict(per_category) == expected_persons
+    assert all(len(join_ids.get(p.id, [])) == 1 for p in persons)
+
+    # Ids vs join keys: the key is identifier/id, the typed external id is ENTPersonJointure.
+    person_requests = {r.id: r for c in PERSON_CATEGORIES for r in grouped.get(c, [])}
+    assert {p.source_key for p in persons} == set(person_requests)
+    for person in persons:
+        request = person_requests[person.source_key]
+        assert join_ids[person.id] == [join_key(request)]
+        assert stored_fields(person) == person_fields(request), person.source_key
+        assert person.status == ACTIVE and person.leaving_since is None
+
+    structures = [s for s in rows(engine, STRUCTURE) if s.scope in scopes]
+    assert len(structures) == (totals["EtabEducNat"].distinct if "EtabEducNat" in totals else 0)
+    assert {s.source_key for s in structures} == {r.id for r in grouped.get("EtabEducNat", [])}
+    subjects = [s for s in rows(engine, SUBJECT) if s.scope in scopes]
+    assert len(subjects) == (totals["MatEducNat"].distinct if "MatEducNat" in totals else 0)
+    mefs = [lv for lv in rows(engine, LEVEL) if lv.scope in scopes and lv.kind == "mef"]
+    assert len(mefs) == (totals["MefEducNat"].distinct if "MefEducNat" in totals else 0)
+    assert {m.code for m in mefs} == {r.id for r in grouped.get("MefEducNat", [])}
+
+    # Pupils: one pupil role in their attachment structure.
+    by_hub = {p.id: p for p in persons}
+    pupil_roles = Counter(
+        (by_hub[r.person_id].source_key, r.structure_id)
+        for r in rows(engine, ROLE)
+        if r.scope in scopes and r.role == "pupil"
+    )
+    scope_of = {p.source_key: p.scope for p in persons}
+    for pupil in grouped.get("Eleve", []):
+        attachment = pupil.first("ENTPersonStructRattach")
+        if attachment:
+            structure_id = hub_id(scope_of[pupil.id], STRUCTURE, attachment)
+            assert pupil_roles[(pupil.id, structure_id)] == 1
+
+    # Guardianships: built from the pupil side; in a Complet, a link whose guardian is not a
+    # PersRelEleve record of the export is dropped (connector README, dangling-reference).
+    relatives = {r.id for r in grouped.get("PersRelEleve", [])}
+    links = {(f[0], p.id) for p in grouped.get("Eleve", []) for f in guardian_links(p)}
+    kept = {link for link in links if link[0] in relatives}
+    stored = {
+        (by_hub[g.guardian_id].source_key, by_hub[g.pupil_id].source_key)
+        for g in rows(engine, GUARDIANSHIP)
+        if g.scope in scopes
+    }
+    assert stored == kept
+    assert sum(r.stats.dropped_guardianships for r in runs) == len(links - kept)
+
+    # Nothing leaves in a partial import; the report counted what the store holds.
+    assert sum(report_of(r).leaving for r in runs) == 0
+    assert total(runs, PERSON, "created") == len(persons)
+    assert total(runs, STRUCTURE, "created") == len(structures)
+
+
+def import_sample_set(store: Store, name: str) -> tuple[list[Path], list[ExportRun]]:
+    paths = [aaf_dir(*p.split("/")) for p in SAMPLE_SETS[name]]
+    empty = snapshot(store.engine)
+    with pytest.raises(Refused, match="--partial"):
+        import_aaf(store.engine, store.settings, paths)  # incomplete on purpose
+    assert snapshot(store.engine) == empty
+    runs = run_import(store, paths, partial=True)
+    assert {r.mode for r in runs} == {"partial"}
+    return paths, runs
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLE_SETS if n != "men-2013-complet"])
+def test_sample_set_imports_as_counts_md_says(store: Store, name: str) -> None:
+    paths, runs = import_sample_set(store, name)
+    check_sample_store(store, name, paths, runs)
+    # Refused again once the store holds the set: still untouched.
+    before = snapshot(store.engine)
+    with pytest.raises(Refused):
+        import_aaf(store.engine, store.settings, paths)
+    assert snapshot(store.engine) == before
+    if len(requests_of(*paths)) > 1000:
+        return  # idempotence of the big sets costs a second full run; the small ones check it
+    again = run_import(store, paths, partial=True)
+    counts = [c for r in again for c in report_of(r).counts.values()]
+    assert sum(c.created + c.updated + c.leaving + c.returning for c in counts) == 0
+    assert snapshot(store.engine) == before
+
+
+@pytest.mark.slow
+def test_men_2013_complet(store: Store) -> None:
+    paths, runs = import_sample_set(store, "men-2013-complet")
+    check_sample_store(store, "men-2013-complet", paths, runs)
+    before = snapshot(store.engine)
+    with pytest.raises(Refused, match=r"Eleve: chunk 0000 missing"):
+        import_aaf(store.engine, store.settings, paths)
+    assert snapshot(store.engine) == before
+
+
+def test_men_2013_delta_relatives_file(store: Store) -> None:
+    """The one well-formed file of men-2013-delta-malformed: 2 add, 2 modify, 2 delete.
+
+    None of its ids is in men-2013-complet, so it is applied to an empty store (the same
+    outcome as over the complet, without re-importing 11,000 persons): adds are created,
+    modifies of unknown ids are adds with a warning, deletes of unknown ids are warnings.
+    """
+    delta_file = next(aaf_dir("men-2013-delta-malformed").glob("*PersRelEleve_0000.xml"))
+    totals = set_totals()["men-2013-delta-malformed"]["PersRelEleve"]
+    delta = read_requests(delta_file)
+    ops = Counter(r.op for r in delta)
+    assert (ops["add"], ops["modify"], ops["delete"]) == (totals.add, totals.modify, totals.delete)
+    assert len({r.id for r in delta}) == totals.distinct
+    complet_ids = {r.id for r in requests_of(aaf_dir("men-2013-complet"))}
+    assert not complet_ids & {r.id for r in delta}
+    (run,) = run_import(store, [delta_file])
+    report = report_of(run)
+    assert run.mode == "delta"
+    assert report.counts[PERSON].created == totals.add + totals.modify
+    assert report.warning_codes["modify-unknown"] == totals.modify
+    assert report.warning_codes["delete-unknown"] == totals.delete
+    assert report.leaving == 0
+    persons = by_key(store.engine, PERSON, run.scope.key)
+    assert set(persons) == {r.id for r in delta if r.op != "delete"}
+    for request in delta:
+        if request.op != "delete":
+            assert stored_fields(persons[request.id]) == person_fields(request)
+            assert persons[request.id].status == ACTIVE
+
+
+def test_entcore_positions_before_then_after(store: Store) -> None:
+    """A Complet re-imported over an earlier one: changed function, new person, no removal."""
+    before_dir, after_dir = (
+        aaf_dir("entcore-2024-positions", "before"),
+        aaf_dir("entcore-2024-positions", "after"),
+    )
+    (first,) = run_import(store, [before_dir], partial=True)
+    (second,) = run_import(store, [after_dir], partial=True)
+    assert first.scope.key == second.scope.key == "aaf:013:2d"  # codeAcademieExport="13"
+    scope = first.scope.key
+    staff = [r for r in requests_of(after_dir) if r.category == "PersEducNat"]
+    before_ids = {r.id for r in requests_of(before_dir) if r.category == "PersEducNat"}
+    persons = by_key(store.engine, PERSON, scope)
+    assert set(persons) == before_ids | {r.id for r in staff}
+    assert all(p.status == ACTIVE for p in persons.values())
+    assert report_of(second).counts[PERSON].created == len({r.id for r in staff} - before_ids)
+    structures = by_id(store.engine, STRUCTURE)
+    for request in staff:
+        expected = set()
+        for value in request.attrs.get("ENTPersonFonctions", []):
+            s, fcode, flabel, dcode, dlabel = value.split("$")
+            expected.add(
+                (
+                    s,
+                    None if fcode in NONE_CODES else fcode,
+                    flabel or None,
+                    None if dcode in NONE_CODES else dcode,
+                    dlabel or None,
+                )
+            )
+        found = {
+            (
+                structures[r.structure_id].source_key,
+                r.function_code,
+                r.function_label,
+                r.discipline_code,
+                r.discipline_label,
+            )
+            for r in rows(store.engine, ROLE, scope)
+            if r.person_id == persons[request.id].id and r.status == ACTIVE
+        }
+        assert found == expected, request.id
+
+
+# =============================================================================================
+# 2. Malformed sets are rejected cleanly
+# =============================================================================================
+
+MALFORMED = {
+    # set folder: the file the import must stop at (the first malformed one in reading order)
+    "men-2013-delta-malformed": "FULL_ENTTSSERVICES_Delta_20130122_Eleve_0000.xml",
+    "eole-negative/badaaf": "test_Eleve_.xml",
+    "laclasse-unit": "file_EtabEducNat_test.xml",
+}
+PINNED = "T99"  # académie pinned so that the good and the bad imports share one scope
+
+
+@pytest.mark.parametrize("folder", list(MALFORMED))
+def test_malformed_set_is_rejected_and_changes_nothing(store: Store, folder: str) -> None:
+    bad_name = MALFORMED[folder]
+    bad_path = aaf_dir(*folder.split("/"))
+    line = malformed_lines()[f"aaf/{folder}/{bad_name}"]
+    good = run_import(store, [aaf_dir("eole-mini")], partial=True, academie=PINNED)
+    before = snapshot(store.engine)
+    assert sum(len(v) for v in before.values()) > 0
+    with pytest.raises(BadInput) as caught:
+        import_aaf(store.engine, store.settings, [bad_path], partial=True, academie=PINNED)
+    error = caught.value
+    assert error.file is not None and Path(error.file).name == bad_name
+    assert error.line == line
+    assert bad_name in str(error) and f"line {line}" in str(error)
+    assert snapshot(store.engine) == before
+    outcomes = import_runs(store)
+    assert [r.outcome for r in outcomes].count("applied") == len(good)
+    (failed,) = [r for r in outcomes if r.outcome == "failed"]
+    assert failed.scope == good[0].scope.key and bad_name in (failed.message or "")
+
+
+def test_refused_incomplete_complet_is_recorded_as_an_import_run(store: Store) -> None:
+    with pytest.raises(Refused):
+        import_aaf(store.engine, store.settings, [aaf_dir("eole-mini")])
+    assert [r.outcome for r in import_runs(store)] == ["refused"]
+
+
+# -- through the CLI (SQLite file) -------------------------------------------------------------
+
+
+def cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        AIGUILLAGE_DATABASE_URL=database_url,
+        PYTHONPATH=str(PROJECT_ROOT),
+        COLUMNS="400",
+        NO_COLOR="1",
+        TERM="dumb",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "annuaire", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_cli_exit_codes_and_report(tmp_path: Path) -> None:
+    database = tmp_path / "cli.db"
+    url = f"sqlite:///{database}"
+    upgraded = cli(url, tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    report_path = tmp_path / "run.json"
+    good = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report_path))
+    assert good.returncode == 0, good.stderr
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    engine = make_engine(Settings(database_url=url, environment="test"))
+    try:
+        before = snapshot(engine)
+        (run,) = report
+        assert run["outcome"] == "applied" and run["mode"] == "complet"
+        assert set(run["counts"]) <= {kind.value for kind in EntityKind}
+        for kind in EntityKind:
+            counts = run["counts"].get(kind.value, {})
+            assert counts.get("created", 0) == len(rows(engine, kind, run["scope"])) > 0, kind
+            assert sum(n for what, n in counts.items() if what != "created") == 0
+
+        incomplete = cli(url, tmp_path, "import", "aaf", str(aaf_dir("eole-mini")))
+        assert incomplete.returncode == 1, incomplete.stderr
+        assert "refused" in incomplete.stderr and "--partial" in incomplete.stderr
+
+        bad = cli(url, tmp_path, "import", "aaf", str(aaf_dir("men-2013-delta-malformed")))
+        assert bad.returncode == 2, bad.stderr
+        bad_name = MALFORMED["men-2013-delta-malformed"]
+        assert bad_name in bad.stderr
+        line = malformed_lines()[f"aaf/men-2013-delta-malformed/{bad_name}"]
+        assert f"line {line}" in bad.stderr
+        assert snapshot(engine) == before
+    finally:
+        engine.dispose()
+
+
+# =============================================================================================
+# 3. eole-delta-cases: the semantics of each request type
+# =============================================================================================
+
+
+def cases(*parts: str) -> Path:
+    return aaf_dir("eole-delta-cases", *parts)
+
+
+def one_request(folder: Path, category: str) -> Request:
+    (request,) = [r for r in requests_of(folder) if r.category == category]
+    return request
+
+
+def steps(store: Store, *folders: Path, allow_mass_removal: bool = True) -> list[list[ExportRun]]:
+    """Import each folder in turn: the scenario's ``complet`` first, then its ``delta``.
+
+    The Complet files of these scenarios hold one or two records of one category, so they are
+    partial; and any delta removal in a one-person scope trips the 10 % guard, hence
+    ``allow_mass_removal`` (checked on its own in the pupil delete case).
+    """
+    return [
+        run_import(store, [f], partial=True, allow_mass_removal=allow_mass_removal) for f in folders
+    ]
+
+
+def person(store: Store, key: str) -> Any:
+    (row,) = [p for p in rows(store.engine, PERSON) if p.source_key == key]
+    return row
+
+
+def structure_keys(store: Store) -> dict[Any, str]:
+    return {s.id: s.source_key for s in rows(store.engine, STRUCTURE)}
+
+
+def roles_of(store: Store, person_id: uuid.UUID) -> dict[tuple[str, str, str | None], str]:
+    """(structure key, role, discipline) -> status of one person's roles.
+
+    The structure is read from the role's key (``<person>|<structure>|<role>|...``, connector
+    README) and checked against the row's structure_id through the stable hub id, since the
+    structure itself may be unknown to the store.
+    """
+    found = {}
+    for row in rows(store.engine, ROLE):
+        if row.person_id == person_id:
+            structure = row.source_key.split("|")[1]
+            assert row.structure_id == hub_id(row.scope, STRUCTURE, structure)
+            found[(structure, row.role, row.discipline_code)] = row.status
+    return found
+
+
+def pupil_enrollments(store: Store, person_id: uuid.UUID) -> dict[tuple[str, str], str]:
+    """(structure key, class code) -> status of a pupil's class enrollments (by hub id)."""
+    found = {}
+    for row in rows(store.engine, ENROLLMENT):
+        if row.person_id != person_id or row.class_id is None:
+            continue
+        structure_code = row.source_key.split("|")[2]
+        structure, code = structure_code.split("$", 1)
+        assert row.class_id == hub_id(row.scope, CLASS, f"{structure}${code}")
+        assert row.structure_id == hub_id(row.scope, STRUCTURE, structure)
+        found[(structure, code)] = row.status
+    return found
+
+
+def classes_of(request: Request) -> set[tuple[str, str]]:
+    return {tuple(v.split("$", 1)) for v in request.attrs.get("ENTEleveClasses", [])}  # type: ignore[misc]
+
+
+def test_eole_delta_add_creates_the_pupil(store: Store) -> None:
+    folder = cases("eleves", "addRequest")
+    request = one_request(folder, "Eleve")
+    assert request.op == "add"
+    ((run,),) = steps(store, folder)
+    report = report_of(run)
+    assert run.mode == "delta" and report.counts[PERSON].created == 1
+    assert "modify-unknown" not in report.warning_codes
+    row = person(store, request.id)
+    assert row.status == ACTIVE and stored_fields(row) == person_fields(request)
+    assert pupil_enrollments(store, row.id) == dict.fromkeys(classes_of(request), ACTIVE)
+    attachment = request.first("ENTPersonStructRattach")
+    assert roles_of(store, row.id) == {(attachment, "pupil", None): ACTIVE}
+    # In a Delta a link to a guardian the store may hold is kept (connector README); here the
+    # guardians are unknown to the store, which the run reports as dangling references.
+    guardians = {g.guardian_id for g in rows(store.engine, GUARDIANSHIP) if g.pupil_id == row.id}
+    assert guardians == {hub_id(run.scope.key, PERSON, f[0]) for f in guardian_links(request)}
+    assert report.warning_codes["dangling-reference"] >= 1
+
+
+def test_eole_delta_modify_updates_the_present_pupil(store: Store) -> None:
+    complet, delta = (
+        cases("eleves", "modifyRequest_CasNormal", "complet"),
+        cases("eleves", "modifyRequest_CasNormal", "delta"),
+    )
+    old, new = one_request(complet, "Eleve"), one_request(delta, "Eleve")
+    assert old.id == new.id and new.op == "modify"
+    assert person_fields(old) != person_fields(new)
+    steps(store, complet)
+    row = person(store, old.id)
+    assert stored_fields(row) == person_fields(old)
+    ((run,),) = steps(store, delta)
+    report = report_of(run)
+    assert report.counts[PERSON].updated == 1 and report.counts[PERSON].created == 0
+    row = person(store, new.id)
+    assert row.status == ACTIVE and stored_fields(row) == person_fields(new)
+    assert row.birth_name == new.first("ENTPersonNomPatro") != old.first("ENTPersonNomPatro")
+    # A modify is a full replacement: the old class and attachment leave, the new ones are in.
+    expected = dict.fromkeys(classes_of(old), LEAVING) | dict.fromkeys(classes_of(new), ACTIVE)
+    assert pupil_enrollments(store, row.id) == expected
+    assert roles_of(store, row.id) == {
+        (old.first("ENTPersonStructRattach"), "pupil", None): LEAVING,
+        (new.first("ENTPersonStructRattach"), "pupil", None): ACTIVE,
+    }
+
+
+def test_eole_delta_modify_of_a_present_pupil_is_not_reported_as_unknown(store: Store) -> None:
+    folder = cases("eleves", "modifyRequest_CasNormal")
+    _, (run,) = steps(store, folder / "complet", folder / "delta")
+    assert report_of(run).warning_codes.get("modify-unknown", 0) == 0
+
+
+def test_eole_delta_modify_of_an_absent_pupil_is_an_add_with_a_warning(store: Store) -> None:
+    base = cases("eleves", "deleteRequest", "complet")
+    folder = cases("eleves", "modifyRequest_CasAnormal")
+    request = one_request(folder, "Eleve")
+    other = one_request(base, "Eleve")
+    assert request.op == "modify" and request.id != other.id
+    steps(store, base)
+    ((run,),) = steps(store, folder)
+    report = report_of(run)
+    assert report.counts[PERSON].created == 1
+    assert report.warning_codes["modify-unknown"] >= 1
+    assert any(
+        w.code == "modify-unknown" and f"person {request.id!r}" in w.message
+        for w in report.warnings
+    )
+    row = person(store, request.id)
+    assert row.status == ACTIVE and stored_fields(row) == person_fields(request)
+    assert person(store, other.id).status == ACTIVE  # a delta never infers removals
+
+
+def test_eole_delta_delete_makes_the_pupil_and_what_it_carries_leave(store: Store) -> None:
+    complet, delta = (
+        cases("eleves", "deleteRequest", "complet"),
+        cases("eleves", "deleteRequest", "delta"),
+    )
+    pupil = one_request(complet, "Eleve")
+    (deletion,) = requests_of(delta)
+    assert deletion.op == "delete" and deletion.id == pupil.id
+    ((first,),) = steps(store, complet)
+    # Ids vs join keys: this record's id (the key) differs from its ENTPersonJointure.
+    row = person(store, pupil.id)
+    assert pupil.first("ENTPersonJointure") != pupil.id
+    assert external_ids(store.engine, JOIN_ID)[row.id] == [pupil.first("ENTPersonJointure")]
+    # The Complet has no PersRelEleve: its guardianships are dropped (connector README).
+    assert first.stats.dropped_guardianships == len(guardian_links(pupil)) > 0
+    carried = carried_by(store, row.id)
+    assert {k for k, _ in carried} == {ROLE, ENROLLMENT}
+
+    before = snapshot(store.engine)
+    with pytest.raises(Refused, match="allow-mass-removal"):
+        import_aaf(store.engine, store.settings, [delta])  # 3 of 3 entities would leave
+    assert snapshot(store.engine) == before
+
+    ((run,),) = steps(store, delta)
+    report = report_of(run)
+    assert report.counts[PERSON].leaving == 1
+    assert report.counts[ROLE].leaving + report.counts[ENROLLMENT].leaving == len(carried)
+    row = person(store, pupil.id)
+    assert row.status == LEAVING and row.leaving_since is not None
+    for kind, old in carried:
+        (now,) = [r for r in rows(store.engine, kind) if r.id == old.id]  # not deleted
+        assert (now.status, now.leaving_since) == (LEAVING, row.leaving_since), kind
+    assert external_ids(store.engine, JOIN_ID)[row.id] == [pupil.first("ENTPersonJointure")]
+
+
+def test_eole_delta_add_of_a_staff_member(store: Store) -> None:
+    folder = cases("personnels", "delta", "addRequest")
+    request = one_request(folder, "PersEducNat")
+    ((run,),) = steps(store, folder)
+    assert report_of(run).counts[PERSON].created == 1
+    row = person(store, request.id)
+    assert row.status == ACTIVE and stored_fields(row) == person_fields(request)
+    assert row.email == request.first("mail")
+    (function,) = request.attrs["ENTPersonFonctions"]
+    structure, code, _label, discipline, _ = function.split("$")
+    (role,) = [r for r in rows(store.engine, ROLE) if r.person_id == row.id]
+    assert (role.function_code, role.discipline_code, role.status) == (code, discipline, ACTIVE)
+    assert role.structure_id == hub_id(run.scope.key, STRUCTURE, structure)
+
+
+def staff_roles(store: Store, person_id: uuid.UUID) -> dict[tuple[str, str | None], str]:
+    """(structure key, discipline code) -> status of a staff member's function roles."""
+    found = {}
+    for row in rows(store.engine, ROLE):
+        if row.person_id == person_id:
+            structure = row.source_key.split("|")[1]
+            assert row.structure_id == hub_id(row.scope, STRUCTURE, structure)
+            found[(structure, row.discipline_code)] = row.status
+    return found
+
+
+def function_keys(request: Request) -> set[tuple[str, str]]:
+    return {(v.split("$")[0], v.split("$")[3]) for v in request.attrs.get("ENTPersonFonctions", [])}
+
+
+def test_eole_delta_modify_of_a_staff_member_replaces_its_functions(store: Store) -> None:
+    folder = cases("personnels", "delta", "modifyRequest")
+    old, new = (
+        one_request(folder / "complet", "PersEducNat"),
+        one_request(folder / "delta", "PersEducNat"),
+    )
+    steps(store, folder / "complet")
+    ((run,),) = steps(store, folder / "delta")
+    assert report_of(run).counts[PERSON].updated == 1
+    row = person(store, new.id)
+    assert stored_fields(row) == person_fields(new) != person_fields(old)
+    assert row.email == new.first("mail") != old.first("mail")
+    gone = function_keys(old) - function_keys(new)
+    assert gone
+    assert staff_roles(store, row.id) == dict.fromkeys(gone, LEAVING) | dict.fromkeys(
+        function_keys(new), ACTIVE
+    )
+
+
+def test_eole_delta_modify_of_an_absent_staff_member_is_an_add(store: Store) -> None:
+    folder = cases("personnels", "delta", "modifyRequestCasAnormal")
+    present, absent = (
+        one_request(folder / "complet", "PersEducNat"),
+        one_request(folder / "delta", "PersEducNat"),
+    )
+    assert present.id != absent.id
+    steps(store, folder / "complet")
+    ((run,),) = steps(store, folder / "delta")
+    report = report_of(run)
+    assert report.counts[PERSON].created == 1 and report.counts[PERSON].leaving == 0
+    assert any(
+        w.code == "modify-unknown" and f"person {absent.id!r}" in w.message for w in report.warnings
+    )
+    assert person(store, absent.id).status == ACTIVE
+    assert stored_fields(person(store, absent.id)) == person_fields(absent)
+    assert person(store, present.id).status == ACTIVE
+
+
+@pytest.mark.parametrize("case", ["deleteRequest", "deleteRequestBis"])
+def test_eole_delta_delete_of_a_staff_member(store: Store, case: str) -> None:
+    folder = cases("personnels", "delta", case)
+    staff = one_request(folder / "complet", "PersEducNat")
+    steps(store, folder / "complet")
+    row = person(store, staff.id)
+    assert staff_roles(store, row.id) == dict.fromkeys(function_keys(staff), ACTIVE)
+    ((run,),) = steps(store, folder / "delta")
+    assert report_of(run).counts[ROLE].leaving == len(function_keys(staff))
+    row = person(store, staff.id)
+    assert row.status == LEAVING and row.leaving_since is not None
+    assert staff_roles(store, row.id) == dict.fromkeys(function_keys(staff), LEAVING)
+    assert {r.leaving_since for r in rows(store.engine, ROLE)} == {row.leaving_since}
+
+
+def test_eole_delta_add_of_a_guardian(store: Store) -> None:
+    base, folder = cases("responsables", "complet"), cases("responsables", "delta", "addRequest")
+    relative = one_request(base, "PersRelEleve")
+    added = one_request(folder, "PersRelEleve")
+    pupil = one_request(folder, "Eleve")
+    runs = steps(store, base, folder)
+    assert [r.mode for step in runs for r in step] == ["partial", "partial", "delta"]
+    assert person(store, added.id).status == ACTIVE
+    assert stored_fields(person(store, added.id)) == person_fields(added)
+    assert person(store, relative.id).status == ACTIVE
+    # The pupil's Complet names the guardian the Delta adds: in a Complet the link is dropped
+    # because that guardian is not a PersRelEleve record of the same export (documented).
+    assert added.id in {f[0] for f in guardian_links(pupil)}
+    assert runs[1][0].stats.dropped_guardianships == len(guardian_links(pupil))
+    assert rows(store.engine, GUARDIANSHIP) == []
+
+
+def test_eole_delta_modify_of_a_guardian(store: Store) -> None:
+    folder = cases("responsables", "delta", "modifyRequest")
+    delta = one_request(folder / "delta", "PersRelEleve")
+    (old,) = [r for r in requests_of(folder / "complet") if r.id == delta.id]
+    steps(store, folder / "complet")
+    ((run,),) = steps(store, folder / "delta")
+    assert report_of(run).counts[PERSON].updated == 1
+    row = person(store, delta.id)
+    assert stored_fields(row) == person_fields(delta) != person_fields(old)
+    assert row.phone_home == delta.first("homePhone") != old.first("homePhone")
+    assert row.address_lines == [delta.first("ENTPersonAdresse")]
+    assert "allée" in row.address_lines[0]  # numeric character reference &#233; decoded
+
+
+def test_eole_delta_modify_of_an_absent_guardian_is_an_add(store: Store) -> None:
+    folder = cases("responsables", "delta", "modifyRequestCasAnormal")
+    request = one_request(folder, "PersRelEleve")
+    ((run,),) = steps(store, folder)
+    report = report_of(run)
+    assert report.counts[PERSON].created == 1 and report.warning_codes["modify-unknown"] == 1
+    assert stored_fields(person(store, request.id)) == person_fields(request)
+
+
+def test_eole_delta_delete_of_a_guardian(store: Store) -> None:
+    folder = cases("responsables", "delta", "deleteRequest")
+    (deletion,) = requests_of(folder / "delta")
+    steps(store, folder / "complet")
+    assert person(store, deletion.id).status == ACTIVE
+    ((run,),) = steps(store, folder / "delta")
+    assert report_of(run).counts[PERSON].leaving == 1
+    row = person(store, deletion.id)
+    assert row.status == LEAVING and row.leaving_since is not None
+    assert all(p.status == ACTIVE for p in rows(store.engine, PERSON) if p.id != row.id)
+
+
+def test_eole_delta_readding_a_structure_updates_it(store: Store) -> None:
+    old, new = (
+        one_request(cases("etab", "complet"), "EtabEducNat"),
+        one_request(cases("etab", "delta"), "EtabEducNat"),
+    )
+    assert old.id == new.id and new.op == "add"
+    steps(store, cases("etab", "complet"))
+    ((run,),) = steps(store, cases("etab", "delta"))
+    report = report_of(run)
+    assert report.counts[STRUCTURE].updated == 1 and report.warning_codes["add-existing"] == 1
+    (row,) = rows(store.engine, STRUCTURE)
+    assert row.source_key == new.id and row.status == ACTIVE
+    changed = {"siret": "ENTStructureSIREN", "city": "l", "phone": "telephoneNumber"}
+    for column, attribute in changed.items():
+        assert getattr(row, column) == new.first(attribute) != old.first(attribute), column
+    assert row.name == new.first("ENTStructureNomCourant") != old.first("ENTStructureNomCourant")
+
+
+# =============================================================================================
+# 4. Complet then complet with people removed; the mass-removal and missing-chunk guards
+# =============================================================================================
+
+
+@pytest.fixture(scope="module")
+def academie(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("aaftests-academie") / "a"
+    generate_academie(folder, pupils=150, seed=11)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chunked_academie(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("aaftests-chunked") / "a"
+    generate_academie(folder, pupils=150, seed=12, chunk_size=40)
+    return folder
+
+
+def without_pupils(source: Path, target: Path, pupils: set[str]) -> Path:
+    shutil.copytree(source, target)
+    dropped = sum(drop_requests(f, pupils) for f in category_files(target, "Eleve"))
+    assert dropped == len(pupils)
+    return target
+
+
+def pupil_ids(folder: Path) -> list[str]:
+    return [r.id for r in requests_of(folder) if r.category == "Eleve"]
+
+
+def leaving_ids(store: Store) -> dict[Any, Any]:
+    return {
+        row.id: row.leaving_since
+        for kind in EntityKind
+        for row in rows(store.engine, kind)
+        if row.status == LEAVING
+    }
+
+
+def test_complet_without_some_pupils_makes_them_leave_then_return(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    (first,) = run_import(store, [academie])
+    assert first.mode == "complet"
+    scope = first.scope.key
+    state = signature(store.engine)
+    removed = set(pupil_ids(academie)[::30])
+    assert len(removed) == 5
+    persons = by_key(store.engine, PERSON, scope)
+    carried = {
+        p: carried_by(store, persons[p].id) for p in removed
+    }  # their role, enrollments, guardianships
+    assert all({k for k, _ in c} == {ROLE, ENROLLMENT, GUARDIANSHIP} for c in carried.values())
+
+    (second,) = run_import(store, [without_pupils(academie, tmp_path / "b", removed)])
+    report = report_of(second)
+    assert report.counts[PERSON].leaving == len(removed)
+    for kind in (ROLE, ENROLLMENT, GUARDIANSHIP):
+        assert report.counts[kind].leaving == sum(
+            1 for c in carried.values() for k, _ in c if k == kind
+        )
+    left = leaving_ids(store)
+    expected = {persons[p].id for p in removed} | {row.id for c in carried.values() for _, row in c}
+    assert set(left) == expected  # exactly them: nothing else leaves, nothing is deleted
+    assert len(set(left.values())) == 1 and None not in left.values()
+    assert set(signature(store.engine)) == set(state)
+
+    (third,) = run_import(store, [academie])
+    report = report_of(third)
+    assert report.counts[PERSON].returning == len(removed)
+    assert sum(c.returning for c in report.counts.values()) == len(expected)
+    assert sum(c.created + c.leaving for c in report.counts.values()) == 0
+    assert leaving_ids(store) == {}
+    assert all(persons[p].id in by_id(store.engine, PERSON) for p in removed)
+    assert all(by_id(store.engine, PERSON)[persons[p].id].leaving_since is None for p in removed)
+    assert signature(store.engine) == state
+
+
+def test_mass_removal_guard(store: Store, academie: Path, tmp_path: Path) -> None:
+    (first,) = run_import(store, [academie])
+    before = snapshot(store.engine)
+    pupils = pupil_ids(academie)
+    removed = set(pupils[: len(pupils) * 6 // 10])
+    smaller = without_pupils(academie, tmp_path / "b", removed)
+    with pytest.raises(Refused, match="allow-mass-removal") as caught:
+        import_aaf(store.engine, store.settings, [smaller])
+    assert first.scope.key in str(caught.value)
+    assert snapshot(store.engine) == before
+    assert sorted(r.outcome for r in import_runs(store)) == ["applied", "refused"]
+
+    (run,) = run_import(store, [smaller], allow_mass_removal=True)
+    report = report_of(run)
+    assert report.leaving > store.settings.mass_removal_threshold * report.active_before
+    assert report.counts[PERSON].leaving == len(removed)
+    persons = by_key(store.engine, PERSON, first.scope.key)
+    assert {k for k, p in persons.items() if p.status == LEAVING} == removed
+
+
+def test_missing_chunk_guard(store: Store, chunked_academie: Path, tmp_path: Path) -> None:
+    eleves = category_files(chunked_academie, "Eleve")
+    assert len(eleves) >= 3  # several chunks, so that one in the middle can go missing
+    (first,) = run_import(store, [chunked_academie])
+    before = snapshot(store.engine)
+    state = signature(store.engine)
+    gapped = tmp_path / "gapped"
+    shutil.copytree(chunked_academie, gapped)
+    (missing,) = gapped.glob("*_Eleve_0001.xml")
+    missing_pupils = {r.id for r in read_requests(missing)}
+    missing.unlink()
+
+    with pytest.raises(Refused, match=r"Eleve: chunk 0001 missing"):
+        import_aaf(store.engine, store.settings, [gapped])
+    assert snapshot(store.engine) == before
+
+    (run,) = run_import(store, [gapped], partial=True)
+    report = report_of(run)
+    assert run.mode == "partial" and report.leaving == 0
+    assert report.counts[PERSON].created == 0
+    after = signature(store.engine)
+    assert set(after) == set(state)
+    assert all(status == ACTIVE for _, _, status in after.values())
+    persons = by_key(store.engine, PERSON, first.scope.key)
+    assert all(persons[p].status == ACTIVE for p in missing_pupils)
+
+
+def test_partial_import_with_a_missing_chunk_updates_nothing(
+    store: Store, chunked_academie: Path, tmp_path: Path
+) -> None:
+    run_import(store, [chunked_academie])
+    gapped = tmp_path / "gapped"
+    shutil.copytree(chunked_academie, gapped)
+    next(gapped.glob("*_Eleve_0001.xml")).unlink()
+    (run,) = run_import(store, [gapped], partial=True)
+    assert sum(c.updated for c in report_of(run).counts.values()) == 0
+
+
+# =============================================================================================
+# 5. 1D and 2D in one delivery
+# =============================================================================================
+
+
+def test_first_and_second_degree(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "both"
+    summary = generate_academie(folder, pupils=120, seed=21, degree="both")
+    runs = run_import(store, [folder])
+    assert {r.scope.key for r in runs} == {"aaf:099:1d", "aaf:099:2d"}
+    assert {r.mode for r in runs} == {"complet"}
+    first = [
+        r for f in aaf_files([folder]) if f.name.startswith("ENT1D_") for r in read_requests(f)
+    ]
+    grouped = by_category(first)
+    assert len(grouped["Eleve"]) == summary.by_degree["1D"]["pupils"] > 0
+
+    scope = "aaf:099:1d"
+    persons = by_key(store.engine, PERSON, scope)
+    classes = by_id(store.engine, CLASS)
+    structures = structure_keys(store)
+    levels = {lv.code for lv in rows(store.engine, LEVEL, scope) if lv.kind == "1d_level"}
+    assert all(s.degree == "1d" for s in rows(store.engine, STRUCTURE, scope))
+    for pupil in grouped["Eleve"]:
+        expected = set()
+        for value in pupil.attrs["ENTPersonClasses"]:
+            structure, _type, _label, number, _name = value.split("$")
+            expected.add((structure, number))
+        level = pupil.first("ENTEleveNiveau").split("$")[0]  # type: ignore[union-attr]
+        enrolled = [
+            e
+            for e in rows(store.engine, ENROLLMENT, scope)
+            if e.person_id == persons[pupil.id].id and e.status == ACTIVE
+        ]
+        found = {
+            (structures[classes[e.class_id].structure_id], classes[e.class_id].code)
+            for e in enrolled
+        }
+        assert found == expected, pupil.id
+        assert all(e.role == "pupil" for e in enrolled)
+        assert all(level in classes[e.class_id].level_codes for e in enrolled)
+        assert level in levels
+
+    directors = set()
+    for staff in grouped["PersEducNat"]:
+        for structure in staff.attrs.get("ENTEnsFonctionDir", []):
+            directors.add((staff.id, structure))
+        for value in staff.attrs.get("ENTPersonFonctions", []):
+            fields = value.split("$")
+            if fields[4] == "DIRECTION":
+                directors.add((staff.id, fields[0]))
+    assert directors
+    by_hub = by_id(store.engine, PERSON)
+    found = {
+        (by_hub[r.person_id].source_key, structures[r.structure_id])
+        for r in rows(store.engine, ROLE, scope)
+        if r.role == "director"
+    }
+    assert found == directors
+    second = set(by_key(store.engine, PERSON, "aaf:099:2d"))
+    assert len(second) == sum(summary.by_degree["2D"][k] for k in ("pupils", "guardians", "staff"))
+    assert not second & set(persons)
+
+
+# =============================================================================================
+# 6. Generate -> import -> every generated record is found
+# =============================================================================================
+
+
+@pytest.fixture(scope="module")
+def academie_300(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("aaftests-300") / "a"
+    generate_academie(folder, pupils=300, seed=31)
+    return folder
+
+
+def expected_enrollments(request: Request) -> set[tuple[str, str, str, str, str | None]]:
+    """(class|group, structure key, code, role, subject) the request says, per the README."""
+    found: set[tuple[str, str, str, str, str | None]] = set()
+    for attribute, kind in (("ENTEleveClasses", "class"), ("ENTEleveGroupes", "group")):
+        for value in request.attrs.get(attribute, []):
+            structure, code = value.split("$")
+            found.add((kind, structure, code, "pupil", None))
+    for attribute, kind, legacy in (
+        ("ENTAuxEnsClassesMatieres", "class", "ENTAuxEnsClasses"),
+        ("ENTAuxEnsGroupesMatieres", "group", "ENTAuxEnsGroupes"),
+    ):
+        for value in request.attrs.get(attribute, []):
+            structure, code, subject = value.split("$")
+            found.add((kind, structure, code, "teacher", subject or None))
+        if not request.attrs.get(attribute):
+            for value in request.attrs.get(legacy, []):
+                structure, code = value.split("$")
+                found.add((kind, structure, code, "teacher", None))
+    for value in request.attrs.get("ENTAuxEnsClassesPrincipal", []):
+        structure, code = value.split("$")
+        found.add(("class", structure, code, "head_teacher", None))
+    return found
+
+
+def test_every_generated_record_is_in_the_store(store: Store, academie_300: Path) -> None:
+    (run,) = run_import(store, [academie_300])
+    scope = run.scope.key
+    grouped = by_category(requests_of(academie_300))
+    engine = store.engine
+    persons = by_key(engine, PERSON, scope)
+    join_ids = external_ids(engine, JOIN_ID)
+    by_hub = by_id(engine, PERSON)
+    structures = structure_keys(store)
+    classes, groups = by_id(engine, CLASS), by_id(engine, GROUP)
+
+    people = [r for c in PERSON_CATEGORIES for r in grouped[c]]
+    assert len(persons) == len(people) == len({r.id for r in people})
+    for request in people:
+        row = persons[request.id]
+        assert join_ids[row.id] == [request.first("ENTPersonJointure")]
+        assert stored_fields(row) == person_fields(request), request.id
+        assert row.email == request.first("mail")
+
+    enrollments: dict[str, set[tuple[str, str, str, str, str | None]]] = {}
+    for e in rows(engine, ENROLLMENT, scope):
+        target = classes[e.class_id] if e.class_id else groups[e.group_id]
+        enrollments.setdefault(by_hub[e.person_id].source_key, set()).add(
+            (
+                "class" if e.class_id else "group",
+                structures[target.structure_id],
+                target.code,
+                e.role,
+                e.subject_code,
+            )
+        )
+        assert e.status == ACTIVE and e.structure_id == target.structure_id
+    for request in people:
+        assert enrollments.get(request.id, set()) == expected_enrollments(request), request.id
+    assert sum(len(v) for v in enrollments.values()) == len(rows(engine, ENROLLMENT, scope))
+    assert any(e[3] == "teacher" and e[4] for v in enrollments.values() for e in v)
+
+    guardianships = {
+        (by_hub[g.pupil_id].source_key, by_hub[g.guardian_id].source_key): g
+        for g in rows(engine, GUARDIANSHIP, scope)
+    }
+    expected_links = set()
+    for pupil in grouped["Eleve"]:
+        residence = pupil.first("ENTEleveAdresseRel")
+        for guardian, code, financial, legal, contact, payment in guardian_links(pupil):
+            expected_links.add((pupil.id, guardian))
+            row = guardianships[(pupil.id, guardian)]
+            ranks = rank_semantics(pupil.version_af, code)
+            assert (
+                row.relation,
+                row.relation_code,
+                row.legal,
+                row.financial,
+                row.contact,
+                row.payment,
+                row.residence,
+            ) == (
+                parse_relation(code).value,
+                code,
+                legal_flag(legal, ranks),
+                financial == "1",
+                contact == "1",
+                payment == "1",
+                guardian == residence if residence else None,
+            ), (pupil.id, guardian)
+    assert set(guardianships) == expected_links
+
+    subjects = {s.code for s in rows(engine, SUBJECT, scope)}
+    assert subjects == {r.id for r in grouped["MatEducNat"]}
+    mefs = {lv.code for lv in rows(engine, LEVEL, scope) if lv.kind == "mef"}
+    assert mefs == {r.id for r in grouped["MefEducNat"]}
+    taught = {e[4] for v in enrollments.values() for e in v if e[4]}
+    assert taught <= subjects
+    assert set(by_key(engine, STRUCTURE, scope)) == {r.id for r in grouped["EtabEducNat"]}
+
+
+# =============================================================================================
+# 7. A delta leads to the same store as the complet of the new state
+# =============================================================================================
+
+
+def fresh_sqlite(folder: Path) -> tuple[Any, Settings]:
+    settings = Settings(database_url=f"sqlite:///{folder / 'store.db'}", environment="test")
+    engine = make_engine(settings)
+    upgrade(engine)
+    return engine, settings
+
+
+def content_rows(engine: Any) -> dict[tuple[str, str, str], Any]:
+    """(kind, scope, source key) -> row, for every entity of the store."""
+    return {
+        (k.value, row.scope, row.source_key): row for k in EntityKind for row in rows(engine, k)
+    }
+
+
+BOOKKEEPING = {
+    "id",
+    "import_run_id",
+    "content_hash",
+    "source_file",
+    "source_record",
+    "created_at",
+    "modified_at",
+}
+
+
+def guardians_modified_alone(delta: Path, complet: Path) -> set[str]:
+    """PersRelEleve records the delta modifies while none of their pupils is in the delta."""
+    requests = requests_of(delta)
+    in_delta = {r.id for r in requests if r.category == "Eleve"}
+    pupils_of: dict[str, set[str]] = {}
+    for pupil in (r for r in requests_of(complet) if r.category == "Eleve"):
+        for fields in guardian_links(pupil):
+            pupils_of.setdefault(fields[0], set()).add(pupil.id)
+        for value in pupil.attrs.get("ENTEleveAutoriteParentale", []):
+            pupils_of.setdefault(value.split("$")[0], set()).add(pupil.id)
+    return {
+        r.id
+        for r in requests
+        if r.category == "PersRelEleve"
+        and r.op == "modify"
+        and not pupils_of.get(r.id, set()) & in_delta
+    }
+
+
+def compare_delta_with_complet(
+    root: Path, seed: int, rate: float, pupils: int, degree: str
+) -> set[str]:
+    """Import A then D in one store and B in another and demand the same active entities,
+    row for row. Returns the guardians the delta modified without any of their pupils (whose
+    structures only the store can supply), so that a caller can check the case was covered."""
+    a, d, b = root / "a", root / "d", root / "b"
+    generate_academie(a, pupils=pupils, seed=seed, degree=degree)  # type: ignore[arg-type]
+    generate_delta(a, d, seed=seed + 1, rate=rate, also_complet=b)
+    (root / "one").mkdir()
+    (root / "two").mkdir()
+    engine1, settings1 = fresh_sqlite(root / "one")
+    engine2, settings2 = fresh_sqlite(root / "two")
+    try:
+        import_aaf(engine1, settings1, [a])
+        delta_runs = import_aaf(engine1, settings1, [d], allow_mass_removal=True)
+        assert {r.mode for r in delta_runs} == {"delta"}
+        import_aaf(engine2, settings2, [b])
+        one, two = content_rows(engine1), content_rows(engine2)
+    finally:
+        engine1.dispose()
+        engine2.dispose()
+
+    active1 = {k for k, row in one.items() if row.status == ACTIVE}
+    active2 = {k for k, row in two.items() if row.status == ACTIVE}
+    assert active2 == set(two)  # store 2 saw one complet: nothing is leaving there
+    assert active1 == active2
+    leaving1 = {k for k, row in one.items() if row.status == LEAVING}
+    assert leaving1 == set(one) - active2  # exactly what store 2 never had
+    assert all(one[k].leaving_since is not None for k in leaving1)
+
+    for key in sorted(active1):
+        r1, r2 = one[key], two[key]
+        assert r1.id == r2.id, key  # hub ids come from scope + key
+        if r1.content_hash == r2.content_hash:
+            continue
+        differing = {
+            c for c in r1._mapping if c not in BOOKKEEPING and r1._mapping[c] != r2._mapping[c]
+        }
+        raise AssertionError(
+            f"{key} differs after A+D vs B: "
+            + ", ".join(f"{c}: {r1._mapping[c]!r} != {r2._mapping[c]!r}" for c in sorted(differing))
+        )
+    return guardians_modified_alone(d, b)
+
+
+@pytest.mark.slow
+@hypothesis_settings(
+    database=None,  # write nothing outside tests/integration; a failure prints its example
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(min_value=1, max_value=10_000),
+    rate=st.sampled_from([0.02, 0.05, 0.1, 0.2, 0.4]),
+    pupils=st.integers(min_value=60, max_value=150),
+    degree=st.sampled_from(["2d", "both"]),
+)
+def test_complet_then_delta_equals_the_new_complet(
+    tmp_path: Path, seed: int, rate: float, pupils: int, degree: str
+) -> None:
+    root = tmp_path / f"example-{uuid.uuid4().hex[:8]}"
+    root.mkdir()
+    try:
+        compare_delta_with_complet(root, seed, rate, pupils, degree)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_guardian_modified_alone_in_a_delta_keeps_its_uais(tmp_path: Path) -> None:
+    # Seed 3 modifies guardians whose pupils the delta does not re-send: they keep their UAIs.
+    assert compare_delta_with_complet(tmp_path, seed=3, rate=0.1, pupils=120, degree="2d")
+
+
+def test_generated_delta_adds_modifies_and_deletes(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    delta = tmp_path / "d"
+    generate_delta(academie, delta, seed=41, rate=0.05)
+    run_import(store, [academie])
+    (run,) = run_import(store, [delta], allow_mass_removal=True)
+    scope = run.scope.key
+    persons = by_key(store.engine, PERSON, scope)
+    requests = [r for r in requests_of(delta) if r.category in PERSON_CATEGORIES]
+    ops = Counter(r.op for r in requests)
+    assert ops["add"] and ops["modify"] and ops["delete"]
+    for request in requests:
+        row = persons[request.id]
+        if request.op == "delete":
+            assert row.status == LEAVING and row.leaving_since is not None
+            for kind, carried in carried_by(store, row.id):
+                assert (carried.status, carried.leaving_since) == (LEAVING, row.leaving_since), kind
+        else:
+            assert row.status == ACTIVE and stored_fields(row) == person_fields(request)
+    report = report_of(run)
+    assert report.counts[PERSON].created == ops["add"]
+    assert report.counts[PERSON].leaving == ops["delete"]
