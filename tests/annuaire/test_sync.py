@@ -291,8 +291,6 @@ def test_a_record_given_twice_is_reported_and_the_last_one_wins(store: Store) ->
     assert report.counts[EntityKind.PERSON].created == 60
     with store.engine.connect() as connection:
         name = connection.execute(
-            select(Person.usage_name).where(
-                Person.id == hub_id(SCOPE.key, EntityKind.PERSON, "P3")
-            )
+            select(Person.usage_name).where(Person.id == hub_id(SCOPE.key, EntityKind.PERSON, "P3"))
         ).scalar_one()
     assert name == "SECOND"
