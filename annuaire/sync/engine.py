@@ -23,6 +23,11 @@ Guards
 Idempotence
     Every row keeps the content hash of what its source said; a record whose hash is unchanged
     is skipped and writes no change-log entry.
+
+How (``_applier.py``)
+    Records are resolved, serialised and hashed once in Python and staged in a temporary table;
+    each entity kind is then applied with a handful of set-based statements. Python memory
+    does not grow with the size of the scope.
 """
 
 from __future__ import annotations
