@@ -545,9 +545,12 @@ class Applier:
         if owners is None:
             source = f"{name} t"
         else:
+            # SQLite: CROSS JOIN keeps the stage as the outer loop (its planner has no
+            # statistics on the temporary table and would otherwise scan the stored rows).
+            join = "JOIN" if self.sql.postgres else "CROSS JOIN"
             source = (
-                f"sync_stage o JOIN {name} t ON t.scope = :scope AND t.owner_key = o.owner_key "
-                f"AND {owners}"
+                f"sync_stage o {join} {name} t ON t.scope = :scope "
+                f"AND t.owner_key = o.owner_key AND {owners}"
             )
         where = f"t.scope = :scope AND t.status = 'active' AND {condition}"
         params = {

@@ -74,22 +74,13 @@ def parse_date(value: str, attribute: str | None = None) -> dt.date:
         return _date(value)
     except ValueError:
         pass
-    if (
-        len(value) == 10
-        and value.isascii()
-        and value[2] == "/"
-        and value[5] == "/"
-        and value[:2].isdigit()
-        and value[3:5].isdigit()
-        and value[6:].isdigit()
-    ):
+    if _date_shaped(value):
         raise BadValue(value, "an existing date (dd/MM/yyyy)", attribute)
     raise BadValue(value, "a date dd/MM/yyyy", attribute)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # birth dates repeat: a century is 36,525 days
-def _date(value: str) -> dt.date:
-    if (
+def _date_shaped(value: str) -> bool:
+    return (
         len(value) == 10
         and value.isascii()
         and value[2] == "/"
@@ -97,7 +88,12 @@ def _date(value: str) -> dt.date:
         and value[:2].isdigit()
         and value[3:5].isdigit()
         and value[6:].isdigit()
-    ):
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)  # birth dates repeat: a century is 36,525 days
+def _date(value: str) -> dt.date:
+    if _date_shaped(value):
         return dt.date(int(value[6:]), int(value[3:5]), int(value[:2]))
     raise ValueError(value)
 
