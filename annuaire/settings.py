@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     purge_delay_days: int = Field(default=90, ge=0, le=3650)
     #: Seconds a SQLite writer waits for another writer before failing.
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0)
+    #: SQLite page cache per connection (MB), for the database and for the import's stage.
+    sqlite_cache_mb: int = Field(default=64, ge=2, le=4096)
     #: Warnings kept verbatim in an import run report (all are counted).
     warnings_kept: int = Field(default=200, ge=0)
 

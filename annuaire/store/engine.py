@@ -48,6 +48,7 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
 
 def _configure_sqlite(engine: Engine, settings: Settings) -> None:
     busy_ms = int(settings.sqlite_busy_timeout_s * 1000)
+    cache_kib = settings.sqlite_cache_mb * 1024
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +59,9 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Imports insert into many indexes at once: a page cache of a few MB thrashes.
+        cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
+        cursor.execute(f"PRAGMA temp.cache_size=-{cache_kib}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
