@@ -577,20 +577,27 @@ class Applier:
 
     def _apply_deletes(self) -> None:
         """Deletes whose key has no later add or modify: the owner and what it carries leave."""
-        last_deletes = """SELECT s.kind, s.key, s.file, s.line, s.record FROM sync_stage s
-            WHERE s.action = 'delete'"""
-        deletes = self._execute(last_deletes + " ORDER BY s.n").all()
-        if not deletes:
+        kinds = [
+            EntityKind(k)
+            for (k,) in self._execute(
+                "SELECT DISTINCT kind FROM sync_stage WHERE action = 'delete'"
+            ).all()
+        ]
+        if not kinds:
             return
-        for kind_value, key, file, line, record in deletes:
-            table = self.table(EntityKind(kind_value))
-            known = self.connection.execute(
-                select(table.c.id).where(table.c.scope == self.scope_key, table.c.source_key == key)
-            ).first()
-            if known is None:
+        for kind in kinds:
+            unknown = self._execute(
+                "SELECT s.key, s.file, s.line, s.record FROM sync_stage s "
+                "WHERE s.kind = :kind AND s.action = 'delete' AND NOT EXISTS (SELECT 1 FROM "
+                f"{self.table(kind).name} t WHERE t.scope = :scope AND t.source_key = s.key) "
+                "ORDER BY s.n",
+                kind=kind.value,
+                scope=self.scope_key,
+            ).all()
+            for key, file, line, record in unknown:
                 self.warn(
                     "delete-unknown",
-                    f"delete of unknown {kind_value} {key!r} ignored",
+                    f"delete of unknown {kind.value} {key!r} ignored",
                     (file, line, record),
                 )
         for kind in EntityKind:
