@@ -306,7 +306,6 @@ class _ImportProgress:
             console=errors,
         )
         self.tasks: dict[str, Any] = {}
-        self.current: Any = None
         #: Per export (by id): AAF category -> warnings read from its files.
         self.warnings: dict[int, Counter[str]] = {}
         self._category_of: dict[str, str] = {}
@@ -336,7 +335,6 @@ class _ImportProgress:
             task = self.tasks[provenance.file] = self.live.add_task(
                 Path(provenance.file).name, total=None
             )
-        self.current = task
         self.live.advance(task)
 
     def finish(self) -> None:

@@ -50,6 +50,7 @@ from annuaire.schema import (
     ChangeOp,
     EntityKind,
     NeutralRecord,
+    Provenance,
     Ref,
     SourceWarning,
     Status,
@@ -170,11 +171,8 @@ class _Dialect:
         """A FROM item over the staged external ids of ``c``, and its type and value."""
         if self.postgres:
             return "jsonb_array_elements(c.ext) AS e", "e ->> 0", "e ->> 1"
-        return (
-            "json_each(c.ext) AS e",
-            "json_extract(e.value, '$[0]')",
-            ("json_extract(e.value, '$[1]')"),
-        )
+        first, second = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
+        return "json_each(c.ext) AS e", first, second
 
 
 class Applier:
@@ -203,14 +201,8 @@ class Applier:
         connection.exec_driver_sql(
             "TRUNCATE sync_stage" if self.sql.postgres else "DELETE FROM sync_stage"
         )
-        if not self.sql.postgres:
-            connection.exec_driver_sql(
-                "CREATE INDEX IF NOT EXISTS temp.sync_stage_key ON sync_stage (kind, key)"
-            )
-        else:
-            connection.exec_driver_sql(
-                "CREATE INDEX IF NOT EXISTS sync_stage_key ON sync_stage (kind, key)"
-            )
+        index = "sync_stage_key" if self.sql.postgres else "temp.sync_stage_key"
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index} ON sync_stage (kind, key)")
         self.report.active_before = self._count_active()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -224,8 +216,6 @@ class Applier:
         message: str,
         where: tuple[str | None, int | None, str | None] | None = None,
     ) -> None:
-        from annuaire.schema import Provenance
-
         provenance = Provenance(where[0], where[1], where[2]) if where and where[0] else None
         self.report.warn(SourceWarning(code, message, provenance), self.settings.warnings_kept)
 
