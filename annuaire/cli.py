@@ -266,7 +266,7 @@ def import_aaf(
     try:
         engine = open_store()
         with progress.live:
-            runs = run_import(
+            run_import(  # fills ``runs`` as it goes, so a failure still shows earlier runs
                 engine,
                 get_settings(),
                 paths,
