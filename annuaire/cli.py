@@ -158,11 +158,15 @@ def spec_write(
     out: Annotated[Path, typer.Option(help="The specs folder.")] = Path("specs"),
     check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
 ) -> None:
-    """Regenerate specs/ from the code (JSON Schemas, SCHEMA.md), or check it is current."""
+    """Regenerate specs/ from the code (openapi.json, JSON Schemas, SCHEMA.md), or check it."""
+    from annuaire.api import create_app
+    from annuaire.api.openapi import openapi_text
     from annuaire.schema.spec import render_files
 
+    files = render_files()
+    files[Path("openapi.json")] = openapi_text(create_app(get_settings()))
     stale = []
-    for relative, content in render_files().items():
+    for relative, content in files.items():
         path = out / relative
         if path.exists() and path.read_text(encoding="utf-8") == content:
             continue
@@ -174,6 +178,33 @@ def spec_write(
         errors.print(f"specs out of date (run `make spec`): {', '.join(stale)}")
         raise typer.Exit(1)
     console.print(f"{len(stale)} file(s) {'stale' if check else 'written'} under {out}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [settings: api_host].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [settings: api_port].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="uvicorn worker processes [settings: api_workers].")
+    ] = None,
+) -> None:
+    """Serve the /v1 API with uvicorn (OpenAPI at /v1/openapi.json, docs at /v1/docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    open_store()  # refuse to start on a database that is not migrated
+    host = host or settings.api_host
+    port = port or settings.api_port
+    console.print(f"serving the API of {settings.database_url} on http://{host}:{port}/v1")
+    uvicorn.run(
+        "annuaire.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.api_workers,
+        access_log=settings.api_access_log,
+        log_level="info",
+    )
 
 
 sample_app = typer.Typer(help="Synthetic académies for demos, tests and editors' sandboxes.")

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     #: Warnings kept verbatim in an import run report (all are counted).
     warnings_kept: int = Field(default=200, ge=0)
 
+    #: ``aiguillage serve``: bind address, port, uvicorn worker processes, access log.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_access_log: bool = True
+
     @field_validator("database_url")
     @classmethod
     def _normalise(cls, value: str) -> str:

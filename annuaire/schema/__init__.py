@@ -20,6 +20,7 @@ from .membership import (
     Role,
     RoleKind,
     RolePublic,
+    RoleSummary,
 )
 from .nomenclature import Level, LevelPublic, Subject, SubjectPublic
 from .person import ExternalId, ExternalIdPublic, Person, PersonPublic
@@ -66,6 +67,7 @@ __all__ = [
     "Role",
     "RoleKind",
     "RolePublic",
+    "RoleSummary",
     "RunOutcome",
     "SQLModel",
     "SchoolClass",

@@ -24,6 +24,7 @@ __all__ = [
     "RoleBase",
     "RoleKind",
     "RolePublic",
+    "RoleSummary",
 ]
 
 
@@ -56,6 +57,21 @@ class Role(RoleBase, Tracked, table=True):
 class RolePublic(RoleBase, TrackedPublic):
     """What a person is in a structure: pupil, teacher, staff, head, director (with the
     function and discipline codes of the source)."""
+
+
+class RoleSummary(SQLModel):
+    """A role as embedded in a person: the structure (id and UAI) and what the person is there."""
+
+    structure_id: uuid.UUID
+    structure_uai: str | None = Field(default=None, description="UAI of the structure.")
+    role: str = Field(description="One of " + ", ".join(RoleKind))
+    function_code: str | None = None
+    function_label: str | None = None
+    discipline_code: str | None = None
+    discipline_label: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    status: str = Field(description="`active`, or `tobedeleted` once the role left its source.")
 
 
 class EnrollmentRole(enum.StrEnum):

@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from ._columns import tracked_table_args
 from ._tracked import Tracked, TrackedPublic
+from .membership import RoleSummary
 
 __all__ = ["ExternalId", "ExternalIdPublic", "Person", "PersonBase", "PersonPublic"]
 
@@ -63,3 +64,6 @@ class PersonPublic(PersonBase, TrackedPublic):
     """A natural person: pupil, guardian or staff member. Roles say which, and where."""
 
     external_ids: list[ExternalIdPublic] = Field(default_factory=list)
+    roles: list[RoleSummary] = Field(
+        default_factory=list, description="What the person is in each structure."
+    )

@@ -1,0 +1,317 @@
+"""The behaviour every collection and single-resource route shares.
+
+Collections: keyset pages of JSON (``{"items": [...], "next": cursor}`` and a ``Link`` header),
+or, with ``Accept: application/x-ndjson``, the whole filtered collection streamed one object per
+line from a server-side cursor. Single resources: a strong ``ETag`` over the bytes served, and
+``304 Not Modified`` for a matching ``If-None-Match``. ``fields=`` narrows both. Anything the
+route did not declare in the query string is a 400 that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy import ColumnElement, Engine, func, select
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from annuaire.schema import ChangeEntry, Status
+
+from .cursors import decode_cursor, encode_cursor, filters_fingerprint
+from .filters import FieldsQuery
+from .problems import ApiProblem, ProblemType
+from .resources import Reader, Resource
+
+__all__ = [
+    "JSON_OPTIONS",
+    "NDJSON",
+    "ListParams",
+    "ListParamsDep",
+    "PageParamsDep",
+    "collection_response",
+    "feed_head",
+    "json_response",
+    "reject_unknown_parameters",
+    "single_response",
+]
+
+NDJSON = "application/x-ndjson"
+JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+MAX_LIMIT = 1000
+#: Rows per chunk written to an NDJSON stream.
+_STREAM_BATCH = 1000
+
+
+def reject_unknown_parameters(request: Request) -> None:
+    """Router dependency: a query parameter the route does not declare is a 400."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _declared_parameters(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiProblem(
+            ProblemType.UNKNOWN_PARAMETER,
+            "unknown query parameter "
+            + ", ".join(repr(u) for u in unknown)
+            + "; this endpoint accepts "
+            + ", ".join(sorted(known)),
+            params=[(u, "not a parameter of this endpoint") for u in unknown],
+        )
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+def _declared_parameters(route: APIRoute) -> frozenset[str]:
+    key = id(route)
+    if key not in _DECLARED:
+        _DECLARED[key] = frozenset(_query_aliases(route.dependant))
+    return _DECLARED[key]
+
+
+def _query_aliases(dependant: Dependant) -> Iterator[str]:
+    for param in dependant.query_params:
+        yield param.alias
+    for sub in dependant.dependencies:
+        yield from _query_aliases(sub)
+
+
+@dataclass(frozen=True)
+class ListParams:
+    limit: int
+    cursor: str | None
+    fields: str | None
+    status: Status | None
+    modified_since: dt.datetime | None
+    accept: str | None
+
+    @property
+    def ndjson(self) -> bool:
+        return negotiate(self.accept) == NDJSON
+
+
+def _page_params(
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_LIMIT,
+            description="Page size (default 100, at most 1,000). With NDJSON: at most this "
+            "many objects (default: all).",
+            examples=[100],
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="Opaque cursor from the `next` of the previous page; keep the other "
+            "parameters unchanged.",
+            examples=["WzEsInBlcnNvbnMiLCI1YTkzYjIiLFsiMDAwNGU4Il1d"],
+        ),
+    ] = None,
+    fields: FieldsQuery = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> ListParams:
+    negotiate(accept)
+    return ListParams(limit or 0, cursor, fields, None, None, accept)
+
+
+PageParamsDep = Annotated[ListParams, Depends(_page_params)]
+
+
+def _list_params(
+    page: PageParamsDep,
+    status: Annotated[
+        Status | None,
+        Query(description="Only `active` entities, or only those `tobedeleted`."),
+    ] = None,
+    modified_since: Annotated[
+        dt.datetime | None,
+        Query(
+            alias="modifiedSince",
+            description="Only entities the hub changed at or after this instant (RFC 3339; "
+            "UTC when no offset is given).",
+            examples=["2026-09-01T00:00:00Z"],
+        ),
+    ] = None,
+) -> ListParams:
+    return dataclasses.replace(page, status=status, modified_since=modified_since)
+
+
+ListParamsDep = Annotated[ListParams, Depends(_list_params)]
+
+
+def negotiate(accept: str | None) -> str:
+    """``application/json`` or NDJSON, from the Accept header; 406 for anything else."""
+    if not accept:
+        return "application/json"
+    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    if NDJSON in ranges:
+        return NDJSON
+    if any(r in ("application/json", "*/*", "application/*") for r in ranges):
+        return "application/json"
+    raise ApiProblem(
+        ProblemType.NOT_ACCEPTABLE,
+        f"this endpoint serves application/json (pages) or {NDJSON} (whole collection); "
+        f"Accept was {accept!r}",
+    )
+
+
+def selected_fields(reader: Reader, resource: Resource, fields: str | None) -> list[str]:
+    readable = reader.readable_fields(resource)
+    if fields is None:
+        return list(readable)
+    asked = [f.strip() for f in fields.split(",") if f.strip()]
+    unknown = [f for f in asked if f not in readable]
+    if unknown or not asked:
+        names = ", ".join(repr(u) for u in unknown) or "nothing"
+        raise ApiProblem(
+            ProblemType.UNKNOWN_FIELD,
+            f"fields= names {names}; the fields of {resource.name} are " + ", ".join(readable),
+            params=[("fields", f"unknown field {u!r}") for u in unknown] or [("fields", "empty")],
+        )
+    return ["id", *[f for f in readable if f in asked and f != "id"]]
+
+
+def common_predicates(resource: Resource, params: ListParams) -> list[ColumnElement[bool]]:
+    table = resource.table
+    predicates: list[ColumnElement[bool]] = []
+    if params.status is not None:
+        predicates.append(table.c.status == params.status.value)
+    if params.modified_since is not None:
+        since = params.modified_since
+        if since.tzinfo is not None:
+            since = since.astimezone(dt.UTC).replace(tzinfo=None)
+        predicates.append(table.c.modified_at >= since)
+    return predicates
+
+
+def json_response(
+    body: Any, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body, option=JSON_OPTIONS),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def feed_head(connection: Any) -> str:
+    """Cursor of the newest change-log entry visible to this connection."""
+    table = ChangeEntry.__table__  # type: ignore[attr-defined]
+    seq = connection.execute(select(func.max(table.c.seq))).scalar() or 0
+    return encode_cursor("changes", "", [str(seq)])
+
+
+def collection_response(
+    request: Request,
+    reader: Reader,
+    resource: Resource,
+    params: ListParams,
+    predicates: Sequence[ColumnElement[bool]],
+    filters: dict[str, Any],
+) -> Response:
+    fields = selected_fields(reader, resource, params.fields)
+    fingerprint = filters_fingerprint(
+        {**filters, "status": params.status, "modifiedSince": params.modified_since}
+    )
+    after = None
+    if params.cursor is not None:
+        key = decode_cursor(params.cursor, resource.name, fingerprint)
+        try:
+            after = resource.parse_key(key)
+        except ValueError:
+            raise ApiProblem(
+                ProblemType.INVALID_CURSOR,
+                "cursor: not a cursor this API issued",
+                params=[("cursor", "bad key")],
+            ) from None
+    where = [*common_predicates(resource, params), *predicates]
+    if params.ndjson:
+        return _stream(request, reader, resource, where, fields, after, params.limit or None)
+    rows, last = reader.page(resource, where, fields=fields, limit=params.limit or 100, after=after)
+    next_cursor = encode_cursor(resource.name, fingerprint, last) if last else None
+    headers: dict[str, str] = {}
+    if next_cursor:
+        headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    if params.cursor is None and resource.entity_type is not None:
+        headers["X-Feed-Cursor"] = feed_head(reader.connection)
+    return json_response({"items": rows, "next": next_cursor}, headers=headers)
+
+
+def _stream(
+    request: Request,
+    reader: Reader,
+    resource: Resource,
+    where: list[ColumnElement[bool]],
+    fields: list[str],
+    after: list[Any] | None,
+    limit: int | None,
+) -> Response:
+    """NDJSON from its own connection in one read-only snapshot, kept open while streaming."""
+    engine: Engine = request.app.state.engine
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        # One snapshot for the whole export, so X-Feed-Cursor matches what is streamed.
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+    connection.begin()
+    streaming = Reader(connection, reader.principal, reader.rules)
+    head = feed_head(connection) if resource.entity_type is not None else None
+
+    def lines() -> Iterator[bytes]:
+        try:
+            buffer: list[bytes] = []
+            rows = streaming.stream(resource, where, fields=fields, after=after)
+            for served, row in enumerate(rows, start=1):
+                buffer.append(orjson.dumps(row, option=JSON_OPTIONS | orjson.OPT_APPEND_NEWLINE))
+                if limit is not None and served >= limit:
+                    break
+                if len(buffer) >= _STREAM_BATCH:
+                    yield b"".join(buffer)
+                    buffer = []
+            if buffer:
+                yield b"".join(buffer)
+        finally:
+            connection.close()
+
+    headers = {"X-Feed-Cursor": head} if head else {}
+    return StreamingResponse(
+        lines(), media_type=NDJSON, headers=headers, background=BackgroundTask(connection.close)
+    )
+
+
+def single_response(
+    request: Request,
+    reader: Reader,
+    resource: Resource,
+    entity_id: uuid.UUID,
+    fields: str | None,
+    what: str,
+) -> Response:
+    row = reader.one(resource, entity_id, selected_fields(reader, resource, fields))
+    if row is None:
+        raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")
+    body = orjson.dumps(row, option=JSON_OPTIONS)
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [c.strip().removeprefix("W/") for c in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates

@@ -1,0 +1,135 @@
+"""Build the FastAPI application: /v1 routers, error handlers, request ids, OpenAPI."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import Engine, text
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from annuaire.auth import AccessRules
+from annuaire.settings import Settings, get_settings
+from annuaire.store import make_engine
+
+from .deps import EngineDep
+from .listing import json_response, reject_unknown_parameters
+from .openapi import build_openapi
+from .problems import install_handlers
+from .routers import ROUTERS
+
+__all__ = ["API_VERSION", "create_app"]
+
+#: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
+API_VERSION = "1.0.0"
+
+_DESCRIPTION = """\
+The open, read-only API of Aiguillage: the identities and structures of the académie's
+annuaire (AAF) in one neutral schema, a change feed and bulk exports.
+
+- **Paging**: every collection pages by an opaque `cursor` (`next` in the body, `Link` header),
+  in hub-id order. No object is missed or repeated while imports commit between two pages.
+  `limit` is 100 by default, at most 1,000.
+- **Full sync**: ask a collection with `Accept: application/x-ndjson` to get every matching
+  object streamed one per line, then follow `/v1/changes?after=` from its `X-Feed-Cursor`.
+- **Change feed**: `/v1/changes` lists creates, updates, tombstones (`leave`: the entity left
+  its source and is `tobedeleted`; `purge`: it is gone) in commit order.
+- **Fields**: `fields=a,b` narrows any object; `id` is always returned.
+- **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
+- **Errors**: RFC 9457 `application/problem+json`; switch on `type` (a stable URN).
+  An unknown parameter, field or cursor is a 400 that names it.
+- **Versioning**: breaking changes only in a new major path (`/v2`); see specs/VERSIONING.md.
+"""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Tags each request with an id (the caller's X-Request-Id when sane), echoed back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else _new_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _new_id() -> str:
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Aiguillage API",
+        version=API_VERSION,
+        description=_DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        openapi_tags=[
+            {"name": "structures", "description": "Écoles, collèges, lycées, services."},
+            {"name": "persons", "description": "Pupils, guardians and staff."},
+            {"name": "roles", "description": "What each person is in each structure."},
+            {"name": "classes", "description": "Classes (divisions)."},
+            {"name": "groups", "description": "Teaching groups."},
+            {"name": "enrollments", "description": "Persons in classes and groups."},
+            {"name": "guardianships", "description": "Guardians and their pupils."},
+            {"name": "nomenclatures", "description": "Subjects and levels."},
+            {"name": "import runs", "description": "What each import did."},
+            {"name": "changes", "description": "The change feed."},
+            {"name": "service", "description": "Health of this deployment."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings)
+    app.state.access_rules = AccessRules()
+    install_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])
+    for router in ROUTERS:
+        v1.include_router(router)
+    app.include_router(v1)
+    app.add_api_route(
+        "/health",
+        _health,
+        methods=["GET"],
+        tags=["service"],
+        operation_id="getHealth",
+        summary="Liveness and database check",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+        dependencies=[Depends(reject_unknown_parameters)],
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _health(engine: EngineDep) -> Response:
+    """`{"status": "ok"}` when the API can query its database (503 problem otherwise)."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return json_response({"status": "ok"})
