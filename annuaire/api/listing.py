@@ -191,8 +191,7 @@ def common_predicates(resource: Resource, params: ListParams) -> list[ColumnElem
         predicates.append(table.c.status == params.status.value)
     if params.modified_since is not None:
         since = params.modified_since
-        if since.tzinfo is not None:
-            since = since.astimezone(dt.UTC).replace(tzinfo=None)
+        since = since.replace(tzinfo=dt.UTC) if since.tzinfo is None else since
         predicates.append(table.c.modified_at >= since)
     return predicates
 

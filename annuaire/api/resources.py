@@ -284,8 +284,7 @@ def _coerce(column: Any, value: str) -> Any:
         return uuid.UUID(value)
     if python_type is dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
-        # Columns hold naive UTC; an aware bound value would be converted by the server's zone.
-        return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     raise ValueError(f"no cursor key of type {python_type}")
 
 

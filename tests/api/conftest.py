@@ -1,0 +1,78 @@
+"""A generated académie imported once per backend, served by the real app in-process.
+
+``api`` is read-only and shared by the module's tests (one import per backend and session);
+tests that change data use ``fresh_api``, which imports into a store of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from annuaire.api import create_app
+from annuaire.importing import import_aaf
+from annuaire.settings import Settings
+from annuaire.store import make_engine
+from annuaire.store.migrate import upgrade
+from connectors.sample import generate_academie, generate_delta
+from tests.conftest import Store, throwaway_pg_database
+
+from fastapi.testclient import TestClient
+
+PUPILS = 400
+SEED = 11
+
+
+@dataclass
+class Api:
+    backend: str
+    client: TestClient
+    engine: Engine
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def academie(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("api-academie") / "complet"
+    generate_academie(out, pupils=PUPILS, seed=SEED, degree="both")
+    return out
+
+
+@pytest.fixture(scope="session")
+def academie_delta(academie: Path) -> Path:
+    out = academie.parent / "delta"
+    generate_delta(academie, out, seed=SEED + 1, rate=0.05)
+    return out
+
+
+def _serve(backend: str, url: str, academie: Path) -> Iterator[Api]:
+    settings = Settings(database_url=url, environment="test")
+    engine = make_engine(settings)
+    upgrade(engine)
+    import_aaf(engine, settings, [academie])
+    with TestClient(create_app(settings, engine)) as client:
+        yield Api(backend, client, engine, settings)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, academie: Path
+) -> Iterator[Api]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("api-db") / "api.db"
+        yield from _serve("sqlite", f"sqlite:///{path}", academie)
+        return
+    with throwaway_pg_database() as url:
+        yield from _serve("postgres", url, academie)
+
+
+@pytest.fixture
+def fresh_api(store: Store, academie: Path) -> Iterator[Api]:
+    import_aaf(store.engine, store.settings, [academie])
+    with TestClient(create_app(store.settings, store.engine)) as client:
+        yield Api(store.backend, client, store.engine, store.settings)

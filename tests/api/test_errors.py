@@ -1,0 +1,129 @@
+"""Errors are RFC 9457 problems with a stable type; bad input is a 400 naming it, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from annuaire.api import create_app
+from annuaire.settings import Settings
+
+from .conftest import Api, TestClient
+
+PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance", "request_id"}
+
+
+def problem(response: Any, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert PROBLEM_MEMBERS <= set(body)
+    assert body["type"] == f"urn:aiguillage:problem:{kind}"
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("query", "kind", "named"),
+    [
+        ("colour=red", "unknown-parameter", "colour"),
+        ("limit=0", "invalid-parameter", "limit"),
+        ("limit=1001", "invalid-parameter", "limit"),
+        ("limit=ten", "invalid-parameter", "limit"),
+        ("role=wizard", "invalid-parameter", "role"),
+        ("structure=0771991", "invalid-parameter", "structure"),
+        ("status=gone", "invalid-parameter", "status"),
+        ("modifiedSince=yesterday", "invalid-parameter", "modifiedSince"),
+        ("class=abc", "invalid-parameter", "class"),
+        ("externalId=nocolon", "invalid-parameter", "externalId"),
+        ("fields=id,shoe_size", "unknown-field", "fields"),
+        ("fields=,", "unknown-field", "fields"),
+        ("cursor=%27%20OR%201%3D1--", "invalid-cursor", "cursor"),
+        ("cursor=WzEsInBlcnNvbnMiLCIiLFsiJyBPUiAxPTEiXV0", "invalid-cursor", "cursor"),
+    ],
+)
+def test_bad_queries_are_400_problems_naming_the_parameter(
+    api: Api, query: str, kind: str, named: str
+) -> None:
+    body = problem(api.client.get(f"/v1/persons?{query}"), 400, kind)
+    assert named in {p["name"] for p in body["invalid_params"]}
+    assert named in body["detail"] or kind == "invalid-parameter"
+
+
+def test_feed_cursor_errors(api: Api) -> None:
+    page_cursor = api.client.get("/v1/persons", params={"limit": 1}).json()["next"]
+    body = problem(
+        api.client.get("/v1/changes", params={"after": page_cursor}), 400, "invalid-cursor"
+    )
+    assert body["invalid_params"][0]["name"] == "after"
+    problem(api.client.get("/v1/changes", params={"after": "123"}), 400, "invalid-cursor")
+    problem(api.client.get("/v1/changes", params={"entityType": "pet"}), 400, "invalid-parameter")
+
+
+def test_not_acceptable_not_found_and_method(api: Api) -> None:
+    problem(api.client.get("/v1/persons", headers={"Accept": "text/csv"}), 406, "not-acceptable")
+    problem(api.client.get("/v1/people"), 404, "not-found")
+    problem(api.client.post("/v1/persons", json={}), 405, "method-not-allowed")
+    ok = api.client.get("/v1/persons", headers={"Accept": "application/json;q=0.9, */*;q=0.1"})
+    assert ok.status_code == 200
+
+
+def test_a_request_id_is_echoed_or_made(api: Api) -> None:
+    given_id = api.client.get("/health", headers={"X-Request-Id": "abc-123"})
+    assert given_id.headers["x-request-id"] == "abc-123"
+    hostile_id = ("a b\u00e9" * 40).encode("latin-1")
+    hostile = api.client.get("/health", headers={"X-Request-Id": hostile_id})
+    assert len(hostile.headers["x-request-id"]) == 16
+
+
+def test_production_without_issuers_refuses_every_request(api: Api) -> None:
+    settings = Settings(database_url=api.settings.database_url, environment="production")
+    with TestClient(create_app(settings, api.engine)) as client:
+        body = problem(client.get("/v1/persons"), 401, "unauthorized")
+        assert "issuer" in body["detail"]
+        assert client.get("/v1/persons").headers["www-authenticate"].startswith("Bearer")
+
+
+_names = st.sampled_from(
+    [
+        "limit",
+        "cursor",
+        "fields",
+        "status",
+        "modifiedSince",
+        "structure",
+        "role",
+        "class",
+        "group",
+        "externalId",
+        "colour",
+        "after",
+        "",
+    ]
+)
+_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["0", "-1", "1000", "1e9", "null", "[]", "%00", "'--", "2026-13-45", "\x00"]),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.lists(st.tuples(_names, _values), max_size=4),
+    path=st.sampled_from(
+        ["/v1/persons", "/v1/structures", "/v1/changes", "/v1/import-runs", "/v1/groups"]
+    ),
+)
+def test_no_query_string_makes_a_server_error(
+    api: Api, query: list[tuple[str, str]], path: str
+) -> None:
+    response = api.client.get(path, params=query)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        problem(response, 400, response.json()["type"].rsplit(":", 1)[-1])
