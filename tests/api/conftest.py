@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from annuaire.api import create_app
@@ -20,8 +21,6 @@ from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
 from connectors.sample import generate_academie, generate_delta
 from tests.conftest import Store, throwaway_pg_database
-
-from fastapi.testclient import TestClient
 
 PUPILS = 400
 SEED = 11

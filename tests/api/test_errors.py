@@ -20,7 +20,7 @@ def problem(response: Any, status: int, kind: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
-    assert PROBLEM_MEMBERS <= set(body)
+    assert set(body) >= PROBLEM_MEMBERS
     assert body["type"] == f"urn:aiguillage:problem:{kind}"
     assert body["status"] == status
     assert body["request_id"] == response.headers["x-request-id"]
