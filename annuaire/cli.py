@@ -159,14 +159,10 @@ def spec_write(
     check: Annotated[bool, typer.Option(help="Only check that the files are up to date.")] = False,
 ) -> None:
     """Regenerate specs/ from the code (openapi.json, JSON Schemas, SCHEMA.md), or check it."""
-    from annuaire.api import create_app
-    from annuaire.api.openapi import openapi_text
-    from annuaire.schema.spec import render_files
+    from annuaire.specs import generated_spec_files
 
-    files = render_files()
-    files[Path("openapi.json")] = openapi_text(create_app(get_settings()))
     stale = []
-    for relative, content in files.items():
+    for relative, content in generated_spec_files().items():
         path = out / relative
         if path.exists() and path.read_text(encoding="utf-8") == content:
             continue

@@ -17,7 +17,7 @@ from annuaire.store import make_engine
 from .deps import EngineDep
 from .listing import json_response, reject_unknown_parameters
 from .openapi import build_openapi
-from .problems import install_handlers
+from .problems import ProblemType, install_handlers, problem_responses
 from .routers import ROUTERS
 
 __all__ = ["API_VERSION", "create_app"]
@@ -115,7 +115,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         tags=["service"],
         operation_id="getHealth",
         summary="Liveness and database check",
-        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+        responses={
+            200: {"content": {"application/json": {"example": {"status": "ok"}}}},
+            **problem_responses(
+                ProblemType.UNKNOWN_PARAMETER, ProblemType.UNAVAILABLE, authenticated=False
+            ),
+        },
         dependencies=[Depends(reject_unknown_parameters)],
     )
 

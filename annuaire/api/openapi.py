@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .examples import EXAMPLES, page_example
 from .problems import PROBLEM_MEDIA_TYPE
 
 __all__ = ["build_openapi", "openapi_text"]
@@ -50,6 +51,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         narrowable = name.endswith(_NARROWABLE_SUFFIXES) or name in _NARROWABLE
         if narrowable and "id" in schema.get("properties", {}):
             schema["required"] = ["id"]
+        if name in EXAMPLES:
+            schema["examples"] = [EXAMPLES[name]]
+        elif name.endswith("Page") and "items" in schema.get("properties", {}):
+            item = schema["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
+            schema["examples"] = [page_example(item)]
     return document
 
 

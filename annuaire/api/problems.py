@@ -219,10 +219,13 @@ def _example(kind: ProblemType) -> dict[str, Any]:
     return example
 
 
-def problem_responses(*kinds: ProblemType) -> dict[int | str, dict[str, Any]]:
+def problem_responses(
+    *kinds: ProblemType, authenticated: bool = True
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for these problems, with one example per type."""
     by_status: dict[int, list[ProblemType]] = {}
-    for kind in (*kinds, ProblemType.UNAUTHORIZED, ProblemType.INTERNAL_ERROR):
+    implied = (ProblemType.UNAUTHORIZED,) if authenticated else ()
+    for kind in (*kinds, *implied, ProblemType.INTERNAL_ERROR):
         by_status.setdefault(kind.status, [])
         if kind not in by_status[kind.status]:
             by_status[kind.status].append(kind)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import ColumnElement
@@ -58,8 +58,8 @@ def list_levels(
     params: ListParamsDep,
     code: CodeQuery = None,
     kind: Annotated[
-        str | None,
-        Query(pattern="^(mef|1d_level|1d_cycle)$", description="`mef`, `1d_level` or `1d_cycle`."),
+        Literal["mef", "1d_level", "1d_cycle"] | None,
+        Query(description="MEF (2D), 1D level or 1D cycle."),
     ] = None,
 ) -> Response:
     """Levels (MEF, 1D levels and cycles) in hub-id order."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -36,7 +36,7 @@ def list_structures(
     ] = None,
     kind: Annotated[StructureKind | None, Query(description="Kind of structure.")] = None,
     degree: Annotated[
-        str | None, Query(pattern="^(1d|2d)$", description="`1d` or `2d`.", examples=["2d"])
+        Literal["1d", "2d"] | None, Query(description="Premier or second degré.")
     ] = None,
     academie: Annotated[
         str | None,

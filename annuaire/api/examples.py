@@ -1,0 +1,193 @@
+"""One example per object the API serves, shown in specs/openapi.json.
+
+The values come from the synthetic SANDBOX académie (``aiguillage sample academie``): no real
+person. A test validates every example against its own schema, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EXAMPLES", "page_example"]
+
+_AT = "2026-09-15T22:04:11.417626Z"
+_TRACKED = {"status": "active", "leaving_since": None, "modified_at": _AT, "source": "aaf"}
+_STRUCTURE_ID = "5acad048-ad7d-5141-9802-c32c6d594f48"
+_PUPIL_ID = "0025dafb-fee0-5ec5-9c28-b4688219668f"
+_CLASS_ID = "8a3d8470-d382-5eb3-8e04-2f42561f9a13"
+
+_ROLE_SUMMARY = {
+    "structure_id": _STRUCTURE_ID,
+    "structure_uai": "0775923V",
+    "role": "pupil",
+    "function_code": None,
+    "function_label": None,
+    "discipline_code": None,
+    "discipline_label": None,
+    "start_date": None,
+    "end_date": None,
+    "status": "active",
+}
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "StructurePublic": {
+        "id": _STRUCTURE_ID,
+        **_TRACKED,
+        "uai": "0775923V",
+        "name": "JEAN MOULIN",
+        "kind": "college",
+        "type_label": "COLLEGE",
+        "type_code": "340",
+        "degree": "2d",
+        "sector": "PU",
+        "academie": "099",
+        "academie_name": "SANDBOX",
+        "ministry": "MINISTERE DE L'EDUCATION NATIONALE",
+        "siret": "21773731686975",
+        "street": "70 AVENUE DE LA REPUBLIQUE",
+        "postal_code": "77340",
+        "city": "PONTAULT-COMBAULT",
+        "phone": "+33 1 96 77 66 47",
+        "email": "ce.0775923V@ac-sandbox.invalid",
+        "parent_id": None,
+        "external_ids": [
+            {"type": "aaf:ENTStructureJointure", "value": "20005"},
+            {"type": "uai", "value": "0775923V"},
+        ],
+    },
+    "PersonPublic": {
+        "id": _PUPIL_ID,
+        **_TRACKED,
+        "usage_name": "BONNET",
+        "birth_name": "BONNET",
+        "first_name": "LINA",
+        "other_first_names": ["LINA", "CORINNE"],
+        "birth_date": "2013-09-17",
+        "civility": None,
+        "email": None,
+        "phone_home": None,
+        "phone_mobile": None,
+        "phone_work": None,
+        "address_lines": ["31 RUE DE LA FONTAINE"],
+        "postal_code": "77340",
+        "city": "PONTAULT-COMBAULT",
+        "country": "FRANCE",
+        "external_ids": [
+            {"type": "aaf:ENTPersonJointure", "value": "1000337"},
+            {"type": "ine", "value": "1981042374D"},
+        ],
+        "roles": [_ROLE_SUMMARY],
+    },
+    "RoleSummary": _ROLE_SUMMARY,
+    "ExternalIdPublic": {"type": "aaf:ENTPersonJointure", "value": "1000337"},
+    "RolePublic": {
+        "id": "004768ee-def1-596f-8543-e964326fdd01",
+        **_TRACKED,
+        "person_id": "4d999e5d-2278-50f2-a5c5-2b6bc957f7dd",
+        "structure_id": _STRUCTURE_ID,
+        "role": "teacher",
+        "function_code": "ENS",
+        "function_label": "ENSEIGNEMENT",
+        "discipline_code": "L0202",
+        "discipline_label": "LETTRES MODERNES",
+        "start_date": None,
+        "end_date": None,
+    },
+    "SchoolClassPublic": {
+        "id": _CLASS_ID,
+        **_TRACKED,
+        "structure_id": _STRUCTURE_ID,
+        "code": "6C",
+        "label": "6EME",
+        "level_codes": ["10010012110"],
+    },
+    "GroupPublic": {
+        "id": "033dbe79-9e32-548b-bee2-e2144285635a",
+        **_TRACKED,
+        "structure_id": _STRUCTURE_ID,
+        "code": "5E LAT",
+        "label": None,
+        "class_ids": ["262490a9-2424-5d55-b220-1f4b6dc31cf3"],
+    },
+    "EnrollmentPublic": {
+        "id": "0001ef1a-dec7-5f4d-b6f2-8a41cdce75e5",
+        **_TRACKED,
+        "person_id": _PUPIL_ID,
+        "structure_id": _STRUCTURE_ID,
+        "class_id": _CLASS_ID,
+        "group_id": None,
+        "role": "pupil",
+        "subject_code": None,
+        "start_date": "2026-09-01",
+        "end_date": None,
+    },
+    "GuardianshipPublic": {
+        "id": "000bca0e-c0cd-5237-8e52-07905d9990a4",
+        **_TRACKED,
+        "guardian_id": "f6b8a775-d1d0-53eb-a22b-26eae6453a04",
+        "pupil_id": _PUPIL_ID,
+        "relation": "mother",
+        "relation_code": "20",
+        "legal": True,
+        "financial": True,
+        "contact": True,
+        "payment": True,
+        "residence": True,
+    },
+    "SubjectPublic": {
+        "id": "0255ade3-4776-5d97-bd0a-cf84cde94787",
+        **_TRACKED,
+        "code": "030901",
+        "label": "ITALIEN LV1",
+        "parent_code": None,
+    },
+    "LevelPublic": {
+        "id": "046076fb-698b-5c33-bc14-cd28a2e95f89",
+        **_TRACKED,
+        "code": "1125",
+        "label": "CM2",
+        "kind": "1d_level",
+        "parent_code": None,
+        "stat_code": None,
+    },
+    "ImportRunPublic": {
+        "scope": "aaf:099:2d",
+        "source": "aaf",
+        "academie": "099",
+        "uai": None,
+        "degree": "2d",
+        "mode": "delta",
+        "files": ["ENT_SANDBOX_Delta_20260916_Eleve_0000.xml"],
+        "started_at": "2026-09-16T22:00:02.101000Z",
+        "finished_at": "2026-09-16T22:00:05.730000Z",
+        "duration_s": 3.63,
+        "outcome": "applied",
+        "message": None,
+        "counts": {"person": {"created": 12, "updated": 30, "unchanged": 0, "leaving": 4}},
+        "warning_count": 1,
+        "warnings": [
+            {
+                "file": "ENT_SANDBOX_Delta_20260916_Eleve_0000.xml",
+                "line": 412,
+                "record": "1004410",
+                "message": "class 5B of structure 0775923V is not in the export",
+            }
+        ],
+        "id": "e4e73a82-54dc-4830-8757-2c8dadc1a17f",
+    },
+    "ChangeEntryPublic": {
+        "seq": 18234,
+        "entity_type": "person",
+        "entity_id": _PUPIL_ID,
+        "op": "leave",
+        "at": _AT,
+        "structures": ["0775923V"],
+    },
+    "FeedCursor": {"cursor": "WzEsImNoYW5nZXMiLCIiLFsiMTgyMzQiXV0"},
+}
+
+_NEXT = "WzEsInBlcnNvbnMiLCI1YTkzYjJhMWMwZGUiLFsiMDAyNWRhZmItZmVlMC01ZWM1Il1d"
+
+
+def page_example(item: str) -> dict[str, Any]:
+    return {"items": [EXAMPLES[item]], "next": _NEXT}

@@ -1,0 +1,121 @@
+"""specs/openapi.json documents every operation, parameter, response and error, with examples.
+
+(The committed file equals the generated one: tests/annuaire/test_store.py checks all of specs/.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from annuaire.api.listing import NDJSON
+from annuaire.api.problems import PROBLEM_MEDIA_TYPE, ProblemType
+from tests.conftest import PROJECT_ROOT
+
+DOCUMENT: dict[str, Any] = json.loads((PROJECT_ROOT / "specs" / "openapi.json").read_text())
+OPERATIONS = [
+    (path, method, operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+]
+
+
+def test_operations_are_named_summarised_and_described() -> None:
+    ids = [op["operationId"] for _, _, op in OPERATIONS]
+    assert len(ids) == len(set(ids))
+    for path, method, op in OPERATIONS:
+        assert method == "get", f"{path} is read-only"
+        assert op.get("summary") and op.get("description"), path
+        assert op.get("tags"), path
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "op"), OPERATIONS, ids=[o[2]["operationId"] for o in OPERATIONS]
+)
+def test_parameters_have_descriptions_and_examples(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    for param in op.get("parameters", []):
+        schema = param["schema"]
+        enum = "enum" in schema or any("$ref" in s or "enum" in s for s in schema.get("anyOf", []))
+        typed = schema.get("type") == "boolean" or any(
+            s.get("type") == "boolean" for s in schema.get("anyOf", [])
+        )
+        assert param.get("description"), f"{path} {param['name']}"
+        assert enum or typed or param.get("examples") or schema.get("examples"), (
+            f"{path} {param['name']}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "op"), OPERATIONS, ids=[o[2]["operationId"] for o in OPERATIONS]
+)
+def test_errors_are_problems_with_an_example_per_type(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    responses = op["responses"]
+    assert "422" not in responses
+    assert "500" in responses
+    assert ("401" in responses) == path.startswith("/v1/")
+    for status, response in responses.items():
+        if status[0] in "45":
+            content = response["content"]
+            assert list(content) == [PROBLEM_MEDIA_TYPE], (path, status)
+            assert content[PROBLEM_MEDIA_TYPE]["schema"]["$ref"].endswith("/Problem")
+            for name, example in content[PROBLEM_MEDIA_TYPE]["examples"].items():
+                kind = ProblemType[name.upper().replace("-", "_")]
+                assert example["value"]["type"] == kind.uri and str(kind.status) == status
+
+
+def test_collections_document_the_ndjson_export_and_their_headers() -> None:
+    for path, _, op in OPERATIONS:
+        if (
+            path.startswith("/v1/")
+            and "{" not in path
+            and path.count("/") == 2
+            and path != "/v1/changes"
+        ):
+            ok = op["responses"]["200"]
+            assert NDJSON in ok["content"] and "application/json" in ok["content"], path
+            assert {"X-Feed-Cursor", "Link"} <= set(ok["headers"])
+        if path.endswith("/{id}"):
+            assert "ETag" in op["responses"]["200"]["headers"] and "304" in op["responses"]
+
+
+def _validator(name: str) -> Draft202012Validator:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": DOCUMENT["components"]}
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENT["components"]["schemas"]))
+def test_component_examples_validate_against_their_schema(name: str) -> None:
+    schema = DOCUMENT["components"]["schemas"][name]
+    if "enum" in schema or name == "InvalidParam":
+        return
+    assert schema.get("examples") or name == "Problem", f"{name} has no example"
+    for example in schema.get("examples", []):
+        errors = sorted(_validator(name).iter_errors(example), key=str)
+        assert not errors, f"{name}: {errors[0].message}"
+
+
+def test_problem_examples_validate() -> None:
+    validator = _validator("Problem")
+    for _, _, op in OPERATIONS:
+        for status, response in op["responses"].items():
+            for example in (
+                response.get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("examples", {}).values()
+            ):
+                assert not list(validator.iter_errors(example["value"])), status
+
+
+def test_served_objects_validate_against_the_contract(api: Any) -> None:  # noqa: F811
+    for path, _, op in OPERATIONS:
+        if "{" in path or path == "/health":
+            continue
+        schema_ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        body = api.client.get(path, params={"limit": 50} if "cursor" not in path else {}).json()
+        errors = list(_validator(schema_ref.rsplit("/", 1)[-1]).iter_errors(body))
+        assert not errors, f"{path}: {errors[0].message} at {list(errors[0].absolute_path)}"
