@@ -12,7 +12,6 @@ from annuaire.importing import import_aaf
 from annuaire.schema import ChangeEntry
 
 from .conftest import Api
-from .test_collections import walk
 
 
 def read_feed(
