@@ -16,13 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## The main job on the embedded SQLite default: generate a small académie, import it, report.
+## The main job on the embedded SQLite default: generate a small académie, import it, report,
+## then serve it on the API (Ctrl-C to stop); the example requests printed work as printed.
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/aiguillage sample academie --out $(DEMO)/aaf --pupils 3000 --seed 7 --degree both
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage db upgrade
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage import aaf $(DEMO)/aaf --report $(DEMO)/run.json
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage runs
+	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage serve
 
 ## Both backends: starts the local PostgreSQL cluster when it is down.
 test: install postgres

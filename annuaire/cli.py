@@ -187,11 +187,18 @@ def serve(
     """Serve the /v1 API with uvicorn (OpenAPI at /v1/openapi.json, docs at /v1/docs)."""
     import uvicorn
 
+    from annuaire.api.demo import example_requests
+
     settings = get_settings()
-    open_store()  # refuse to start on a database that is not migrated
+    engine = open_store()  # refuse to start on a database that is not migrated
     host = host or settings.api_host
     port = port or settings.api_port
-    console.print(f"serving the API of {settings.database_url} on http://{host}:{port}/v1")
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    console.print(f"serving {settings.database_url} on {base_url}/v1 (docs: {base_url}/v1/docs)")
+    console.print("try:", highlight=False)
+    for line in example_requests(engine, base_url):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    engine.dispose()
     uvicorn.run(
         "annuaire.api:create_app",
         factory=True,
@@ -201,6 +208,49 @@ def serve(
         access_log=settings.api_access_log,
         log_level="info",
     )
+
+
+@app.command("conformance")
+def conformance(
+    base_url: Annotated[
+        str, typer.Option(help="Root URL of the deployment (serving /health and /v1).")
+    ],
+    token: Annotated[
+        str | None, typer.Option(help="Sent as `Authorization: Bearer` with every request.")
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="OpenAPI JSON to check against [default: the installed code's]."),
+    ] = None,
+    max_examples: Annotated[
+        int, typer.Option(min=1, help="Generated requests per operation, valid and invalid each.")
+    ] = 25,
+    mutate_command: Annotated[
+        str | None,
+        typer.Option(help="Shell command that changes the data (run during paging and feed)."),
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
+) -> None:
+    """Check a deployment against the /v1 contract. Exit 0 conforms, 1 does not, 2 bad usage."""
+    from annuaire.conformance import load_spec, render_report, run_conformance
+
+    try:
+        document, spec_name = load_spec(spec)
+    except (OSError, ValueError) as exc:
+        errors.print(f"[bold red]bad input:[/] cannot read the spec: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    result = run_conformance(
+        base_url,
+        token=token,
+        spec=document,
+        spec_name=spec_name,
+        max_examples=max_examples,
+        mutate_command=mutate_command,
+    )
+    render_report(result, console)
+    if report is not None:
+        result.write_json(report)
+    raise typer.Exit(0 if result.passed else 1)
 
 
 sample_app = typer.Typer(help="Synthetic académies for demos, tests and editors' sandboxes.")

@@ -1,0 +1,104 @@
+"""``aiguillage serve``: a real uvicorn server (two workers) whose printed examples work."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from annuaire.importing import import_aaf
+from annuaire.settings import Settings
+from annuaire.store import make_engine
+from annuaire.store.migrate import upgrade
+
+AIGUILLAGE = str(Path(sys.executable).with_name("aiguillage"))
+
+
+@dataclass
+class Served:
+    base: str
+    examples: list[str]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator[Served]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'served.db'}"
+    settings = Settings(database_url=url)
+    engine = make_engine(settings)
+    upgrade(engine)
+    import_aaf(engine, settings, [academie])
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "AIGUILLAGE_DATABASE_URL": url, "AIGUILLAGE_API_ACCESS_LOG": "false"}
+    server = subprocess.Popen(
+        [AIGUILLAGE, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert server.stdout is not None
+    base = f"http://127.0.0.1:{port}"
+    try:
+        examples: list[str] = []
+        while len(examples) < 3:  # printed before uvicorn starts
+            line = server.stdout.readline()
+            assert line, "the server stopped before printing its examples"
+            if line.strip().startswith("curl "):
+                examples.append(line.strip())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "server down"
+                time.sleep(0.2)
+        yield Served(base, examples)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert "Traceback" not in output
+
+
+def test_the_printed_examples_work_as_printed(served: Served) -> None:
+    assert all(served.base in line for line in served.examples)
+    for line in served.examples:
+        result = subprocess.run(shlex.split(line), capture_output=True, check=True, timeout=30)
+        body = result.stdout.strip()
+        if "x-ndjson" in line:
+            rows = [orjson.loads(x) for x in body.splitlines()]
+            assert rows and all(set(r) == {"id", "code", "label"} for r in rows)
+        else:
+            page = orjson.loads(body)
+            assert page["items"], line
+
+
+def test_two_workers_serve_concurrent_requests(served: Served) -> None:
+    with httpx.Client(base_url=served.base) as client:
+        first = client.get("/v1/persons", params={"limit": 1000, "fields": "id"}).json()
+        ids = [p["id"] for p in first["items"]]
+    import concurrent.futures
+
+    def fetch(person_id: str) -> int:
+        return httpx.get(f"{served.base}/v1/persons/{person_id}").status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(fetch, ids[:200]))
+    assert statuses == [200] * min(200, len(ids))
