@@ -1,8 +1,11 @@
-"""Dependencies injected into the routes, declared once as typed aliases."""
+"""Dependencies injected into the routes, declared once as typed aliases.
+
+They are ``async`` because they do not block: FastAPI runs a sync dependency in the thread
+pool, and a few thread hops per request cost more than the database work of a page.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,12 +19,12 @@ from .resources import Reader
 __all__ = ["EngineDep", "PrincipalDep", "ReaderDep", "SettingsDep"]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -31,10 +34,11 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def _reader(request: Request, engine: EngineDep, principal: PrincipalDep) -> Iterator[Reader]:
+async def _reader(request: Request, engine: EngineDep, principal: PrincipalDep) -> Reader:
+    # Async and connection-less on purpose: no thread hop here; the route (run in the thread
+    # pool) opens the connection with `reader.connected()` for its database work.
     rules: AccessRules = request.app.state.access_rules
-    with engine.connect() as connection:
-        yield Reader(connection, principal, rules)
+    return Reader(engine, principal, rules)
 
 
 ReaderDep = Annotated[Reader, Depends(_reader)]

@@ -52,7 +52,7 @@ MAX_LIMIT = 1000
 _STREAM_BATCH = 1000
 
 
-def reject_unknown_parameters(request: Request) -> None:
+async def reject_unknown_parameters(request: Request) -> None:
     """Router dependency: a query parameter the route does not declare is a 400."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
@@ -101,7 +101,7 @@ class ListParams:
         return negotiate(self.accept) == NDJSON
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[
         int | None,
         Query(
@@ -130,7 +130,7 @@ def _page_params(
 PageParamsDep = Annotated[ListParams, Depends(_page_params)]
 
 
-def _list_params(
+async def _list_params(
     page: PageParamsDep,
     status: Annotated[
         Status | None,
@@ -240,13 +240,17 @@ def collection_response(
     where = [*common_predicates(resource, params), *predicates]
     if params.ndjson:
         return _stream(request, reader, resource, where, fields, after, params.limit or None)
-    rows, last = reader.page(resource, where, fields=fields, limit=params.limit or 100, after=after)
-    next_cursor = encode_cursor(resource.name, fingerprint, last) if last else None
     headers: dict[str, str] = {}
+    with reader.connected() as connection:
+        if params.cursor is None and resource.entity_type is not None:
+            headers["X-Feed-Cursor"] = feed_head(connection)
+        rows, last = reader.page(
+            resource, where, fields=fields, limit=params.limit or 100, after=after
+        )
+    next_cursor = encode_cursor(resource.name, fingerprint, last) if last else None
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    if params.cursor is None and resource.entity_type is not None:
-        headers["X-Feed-Cursor"] = feed_head(reader.connection)
+
     return json_response({"items": rows, "next": next_cursor}, headers=headers)
 
 
@@ -266,7 +270,7 @@ def _stream(
         # One snapshot for the whole export, so X-Feed-Cursor matches what is streamed.
         connection = connection.execution_options(isolation_level="REPEATABLE READ")
     connection.begin()
-    streaming = Reader(connection, reader.principal, reader.rules)
+    streaming = reader.bound(connection)
     head = feed_head(connection) if resource.entity_type is not None else None
 
     def lines() -> Iterator[bytes]:
@@ -299,7 +303,9 @@ def single_response(
     fields: str | None,
     what: str,
 ) -> Response:
-    row = reader.one(resource, entity_id, selected_fields(reader, resource, fields))
+    wanted = selected_fields(reader, resource, fields)
+    with reader.connected():
+        row = reader.one(resource, entity_id, wanted)
     if row is None:
         raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")
     body = orjson.dumps(row, option=JSON_OPTIONS)

@@ -12,6 +12,7 @@ against them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Connection, Select, Table, and_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, select, tuple_
 from sqlmodel import SQLModel
 
 from annuaire.auth import AccessRules, Principal, Visibility
@@ -182,12 +183,38 @@ RESOURCES: dict[str, Resource] = {
 
 
 class Reader:
-    """Reads resources for one principal; every query carries the principal's row rule."""
+    """Reads resources for one principal; every query carries the principal's row rule.
 
-    def __init__(self, connection: Connection, principal: Principal, rules: AccessRules) -> None:
-        self.connection = connection
+    A reader holds no connection until :meth:`connected` (or :meth:`bound`) gives it one, so
+    routes can receive it from an async dependency and do their database work in one block.
+    """
+
+    def __init__(self, engine: Engine, principal: Principal, rules: AccessRules) -> None:
+        self.engine = engine
         self.principal = principal
         self.rules = rules
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("Reader used outside `with reader.connected()`")
+        return self._connection
+
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            self._connection = connection
+            try:
+                yield connection
+            finally:
+                self._connection = None
+
+    def bound(self, connection: Connection) -> Reader:
+        """The same reader on a connection the caller manages (a streaming export)."""
+        other = Reader(self.engine, self.principal, self.rules)
+        other._connection = connection
+        return other
 
     def visibility(self, resource: Resource) -> Visibility:
         return self.rules.visibility(self.principal, resource.name, resource.table)

@@ -47,7 +47,7 @@ class Unauthenticated(Exception):
     """No acceptable credentials: the API answers 401."""
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     settings: Settings = request.app.state.settings
     if settings.environment != "production":
         return Principal.operator()

@@ -74,7 +74,8 @@ def list_changes(
         predicates.append(_TABLE.c.entity_type == entity_type.value)
     if structure is not None:
         predicates.append(_TABLE.c.structures.contains(f"|{structure}|"))
-    rows = change_rows(reader, position, limit, predicates)
+    with reader.connected():
+        rows = change_rows(reader, position, limit, predicates)
     last = rows[-1]["seq"] if rows else position
     return json_response({"items": rows, "next": encode_cursor("changes", "", [str(last)])})
 
@@ -88,4 +89,5 @@ def list_changes(
 )
 def feed_cursor(reader: ReaderDep) -> Response:
     """The position of the newest entry: read from here to get only what happens next."""
-    return json_response({"cursor": feed_head(reader.connection)})
+    with reader.connected() as connection:
+        return json_response({"cursor": feed_head(connection)})
