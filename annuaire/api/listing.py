@@ -48,8 +48,6 @@ __all__ = [
 NDJSON = "application/x-ndjson"
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 MAX_LIMIT = 1000
-#: Rows per chunk written to an NDJSON stream.
-_STREAM_BATCH = 1000
 
 
 async def reject_unknown_parameters(request: Request) -> None:
@@ -244,14 +242,12 @@ def collection_response(
     with reader.connected() as connection:
         if params.cursor is None and resource.entity_type is not None:
             headers["X-Feed-Cursor"] = feed_head(connection)
-        rows, last = reader.page(
-            resource, where, fields=fields, limit=params.limit or 100, after=after
-        )
-    next_cursor = encode_cursor(resource.name, fingerprint, last) if last else None
+        page = reader.page(resource, where, fields=fields, limit=params.limit or 100, after=after)
+    next_cursor = encode_cursor(resource.name, fingerprint, page.last) if page.last else None
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-
-    return json_response({"items": rows, "next": next_cursor}, headers=headers)
+    body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + orjson.dumps(next_cursor)
+    return Response(body + b"}", media_type="application/json", headers=headers)
 
 
 def _stream(
@@ -275,17 +271,14 @@ def _stream(
 
     def lines() -> Iterator[bytes]:
         try:
-            buffer: list[bytes] = []
-            rows = streaming.stream(resource, where, fields=fields, after=after)
-            for served, row in enumerate(rows, start=1):
-                buffer.append(orjson.dumps(row, option=JSON_OPTIONS | orjson.OPT_APPEND_NEWLINE))
-                if limit is not None and served >= limit:
+            left = limit
+            for batch in streaming.stream(resource, where, fields=fields, after=after):
+                if left is not None:
+                    batch = batch[:left]
+                    left -= len(batch)
+                yield b"\n".join(batch) + b"\n"
+                if left == 0:
                     break
-                if len(buffer) >= _STREAM_BATCH:
-                    yield b"".join(buffer)
-                    buffer = []
-            if buffer:
-                yield b"".join(buffer)
         finally:
             connection.close()
 
@@ -305,10 +298,9 @@ def single_response(
 ) -> Response:
     wanted = selected_fields(reader, resource, fields)
     with reader.connected():
-        row = reader.one(resource, entity_id, wanted)
-    if row is None:
+        body = reader.one(resource, entity_id, wanted)
+    if body is None:
         raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")
-    body = orjson.dumps(row, option=JSON_OPTIONS)
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ],
     )
     app.state.settings = settings
-    app.state.engine = engine or make_engine(settings)
+    app.state.engine = engine or make_engine(settings, serving=True)
     app.state.access_rules = AccessRules()
     install_handlers(app)
     app.add_middleware(RequestIdMiddleware)

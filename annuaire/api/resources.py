@@ -1,13 +1,13 @@
 """What the API serves of each table, and the query layer that reads it under the access rules.
 
-A :class:`Resource` names the columns of a table that its public model exposes, the embedded
-lists (a person's external ids and roles) and the immutable sort key used for keyset paging.
-:class:`Reader` is the only code that queries the store for the API: every list, single read
-and export goes through it, and it ANDs the principal's row rule with the caller's filters.
+A :class:`Resource` names a table, the public model that describes its objects (the contract)
+and the immutable sort key used for keyset paging. :class:`Reader` is the only code that
+queries the store for the API: every list, single read, export and feed page goes through it,
+and it ANDs the principal's row rule with the caller's filters.
 
-Rows are turned into JSON with orjson straight from the database tuples: the public models
-describe the contract (OpenAPI, JSON Schemas), and the conformance kit checks the bytes
-against them.
+Objects are rendered as JSON by the database itself (see ``_json_sql``): a reader returns
+JSON texts, ready to be joined into a response; the conformance kit and the tests check
+those bytes against the public models.
 """
 
 from __future__ import annotations
@@ -15,12 +15,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, and_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlmodel import SQLModel
 
 from annuaire.auth import AccessRules, Principal, Visibility
@@ -29,7 +39,6 @@ from annuaire.schema import (
     Enrollment,
     EnrollmentPublic,
     EntityKind,
-    ExternalId,
     Group,
     GroupPublic,
     Guardianship,
@@ -50,11 +59,9 @@ from annuaire.schema import (
     SubjectPublic,
 )
 
-__all__ = ["RESOURCES", "Reader", "Resource", "change_rows"]
+from ._json_sql import document_sql, feed_document_sql
 
-Row = dict[str, Any]
-#: Loads an embedded list for a page of ids: id -> list of JSON-ready dicts.
-Loader = Callable[[Connection, Sequence[uuid.UUID]], dict[uuid.UUID, list[Row]]]
+__all__ = ["RESOURCES", "Page", "Reader", "Resource"]
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -67,7 +74,6 @@ class Resource:
     table: Table
     public: type[BaseModel]
     entity_type: str | None
-    embeds: Mapping[str, Loader] = field(default_factory=dict)
     #: Sort key, ascending unless ``descending``; the last column must be unique.
     order: tuple[str, ...] = ("id",)
     descending: bool = False
@@ -77,12 +83,9 @@ class Resource:
         """Every field of the public representation, in output order."""
         return tuple(self.public.model_fields)
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(f for f in self.fields if f not in self.embeds)
-
-    def sort_key(self, row: Row) -> list[Any]:
-        return [_jsonable(row[c]) for c in self.order]
+    def sort_key(self, row: Sequence[Any]) -> list[str]:
+        """The JSON-safe cursor key of a row whose first columns are the sort columns."""
+        return [v.isoformat() if hasattr(v, "isoformat") else str(v) for v in row]
 
     def parse_key(self, key: list[Any]) -> list[Any]:
         """The typed sort key of a decoded cursor; ValueError when it is not one."""
@@ -91,76 +94,19 @@ class Resource:
         return [_coerce(self.table.c[c], v) for c, v in zip(self.order, key, strict=True)]
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _external_ids(entity_type: str) -> Loader:
-    table = _table(ExternalId)
-    columns = (table.c.entity_id, table.c.type, table.c.value)
-
-    def load(connection: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row]]:
-        found: dict[uuid.UUID, list[Row]] = {}
-        query = (
-            select(*columns)
-            .where(table.c.entity_id.in_(ids), table.c.entity_type == entity_type)
-            .order_by(table.c.entity_id, table.c.type, table.c.value)
-        )
-        for entity_id, id_type, value in connection.execute(query):
-            found.setdefault(entity_id, []).append({"type": id_type, "value": value})
-        return found
-
-    return load
-
-
-def _roles(connection: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row]]:
-    role, structure = _table(Role), _table(Structure)
-    names = (
-        "role",
-        "function_code",
-        "function_label",
-        "discipline_code",
-        "discipline_label",
-        "start_date",
-        "end_date",
-        "status",
-    )
-    query = (
-        select(
-            role.c.person_id,
-            role.c.structure_id,
-            structure.c.uai,
-            *[role.c[n] for n in names],
-        )
-        .join_from(role, structure, structure.c.id == role.c.structure_id, isouter=True)
-        .where(role.c.person_id.in_(ids))
-        .order_by(role.c.person_id, structure.c.uai, role.c.role, role.c.id)
-    )
-    found: dict[uuid.UUID, list[Row]] = {}
-    for person_id, structure_id, uai, *values in connection.execute(query):
-        item = {"structure_id": structure_id, "structure_uai": uai}
-        item.update(zip(names, values, strict=True))
-        found.setdefault(person_id, []).append(item)
-    return found
+@dataclass(frozen=True)
+class Page:
+    #: One JSON object per row, as UTF-8 text.
+    documents: list[bytes]
+    #: Sort key to continue from, or None when this was the last page.
+    last: list[str] | None
 
 
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
-        Resource(
-            "structures",
-            _table(Structure),
-            StructurePublic,
-            EntityKind.STRUCTURE.value,
-            {"external_ids": _external_ids(EntityKind.STRUCTURE.value)},
-        ),
-        Resource(
-            "persons",
-            _table(Person),
-            PersonPublic,
-            EntityKind.PERSON.value,
-            {"external_ids": _external_ids(EntityKind.PERSON.value), "roles": _roles},
-        ),
+        Resource("structures", _table(Structure), StructurePublic, EntityKind.STRUCTURE.value),
+        Resource("persons", _table(Person), PersonPublic, EntityKind.PERSON.value),
         Resource("roles", _table(Role), RolePublic, EntityKind.ROLE.value),
         Resource("classes", _table(SchoolClass), SchoolClassPublic, EntityKind.CLASS.value),
         Resource("groups", _table(Group), GroupPublic, EntityKind.GROUP.value),
@@ -180,6 +126,8 @@ RESOURCES: dict[str, Resource] = {
         ),
     )
 }
+
+_CHANGE_LOG: Table = _table(ChangeEntry)
 
 
 class Reader:
@@ -228,35 +176,21 @@ class Reader:
         resource: Resource,
         fields: Sequence[str],
         predicates: Sequence[ColumnElement[bool]],
+        after: list[Any] | None,
     ) -> Select[Any]:
         table = resource.table
-        wanted = [c for c in resource.columns if c in fields or c in resource.order]
-        query = select(*[table.c[c] for c in wanted])
+        keys = [table.c[c] for c in resource.order]
+        document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
+        query = select(literal_column(document).label("document"), *keys)
         rule = self.visibility(resource).rows
         conditions = [*predicates] if rule is None else [rule, *predicates]
-        if conditions:
-            query = query.where(and_(*conditions))
-        return query
-
-    def _ordered(self, resource: Resource, query: Select[Any], after: list[Any] | None) -> Select:
-        table = resource.table
-        keys = [table.c[c] for c in resource.order]
         if after is not None:
             key = tuple_(*keys) if len(keys) > 1 else keys[0]
             value = tuple_(*after) if len(keys) > 1 else after[0]
-            query = query.where(key < value if resource.descending else key > value)
+            conditions.append(key < value if resource.descending else key > value)
+        if conditions:
+            query = query.where(and_(*conditions))
         return query.order_by(*[k.desc() if resource.descending else k for k in keys])
-
-    def _finish(self, resource: Resource, rows: list[Row], fields: Sequence[str]) -> list[Row]:
-        embeds = [name for name in resource.embeds if name in fields]
-        if embeds and rows:
-            ids = [row["id"] for row in rows]
-            for name in embeds:
-                loaded = resource.embeds[name](self.connection, ids)
-                for row in rows:
-                    row[name] = loaded.get(row["id"], [])
-        order = [f for f in resource.fields if f in fields]
-        return [{f: row[f] for f in order} for row in rows]
 
     def page(
         self,
@@ -266,16 +200,14 @@ class Reader:
         fields: Sequence[str],
         limit: int,
         after: list[Any] | None,
-    ) -> tuple[list[Row], list[Any] | None]:
-        """Up to ``limit`` rows after ``after``, and the key to continue from (None at the end)."""
-        query = self._ordered(resource, self._select(resource, fields, predicates), after)
-        result = self.connection.execute(query.limit(limit + 1))
-        names = list(result.keys())
-        rows = [dict(zip(names, r, strict=True)) for r in result]
+    ) -> Page:
+        """Up to ``limit`` objects after the key ``after``, in the resource's order."""
+        query = self._select(resource, fields, predicates, after).limit(limit + 1)
+        rows = self.connection.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        last = resource.sort_key(rows[-1]) if more else None
-        return self._finish(resource, rows, fields), last
+        last = resource.sort_key(rows[-1][1:]) if more else None
+        return Page([row[0].encode() for row in rows], last)
 
     def stream(
         self,
@@ -285,24 +217,35 @@ class Reader:
         fields: Sequence[str],
         after: list[Any] | None,
         batch: int = 1000,
-    ) -> Iterator[Row]:
-        """Every matching row, in batches read from a server-side cursor (flat memory)."""
-        query = self._ordered(resource, self._select(resource, fields, predicates), after)
-        result = self.connection.execution_options(stream_results=True, yield_per=batch).execute(
-            query
-        )
-        names = list(result.keys())
+    ) -> Iterator[list[bytes]]:
+        """Every matching object, in batches read from a server-side cursor (flat memory)."""
+        query = self._select(resource, fields, predicates, after)
+        options = {"stream_results": True, "yield_per": batch}
+        result = self.connection.execution_options(**options).execute(query)
         for chunk in result.partitions(batch):
-            rows = [dict(zip(names, r, strict=True)) for r in chunk]
-            yield from self._finish(resource, rows, fields)
+            yield [row[0].encode() for row in chunk]
 
-    def one(self, resource: Resource, entity_id: uuid.UUID, fields: Sequence[str]) -> Row | None:
+    def one(self, resource: Resource, entity_id: uuid.UUID, fields: Sequence[str]) -> bytes | None:
         predicate = resource.table.c.id == entity_id
-        rows = self.connection.execute(self._select(resource, fields, [predicate])).all()
-        if not rows:
-            return None
-        names = [c for c in resource.columns if c in fields or c in resource.order]
-        return self._finish(resource, [dict(zip(names, rows[0], strict=True))], fields)[0]
+        row = self.connection.execute(self._select(resource, fields, [predicate], None)).first()
+        return row[0].encode() if row else None
+
+    def changes(
+        self, after: int, limit: int, predicates: Sequence[ColumnElement[bool]]
+    ) -> tuple[list[bytes], int]:
+        """Feed entries after sequence ``after``, oldest first, and the last sequence served."""
+        table = _CHANGE_LOG
+        rule = self.rules.visibility(self.principal, "changes", table).rows
+        conditions = [table.c.seq > after, *predicates, *([rule] if rule is not None else [])]
+        document = feed_document_sql(self.engine.dialect.name)
+        query = (
+            select(literal_column(document).label("document"), table.c.seq)
+            .where(and_(*conditions))
+            .order_by(table.c.seq)
+            .limit(limit)
+        )
+        rows = self.connection.execute(query).all()
+        return [row[0].encode() for row in rows], (rows[-1][1] if rows else after)
 
 
 def _coerce(column: Any, value: str) -> Any:
@@ -313,42 +256,3 @@ def _coerce(column: Any, value: str) -> Any:
         parsed = dt.datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     raise ValueError(f"no cursor key of type {python_type}")
-
-
-_CHANGE_LOG: Table = _table(ChangeEntry)
-
-
-def change_rows(
-    reader: Reader,
-    after: int,
-    limit: int,
-    predicates: Sequence[ColumnElement[bool]],
-) -> list[Row]:
-    """Feed entries after sequence ``after``, oldest first, under the principal's rule."""
-    table = _CHANGE_LOG
-    rule = reader.rules.visibility(reader.principal, "changes", table).rows
-    conditions = [table.c.seq > after, *predicates, *([rule] if rule is not None else [])]
-    query = (
-        select(
-            table.c.seq,
-            table.c.entity_type,
-            table.c.entity_id,
-            table.c.op,
-            table.c.at,
-            table.c.structures,
-        )
-        .where(and_(*conditions))
-        .order_by(table.c.seq)
-        .limit(limit)
-    )
-    return [
-        {
-            "seq": seq,
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "op": op,
-            "at": at,
-            "structures": [u for u in structures.split("|") if u],
-        }
-        for seq, entity_type, entity_id, op, at, structures in reader.connection.execute(query)
-    ]

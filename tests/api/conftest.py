@@ -53,8 +53,10 @@ def _serve(backend: str, url: str, academie: Path) -> Iterator[Api]:
     engine = make_engine(settings)
     upgrade(engine)
     import_aaf(engine, settings, [academie])
-    with TestClient(create_app(settings, engine)) as client:
+    app = create_app(settings)  # its own engine, tuned for serving, as in production
+    with TestClient(app) as client:
         yield Api(backend, client, engine, settings)
+    app.state.engine.dispose()
     engine.dispose()
 
 
@@ -73,5 +75,7 @@ def api(
 @pytest.fixture
 def fresh_api(store: Store, academie: Path) -> Iterator[Api]:
     import_aaf(store.engine, store.settings, [academie])
-    with TestClient(create_app(store.settings, store.engine)) as client:
+    app = create_app(store.settings)
+    with TestClient(app) as client:
         yield Api(store.backend, client, store.engine, store.settings)
+    app.state.engine.dispose()

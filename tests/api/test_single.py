@@ -47,7 +47,7 @@ def test_the_etag_changes_when_the_object_does(fresh_api: Api, academie_delta) -
 
     before = {
         p["id"]: fresh_api.client.get(f"/v1/persons/{p['id']}").headers["etag"]
-        for p in fresh_api.client.get("/v1/persons", params={"limit": 1000}).json()["items"]
+        for p in fresh_api.client.get("/v1/persons", params={"limit": 1000}).json()["items"][::5]
     }
     import_aaf(fresh_api.engine, fresh_api.settings, [academie_delta], allow_mass_removal=True)
     changed = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query
 from sqlalchemy import ColumnElement
 from starlette.responses import Response
@@ -14,7 +15,6 @@ from annuaire.api.filters import UaiQuery
 from annuaire.api.listing import feed_head, json_response
 from annuaire.api.models import FeedCursor, FeedPage
 from annuaire.api.problems import ApiProblem, ProblemType, problem_responses
-from annuaire.api.resources import change_rows
 from annuaire.schema import ChangeEntry, EntityKind
 
 router = APIRouter(prefix="/changes", tags=["changes"])
@@ -75,9 +75,10 @@ def list_changes(
     if structure is not None:
         predicates.append(_TABLE.c.structures.contains(f"|{structure}|"))
     with reader.connected():
-        rows = change_rows(reader, position, limit, predicates)
-    last = rows[-1]["seq"] if rows else position
-    return json_response({"items": rows, "next": encode_cursor("changes", "", [str(last)])})
+        documents, last = reader.changes(position, limit, predicates)
+    next_cursor = orjson.dumps(encode_cursor("changes", "", [str(last)]))
+    body = b'{"items":[' + b",".join(documents) + b'],"next":' + next_cursor + b"}"
+    return Response(body, media_type="application/json")
 
 
 @router.get(
