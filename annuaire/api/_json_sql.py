@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from sqlalchemy import JSON, Boolean, DateTime, Table, Uuid
+from sqlalchemy import JSON, Boolean, DateTime, Table, TypeDecorator, Uuid
 
 __all__ = ["document_sql", "feed_document_sql"]
 
@@ -67,6 +67,8 @@ def _sqlite_uuid(column: str) -> str:
 def _value(dialect: str, table: Table, name: str) -> str:
     column = f"{table.name}.{name}"
     kind = table.c[name].type
+    if isinstance(kind, TypeDecorator):  # e.g. SQLModel's UTCDateTime over DateTime
+        kind = kind.impl_instance
     if dialect == "postgresql":
         if isinstance(kind, DateTime):
             return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"

@@ -46,6 +46,11 @@ __all__ = [
 ]
 
 NDJSON = "application/x-ndjson"
+#: RFC 3339 date-time (section 5.6), offset required; the values are then checked by parsing.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 MAX_LIMIT = 1000
 
@@ -135,16 +140,28 @@ async def _list_params(
         Query(description="Only `active` entities, or only those `tobedeleted`."),
     ] = None,
     modified_since: Annotated[
-        dt.datetime | None,
+        str | None,
         Query(
             alias="modifiedSince",
-            description="Only entities the hub changed at or after this instant (RFC 3339; "
-            "UTC when no offset is given).",
+            pattern=RFC3339_PATTERN,
+            json_schema_extra={"format": "date-time"},
+            description="Only entities the hub changed at or after this instant: an RFC 3339 "
+            "date-time with its offset (`Z` or `+02:00`).",
             examples=["2026-09-01T00:00:00Z"],
         ),
     ] = None,
 ) -> ListParams:
-    return dataclasses.replace(page, status=status, modified_since=modified_since)
+    since = None
+    if modified_since is not None:
+        try:
+            since = dt.datetime.fromisoformat(modified_since.upper())
+        except ValueError:
+            raise ApiProblem(
+                ProblemType.INVALID_PARAMETER,
+                f"modifiedSince: {modified_since!r} is not a valid date-time",
+                params=[("modifiedSince", "not a valid RFC 3339 date-time")],
+            ) from None
+    return dataclasses.replace(page, status=status, modified_since=since)
 
 
 ListParamsDep = Annotated[ListParams, Depends(_list_params)]
@@ -188,9 +205,7 @@ def common_predicates(resource: Resource, params: ListParams) -> list[ColumnElem
     if params.status is not None:
         predicates.append(table.c.status == params.status.value)
     if params.modified_since is not None:
-        since = params.modified_since
-        since = since.replace(tzinfo=dt.UTC) if since.tzinfo is None else since
-        predicates.append(table.c.modified_at >= since)
+        predicates.append(table.c.modified_at >= params.modified_since)
     return predicates
 
 

@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from annuaire.specs import generated_spec_files
 from annuaire.settings import Settings, normalise_database_url
+from annuaire.specs import generated_spec_files
 from annuaire.store import make_engine
 from annuaire.store.migrate import current_revision, head_revision
 from tests.conftest import PROJECT_ROOT, Store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -204,3 +205,25 @@ def test_external_ids_are_served_as_stored(api: Api) -> None:
     served = sum(len(s["external_ids"]) for s in structures)
     assert served == count(api, ExternalId, ExternalId.entity_type == "structure")
     assert len(structures) == count(api, Structure)
+
+
+INSTANT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.mark.parametrize("name", ["persons", "guardianships", "import-runs", "groups"])
+def test_values_have_one_shape_on_every_backend(api: Api, name: str) -> None:
+    """Instants in UTC with microseconds and Z, dashed lowercase UUIDs, real booleans."""
+    items = api.client.get(f"/v1/{name}", params={"limit": 50}).json()["items"]
+    assert items
+    for item in items:
+        for field in ("modified_at", "leaving_since", "started_at", "finished_at"):
+            if item.get(field) is not None:
+                assert INSTANT.match(item[field]), (field, item[field])
+        for field, value in item.items():
+            if field == "id" or field.endswith("_id"):
+                assert value is None or UUID_TEXT.match(value), (field, value)
+        for value in item.get("class_ids", []):
+            assert UUID_TEXT.match(value)
+        if name == "guardianships":
+            assert all(item[f] in (True, False, None) for f in ("legal", "financial", "contact"))

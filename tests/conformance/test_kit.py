@@ -1,0 +1,141 @@
+"""The conformance kit against real servers: the hub's own passes, a broken one fails.
+
+The kit runs as an editor would run it (``aiguillage conformance`` in a subprocess) against
+uvicorn subprocesses; its JSON report is what the assertions read.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from annuaire.conformance import CHECKS, Outcome, run_conformance
+from tests.conformance.conftest import (
+    AIGUILLAGE,
+    PROJECT_ROOT,
+    Academie,
+    Server,
+    free_port,
+    mutate_command,
+)
+
+
+@dataclass(frozen=True)
+class KitRun:
+    exit_code: int
+    output: str
+    report: dict[str, Any]
+
+    def check(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.report["checks"] if c["name"] == name)
+
+    def outcomes(self) -> dict[str, str]:
+        return {c["name"]: c["result"] for c in self.report["checks"]}
+
+
+def run_kit(base_url: str, report: Path, *options: str) -> KitRun:
+    done = subprocess.run(
+        [*AIGUILLAGE, "conformance", "--base-url", base_url, "--report", str(report), *options],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.exists(), f"no report written:\n{done.stdout}\n{done.stderr}"
+    return KitRun(done.returncode, done.stdout + done.stderr, json.loads(report.read_text()))
+
+
+@pytest.fixture(scope="module")
+def conforming_run(conforming: Server, academie: Academie) -> KitRun:
+    command = mutate_command(conforming, academie)
+    report = conforming.folder / "report.json"
+    return run_kit(conforming.base_url, report, "--max-examples", "10", "--mutate-command", command)
+
+
+def test_the_hub_pages_and_feeds_correctly_while_deltas_are_imported(
+    conforming_run: KitRun,
+) -> None:
+    assert list(conforming_run.outcomes()) == list(CHECKS)
+    for name in ("pagination", "feed", "etag"):
+        assert conforming_run.check(name)["failures"] == [], conforming_run.output
+
+
+def test_the_hub_conforms_to_its_spec(conforming_run: KitRun) -> None:
+    failures = {
+        c["name"]: c["failures"] for c in conforming_run.report["checks"] if c["result"] != "PASS"
+    }
+    assert failures == {}, conforming_run.output
+    assert conforming_run.exit_code == 0
+    assert conforming_run.report["passed"] is True
+
+
+def test_both_deltas_were_applied_and_observed(
+    conforming_run: KitRun, conforming: Server, academie: Academie
+) -> None:
+    assert (conforming.folder / "next-delta").read_text().strip() == str(len(academie.deltas))
+    assert "passes while --mutate-command ran" in conforming_run.check("pagination")["detail"]
+    feed = conforming_run.check("feed")["detail"]
+    changed = int(feed.split(" persons changed")[0].rsplit(" ", 1)[-1])
+    assert changed > 0, feed
+
+
+def test_the_report_is_printed_as_a_table(conforming_run: KitRun) -> None:
+    for name in CHECKS:
+        assert name in conforming_run.output
+    verdict = "conforms" if conforming_run.exit_code == 0 else "does not conform"
+    assert f"{conforming_run.report['base_url']} {verdict}" in conforming_run.output
+
+
+def test_a_deployment_serving_problems_as_plain_json_fails(broken: Server) -> None:
+    run = run_kit(broken.base_url, broken.folder / "report.json", "--max-examples", "3")
+    assert run.exit_code == 1, run.output
+    assert run.report["passed"] is False
+    outcomes = run.outcomes()
+    assert outcomes["errors"] == "FAIL"
+    assert outcomes["schema"] == "FAIL"
+    # The defect touches error responses only: the other checks still pass.
+    assert {outcomes[n] for n in ("etag", "pagination", "feed")} == {"PASS"}
+    errors = run.check("errors")["failures"]
+    plain = [f for f in errors if "content type application/json" in f]
+    assert len(plain) >= 15, errors  # every probe that gets a problem document
+    assert any("/v1/persons?colour=blue -> 400" in f for f in errors)
+    assert any("application/json" in f for f in run.check("schema")["failures"])
+    assert "does not conform" in run.output
+
+
+def test_a_failing_mutate_command_fails_the_check_that_ran_it(conforming: Server) -> None:
+    report = run_conformance(
+        conforming.base_url,
+        checks=("pagination",),
+        mutate_command="echo 'no delta left' >&2; exit 3",
+    )
+    result = report.result("pagination")
+    assert result.outcome is Outcome.FAIL
+    assert "exited with 3" in result.failures[0] and "no delta left" in result.failures[0]
+    assert not report.passed
+
+
+def test_an_unreadable_spec_is_bad_usage(tmp_path: Path) -> None:
+    spec = tmp_path / "openapi.json"
+    spec.write_text("[]")
+    done = subprocess.run(
+        [*AIGUILLAGE, "conformance", "--base-url", "http://127.0.0.1:9", "--spec", str(spec)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "not an OpenAPI document" in done.stderr
+
+
+def test_an_unreachable_deployment_fails_every_check_at_once() -> None:
+    port = free_port()  # nothing listens there
+    report = run_conformance(f"http://127.0.0.1:{port}", spec={"paths": {}})
+    assert [r.outcome for r in report.results] == [Outcome.FAIL] * len(CHECKS)
+    assert all("no answer from" in r.detail for r in report.results)
+    assert report.duration_s < 10
