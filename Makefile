@@ -6,7 +6,7 @@ DEMO ?= .demo
 DEMO_DB := sqlite:///$(DEMO)/aiguillage.db
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format bench spec spec-check postgres clean
+.PHONY: install demo test lint format bench bench-api spec spec-check postgres clean
 
 install: $(VENV)/.installed
 
@@ -42,8 +42,13 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install
+## Import benchmark (SQLite), then the read API benchmark (its own PostgreSQL database).
+bench: install postgres
 	$(PY) bench/aaf_import.py
+	$(PY) bench/api.py
+
+bench-api: install postgres
+	$(PY) bench/api.py $(BENCH_ARGS)
 
 spec: install
 	$(BIN)/aiguillage spec write
