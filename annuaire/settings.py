@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "get_settings", "normalise_database_url"]
+__all__ = ["IssuerSettings", "Settings", "get_settings", "normalise_database_url"]
 
 DEFAULT_DATABASE_URL = "sqlite:///aiguillage.db"
 
@@ -36,6 +36,36 @@ def normalise_database_url(url: str) -> str:
         f"unsupported database URL scheme in {url.split('://')[0]!r}: "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+class IssuerSettings(BaseModel):
+    """A token issuer the API trusts (declared in the TOML file as ``[[token_issuers]]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    #: The exact ``iss`` of its tokens (compared as strings: no normalisation).
+    issuer: str = Field(min_length=1)
+    #: Where its public keys are: an https (or loopback http) URL, or a JSON file.
+    jwks_uri: str | None = None
+    jwks_file: Path | None = None
+    #: ``aud`` values accepted (a token must carry at least one).
+    audiences: list[str] = Field(min_length=1)
+    #: Signature algorithms accepted from this issuer (asymmetric only).
+    algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"], min_length=1)
+    #: How to read its claims into a principal.
+    profile: Literal["educonnect", "guichet_agent", "client_credentials"]
+    #: How long fetched keys are trusted without a successful refresh.
+    jwks_ttl_s: int = Field(default=900, ge=10, le=86_400)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerSettings:
+        if (self.jwks_uri is None) == (self.jwks_file is None):
+            raise ValueError(f"issuer {self.name!r}: give exactly one of jwks_uri and jwks_file")
+        forbidden = [a for a in self.algorithms if a.upper().startswith(("HS", "NONE"))]
+        if forbidden or not self.algorithms:
+            raise ValueError(f"issuer {self.name!r}: algorithms {forbidden} are never accepted")
+        return self
 
 
 class Settings(BaseSettings):
@@ -67,6 +97,27 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
     api_access_log: bool = True
+    #: Database connections per API worker; also the number of requests a worker runs at once
+    #: (its thread pool is capped to it, so a request never waits for, nor opens, a connection).
+    api_db_pool_size: int = Field(default=16, ge=1, le=200)
+
+    #: Token issuers the API trusts (EduConnect broker, guichet agent, other authorisation
+    #: servers); the hub's own token endpoint is always trusted when it has a signing key.
+    token_issuers: list[IssuerSettings] = Field(default_factory=list)
+    #: ``aud`` of the tokens the hub mints, and accepted from any issuer that lists it.
+    api_audience: str = "urn:aiguillage:api"
+    #: ``iss`` of the tokens minted by ``POST /oauth/token``.
+    token_issuer_url: str = "urn:aiguillage:hub"
+    #: Clock skew tolerated on ``exp``, ``nbf`` and ``iat`` (RFC 7519 "small leeway").
+    token_leeway_s: int = Field(default=60, ge=0, le=60)
+    #: Lifetime of the access tokens the hub mints.
+    access_token_lifetime_s: int = Field(default=600, ge=60, le=3600)
+    #: The hub's private ES256 signing key (a JWK file). In development it is created on
+    #: first use; in production the token endpoint is off until one is configured.
+    signing_key_file: Path | None = None
+    #: Accept tokens from ``aiguillage dev-token`` (development environment only).
+    dev_tokens: bool = False
+    dev_key_file: Path = Path(".aiguillage/dev-key.json")
 
     @field_validator("database_url")
     @classmethod

@@ -235,7 +235,6 @@ def collection_response(
     predicates: Sequence[ColumnElement[bool]],
     filters: dict[str, Any],
 ) -> Response:
-    fields = selected_fields(reader, resource, params.fields)
     fingerprint = filters_fingerprint(
         {**filters, "status": params.status, "modifiedSince": params.modified_since}
     )
@@ -252,9 +251,10 @@ def collection_response(
             ) from None
     where = [*common_predicates(resource, params), *predicates]
     if params.ndjson:
-        return _stream(request, reader, resource, where, fields, after, params.limit or None)
+        return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
     headers: dict[str, str] = {}
     with reader.connected() as connection:
+        fields = selected_fields(reader, resource, params.fields)
         if params.cursor is None and resource.entity_type is not None:
             headers["X-Feed-Cursor"] = feed_head(connection)
         page = reader.page(resource, where, fields=fields, limit=params.limit or 100, after=after)
@@ -270,7 +270,7 @@ def _stream(
     reader: Reader,
     resource: Resource,
     where: list[ColumnElement[bool]],
-    fields: list[str],
+    fields_param: str | None,
     after: list[Any] | None,
     limit: int | None,
 ) -> Response:
@@ -280,9 +280,14 @@ def _stream(
     if engine.dialect.name == "postgresql":
         # One snapshot for the whole export, so X-Feed-Cursor matches what is streamed.
         connection = connection.execution_options(isolation_level="REPEATABLE READ")
-    connection.begin()
-    streaming = reader.bound(connection)
-    head = feed_head(connection) if resource.entity_type is not None else None
+    try:
+        connection.begin()
+        streaming = reader.bound(connection)
+        fields = selected_fields(streaming, resource, fields_param)
+        head = feed_head(connection) if resource.entity_type is not None else None
+    except BaseException:
+        connection.close()
+        raise
 
     def lines() -> Iterator[bytes]:
         try:
@@ -311,8 +316,8 @@ def single_response(
     fields: str | None,
     what: str,
 ) -> Response:
-    wanted = selected_fields(reader, resource, fields)
     with reader.connected():
+        wanted = selected_fields(reader, resource, fields)
         body = reader.one(resource, entity_id, wanted)
     if body is None:
         raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import Engine, text
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annuaire.auth import AccessRules
+from annuaire.auth.bearer import Authenticator, trusted_issuers
 from annuaire.settings import Settings, get_settings
 from annuaire.store import make_engine
 
@@ -77,7 +81,17 @@ def _new_id() -> str:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in the thread pool: no more at once than there are connections.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.api_db_pool_size
+        yield
+        app.state.engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Aiguillage API",
         version=API_VERSION,
         description=_DESCRIPTION,
@@ -101,6 +115,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings, serving=True)
     app.state.access_rules = AccessRules()
+    app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     install_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from annuaire.auth.jwks import KeysUnavailable
 from annuaire.auth.principal import Unauthenticated
 
 __all__ = [
@@ -156,12 +157,27 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response(request, ApiProblem(kind, detail, headers=headers))
 
     async def on_unauthenticated(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Unauthenticated)
+        challenge = 'Bearer realm="aiguillage"'
+        if exc.reason != "missing_token":
+            # RFC 6750 §3: the reason code, never the token itself.
+            challenge += f', error="invalid_token", error_description="{exc.reason}"'
+        log.info("token refused (request %s): %s", request_id(request), exc.reason)
+        return problem_response(
+            request,
+            ApiProblem(ProblemType.UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": challenge}),
+        )
+
+    async def on_keys_unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KeysUnavailable)
+        log.error("token keys unavailable (request %s): %s", request_id(request), exc)
+        retry = str(max(1, round(exc.retry_after_s)))
         return problem_response(
             request,
             ApiProblem(
-                ProblemType.UNAUTHORIZED,
-                str(exc),
-                headers={"WWW-Authenticate": 'Bearer realm="aiguillage"'},
+                ProblemType.UNAVAILABLE,
+                "the keys of the token's issuer cannot be fetched; retry later",
+                headers={"Retry-After": retry},
             ),
         )
 
@@ -187,6 +203,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
+    app.add_exception_handler(KeysUnavailable, on_keys_unavailable)
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -128,6 +128,10 @@ RESOURCES: dict[str, Resource] = {
 }
 
 _CHANGE_LOG: Table = _table(ChangeEntry)
+#: Feed entity type -> the resource that serves that kind of entity, and its table.
+_FEED_TABLES: dict[str, tuple[str, Table]] = {
+    r.entity_type: (r.name, r.table) for r in RESOURCES.values() if r.entity_type is not None
+}
 
 
 class Reader:
@@ -151,7 +155,9 @@ class Reader:
 
     @contextlib.contextmanager
     def connected(self) -> Iterator[Connection]:
+        """A connection for the block; the principal is resolved in it first (or 401)."""
         with self.engine.connect() as connection:
+            self.principal = self.rules.resolve(connection, self.principal)
             self._connection = connection
             try:
                 yield connection
@@ -160,7 +166,7 @@ class Reader:
 
     def bound(self, connection: Connection) -> Reader:
         """The same reader on a connection the caller manages (a streaming export)."""
-        other = Reader(self.engine, self.principal, self.rules)
+        other = Reader(self.engine, self.rules.resolve(connection, self.principal), self.rules)
         other._connection = connection
         return other
 
@@ -235,7 +241,7 @@ class Reader:
     ) -> tuple[list[bytes], int]:
         """Feed entries after sequence ``after``, oldest first, and the last sequence served."""
         table = _CHANGE_LOG
-        rule = self.rules.visibility(self.principal, "changes", table).rows
+        rule = self.rules.feed_visibility(self.principal, _FEED_TABLES).rows
         conditions = [table.c.seq > after, *predicates, *([rule] if rule is not None else [])]
         document = feed_document_sql(self.engine.dialect.name)
         query = (

@@ -1,20 +1,88 @@
 """Access rules: which rows and which fields of a resource a principal may read.
 
-The query layer asks :meth:`AccessRules.visibility` once per request and combines its SQL
-predicate with the caller's filters (``rule AND (filters)``), so a filter can only narrow what
-the rule allows. A row outside the rule is indistinguishable from a row that does not exist:
-single reads answer 404, lists and the feed leave it out.
+One place for every rule. The query layer asks :meth:`AccessRules.visibility` once per query
+and ANDs its SQL predicate with the caller's filters (``rule AND (filters)``), so a filter can
+only narrow what the rule allows, and the same rule covers lists, single reads, NDJSON exports
+and the change feed. A row outside the rule is indistinguishable from a row that does not
+exist: single reads answer 404, lists and the feed leave it out.
+
+- operator: everything (development and tests without issuers only);
+- ENT client: the structures of its contract, and only with ``roster-core.readonly``; person
+  fields of the demographics group (birth date, e-mail, phones, address) only with
+  ``roster-demographics.readonly``; never the import runs;
+- head of school and administrative staff: their structures;
+- teacher: their classes and groups, the persons enrolled in them and themself, without the
+  demographics group;
+- guardian: themself and the pupils they are the legal representative of, and what belongs
+  to them (roles, enrollments, classes, groups, structures, their guardianships);
+- pupil: themself and what belongs to them (roles, enrollments, classes, groups, structures).
+
+Subjects and levels (national nomenclatures, no personal data) are visible to every
+authenticated principal. Before the rules apply, :meth:`AccessRules.resolve` turns the token's
+claims into a person of the store (or refuses it): see annuaire.auth.principal.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Table, false
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+)
 
-from .principal import Principal
+from annuaire.schema import (
+    ChangeEntry,
+    Enrollment,
+    ExternalId,
+    Guardianship,
+    Person,
+    Role,
+    SchoolClass,
+    Structure,
+)
 
-__all__ = ["AccessRules", "Visibility"]
+from .principal import Principal, PrincipalKind, StaffRole, Unauthenticated
+
+__all__ = ["CORE_SCOPE", "DEMOGRAPHICS", "DEMOGRAPHICS_SCOPE", "AccessRules", "Visibility"]
+
+CORE_SCOPE = "roster-core.readonly"
+DEMOGRAPHICS_SCOPE = "roster-demographics.readonly"
+#: Person fields that need the demographics scope (clients) and that teachers never read.
+DEMOGRAPHICS = frozenset(
+    {
+        "birth_date",
+        "email",
+        "phone_home",
+        "phone_mobile",
+        "phone_work",
+        "address_lines",
+        "postal_code",
+        "city",
+        "country",
+    }
+)
+_NOMENCLATURES = frozenset({"subjects", "levels"})
+
+_PERSON: Table = Person.__table__  # type: ignore[attr-defined]
+_ROLE: Table = Role.__table__  # type: ignore[attr-defined]
+_ENROLLMENT: Table = Enrollment.__table__  # type: ignore[attr-defined]
+_GUARDIANSHIP: Table = Guardianship.__table__  # type: ignore[attr-defined]
+_EXTERNAL_ID: Table = ExternalId.__table__  # type: ignore[attr-defined]
+_STRUCTURE: Table = Structure.__table__  # type: ignore[attr-defined]
+_CLASS: Table = SchoolClass.__table__  # type: ignore[attr-defined]
+_CHANGES: Table = ChangeEntry.__table__  # type: ignore[attr-defined]
+_JOIN_KEY = "aaf:ENTPersonJointure"
+_EDUCONNECT_ID = "educonnect:FrEduCtId"
 
 
 @dataclass(frozen=True)
@@ -25,15 +93,274 @@ class Visibility:
     fields: frozenset[str] | None
 
 
+_FALSE = false()
 _EVERYTHING = Visibility(rows=None, fields=None)
+_NOTHING = Visibility(rows=_FALSE, fields=None)
+
+
+def _in_structures(table: Table, uais: frozenset[str]) -> ColumnElement[bool]:
+    """Rows whose ``|UAI|UAI|`` column names one of ``uais``."""
+    if not uais:
+        return _FALSE
+    return or_(*[table.c.structures.contains(f"|{uai}|") for uai in sorted(uais)])
 
 
 class AccessRules:
-    """One place for the rules; resources are named as in the API (``persons``...)."""
+    """Resolution of principals against the store, and the row and field rules."""
+
+    # -- resolution --------------------------------------------------------------------------
+
+    def resolve(self, connection: Connection, principal: Principal) -> Principal:
+        """The principal with its person (or contract) found in the store; 401 otherwise.
+
+        Runs in the request's own connection, before its queries. A client is looked up on
+        every request, so a revoked client is refused at once.
+        """
+        if principal.resolved:
+            return principal
+        if principal.kind is PrincipalKind.CLIENT:
+            return self._resolve_client(connection, principal)
+        if principal.kind is PrincipalKind.STAFF:
+            return self._resolve_staff(connection, principal)
+        return self._resolve_educonnect(connection, principal)
+
+    def _resolve_client(self, connection: Connection, principal: Principal) -> Principal:
+        from annuaire.schema.client import ApiClient
+
+        table: Table = ApiClient.__table__  # type: ignore[attr-defined]
+        row = connection.execute(
+            select(table.c.structures, table.c.scopes, table.c.revoked_at).where(
+                table.c.client_id == principal.client_id
+            )
+        ).first()
+        if row is None or row.revoked_at is not None:
+            raise Unauthenticated("this client is unknown or revoked", "client_revoked")
+        return principal.resolved_as(
+            structures=frozenset(row.structures or ()),
+            scopes=principal.scopes & frozenset(row.scopes or ()),
+        )
+
+    def _resolve_educonnect(self, connection: Connection, principal: Principal) -> Principal:
+        if principal.join_keys:
+            ext = _EXTERNAL_ID
+            found = (
+                connection.execute(
+                    select(ext.c.entity_id).where(
+                        ext.c.entity_type == "person",
+                        ext.c.type == _JOIN_KEY,
+                        ext.c.value.in_(principal.join_keys),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            unknown = "no person of the annuaire has this AAF join key"
+        else:
+            found = self._match_vector(connection, principal)
+            unknown = "FrEduVecteur does not designate exactly one person of the annuaire"
+        if len(set(found)) != 1:
+            raise Unauthenticated(unknown, "identity")
+        person_id = found[0]
+        expected = "pupil" if principal.kind is PrincipalKind.PUPIL else None
+        if (
+            expected
+            and not connection.execute(
+                select(func.count()).where(_ROLE.c.person_id == person_id, _ROLE.c.role == expected)
+            ).scalar()
+        ):
+            raise Unauthenticated("the affiliation does not match the annuaire", "identity")
+        if principal.educonnect_id:
+            self._keep_educonnect_id(connection, person_id, principal.educonnect_id)
+        return principal.resolved_as(person_id=person_id)
+
+    def _match_vector(self, connection: Connection, principal: Principal) -> Sequence[uuid.UUID]:
+        _profile, last, first, pupil_ref, uai = principal.vector
+        ext = _EXTERNAL_ID
+        pupils = select(ext.c.entity_id).where(
+            ext.c.entity_type == "person", ext.c.type == "siecle:ELEVE_ID", ext.c.value == pupil_ref
+        )
+        in_school = _PERSON.c.structures.contains(f"|{uai}|")
+        if principal.kind is PrincipalKind.PUPIL:
+            query = select(_PERSON.c.id).where(_PERSON.c.id.in_(pupils), in_school)
+        else:
+            guardians = select(_GUARDIANSHIP.c.guardian_id).where(
+                _GUARDIANSHIP.c.pupil_id.in_(pupils), _GUARDIANSHIP.c.legal.is_(True)
+            )
+            query = select(_PERSON.c.id).where(
+                _PERSON.c.id.in_(guardians),
+                func.upper(_PERSON.c.usage_name) == last.upper(),
+                func.upper(_PERSON.c.first_name) == first.upper(),
+                in_school,
+            )
+        return connection.execute(query.limit(2)).scalars().all()
+
+    def _keep_educonnect_id(self, connection: Connection, person_id: uuid.UUID, value: str) -> None:
+        ext = _EXTERNAL_ID
+        known = connection.execute(
+            select(ext.c.id).where(
+                ext.c.entity_id == person_id, ext.c.type == _EDUCONNECT_ID, ext.c.value == value
+            )
+        ).first()
+        if known is None:
+            connection.execute(
+                insert(ext).values(
+                    entity_type="person",
+                    entity_id=person_id,
+                    type=_EDUCONNECT_ID,
+                    value=value,
+                    scope="educonnect",
+                )
+            )
+            if connection.in_transaction():
+                connection.commit()
+
+    def _resolve_staff(self, connection: Connection, principal: Principal) -> Principal:
+        staff_roles = ("teacher", "staff", "head", "director")
+        rows = connection.execute(
+            select(_PERSON.c.id, _STRUCTURE.c.uai)
+            .join_from(_PERSON, _ROLE, _ROLE.c.person_id == _PERSON.c.id)
+            .join(_STRUCTURE, _STRUCTURE.c.id == _ROLE.c.structure_id)
+            .where(func.lower(_PERSON.c.email) == principal.email, _ROLE.c.role.in_(staff_roles))
+        ).all()
+        people = {row.id for row in rows}
+        if len(people) != 1:
+            raise Unauthenticated(
+                "the e-mail of this token designates no staff member of the annuaire, or several",
+                "identity",
+            )
+        # The token's structures, intersected with what the annuaire says of this person.
+        known = frozenset(row.uai for row in rows if row.uai)
+        return principal.resolved_as(
+            person_id=people.pop(), structures=principal.structures & known
+        )
+
+    # -- rules -------------------------------------------------------------------------------
 
     def visibility(self, principal: Principal, resource: str, table: Table) -> Visibility:
         if principal.unrestricted:
             return _EVERYTHING
-        # Until token issuers and contracts exist, no other principal can be built; should one
-        # appear, it sees nothing rather than everything.
-        return Visibility(rows=false(), fields=frozenset({"id"}))
+        if not principal.resolved:
+            raise RuntimeError("access rules need a resolved principal")
+        if resource == "import-runs":
+            return _NOTHING
+        if resource in _NOMENCLATURES:
+            return _EVERYTHING if self._may_read_roster(principal) else _NOTHING
+        if principal.kind is PrincipalKind.CLIENT:
+            if not self._may_read_roster(principal):
+                return _NOTHING
+            fields = None
+            if resource == "persons" and DEMOGRAPHICS_SCOPE not in principal.scopes:
+                fields = _public_fields_without_demographics()
+            return Visibility(_in_structures(table, principal.structures), fields)
+        if principal.kind is PrincipalKind.STAFF and principal.staff_role is not StaffRole.TEACHER:
+            return Visibility(_in_structures(table, principal.structures), None)
+        rules = self._person_rules(principal)
+        predicate = rules.get(resource)
+        if predicate is None:
+            return _NOTHING
+        fields = None
+        if resource == "persons" and principal.kind is PrincipalKind.STAFF:
+            fields = _public_fields_without_demographics()
+        return Visibility(predicate(table), fields)
+
+    @staticmethod
+    def _may_read_roster(principal: Principal) -> bool:
+        return principal.kind is not PrincipalKind.CLIENT or CORE_SCOPE in principal.scopes
+
+    def _person_rules(
+        self, principal: Principal
+    ) -> dict[str, Callable[[Table], ColumnElement[bool]]]:
+        """Row rules of a guardian, a pupil or a teacher, by resource (absent = nothing)."""
+        me = principal.person_id
+        extra: dict[str, Callable[[Table], ColumnElement[bool]]] = {}
+        if principal.kind is PrincipalKind.GUARDIAN:
+            pupils = select(_GUARDIANSHIP.c.pupil_id).where(
+                _GUARDIANSHIP.c.guardian_id == me, _GUARDIANSHIP.c.legal.is_(True)
+            )
+
+            def persons_clause(column: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+                return or_(column == me, column.in_(pupils))
+
+            extra["guardianships"] = lambda t: and_(t.c.guardian_id == me, t.c.pupil_id.in_(pupils))
+        elif principal.kind is PrincipalKind.PUPIL:
+
+            def persons_clause(column: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+                return column == me
+
+        else:
+            return self._teacher_rules(me)
+        mine = select(_PERSON.c.id).where(persons_clause(_PERSON.c.id))
+        return {
+            "persons": lambda t: persons_clause(t.c.id),
+            "roles": lambda t: t.c.person_id.in_(mine),
+            "enrollments": lambda t: t.c.person_id.in_(mine),
+            "classes": lambda t: t.c.id.in_(
+                select(_ENROLLMENT.c.class_id).where(_ENROLLMENT.c.person_id.in_(mine))
+            ),
+            "groups": lambda t: t.c.id.in_(
+                select(_ENROLLMENT.c.group_id).where(_ENROLLMENT.c.person_id.in_(mine))
+            ),
+            "structures": lambda t: t.c.id.in_(
+                select(_ROLE.c.structure_id).where(_ROLE.c.person_id.in_(mine))
+            ),
+            **extra,
+        }
+
+    @staticmethod
+    def _teacher_rules(me: uuid.UUID | None) -> dict[str, Callable[[Table], ColumnElement[bool]]]:
+        teaching = _ENROLLMENT.c.role.in_(("teacher", "head_teacher"))
+        my_classes = select(_ENROLLMENT.c.class_id).where(
+            _ENROLLMENT.c.person_id == me, teaching, _ENROLLMENT.c.class_id.is_not(None)
+        )
+        my_groups = select(_ENROLLMENT.c.group_id).where(
+            _ENROLLMENT.c.person_id == me, teaching, _ENROLLMENT.c.group_id.is_not(None)
+        )
+        people = select(_ENROLLMENT.c.person_id).where(
+            or_(_ENROLLMENT.c.class_id.in_(my_classes), _ENROLLMENT.c.group_id.in_(my_groups))
+        )
+        return {
+            "persons": lambda t: or_(t.c.id == me, t.c.id.in_(people)),
+            "roles": lambda t: t.c.person_id == me,
+            "enrollments": lambda t: or_(
+                t.c.person_id == me, t.c.class_id.in_(my_classes), t.c.group_id.in_(my_groups)
+            ),
+            "classes": lambda t: t.c.id.in_(my_classes),
+            "groups": lambda t: t.c.id.in_(my_groups),
+            "structures": lambda t: t.c.id.in_(
+                select(_ROLE.c.structure_id).where(_ROLE.c.person_id == me)
+            ),
+        }
+
+    def feed_visibility(
+        self, principal: Principal, tables: dict[str, tuple[str, Table]]
+    ) -> Visibility:
+        """The rule on the change log: an entry is visible when its entity is.
+
+        ``tables`` maps the feed's entity types to (resource name, table). Entries of purged
+        entities are visible to principals with structure-wide rights (their ``structures``
+        say where they were), not to people, who could not see them anyway.
+        """
+        if principal.unrestricted:
+            return _EVERYTHING
+        log = _CHANGES
+        if principal.kind is PrincipalKind.CLIENT and not self._may_read_roster(principal):
+            return _NOTHING
+        if principal.kind is PrincipalKind.CLIENT or (
+            principal.kind is PrincipalKind.STAFF and principal.staff_role is not StaffRole.TEACHER
+        ):
+            return Visibility(_in_structures(log, principal.structures), None)
+        clauses = []
+        for entity_type, (resource, table) in tables.items():
+            rule = self.visibility(principal, resource, table).rows
+            if rule is None:
+                clauses.append(log.c.entity_type == entity_type)
+            elif rule is not _FALSE:
+                visible = select(table.c.id).where(rule)
+                clauses.append(and_(log.c.entity_type == entity_type, log.c.entity_id.in_(visible)))
+        return Visibility(or_(*clauses) if clauses else false(), None)
+
+
+def _public_fields_without_demographics() -> frozenset[str]:
+    from annuaire.schema import PersonPublic
+
+    return frozenset(PersonPublic.model_fields) - DEMOGRAPHICS

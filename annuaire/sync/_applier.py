@@ -460,10 +460,13 @@ class Applier:
             now=self.now,
         )
         source, id_type, id_value = self.sql.external_ids()
+        # Only the ids this scope wrote: others (an EduConnect account id learnt at login)
+        # belong to other sources and survive the update.
         self._execute(
-            "DELETE FROM external_id WHERE entity_id IN (SELECT id FROM sync_stage "
-            "WHERE kind = :kind AND action IN ('update', 'return'))",
+            "DELETE FROM external_id WHERE scope = :scope AND entity_id IN (SELECT id FROM "
+            "sync_stage WHERE kind = :kind AND action IN ('update', 'return'))",
             kind=kind.value,
+            scope=scope,
         )
         self._execute(
             "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
