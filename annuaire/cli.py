@@ -501,3 +501,122 @@ def _run_json(run: Any) -> dict[str, Any]:
         ],
         "notes": run.notes,
     }
+
+
+clients_app = typer.Typer(help="API clients of the token endpoint (machines under contract).")
+app.add_typer(clients_app, name="clients", no_args_is_help=True)
+
+
+@clients_app.command("add")
+def clients_add(
+    name: Annotated[str, typer.Option(help="Who the client is (vendor, product).")],
+    structure: Annotated[
+        list[str], typer.Option(help="UAI the contract covers (repeat the option).")
+    ],
+    scope: Annotated[list[str], typer.Option(help="Scope the contract grants (repeatable).")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="Public JWK file: the client uses private_key_jwt, no secret."),
+    ] = None,
+    activity: Annotated[
+        str | None, typer.Option(help="RGPD processing activity of the contract.")
+    ] = None,
+) -> None:
+    """Register a client; prints its id and, once and only now, its secret."""
+    from annuaire.auth.clients import create_client
+
+    try:
+        jwk = None
+        if public_key is not None:
+            try:
+                jwk = json.loads(public_key.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise BadInput(f"cannot read the public key: {exc}", file=str(public_key)) from exc
+        client, secret = create_client(open_store(), name, structure, scope, jwk, activity=activity)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    typer.echo(f"client_id: {client.client_id}")
+    if secret is None:
+        kid = (client.public_jwk or {}).get("kid")
+        console.print(f"authenticates with private_key_jwt (key id {kid})", highlight=False)
+    else:
+        typer.echo(f"client_secret: {secret}")
+        errors.print("the secret is shown once: only its hash is kept. Store it now.")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List the clients with their contract (never their secrets)."""
+    from annuaire.auth.clients import list_clients
+    from annuaire.schema import ApiClientPublic
+
+    try:
+        engine = open_store()
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    table = Table("client_id", "name", "auth", "structures", "scopes", "created (UTC)", "revoked")
+    for client in map(ApiClientPublic.of, list_clients(engine)):
+        table.add_row(
+            client.client_id,
+            client.name,
+            client.auth_method.value,
+            " ".join(client.structures),
+            " ".join(client.scopes),
+            client.created_at.strftime("%Y-%m-%d %H:%M"),
+            client.revoked_at.strftime("%Y-%m-%d %H:%M") if client.revoked_at else "",
+        )
+    console.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(
+    client_id: Annotated[str, typer.Argument(help="The client to refuse from now on.")],
+) -> None:
+    """Revoke a client: its credentials and tokens are refused at once."""
+    from annuaire.auth.clients import revoke_client
+
+    try:
+        client = revoke_client(open_store(), client_id)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    assert client.revoked_at is not None
+    console.print(f"client {client.client_id} revoked at {client.revoked_at.isoformat()}")
+
+
+@app.command("dev-token")
+def dev_token(
+    as_: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="guardian:<person id>, pupil:<person id>, staff:<person id> or "
+            "client:<client id>.",
+        ),
+    ],
+    lifetime: Annotated[
+        int | None, typer.Option(min=1, max=86_400, help="Seconds [settings: token lifetime].")
+    ] = None,
+) -> None:
+    """Print a development bearer token for a person or a client (never in production)."""
+    from annuaire.auth.devtokens import dev_issuer_url, mint_dev_token, parse_subject
+
+    settings = get_settings()
+    if settings.environment == "production":
+        errors.print(
+            "[bold red]refused:[/] development tokens are never minted in production "
+            "(environment = production)"
+        )
+        raise typer.Exit(EXIT_REFUSED)
+    try:
+        kind, subject = parse_subject(as_)
+        token = mint_dev_token(open_store(), settings, kind, subject, lifetime_s=lifetime)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
+    typer.echo(token)
+    if settings.environment != "development" or not settings.dev_tokens:
+        errors.print(
+            "note: the API accepts development tokens only with environment = development "
+            "and AIGUILLAGE_DEV_TOKENS=true"
+        )
+    else:
+        errors.print(f"issuer {dev_issuer_url(kind)}", highlight=False)

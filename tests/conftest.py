@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from annuaire.schema import TABLES, ChangeEntry, ExternalId, ImportRun
+from annuaire.schema.client import ApiClient, ClientAssertionUse
 from annuaire.settings import Settings
 from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
@@ -102,7 +103,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-_ALL_TABLES = [t.__table__.name for t in (*TABLES.values(), ExternalId, ImportRun, ChangeEntry)]  # type: ignore[attr-defined]
+_ALL_TABLES = [
+    t.__table__.name  # type: ignore[attr-defined]
+    for t in (*TABLES.values(), ExternalId, ImportRun, ChangeEntry, ApiClient, ClientAssertionUse)
+]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -22,7 +22,7 @@ from .deps import EngineDep
 from .listing import json_response, reject_unknown_parameters
 from .openapi import build_openapi
 from .problems import ProblemType, install_handlers, problem_responses
-from .routers import ROUTERS
+from .routers import ROUTERS, oauth
 
 __all__ = ["API_VERSION", "create_app"]
 
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             {"name": "import runs", "description": "What each import did."},
             {"name": "changes", "description": "The change feed."},
             {"name": "service", "description": "Health of this deployment."},
+            {"name": "oauth", "description": "Token endpoint for ENT vendors, and its keys."},
         ],
     )
     app.state.settings = settings
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in ROUTERS:
         v1.include_router(router)
     app.include_router(v1)
+    app.include_router(oauth.router)
     app.add_api_route(
         "/health",
         _health,

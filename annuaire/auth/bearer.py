@@ -10,16 +10,23 @@ meanwhile (a client revoked, a person gone) is checked on every request by the a
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio.to_thread
 from fastapi import Request
 
 from annuaire.settings import IssuerSettings, Settings
 
+from . import _jose
+from .devtokens import dev_issuers
+from .issuing import DEFAULT_SIGNING_KEY_FILE, SigningKeyUnavailable, signing_key
 from .jwks import JwksCache, KeysUnavailable
 from .principal import Principal, Unauthenticated, principal_from_claims
 from .tokens import InvalidToken, TokenValidator
@@ -27,11 +34,46 @@ from .tokens import InvalidToken, TokenValidator
 __all__ = ["Authenticator", "KeysUnavailable", "trusted_issuers"]
 
 _CACHE_SIZE = 10_000
+log = logging.getLogger("aiguillage.auth")
 
 
 def trusted_issuers(settings: Settings) -> list[IssuerSettings]:
-    """The configured issuers, the hub's own token endpoint, and the dev issuers (dev only)."""
-    return list(settings.token_issuers)
+    """The configured issuers, the hub's own token endpoint, and the dev issuers (dev only).
+
+    The hub's issuer is trusted when it has a signing key (always outside production, where
+    the key is created on first use; in production once ``signing_key_file`` is set); its
+    public JWKS is written next to the key, where the key cache reads it.
+    """
+    issuers = list(settings.token_issuers)
+    try:
+        key = signing_key(settings)
+    except SigningKeyUnavailable as exc:
+        log.warning("the hub's own tokens are not accepted: %s", exc)
+    else:
+        jwks_file = _hub_jwks_file(settings)
+        document = json.dumps({"keys": [_jose.public_jwk(key)]}, indent=2) + "\n"
+        if not jwks_file.exists() or jwks_file.read_text(encoding="utf-8") != document:
+            scratch = jwks_file.with_name(f".{jwks_file.name}.{os.getpid()}")
+            scratch.write_text(document, encoding="utf-8")
+            os.replace(scratch, jwks_file)
+        issuers.append(
+            IssuerSettings(
+                name="hub",
+                issuer=settings.token_issuer_url,
+                jwks_file=jwks_file.resolve(),
+                audiences=[settings.api_audience],
+                algorithms=["ES256"],
+                profile="client_credentials",
+                jwks_ttl_s=60,
+            )
+        )
+    issuers.extend(dev_issuers(settings))
+    return issuers
+
+
+def _hub_jwks_file(settings: Settings) -> Path:
+    key_file = settings.signing_key_file or DEFAULT_SIGNING_KEY_FILE
+    return key_file.with_name(f"{key_file.name.removesuffix('.json')}.jwks.json")
 
 
 class Authenticator:

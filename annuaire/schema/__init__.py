@@ -9,6 +9,13 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from ._tracked import Status, Tracked, TrackedPublic, utcnow
+from .client import (
+    ApiClient,
+    ApiClientPublic,
+    ClientAssertionUse,
+    ClientAuthMethod,
+    ClientScope,
+)
 from .grouping import Group, GroupPublic, SchoolClass, SchoolClassPublic
 from .membership import (
     Enrollment,
@@ -40,9 +47,14 @@ __all__ = [
     "PUBLIC_MODELS",
     "REFERENCES",
     "TABLES",
+    "ApiClient",
+    "ApiClientPublic",
     "ChangeEntry",
     "ChangeEntryPublic",
     "ChangeOp",
+    "ClientAssertionUse",
+    "ClientAuthMethod",
+    "ClientScope",
     "Enrollment",
     "EnrollmentPublic",
     "EnrollmentRole",

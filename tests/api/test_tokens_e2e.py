@@ -1,0 +1,184 @@
+"""Tokens through the whole API: the hub's token endpoint, dev tokens, an external issuer."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from annuaire.api import create_app
+from annuaire.auth import _jose
+from annuaire.auth.clients import create_client, revoke_client
+from annuaire.auth.devtokens import DevTokenKind, mint_dev_token
+from annuaire.auth.issuing import load_or_create_key
+from annuaire.settings import IssuerSettings, Settings
+from tests.auth.conftest import JwksServer
+
+from .conftest import Api, TestClient
+
+
+def settings_for(api: Api, tmp_path: Path, **changes: object) -> Settings:
+    return api.settings.model_copy(
+        update={
+            "signing_key_file": tmp_path / "hub-key.json",
+            "dev_key_file": tmp_path / "dev-key.json",
+            **changes,
+        }
+    )
+
+
+@pytest.fixture
+def client_app(fresh_api: Api, tmp_path: Path) -> Iterator[tuple[TestClient, Api, Settings]]:
+    settings = settings_for(fresh_api, tmp_path, environment="production")
+    assert settings.signing_key_file is not None
+    load_or_create_key(settings.signing_key_file, create=True)  # what an operator provisions
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield client, fresh_api, settings
+    app.state.engine.dispose()
+
+
+def a_college(api: Api) -> str:
+    with api.engine.connect() as connection:
+        return str(
+            connection.execute(
+                text("SELECT uai FROM structure WHERE kind = 'college' ORDER BY uai")
+            ).scalar()
+        )
+
+
+def test_an_ent_client_reads_its_contract_then_is_revoked_at_once(
+    client_app: tuple[TestClient, Api, Settings],
+) -> None:
+    client, api, _ = client_app
+    uai = a_college(api)
+    ent, secret = create_client(api.engine, "ENT test", [uai], ["roster-core.readonly"])
+    assert client.get("/v1/persons").status_code == 401  # production: a token is required
+    basic = base64.b64encode(f"{ent.client_id}:{secret}".encode()).decode()
+    issued = client.post(
+        "/oauth/token",
+        content="grant_type=client_credentials",
+        headers={
+            "Authorization": f"Basic {basic}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert issued.status_code == 200, issued.text
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    persons = client.get("/v1/persons", params={"limit": 1000}, headers=bearer).json()["items"]
+    assert persons
+    assert all(
+        any(r["structure_uai"] == uai for r in p["roles"]) or p["roles"] == [] for p in persons
+    )
+    assert all("birth_date" not in p for p in persons)
+    other = client.get("/v1/structures", params={"limit": 1000}, headers=bearer).json()["items"]
+    assert {s["uai"] for s in other} == {uai}
+
+    revoke_client(api.engine, ent.client_id)
+    refused = client.get("/v1/persons", headers=bearer)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+def test_forged_and_foreign_tokens_are_refused(
+    client_app: tuple[TestClient, Api, Settings],
+) -> None:
+    client, _, _ = client_app
+    stranger = _jose.generate_es256_jwk("hub-1")
+    now = int(time.time())
+    claims = {
+        "iss": "urn:aiguillage:hub",
+        "aud": "urn:aiguillage:api",
+        "sub": "ent-x",
+        "client_id": "ent-x",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "1",
+        "scope": "roster-core.readonly",
+    }
+    for token in (_jose.sign(claims, stranger), "not.a.token", "e30.e30."):
+        response = client.get("/v1/persons", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.json()["type"] == "urn:aiguillage:problem:unauthorized"
+        assert token not in response.text
+
+
+def test_dev_tokens_work_in_development_only(fresh_api: Api, tmp_path: Path) -> None:
+    settings = settings_for(fresh_api, tmp_path, environment="development", dev_tokens=True)
+    with fresh_api.engine.connect() as connection:
+        guardian, pupil = connection.execute(
+            text("SELECT guardian_id, pupil_id FROM guardianship WHERE legal ORDER BY guardian_id")
+        ).first()
+    guardian_id, pupil_id = str(uuid.UUID(str(guardian))), str(uuid.UUID(str(pupil)))
+    token = mint_dev_token(fresh_api.engine, settings, DevTokenKind.GUARDIAN, guardian_id)
+    bearer = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings)
+    with TestClient(app) as client:
+        seen = {p["id"] for p in client.get("/v1/persons", headers=bearer).json()["items"]}
+        assert guardian_id in seen and pupil_id in seen
+        everyone = client.get("/v1/persons", params={"limit": 1000}).json()["items"]
+        assert len(everyone) > len(seen)  # without a token: open development access
+    app.state.engine.dispose()
+    production = create_app(settings.model_copy(update={"environment": "production"}))
+    with TestClient(production) as client:
+        assert client.get("/v1/persons", headers=bearer).status_code == 401
+    production.state.engine.dispose()
+
+
+def test_an_educonnect_broker_token_from_a_real_jwks_endpoint(
+    fresh_api: Api, tmp_path: Path
+) -> None:
+    server = JwksServer()
+    try:
+        broker_key = _jose.generate_es256_jwk("broker-1")
+        server.publish(_jose.public_jwk(broker_key))
+        broker = IssuerSettings(
+            name="educonnect-broker",
+            issuer="https://broker.example.fr/realms/ent",
+            jwks_uri=server.url,
+            audiences=["urn:aiguillage:api"],
+            algorithms=["ES256"],
+            profile="educonnect",
+        )
+        settings = settings_for(
+            fresh_api, tmp_path, environment="production", token_issuers=[broker]
+        )
+        with fresh_api.engine.connect() as connection:
+            pupil, key = connection.execute(
+                text(
+                    "SELECT e.entity_id, e.value FROM external_id e JOIN role r "
+                    "ON r.person_id = e.entity_id WHERE r.role = 'pupil' "
+                    "AND e.type = 'aaf:ENTPersonJointure' ORDER BY e.value"
+                )
+            ).first()
+        now = int(time.time())
+        token = _jose.sign(
+            {
+                "iss": broker.issuer,
+                "aud": "urn:aiguillage:api",
+                "sub": "pairwise-1",
+                "client_id": "ent-app",
+                "iat": now,
+                "exp": now + 300,
+                "jti": "j-1",
+                "FrEduCtPersonAffiliation": ["eleve2d"],
+                "FrEduCtRefId": [f"{{AAF}}99|x|{key}"],
+            },
+            broker_key,
+        )
+        app = create_app(settings)
+        with TestClient(app) as client:
+            bearer = {"Authorization": f"Bearer {token}"}
+            persons = client.get("/v1/persons", headers=bearer).json()["items"]
+            assert [p["id"] for p in persons] == [str(uuid.UUID(str(pupil)))]
+            assert client.get("/v1/guardianships", headers=bearer).json()["items"] == []
+            assert client.get("/v1/import-runs", headers=bearer).json()["items"] == []
+        app.state.engine.dispose()
+        assert server.requests == 1  # keys fetched once, then cached
+    finally:
+        server.stop()
