@@ -24,7 +24,7 @@ demo: install
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage db upgrade
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage import aaf $(DEMO)/aaf --report $(DEMO)/run.json
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage runs
-	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage serve
+	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) AIGUILLAGE_DEV_TOKENS=true $(BIN)/aiguillage serve
 
 ## Both backends: starts the local PostgreSQL cluster when it is down.
 test: install postgres

@@ -187,10 +187,13 @@ def serve(
     """Serve the /v1 API with uvicorn (OpenAPI at /v1/openapi.json, docs at /v1/docs)."""
     import uvicorn
 
-    from annuaire.api.demo import example_requests
+    from annuaire.api.demo import dev_token_request, example_requests
 
     settings = get_settings()
-    engine = open_store()  # refuse to start on a database that is not migrated
+    try:
+        engine = open_store()  # refuse to start on a database that is not migrated
+    except AiguillageError as exc:
+        raise fail(exc) from exc
     host = host or settings.api_host
     port = port or settings.api_port
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -198,6 +201,10 @@ def serve(
     console.print("try:", highlight=False)
     for line in example_requests(engine, base_url):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
+    as_guardian = dev_token_request(engine, settings, base_url)
+    if as_guardian:
+        console.print("as a guardian (a dev token: they see themself and their children):")
+        console.print(f"  {as_guardian}", highlight=False, soft_wrap=True)
     engine.dispose()
     uvicorn.run(
         "annuaire.api:create_app",

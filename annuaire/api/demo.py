@@ -6,9 +6,11 @@ import shlex
 
 from sqlalchemy import Engine, select
 
-from annuaire.schema import SchoolClass, Structure
+from annuaire.auth.devtokens import DevTokenKind, mint_dev_token
+from annuaire.schema import Guardianship, SchoolClass, Structure
+from annuaire.settings import Settings
 
-__all__ = ["example_requests"]
+__all__ = ["dev_token_request", "example_requests"]
 
 
 def example_requests(engine: Engine, base_url: str) -> list[str]:
@@ -38,3 +40,22 @@ def example_requests(engine: Engine, base_url: str) -> list[str]:
         f"curl -s {shlex.quote(pupils)}",
         f"curl -s -H 'Accept: application/x-ndjson' {shlex.quote(export)}",
     ]
+
+
+def dev_token_request(engine: Engine, settings: Settings, base_url: str) -> str | None:
+    """A request as a guardian, with a dev token (development with dev tokens on only)."""
+    if settings.environment != "development" or not settings.dev_tokens:
+        return None
+    table = Guardianship.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        guardian = connection.execute(
+            select(table.c.guardian_id).where(table.c.legal.is_(True)).order_by(table.c.id).limit(1)
+        ).scalar()
+    if guardian is None:
+        return None
+    # Long enough for a demo session; the validator refuses tokens older than a day.
+    token = mint_dev_token(
+        engine, settings, DevTokenKind.GUARDIAN, str(guardian), lifetime_s=8 * 3600
+    )
+    url = f"{base_url.rstrip('/')}/v1/persons?fields=id,usage_name,first_name,roles"
+    return f"curl -s -H 'Authorization: Bearer {token}' {shlex.quote(url)}"

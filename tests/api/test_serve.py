@@ -45,7 +45,16 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
     import_aaf(engine, settings, [academie])
     engine.dispose()
     port = free_port()
-    env = {**os.environ, "AIGUILLAGE_DATABASE_URL": url, "AIGUILLAGE_API_ACCESS_LOG": "false"}
+    keys = tmp_path_factory.mktemp("keys")
+    env = {
+        **os.environ,
+        "AIGUILLAGE_DATABASE_URL": url,
+        "AIGUILLAGE_API_ACCESS_LOG": "false",
+        "AIGUILLAGE_ENVIRONMENT": "development",
+        "AIGUILLAGE_DEV_TOKENS": "true",
+        "AIGUILLAGE_DEV_KEY_FILE": str(keys / "dev-key.json"),
+        "AIGUILLAGE_SIGNING_KEY_FILE": str(keys / "signing-key.json"),
+    }
     server = subprocess.Popen(
         [AIGUILLAGE, "serve", "--port", str(port), "--workers", "2"],
         env=env,
@@ -57,7 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
     base = f"http://127.0.0.1:{port}"
     try:
         examples: list[str] = []
-        while len(examples) < 3:  # printed before uvicorn starts
+        while len(examples) < 4:  # printed before uvicorn starts
             line = server.stdout.readline()
             assert line, "the server stopped before printing its examples"
             if line.strip().startswith("curl "):
@@ -82,7 +91,12 @@ def test_the_printed_examples_work_as_printed(served: Served) -> None:
     for line in served.examples:
         result = subprocess.run(shlex.split(line), capture_output=True, check=True, timeout=30)
         body = result.stdout.strip()
-        if "x-ndjson" in line:
+        if "Bearer" in line:  # as a guardian: themself and their children only
+            seen = orjson.loads(body)["items"]
+            assert 2 <= len(seen) <= 6 and any(
+                r["role"] == "pupil" for p in seen for r in p["roles"]
+            )
+        elif "x-ndjson" in line:
             rows = [orjson.loads(x) for x in body.splitlines()]
             assert rows and all(set(r) == {"id", "code", "label"} for r in rows)
         else:
