@@ -229,7 +229,7 @@ def test_an_object_is_served_iff_the_rule_allows_it(
     caller.principal = who
     allowed = expected(world, who)
     resource = data.draw(st.sampled_from(RESOURCES))
-    universe = sorted(getattr(world, resource if resource != "persons" else "persons"))
+    universe = sorted(getattr(world, resource))
     probe = data.draw(st.sampled_from(universe))
     if allowed[resource]:
         probe = data.draw(st.sampled_from([probe, *sorted(allowed[resource])[:5]]))
