@@ -2,8 +2,10 @@
 
 - :func:`prepare_database` gives the URL of a database holding the seeded académie, importing
   it only when the database's marker (a ``COMMENT ON DATABASE``: seed, pupils, degree, a hash of
-  the sample generator's sources, the schema head) differs from what is asked. It only ever
-  creates or drops the one database it is given, whose name must contain ``bench``.
+  the sample generator's sources, the schema head) differs from what is asked; when only the
+  schema head moved, it migrates the database in place (``aiguillage db upgrade``) instead. It
+  only ever creates, migrates or drops the one database it is given, whose name must contain
+  ``bench``.
 - :class:`Server` runs a uvicorn server in its own process group; :func:`stop_all` ends every
   server still running (bench/api.py calls it on exit, error, Ctrl-C or SIGTERM).
 - :func:`run_wrk` drives wrk (closed loop) round-robin over a file of request paths.
@@ -134,6 +136,10 @@ def prepare_database(
         if found == marker and not fresh:
             print(f"reusing database {name} ({pupils:,} pupils, seed {seed})", flush=True)
             return {**wanted, "reused": True}
+        older = _older_schema(found, wanted)
+        if older is not None and not fresh and _upgrade_schema(url, workdir, pupils, older):
+            _set_marker(admin, name, marker)
+            return {**wanted, "reused": True, "upgraded_from": older}
         reason = "--fresh" if fresh else ("new" if found is None else "marker differs")
         print(f"building database {name} ({reason}) ...", flush=True)
         ident = sql.Identifier(name)
@@ -159,12 +165,50 @@ def prepare_database(
         # What autovacuum would have done by the time a real API serves this data.
         database.execute("VACUUM ANALYZE")
     with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(name), sql.Literal(marker)
-            )
-        )
+        _set_marker(admin, name, marker)
     return {**wanted, "reused": False}
+
+
+def _set_marker(admin: psycopg.Connection[Any], name: str, marker: str) -> None:
+    admin.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(marker))
+    )
+
+
+def _older_schema(found: str | None, wanted: dict[str, Any]) -> str | None:
+    """The schema revision of a database that differs from ``wanted`` by its schema only."""
+    try:
+        marker = json.loads(found or "")
+    except ValueError:
+        return None
+    if not isinstance(marker, dict) or set(marker) != set(wanted):
+        return None
+    if any(marker[k] != v for k, v in wanted.items() if k != "schema"):
+        return None
+    return str(marker["schema"])
+
+
+def _upgrade_schema(url: str, workdir: Path, pupils: int, older: str) -> bool:
+    """Migrate the académie to the schema head in place, as a deployment would; False if not.
+
+    The data stay those the import wrote; only a migration that fails (a revision the code
+    does not descend from) makes the caller rebuild the database.
+    """
+    name = conninfo_to_dict(url).get("dbname")
+    print(f"upgrading the schema of database {name} from {older} (data kept) ...", flush=True)
+    log = workdir / f"api-upgrade-{pupils}.log"
+    with log.open("w", encoding="utf-8") as output:
+        done = subprocess.run(
+            [str(_BIN / "aiguillage"), "db", "upgrade"],
+            env={**os.environ, "AIGUILLAGE_DATABASE_URL": url},
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    if done.returncode != 0:
+        print(f"schema upgrade failed (log: {log}): rebuilding", flush=True)
+        return False
+    return True
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -267,7 +311,9 @@ def stop_all() -> None:
 
 _WRK_SCRIPT = """\
 -- Round-robin over the request paths of a file (one a line), then a JSON summary.
+-- args: paths file, start offset, optional file of extra headers ("Name: value" lines).
 local paths, count, next_index = {}, 0, 0
+local headers = {["Accept"] = "application/json"}
 
 function init(args)
   for line in io.lines(args[1]) do
@@ -277,11 +323,17 @@ function init(args)
     end
   end
   next_index = tonumber(args[2] or "0") % count
+  if args[3] then
+    for line in io.lines(args[3]) do
+      local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+      if name then headers[name] = value end
+    end
+  end
 end
 
 function request()
   next_index = next_index % count + 1
-  return wrk.format("GET", paths[next_index], {["Accept"] = "application/json"})
+  return wrk.format("GET", paths[next_index], headers)
 end
 
 function done(summary, latency, requests)
@@ -302,8 +354,13 @@ def run_wrk(
     connections: int,
     script_dir: Path,
     server_pid: int | None = None,
+    headers: Path | None = None,
 ) -> dict[str, Any]:
-    """Closed-loop saturation: ``connections`` keep-alive connections, one wrk thread."""
+    """Closed-loop saturation: ``connections`` keep-alive connections, one wrk thread.
+
+    ``headers`` names a file of ``Name: value`` lines sent with every request (besides
+    ``Accept: application/json``), e.g. an ``Authorization`` header.
+    """
     script = script_dir / "round_robin.lua"
     if not script.exists() or script.read_text(encoding="utf-8") != _WRK_SCRIPT:
         script.write_text(_WRK_SCRIPT, encoding="utf-8")
@@ -320,6 +377,7 @@ def run_wrk(
         "--",
         str(paths),
         str(os.getpid() % 997),
+        *([] if headers is None else [str(headers)]),
     ]
     with CpuMeter(server_pid) as meter:
         output = subprocess.run(argv, check=True, capture_output=True, text=True)

@@ -15,9 +15,11 @@ it measures the saturating throughput (wrk, closed loop, 2 s warm-up then 8 s) o
 loop, HTTP parser and worker count) that answers the same route with the bytes the real endpoint
 served for a representative request; then p50/p99 latency of the real server under an open-loop
 load at half its saturating rate (bench/_api_load.py: fixed schedule, latency counted from the
-due time). Last, the NDJSON export of every person from one worker: persons/s and the worker's RSS
-before, at peak and after, against a 1,000-person export (the largest ``limit``) from another
-fresh worker.
+due time). Then, on one worker, the cost of token validation and access rules: the same requests
+with and without the access token of an API client whose contract is one collège (its pages of
+persons, and persons by id; bench/_api_auth.py). Last, the NDJSON export of every person from
+one worker: persons/s and the worker's RSS before, at peak and after, against a 1,000-person
+export (the largest ``limit``) from another fresh worker.
 
 Each measurement also splits the machine's CPU between the API workers, PostgreSQL (exited
 backends included), the load generator and the rest, and counts the sessions opened on the
@@ -28,7 +30,8 @@ The database is ``aiguillage_bench_api_<pupils>`` on postgres@127.0.0.1:5432 unl
 with bench/aaf_import.py in ``--workdir`` (bench/out), the walked request paths, the bare app's
 bodies and the server logs go to ``<workdir>/api-<pupils>/``.
 
-Targets: (a) and (c) >= 0.5 x bare throughput; p99 <= 50 ms at half the saturating load; NDJSON
+Targets: (a) and (c) >= 0.5 x bare throughput; p99 <= 50 ms at half the saturating load; token
+validation and access rules (warm caches) cost a page read < 10 % of its throughput; NDJSON
 export >= 20,000 persons/s with flat memory (peak RSS of the full export <= 1.2 x that of the
 1,000-person one). Figures are printed with PASS/FAIL, never asserted. Every load generator runs
 in its own process on loopback; servers are stopped on exit, error, Ctrl-C or SIGTERM.
@@ -56,6 +59,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._api_auth import measure_token_overhead, report_token_overhead
 from bench._api_support import (
     BENCH,
     ROOT,
@@ -77,6 +81,8 @@ FLAT_TARGET = 1.2
 PAGE_CURSORS = 200
 PERSON_IDS = 1000
 SUBSET = 1000  # the API's largest limit, also for NDJSON
+#: What the database marker says besides what identifies the académie.
+_MARKER_NOTES = ("reused", "upgraded_from")
 
 
 @dataclass(frozen=True)
@@ -149,13 +155,13 @@ def _paths(base: str, scratch: Path, marker: dict[str, Any], seed: int) -> dict[
     cache = scratch / "paths.json"
     if cache.exists():
         saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("marker") == {k: v for k, v in marker.items() if k != "reused"}:
+        if saved.get("marker") == {k: v for k, v in marker.items() if k not in _MARKER_NOTES}:
             paths: dict[str, list[str]] = saved["paths"]
             with httpx.Client(base_url=base, timeout=60.0) as client:
                 if all(client.get(p[0]).status_code == 200 for p in paths.values()):
                     return paths
     paths = _collect_paths(base, seed)
-    marker = {k: v for k, v in marker.items() if k != "reused"}
+    marker = {k: v for k, v in marker.items() if k not in _MARKER_NOTES}
     cache.write_text(json.dumps({"marker": marker, "paths": paths}), encoding="utf-8")
     return paths
 
@@ -185,7 +191,13 @@ def _write_bare_manifest(base: str, scratch: Path, paths: dict[str, list[str]]) 
     return manifest
 
 
-def _real_server(database_url: str, workers: int, scratch: Path, tag: str) -> Server:
+def _real_server(
+    database_url: str,
+    workers: int,
+    scratch: Path,
+    tag: str,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     port = free_port()
     argv = [str(Path(sys.executable).parent / "aiguillage"), "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers)]
@@ -193,6 +205,7 @@ def _real_server(database_url: str, workers: int, scratch: Path, tag: str) -> Se
         "AIGUILLAGE_DATABASE_URL": database_url,
         "AIGUILLAGE_API_ACCESS_LOG": "false",
         "AIGUILLAGE_ENVIRONMENT": "development",
+        **(extra_env or {}),
     }
     server = Server(f"aiguillage serve ({tag})", argv, port, scratch / f"serve-{tag}.log", env)
     return server.start("/health", workers)
@@ -425,6 +438,7 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
             "pass": peak_ratio <= FLAT_TARGET,
         }
     )
+    targets.extend(report_token_overhead(results["token_overhead"]))
     print("\ntargets")
     for target in targets:
         value = target["value"]
@@ -479,6 +493,15 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
                 for case in CASES:
                     figures = _measure_case(case, workers, (real, bare), sessions, scratch, args)
                     results["cases"].append(figures)
+    print("  token validation and access rules, 1 worker ...", flush=True)
+    results["token_overhead"] = measure_token_overhead(
+        database_url,
+        scratch,
+        lambda env: _real_server(database_url, 1, scratch, "auth", env),
+        seconds=args.auth_seconds,
+        connections=args.connections,
+        seed=args.seed,
+    )
     print("  NDJSON exports ...", flush=True)
     results["ndjson_subset"] = _export(database_url, scratch, f"?limit={SUBSET}", "ndjson-subset")
     results["ndjson_all"] = _export(database_url, scratch, "", "ndjson-all")
@@ -511,6 +534,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="before each wrk measurement")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument(
+        "--auth-seconds",
+        type=float,
+        default=2.0,
+        help="per run of the token overhead (20 runs in all, see bench/_api_auth.py)",
+    )
     parser.add_argument("--latency-connections", type=int, default=16)
     args = parser.parse_args()
 

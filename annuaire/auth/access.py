@@ -24,6 +24,8 @@ claims into a person of the store (or refuses it): see annuaire.auth.principal.
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,19 +127,24 @@ class AccessRules:
         return self._resolve_educonnect(connection, principal)
 
     def _resolve_client(self, connection: Connection, principal: Principal) -> Principal:
-        from annuaire.schema.client import ApiClient
-
-        table: Table = ApiClient.__table__  # type: ignore[attr-defined]
-        row = connection.execute(
-            select(table.c.structures, table.c.scopes, table.c.revoked_at).where(
-                table.c.client_id == principal.client_id
+        # On every request (revocation applies at once), so through the driver directly: the
+        # statement never changes, and SQLAlchemy's statement machinery would triple its cost.
+        marker = "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                f"SELECT structures, scopes, revoked_at FROM api_client WHERE client_id = {marker}",
+                (principal.client_id,),
             )
-        ).first()
-        if row is None or row.revoked_at is not None:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if row is None or row[2] is not None:
             raise Unauthenticated("this client is unknown or revoked", "client_revoked")
+        structures, scopes = (json.loads(v) if isinstance(v, str) else v for v in row[:2])
         return principal.resolved_as(
-            structures=frozenset(row.structures or ()),
-            scopes=principal.scopes & frozenset(row.scopes or ()),
+            structures=frozenset(structures or ()),
+            scopes=principal.scopes & frozenset(scopes or ()),
         )
 
     def _resolve_educonnect(self, connection: Connection, principal: Principal) -> Principal:
@@ -236,7 +243,9 @@ class AccessRules:
 
     # -- rules -------------------------------------------------------------------------------
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one AccessRules per application
     def visibility(self, principal: Principal, resource: str, table: Table) -> Visibility:
+        """The rule of ``principal`` on ``resource`` (cached: principals are immutable)."""
         if principal.unrestricted:
             return _EVERYTHING
         if not principal.resolved:
