@@ -198,7 +198,7 @@ def serve(
     port = port or settings.api_port
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"serving {settings.database_url} on {base_url}/v1 (docs: {base_url}/v1/docs)")
-    if settings.environment != "production" and not settings.token_issuers:
+    if settings.api_open_access:
         errors.print(
             f"[bold yellow]open access:[/] environment={settings.environment} and no token "
             "issuer configured: requests without a token see everything. Set "

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
 
     @property
+    def api_open_access(self) -> bool:
+        """Requests without a token see everything: outside production, and only while no
+        token issuer is configured (the demo, the tests)."""
+        return self.environment != "production" and not self.token_issuers
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

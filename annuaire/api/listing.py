@@ -97,11 +97,12 @@ class ListParams:
     fields: str | None
     status: Status | None
     modified_since: dt.datetime | None
-    accept: str | None
+    #: The negotiated representation: ``application/json`` (pages) or NDJSON (everything).
+    media_type: str
 
     @property
     def ndjson(self) -> bool:
-        return negotiate(self.accept) == NDJSON
+        return self.media_type == NDJSON
 
 
 async def _page_params(
@@ -126,8 +127,7 @@ async def _page_params(
     fields: FieldsQuery = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ListParams:
-    negotiate(accept)
-    return ListParams(limit or 0, cursor, fields, None, None, accept)
+    return ListParams(limit or 0, cursor, fields, None, None, negotiate(accept))
 
 
 PageParamsDep = Annotated[ListParams, Depends(_page_params)]

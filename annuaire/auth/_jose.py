@@ -32,6 +32,7 @@ __all__ = [
     "public_jwk",
     "read_header",
     "read_payload",
+    "read_signature",
     "sign",
     "verify",
 ]
@@ -123,6 +124,14 @@ def read_payload(token: str) -> dict[str, Any]:
     return _segment(_parts(token)[1], "payload")
 
 
+def read_signature(token: str) -> bytes:
+    """The signature bytes, refused when empty or not in canonical base64url."""
+    segment = _parts(token)[2]
+    if not segment:
+        raise JoseError("signature", "the signature is empty")
+    return _decode(segment, "signature")
+
+
 def verify(token: str, key: dict[str, Any], algorithm: str) -> dict[str, Any]:
     """The claims of ``token`` if ``key`` (a public JWK) signed it with ``algorithm``."""
     parts = _parts(token)
@@ -135,9 +144,7 @@ def verify(token: str, key: dict[str, Any], algorithm: str) -> dict[str, Any]:
         raise JoseError("key_mismatch", f"{algorithm} needs curve {_EC_CURVES[algorithm]}")
     if key.get("alg") not in (None, algorithm):
         raise JoseError("key_mismatch", f"the key is bound to {key.get('alg')}, not {algorithm}")
-    if not parts[2]:
-        raise JoseError("signature", "the signature is empty")
-    _decode(parts[2], "signature")
+    read_signature(token)
     try:
         jws.verify(token, jwk.construct(key, algorithm), algorithms=[algorithm])
     except (JOSEError, ValueError, TypeError) as exc:

@@ -10,23 +10,19 @@ meanwhile (a client revoked, a person gone) is checked on every request by the a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 
 import anyio.to_thread
 from fastapi import Request
 
 from annuaire.settings import IssuerSettings, Settings
 
-from . import _jose
 from .devtokens import dev_issuers
-from .issuing import DEFAULT_SIGNING_KEY_FILE, SigningKeyUnavailable, signing_key
+from .issuing import DEFAULT_SIGNING_KEY_FILE, SigningKeyUnavailable, publish_jwks, signing_key
 from .jwks import JwksCache, KeysUnavailable
 from .principal import Principal, Unauthenticated, principal_from_claims
 from .tokens import InvalidToken, TokenValidator
@@ -50,12 +46,7 @@ def trusted_issuers(settings: Settings) -> list[IssuerSettings]:
     except SigningKeyUnavailable as exc:
         log.warning("the hub's own tokens are not accepted: %s", exc)
     else:
-        jwks_file = _hub_jwks_file(settings)
-        document = json.dumps({"keys": [_jose.public_jwk(key)]}, indent=2) + "\n"
-        if not jwks_file.exists() or jwks_file.read_text(encoding="utf-8") != document:
-            scratch = jwks_file.with_name(f".{jwks_file.name}.{os.getpid()}")
-            scratch.write_text(document, encoding="utf-8")
-            os.replace(scratch, jwks_file)
+        jwks_file = publish_jwks(key, settings.signing_key_file or DEFAULT_SIGNING_KEY_FILE)
         issuers.append(
             IssuerSettings(
                 name="hub",
@@ -69,11 +60,6 @@ def trusted_issuers(settings: Settings) -> list[IssuerSettings]:
         )
     issuers.extend(dev_issuers(settings))
     return issuers
-
-
-def _hub_jwks_file(settings: Settings) -> Path:
-    key_file = settings.signing_key_file or DEFAULT_SIGNING_KEY_FILE
-    return key_file.with_name(f"{key_file.name.removesuffix('.json')}.jwks.json")
 
 
 class Authenticator:
@@ -90,8 +76,7 @@ class Authenticator:
 
     @property
     def open_access(self) -> bool:
-        """No token needed: outside production, and only while no issuer is configured."""
-        return self.settings.environment != "production" and not self.settings.token_issuers
+        return self.settings.api_open_access
 
     async def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization")

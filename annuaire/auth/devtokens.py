@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
-import os
 import secrets
 import time
 import uuid
@@ -42,7 +40,7 @@ from annuaire.settings import IssuerSettings, Settings
 
 from . import _jose
 from .clients import active_client
-from .issuing import load_or_create_key
+from .issuing import jwks_file_of, load_or_create_key, publish_jwks
 
 __all__ = [
     "DEV_CLIENT_ID",
@@ -93,18 +91,12 @@ def dev_issuer_url(kind: DevTokenKind) -> str:
 
 def dev_jwks_file(settings: Settings) -> Path:
     """Where the public JWKS of the development key is written."""
-    key_file = settings.dev_key_file
-    return key_file.with_name(f"{key_file.name.removesuffix('.json')}.jwks.json")
+    return jwks_file_of(settings.dev_key_file)
 
 
 def _dev_key(settings: Settings) -> dict[str, Any]:
     key = load_or_create_key(settings.dev_key_file, create=True, kid_prefix="dev-")
-    jwks = json.dumps({"keys": [_jose.public_jwk(key)]}, indent=2) + "\n"
-    path = dev_jwks_file(settings)
-    if not path.exists() or path.read_text(encoding="utf-8") != jwks:
-        scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        scratch.write_text(jwks, encoding="utf-8")
-        os.replace(scratch, path)
+    publish_jwks(key, settings.dev_key_file)
     return key
 
 

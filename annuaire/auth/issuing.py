@@ -41,8 +41,10 @@ __all__ = [
     "SigningKeyUnavailable",
     "granted_scopes",
     "hub_jwks",
+    "jwks_file_of",
     "load_or_create_key",
     "mint_access_token",
+    "publish_jwks",
     "signing_key",
 ]
 
@@ -125,6 +127,22 @@ def load_or_create_key(path: Path, *, create: bool, kid_prefix: str = "") -> dic
     except OSError:
         raise SigningKeyUnavailable(f"no signing key at {path}") from None
     return _read_key(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+def jwks_file_of(key_file: Path) -> Path:
+    """Where the public JWKS of the private key in ``key_file`` is published."""
+    return key_file.with_name(f"{key_file.name.removesuffix('.json')}.jwks.json")
+
+
+def publish_jwks(key: dict[str, Any], key_file: Path) -> Path:
+    """Write the public half of ``key`` next to ``key_file`` (atomically, when it changed)."""
+    path = jwks_file_of(key_file)
+    document = json.dumps({"keys": [_jose.public_jwk(key)]}, indent=2) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != document:
+        scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        scratch.write_text(document, encoding="utf-8")
+        os.replace(scratch, path)
+    return path
 
 
 def signing_key(settings: Settings) -> dict[str, Any]:

@@ -219,22 +219,28 @@ ENTITY_TYPES = {
 RESOURCES = ["persons", "structures", "roles", "classes", "groups", "enrollments", "guardianships"]
 
 
+def act_as_someone(
+    guarded: tuple[TestClient, Caller, World], data: st.DataObject
+) -> tuple[TestClient, World, dict[str, set[str]], str]:
+    """Draw a principal, make it the caller, and draw a resource to probe."""
+    client, caller, world = guarded
+    caller.principal = data.draw(principals(world))
+    resource = data.draw(st.sampled_from(RESOURCES))
+    return client, world, expected(world, caller.principal), resource
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_an_object_is_served_iff_the_rule_allows_it(
     guarded: tuple[TestClient, Caller, World], data: st.DataObject
 ) -> None:
-    client, caller, world = guarded
-    who = data.draw(principals(world))
-    caller.principal = who
-    allowed = expected(world, who)
-    resource = data.draw(st.sampled_from(RESOURCES))
+    client, world, allowed, resource = act_as_someone(guarded, data)
     universe = sorted(getattr(world, resource))
     probe = data.draw(st.sampled_from(universe))
     if allowed[resource]:
         probe = data.draw(st.sampled_from([probe, *sorted(allowed[resource])[:5]]))
     response = client.get(f"/v1/{resource}/{probe}")
-    assert response.status_code == (200 if probe in allowed[resource] else 404), (who, resource)
+    assert response.status_code == (200 if probe in allowed[resource] else 404), resource
     if response.status_code == 404:
         assert response.json()["type"] == "urn:aiguillage:problem:not-found"
 
@@ -244,11 +250,7 @@ def test_an_object_is_served_iff_the_rule_allows_it(
 def test_lists_exports_and_the_feed_serve_exactly_what_the_rule_allows(
     guarded: tuple[TestClient, Caller, World], data: st.DataObject
 ) -> None:
-    client, caller, world = guarded
-    who = data.draw(principals(world))
-    caller.principal = who
-    allowed = expected(world, who)
-    resource = data.draw(st.sampled_from(RESOURCES))
+    client, _world, allowed, resource = act_as_someone(guarded, data)
     listed = client.get(f"/v1/{resource}", params={"limit": 1000, "fields": "id"}).json()
     assert {item["id"] for item in listed["items"]} == allowed[resource]
     exported = client.get(
