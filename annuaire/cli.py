@@ -528,25 +528,31 @@ def clients_add(
         list[str], typer.Option(help="UAI the contract covers (repeat the option).")
     ],
     scope: Annotated[list[str], typer.Option(help="Scope the contract grants (repeatable).")],
+    activity: Annotated[
+        str,
+        typer.Option(
+            help="Id of the processing activity of the register the contract runs under "
+            "(it must claim the flow 'api-client' and declare the data the scopes open)."
+        ),
+    ],
     public_key: Annotated[
         Path | None,
         typer.Option(help="Public JWK file: the client uses private_key_jwt, no secret."),
     ] = None,
-    activity: Annotated[
-        str | None, typer.Option(help="RGPD processing activity of the contract.")
-    ] = None,
 ) -> None:
     """Register a client; prints its id and, once and only now, its secret."""
     from annuaire.auth.clients import create_client
+    from annuaire.registre.runtime import registre_config
 
     try:
+        declared = registre_config(get_settings()).activity(activity)
         jwk = None
         if public_key is not None:
             try:
                 jwk = json.loads(public_key.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise BadInput(f"cannot read the public key: {exc}", file=str(public_key)) from exc
-        client, secret = create_client(open_store(), name, structure, scope, jwk, activity=activity)
+        client, secret = create_client(open_store(), name, structure, scope, jwk, activity=declared)
     except AiguillageError as exc:
         raise fail(exc) from exc
     typer.echo(f"client_id: {client.client_id}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from annuaire.errors import Refused
+from annuaire.registre.runtime import open_registre
 from annuaire.schema import RunOutcome, StreamItem, Structure
 from annuaire.settings import Settings
 from annuaire.sync import Mode, RunReport, Scope, apply_run, record_refused
@@ -117,6 +118,7 @@ def import_aaf(
     if not exports:
         raise Refused(f"no AAF file found in {', '.join(str(p) for p in paths)}")
     runs: list[ExportRun] = [] if collect is None else collect
+    registre = open_registre(settings, engine)
     for export in exports:
         code, note = academie_of(export, academie)
         scope = Scope("aaf", academie=code, degree=export.degree)
@@ -127,7 +129,7 @@ def import_aaf(
             refused = RunReport(uuid.uuid4(), scope, "complet", files)
             refused.outcome, refused.message = RunOutcome.REFUSED, str(exc)
             if not dry_run:
-                record_refused(engine, refused, str(exc))
+                record_refused(engine, refused, str(exc), settings=settings, registre=registre)
             runs.append(
                 ExportRun(export, scope, "complet", ReadStats(), refused, [note] if note else [])
             )
@@ -150,6 +152,7 @@ def import_aaf(
                 allow_mass_removal=allow_mass_removal,
                 dry_run=dry_run,
                 report=run.report,
+                registre=registre,
             )
         finally:
             run.stats = reader.stats

@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     dev_tokens: bool = False
     dev_key_file: Path = Path(".aiguillage/dev-key.json")
 
+    #: The register of processing activities (TOML, see annuaire.registre.activities). Outside
+    #: production the bundled example is used when none is given.
+    registre_file: Path | None = None
+    #: The flow log's keys (chain HMAC, pseudonyms, checkpoint signatures; see
+    #: annuaire.registre.keys). Created on first use outside production.
+    registre_key_file: Path = Path(".aiguillage/registre-keys.json")
+    #: A signed checkpoint seals the chain every this many entries (and on demand).
+    registre_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
+    #: ... and at the first entry written this many seconds after the last checkpoint.
+    registre_checkpoint_interval_s: int = Field(default=3600, ge=1, le=86_400)
+
     @field_validator("database_url")
     @classmethod
     def _normalise(cls, value: str) -> str:

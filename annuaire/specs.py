@@ -6,6 +6,7 @@ files of specs/ (VERSIONING.md, README.md) are not in this set.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 __all__ = ["generated_spec_files"]
@@ -13,13 +14,14 @@ __all__ = ["generated_spec_files"]
 
 def generated_spec_files() -> dict[Path, str]:
     """Relative path under specs/ -> content: openapi.json, the JSON Schemas and SCHEMA.md."""
-    from annuaire.api import create_app
+    from annuaire.api.main import contract_app
     from annuaire.api.openapi import openapi_text
+    from annuaire.registre.register import register_json_schema
     from annuaire.schema.spec import render_files
-    from annuaire.settings import Settings
 
     files = render_files()
-    # The contract does not depend on the database: an in-memory one keeps this side-effect free.
-    app = create_app(Settings(database_url="sqlite://", environment="development"))
-    files[Path("openapi.json")] = openapi_text(app)
+    files[Path("schema") / "registre.json"] = (
+        json.dumps(register_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    )
+    files[Path("openapi.json")] = openapi_text(contract_app())
     return files

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,19 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from annuaire.schema import TABLES, ChangeEntry, ExternalId, ImportRun
+from annuaire.registre import EXAMPLE_FILE, load_registre
+from annuaire.registre.keys import generate_key_file
+from annuaire.schema import (
+    TABLES,
+    ChangeEntry,
+    ExternalId,
+    FlowCheckpoint,
+    FlowEntry,
+    FlowPurge,
+    FlowSubject,
+    ImportRun,
+    ProcessingActivity,
+)
 from annuaire.schema.client import ApiClient, ClientAssertionUse
 from annuaire.settings import Settings
 from annuaire.store import make_engine
@@ -31,6 +44,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = (PROJECT_ROOT / ".." / "shared" / "samples").resolve()
 PG_SERVER = os.environ.get("AIGUILLAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The register and the flow log's keys of every test (and of the servers tests start): the
+# bundled example, and a key file of this session (production settings refuse to create one).
+os.environ.setdefault("AIGUILLAGE_REGISTRE_FILE", str(EXAMPLE_FILE))
+if "AIGUILLAGE_REGISTRE_KEY_FILE" not in os.environ:
+    _KEYS = Path(tempfile.mkdtemp(prefix="aiguillage-keys-")) / "registre-keys.json"
+    generate_key_file(_KEYS)
+    os.environ["AIGUILLAGE_REGISTRE_KEY_FILE"] = str(_KEYS)
+#: The register the tests run under (the bundled example) and its activity for ENT clients.
+REGISTER = load_registre(EXAMPLE_FILE)
+ENT_ACTIVITY = REGISTER.activity("alimentation-ent")
+
+# Fails the session when a fixture person's name or birth date reaches the logs.
+pytest_plugins = ["tests._personal_data_guard"]
 
 
 def samples_dir(*parts: str) -> Path:
@@ -105,8 +131,35 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 _ALL_TABLES = [
     t.__table__.name  # type: ignore[attr-defined]
-    for t in (*TABLES.values(), ExternalId, ImportRun, ChangeEntry, ApiClient, ClientAssertionUse)
+    for t in (
+        *TABLES.values(),
+        ExternalId,
+        ImportRun,
+        ChangeEntry,
+        ApiClient,
+        ClientAssertionUse,
+        FlowEntry,
+        FlowSubject,
+        FlowCheckpoint,
+        FlowPurge,
+        ProcessingActivity,
+    )
 ]
+
+
+def empty_postgres_store(engine: Engine) -> None:
+    """Empty every table, the append-only flow log included, and reset the chain head."""
+    with engine.begin() as connection:
+        # The flow log's triggers refuse TRUNCATE; the tests' superuser may switch them off.
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(text(f"TRUNCATE {', '.join(_ALL_TABLES)} RESTART IDENTITY"))
+        connection.execute(
+            text(
+                "UPDATE flow_chain SET last_seq = 0, last_hash = :genesis, "
+                "last_checkpoint_seq = 0, last_checkpoint_at = now()"
+            ),
+            {"genesis": "0" * 64},
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -120,7 +173,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     settings = Settings(database_url=url, environment="test")
     engine = make_engine(settings)
     if request.param == "postgres":
-        with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(_ALL_TABLES)} RESTART IDENTITY"))
+        empty_postgres_store(engine)
     yield Store(request.param, engine, settings)
     engine.dispose()

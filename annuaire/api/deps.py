@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from annuaire.auth import AccessRules, Principal, current_principal
+from annuaire.registre.runtime import Registre
 from annuaire.settings import Settings
 
+from .journal import Journal
 from .resources import Reader
 
 __all__ = ["EngineDep", "PrincipalDep", "ReaderDep", "SettingsDep"]
@@ -38,7 +41,17 @@ async def _reader(request: Request, engine: EngineDep, principal: PrincipalDep) 
     # Async and connection-less on purpose: no thread hop here; the route (run in the thread
     # pool) opens the connection with `reader.connected()` for its database work.
     rules: AccessRules = request.app.state.access_rules
-    return Reader(engine, principal, rules)
+    return Reader(engine, principal, rules, journal(request))
+
+
+def journal(request: Request) -> Journal | None:
+    """The flow-log writer of this request (None only where an app was built without one)."""
+    registre: Registre | None = request.app.state.registre
+    if registre is None:
+        return None
+    route = request.scope.get("route")
+    path = route.path if isinstance(route, APIRoute) else request.url.path
+    return Journal(registre, request.scope["state"].get("request_id"), f"{request.method} {path}")
 
 
 ReaderDep = Annotated[Reader, Depends(_reader)]

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Engine, func, select
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from annuaire.registre.vocabulary import Operation
 from annuaire.schema import ChangeEntry, Status
 
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
@@ -253,16 +254,19 @@ def collection_response(
     if params.ndjson:
         return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
     headers: dict[str, str] = {}
-    with reader.connected() as connection:
+    with reader.connected(logged=resource.personal) as connection:
         fields = selected_fields(reader, resource, params.fields)
         if params.cursor is None and resource.entity_type is not None:
             headers["X-Feed-Cursor"] = feed_head(connection)
         page = reader.page(resource, where, fields=fields, limit=params.limit or 100, after=after)
-    next_cursor = encode_cursor(resource.name, fingerprint, page.last) if page.last else None
+        next_cursor = encode_cursor(resource.name, fingerprint, page.last) if page.last else None
+        body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + orjson.dumps(next_cursor)
+        body += b"}"
+        if resource.personal and page.documents:
+            reader.record(Operation.READ, resource.categories_of(fields), page, payload=body)
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-    body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + orjson.dumps(next_cursor)
-    return Response(body + b"}", media_type="application/json", headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _stream(
@@ -274,7 +278,13 @@ def _stream(
     after: list[Any] | None,
     limit: int | None,
 ) -> Response:
-    """NDJSON from its own connection in one read-only snapshot, kept open while streaming."""
+    """NDJSON from its own connection in one read-only snapshot, kept open while streaming.
+
+    The flow entry is written first: in the snapshot, the persons and structures of everything
+    the export will serve are read (no documents), the entry is committed from another
+    connection, then the objects are streamed from the same snapshot, so the entry names
+    exactly who the export concerns.
+    """
     engine: Engine = request.app.state.engine
     connection = engine.connect()
     if engine.dialect.name == "postgresql":
@@ -285,6 +295,15 @@ def _stream(
         streaming = reader.bound(connection)
         fields = selected_fields(streaming, resource, fields_param)
         head = feed_head(connection) if resource.entity_type is not None else None
+        if resource.personal:
+            concerned = streaming.concerned(resource, where, after=after, limit=limit)
+            with request.app.state.flow_engine.connect() as apart:
+                streaming.record(
+                    Operation.EXPORT,
+                    resource.categories_of(fields),
+                    concerned,
+                    connection=apart,
+                )
     except BaseException:
         connection.close()
         raise
@@ -316,14 +335,18 @@ def single_response(
     fields: str | None,
     what: str,
 ) -> Response:
-    with reader.connected():
+    with reader.connected(logged=resource.personal):
         wanted = selected_fields(reader, resource, fields)
-        body = reader.one(resource, entity_id, wanted)
-    if body is None:
-        raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    if _matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers={"ETag": etag})
+        page = reader.one(resource, entity_id, wanted)
+        if not page.documents:
+            raise ApiProblem(ProblemType.NOT_FOUND, f"no {what} with id {entity_id}")
+        body = page.documents[0]
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        if _matches(request.headers.get("if-none-match"), etag):
+            # Nothing is sent: the caller already holds these bytes.
+            return Response(status_code=304, headers={"ETag": etag})
+        if resource.personal:
+            reader.record(Operation.READ, resource.categories_of(wanted), page, payload=body)
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annuaire.auth import AccessRules
 from annuaire.auth.bearer import Authenticator, trusted_issuers
+from annuaire.registre.runtime import open_registre
 from annuaire.settings import Settings, get_settings
 from annuaire.store import make_engine
 
@@ -24,7 +25,7 @@ from .openapi import build_openapi
 from .problems import ProblemType, install_handlers, problem_responses
 from .routers import ROUTERS, oauth
 
-__all__ = ["API_VERSION", "create_app"]
+__all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
 API_VERSION = "1.0.0"
@@ -80,8 +81,29 @@ def _new_id() -> str:
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The API on ``engine`` (or one made from the settings).
 
+    Refuses to build (``ConfigurationError``) when the register of processing activities or
+    the flow log's keys are missing or invalid: the API serves nothing it cannot log.
+    """
+    settings = settings or get_settings()
+    app = _build(settings)
+    app.state.engine = engine or make_engine(settings, serving=True)
+    app.state.registre = open_registre(settings, app.state.engine)
+    # The entries of streamed exports are written apart from the stream's own connection.
+    url = app.state.engine.url.render_as_string(hide_password=False)
+    app.state.flow_engine = make_engine(
+        settings.model_copy(update={"database_url": url, "api_db_pool_size": 2}), serving=True
+    )
+    return app
+
+
+def contract_app() -> FastAPI:
+    """The routes without a database: what specs/openapi.json is made from. Never served."""
+    return _build(Settings(database_url="sqlite://", environment="development"))
+
+
+def _build(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync routes run in the thread pool: no more at once than there are connections.
@@ -89,6 +111,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         limiter.total_tokens = settings.api_db_pool_size
         yield
         app.state.engine.dispose()
+        app.state.flow_engine.dispose()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -114,7 +137,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ],
     )
     app.state.settings = settings
-    app.state.engine = engine or make_engine(settings, serving=True)
     app.state.access_rules = AccessRules()
     app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     install_handlers(app)

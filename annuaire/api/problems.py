@@ -45,6 +45,7 @@ class ProblemType(enum.Enum):
     UNKNOWN_FIELD = (400, "Unknown field in fields=")
     INVALID_CURSOR = (400, "Malformed or foreign cursor")
     UNAUTHORIZED = (401, "Authentication required")
+    FORBIDDEN = (403, "Reserved to another role or contract")
     NOT_FOUND = (404, "No such resource")
     METHOD_NOT_ALLOWED = (405, "Method not allowed")
     NOT_ACCEPTABLE = (406, "Unsupported media type in Accept")
@@ -214,6 +215,7 @@ _EXAMPLE_DETAIL = {
     ProblemType.UNKNOWN_FIELD: ("fields= names unknown field 'shoe_size'", [("fields", "x")]),
     ProblemType.INVALID_CURSOR: ("the cursor is not one this endpoint issued", [("cursor", "x")]),
     ProblemType.UNAUTHORIZED: ("a bearer token is required", None),
+    ProblemType.FORBIDDEN: ("this endpoint is reserved to the data protection officer", None),
     ProblemType.NOT_FOUND: ("no person with this id", None),
     ProblemType.NOT_ACCEPTABLE: ("this endpoint serves application/json", None),
     ProblemType.UNAVAILABLE: ("the database cannot be reached; retry later", None),
@@ -241,7 +243,7 @@ def problem_responses(
 ) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for these problems, with one example per type."""
     by_status: dict[int, list[ProblemType]] = {}
-    implied = (ProblemType.UNAUTHORIZED,) if authenticated else ()
+    implied = (ProblemType.UNAUTHORIZED, ProblemType.FORBIDDEN) if authenticated else ()
     for kind in (*kinds, *implied, ProblemType.INTERNAL_ERROR):
         by_status.setdefault(kind.status, [])
         if kind not in by_status[kind.status]:

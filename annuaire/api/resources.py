@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -34,6 +35,7 @@ from sqlalchemy import (
 from sqlmodel import SQLModel
 
 from annuaire.auth import AccessRules, Principal, Visibility
+from annuaire.registre.vocabulary import DataCategory, Operation
 from annuaire.schema import (
     ChangeEntry,
     Enrollment,
@@ -60,6 +62,7 @@ from annuaire.schema import (
 )
 
 from ._json_sql import document_sql, feed_document_sql
+from .journal import Journal
 
 __all__ = ["RESOURCES", "Page", "Reader", "Resource"]
 
@@ -77,6 +80,18 @@ class Resource:
     #: Sort key, ascending unless ``descending``; the last column must be unique.
     order: tuple[str, ...] = ("id",)
     descending: bool = False
+    #: The data category of every field that carries personal data (none: not personal data).
+    categories: Mapping[str, DataCategory] = field(default_factory=dict, hash=False)
+    #: Columns holding the hub ids of the persons an object concerns.
+    subjects: tuple[str, ...] = ()
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.categories)
+
+    def categories_of(self, fields: Sequence[str]) -> set[DataCategory]:
+        """The data categories an object narrowed to ``fields`` carries."""
+        return {self.categories[f] for f in fields if f in self.categories}
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -100,19 +115,110 @@ class Page:
     documents: list[bytes]
     #: Sort key to continue from, or None when this was the last page.
     last: list[str] | None
+    #: Who and where the objects concern: hub ids of persons, UAIs (for the flow log).
+    persons: set[uuid.UUID] = field(default_factory=set)
+    structures: set[str] = field(default_factory=set)
+
+
+def _fields_of(categories: DataCategory, *names: str) -> dict[str, DataCategory]:
+    return dict.fromkeys(names, categories)
+
+
+_ROLE_FIELDS = ("role", "function_code", "function_label", "discipline_code", "discipline_label")
+PERSON_CATEGORIES = {
+    **_fields_of(DataCategory.IDENTIFIERS, "id", "external_ids"),
+    **_fields_of(
+        DataCategory.IDENTITY_NAME,
+        "usage_name",
+        "birth_name",
+        "first_name",
+        "other_first_names",
+        "civility",
+    ),
+    "birth_date": DataCategory.IDENTITY_BIRTH_DATE,
+    **_fields_of(
+        DataCategory.CONTACT,
+        "email",
+        "phone_home",
+        "phone_mobile",
+        "phone_work",
+        "address_lines",
+        "postal_code",
+        "city",
+        "country",
+    ),
+    "roles": DataCategory.PROFESSIONAL,
+}
+ROLE_CATEGORIES = {
+    "person_id": DataCategory.IDENTIFIERS,
+    **_fields_of(DataCategory.PROFESSIONAL, *_ROLE_FIELDS, "start_date", "end_date"),
+}
+ENROLLMENT_CATEGORIES = {
+    "person_id": DataCategory.IDENTIFIERS,
+    **_fields_of(
+        DataCategory.SCHOOLING,
+        "class_id",
+        "group_id",
+        "role",
+        "subject_code",
+        "start_date",
+        "end_date",
+    ),
+}
+GUARDIANSHIP_CATEGORIES = {
+    **_fields_of(DataCategory.IDENTIFIERS, "guardian_id", "pupil_id"),
+    **_fields_of(
+        DataCategory.RELATIONS,
+        "relation",
+        "relation_code",
+        "legal",
+        "financial",
+        "contact",
+        "payment",
+        "residence",
+    ),
+}
+#: Warnings of an import run name source records (AAF ids of persons, say).
+IMPORT_RUN_CATEGORIES = {"warnings": DataCategory.IDENTIFIERS}
 
 
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
         Resource("structures", _table(Structure), StructurePublic, EntityKind.STRUCTURE.value),
-        Resource("persons", _table(Person), PersonPublic, EntityKind.PERSON.value),
-        Resource("roles", _table(Role), RolePublic, EntityKind.ROLE.value),
+        Resource(
+            "persons",
+            _table(Person),
+            PersonPublic,
+            EntityKind.PERSON.value,
+            categories=PERSON_CATEGORIES,
+            subjects=("id",),
+        ),
+        Resource(
+            "roles",
+            _table(Role),
+            RolePublic,
+            EntityKind.ROLE.value,
+            categories=ROLE_CATEGORIES,
+            subjects=("person_id",),
+        ),
         Resource("classes", _table(SchoolClass), SchoolClassPublic, EntityKind.CLASS.value),
         Resource("groups", _table(Group), GroupPublic, EntityKind.GROUP.value),
-        Resource("enrollments", _table(Enrollment), EnrollmentPublic, EntityKind.ENROLLMENT.value),
         Resource(
-            "guardianships", _table(Guardianship), GuardianshipPublic, EntityKind.GUARDIANSHIP.value
+            "enrollments",
+            _table(Enrollment),
+            EnrollmentPublic,
+            EntityKind.ENROLLMENT.value,
+            categories=ENROLLMENT_CATEGORIES,
+            subjects=("person_id",),
+        ),
+        Resource(
+            "guardianships",
+            _table(Guardianship),
+            GuardianshipPublic,
+            EntityKind.GUARDIANSHIP.value,
+            categories=GUARDIANSHIP_CATEGORIES,
+            subjects=("guardian_id", "pupil_id"),
         ),
         Resource("subjects", _table(Subject), SubjectPublic, EntityKind.SUBJECT.value),
         Resource("levels", _table(Level), LevelPublic, EntityKind.LEVEL.value),
@@ -123,6 +229,7 @@ RESOURCES: dict[str, Resource] = {
             None,
             order=("started_at", "id"),
             descending=True,
+            categories=IMPORT_RUN_CATEGORIES,
         ),
     )
 }
@@ -139,12 +246,25 @@ class Reader:
 
     A reader holds no connection until :meth:`connected` (or :meth:`bound`) gives it one, so
     routes can receive it from an async dependency and do their database work in one block.
+    With a :class:`~annuaire.api.journal.Journal`, :meth:`record` writes the request's flow
+    entry and commits it: a route calls it after reading and before answering, so nothing is
+    served without its entry (a failed write fails the request). On PostgreSQL a logged
+    request is one transaction, reads and entry together; on SQLite the reads end first and
+    the entry is written in an immediate transaction (a read transaction cannot be upgraded to
+    a write once another writer has committed).
     """
 
-    def __init__(self, engine: Engine, principal: Principal, rules: AccessRules) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        principal: Principal,
+        rules: AccessRules,
+        journal: Journal | None = None,
+    ) -> None:
         self.engine = engine
         self.principal = principal
         self.rules = rules
+        self.journal = journal
         self._connection: Connection | None = None
 
     @property
@@ -154,9 +274,15 @@ class Reader:
         return self._connection
 
     @contextlib.contextmanager
-    def connected(self) -> Iterator[Connection]:
-        """A connection for the block; the principal is resolved in it first (or 401)."""
+    def connected(self, *, logged: bool = True) -> Iterator[Connection]:
+        """A connection for the block; the principal is resolved in it first (or 401).
+
+        ``logged``: the block ends with :meth:`record` (on PostgreSQL, the block is then one
+        transaction instead of autocommitted reads).
+        """
         with self.engine.connect() as connection:
+            if logged and self.journal is not None and self.engine.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="READ COMMITTED")
             self.principal = self.rules.resolve(connection, self.principal)
             self._connection = connection
             try:
@@ -166,9 +292,42 @@ class Reader:
 
     def bound(self, connection: Connection) -> Reader:
         """The same reader on a connection the caller manages (a streaming export)."""
-        other = Reader(self.engine, self.rules.resolve(connection, self.principal), self.rules)
+        other = Reader(
+            self.engine, self.rules.resolve(connection, self.principal), self.rules, self.journal
+        )
         other._connection = connection
         return other
+
+    def record(
+        self,
+        operation: Operation,
+        categories: Collection[DataCategory],
+        page: Page,
+        *,
+        payload: bytes | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        """Write and commit the flow entry of what is about to be served.
+
+        ``connection``: write there (a transaction of its own) instead of in the reader's.
+        """
+        if self.journal is None:
+            return
+        digest = hashlib.sha256(payload).hexdigest() if payload is not None else None
+        connection = connection or self.connection
+        if connection.dialect.name == "sqlite":
+            connection.commit()  # end the read transaction; the entry takes the write lock
+            connection.execution_options(sqlite_immediate=True)
+        self.journal.record(
+            connection,
+            self.principal,
+            operation=operation,
+            categories=categories,
+            persons=page.persons,
+            structures=page.structures,
+            payload_digest=digest,
+        )
+        connection.commit()
 
     def visibility(self, resource: Resource) -> Visibility:
         return self.rules.visibility(self.principal, resource.name, resource.table)
@@ -177,23 +336,37 @@ class Reader:
         allowed = self.visibility(resource).fields
         return tuple(f for f in resource.fields if allowed is None or f in allowed)
 
-    def _select(
+    def _where(
         self,
         resource: Resource,
-        fields: Sequence[str],
         predicates: Sequence[ColumnElement[bool]],
         after: list[Any] | None,
-    ) -> Select[Any]:
-        table = resource.table
-        keys = [table.c[c] for c in resource.order]
-        document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
-        query = select(literal_column(document).label("document"), *keys)
+    ) -> list[ColumnElement[bool]]:
+        keys = [resource.table.c[c] for c in resource.order]
         rule = self.visibility(resource).rows
         conditions = [*predicates] if rule is None else [rule, *predicates]
         if after is not None:
             key = tuple_(*keys) if len(keys) > 1 else keys[0]
             value = tuple_(*after) if len(keys) > 1 else after[0]
             conditions.append(key < value if resource.descending else key > value)
+        return conditions
+
+    def _select(
+        self,
+        resource: Resource,
+        fields: Sequence[str] | None,
+        predicates: Sequence[ColumnElement[bool]],
+        after: list[Any] | None,
+    ) -> Select[Any]:
+        """Rows of (document, *sort key, *person ids, structures); no document if no fields."""
+        table = resource.table
+        keys = [table.c[c] for c in resource.order]
+        columns: list[Any] = [*keys, *_concerned(resource)]
+        if fields is not None:
+            document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
+            columns.insert(0, literal_column(document).label("document"))
+        query = select(*columns)
+        conditions = self._where(resource, predicates, after)
         if conditions:
             query = query.where(and_(*conditions))
         return query.order_by(*[k.desc() if resource.descending else k for k in keys])
@@ -212,8 +385,29 @@ class Reader:
         rows = self.connection.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        last = resource.sort_key(rows[-1][1:]) if more else None
-        return Page([row[0].encode() for row in rows], last)
+        width = len(resource.order)
+        last = resource.sort_key(rows[-1][1 : 1 + width]) if more else None
+        page = Page([row[0].encode() for row in rows], last)
+        _collect(page, resource, rows, 1 + width)
+        return page
+
+    def concerned(
+        self,
+        resource: Resource,
+        predicates: Sequence[ColumnElement[bool]],
+        *,
+        after: list[Any] | None,
+        limit: int | None,
+    ) -> Page:
+        """Who and where the objects :meth:`stream` would serve concern, without the objects."""
+        query = self._select(resource, None, predicates, after)
+        if limit is not None:
+            query = query.limit(limit)
+        options = {"stream_results": True, "yield_per": 10_000}
+        page = Page([], None)
+        for rows in self.connection.execution_options(**options).execute(query).partitions():
+            _collect(page, resource, rows, len(resource.order))
+        return page
 
     def stream(
         self,
@@ -231,27 +425,66 @@ class Reader:
         for chunk in result.partitions(batch):
             yield [row[0].encode() for row in chunk]
 
-    def one(self, resource: Resource, entity_id: uuid.UUID, fields: Sequence[str]) -> bytes | None:
+    def one(self, resource: Resource, entity_id: uuid.UUID, fields: Sequence[str]) -> Page:
+        """The object (a page of one, or of none)."""
         predicate = resource.table.c.id == entity_id
-        row = self.connection.execute(self._select(resource, fields, [predicate], None)).first()
-        return row[0].encode() if row else None
+        rows = self.connection.execute(self._select(resource, fields, [predicate], None)).all()
+        page = Page([row[0].encode() for row in rows], None)
+        _collect(page, resource, rows, 1 + len(resource.order))
+        return page
 
     def changes(
         self, after: int, limit: int, predicates: Sequence[ColumnElement[bool]]
-    ) -> tuple[list[bytes], int]:
+    ) -> tuple[Page, int]:
         """Feed entries after sequence ``after``, oldest first, and the last sequence served."""
         table = _CHANGE_LOG
         rule = self.rules.feed_visibility(self.principal, _FEED_TABLES).rows
         conditions = [table.c.seq > after, *predicates, *([rule] if rule is not None else [])]
         document = feed_document_sql(self.engine.dialect.name)
         query = (
-            select(literal_column(document).label("document"), table.c.seq)
+            select(
+                literal_column(document).label("document"),
+                table.c.seq,
+                table.c.entity_type,
+                table.c.entity_id,
+                table.c.structures,
+            )
             .where(and_(*conditions))
             .order_by(table.c.seq)
             .limit(limit)
         )
         rows = self.connection.execute(query).all()
-        return [row[0].encode() for row in rows], (rows[-1][1] if rows else after)
+        page = Page([row[0].encode() for row in rows], None)
+        for row in rows:
+            if row[2] == EntityKind.PERSON.value:
+                page.persons.add(row[3])
+            page.structures.update(_uais(row[4]))
+        return page, (rows[-1][1] if rows else after)
+
+
+def _concerned(resource: Resource) -> list[Any]:
+    table = resource.table
+    columns = [table.c[c] for c in resource.subjects]
+    if "structures" in table.c:
+        columns.append(table.c.structures)
+    return columns
+
+
+def _collect(page: Page, resource: Resource, rows: Sequence[Any], start: int) -> None:
+    """Add the person ids and UAIs found from column ``start`` of ``rows`` to ``page``."""
+    if not resource.personal:
+        return
+    persons = len(resource.subjects)
+    structured = "structures" in resource.table.c
+    for row in rows:
+        page.persons.update(v for v in row[start : start + persons] if v is not None)
+        if structured:
+            page.structures.update(_uais(row[start + persons]))
+
+
+def _uais(structures: str | None) -> list[str]:
+    """``|UAI|UAI|`` -> the UAIs."""
+    return [u for u in (structures or "").split("|") if u]
 
 
 def _coerce(column: Any, value: str) -> Any:

@@ -133,7 +133,8 @@ class AccessRules:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(
-                f"SELECT structures, scopes, revoked_at FROM api_client WHERE client_id = {marker}",
+                "SELECT structures, scopes, revoked_at, activity FROM api_client "
+                f"WHERE client_id = {marker}",
                 (principal.client_id,),
             )
             row = cursor.fetchone()
@@ -145,6 +146,7 @@ class AccessRules:
         return principal.resolved_as(
             structures=frozenset(structures or ()),
             scopes=principal.scopes & frozenset(scopes or ()),
+            activity=row[3],
         )
 
     def _resolve_educonnect(self, connection: Connection, principal: Principal) -> Principal:

@@ -1,6 +1,8 @@
 """API clients: registration, revocation, and authentication at the token endpoint.
 
-A client is registered with a contract (UAIs, scopes) and exactly one way to authenticate:
+A client is registered with a contract (UAIs, scopes, and the processing activity of the
+register it runs under: one that claims ``api-client`` and declares every data category its
+scopes open) and exactly one way to authenticate:
 
 - a **secret** (``client_secret_basic`` / ``client_secret_post``): 256 random bits, shown once
   by :func:`create_client`; only a salted scrypt hash is stored, as
@@ -39,6 +41,8 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from annuaire.errors import AiguillageError, BadInput
+from annuaire.registre.activities import Activity
+from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
 from annuaire.schema import ApiClient, ClientAssertionUse, ClientScope, utcnow
 from annuaire.store import write_transaction
 
@@ -147,6 +151,43 @@ def _checked_structures(structures: Iterable[str]) -> list[str]:
     return uais
 
 
+#: The data categories each scope opens (see annuaire.auth.access for the fields).
+SCOPE_CATEGORIES: dict[ClientScope, frozenset[DataCategory]] = {
+    ClientScope.ROSTER_CORE: frozenset(
+        {
+            DataCategory.IDENTIFIERS,
+            DataCategory.IDENTITY_NAME,
+            DataCategory.PROFESSIONAL,
+            DataCategory.SCHOOLING,
+            DataCategory.RELATIONS,
+        }
+    ),
+    ClientScope.ROSTER_DEMOGRAPHICS: frozenset(
+        {DataCategory.IDENTITY_BIRTH_DATE, DataCategory.CONTACT}
+    ),
+    ClientScope.TIMETABLE: frozenset({DataCategory.SCHOOLING}),
+}
+
+
+def _checked_activity(activity: Activity, scopes: list[str]) -> str:
+    if activity.status is ActivityStatus.RETIRED:
+        raise BadInput(f"activity {activity.id!r} is retired: no new contract may run under it")
+    if FlowKind.API_CLIENT not in activity.flows:
+        raise BadInput(
+            f"activity {activity.id!r} does not claim the flow 'api-client' in the register: "
+            "a client's contract must run under one that does"
+        )
+    opened = set().union(*(SCOPE_CATEGORIES[ClientScope(s)] for s in scopes))
+    undeclared = sorted(opened - set(activity.data_categories))
+    if undeclared:
+        raise BadInput(
+            f"the scopes {', '.join(scopes)} open data categories that activity {activity.id!r} "
+            f"does not declare: {', '.join(undeclared)}; declare them in the register or grant "
+            "fewer scopes"
+        )
+    return activity.id
+
+
 def _checked_scopes(scopes: Iterable[str]) -> list[str]:
     wanted = set(scopes)
     known = {scope.value for scope in ClientScope}
@@ -203,19 +244,19 @@ def create_client(
     scopes: Iterable[str],
     public_jwk: dict[str, Any] | None = None,
     *,
-    activity: str | None = None,
+    activity: Activity,
 ) -> tuple[ApiClient, str | None]:
     """Register a client; returns it and its secret (None for a key client), shown only once.
 
-    Raises :class:`BadInput` for an empty name, a malformed UAI, an unknown scope or a key
-    that is not a usable public signing JWK.
+    Raises :class:`BadInput` for an empty name, a malformed UAI, an unknown scope, an activity
+    that does not cover ENT clients or the scopes' data, or a key that is not a usable public
+    signing JWK.
     """
     name = name.strip()
     if not name or len(name) > 255:
         raise BadInput("a client needs a name of 1 to 255 characters")
-    if activity is not None and not 1 <= len(activity) <= 128:
-        raise BadInput("the processing activity is 1 to 128 characters")
     uais, granted = _checked_structures(structures), _checked_scopes(scopes)
+    activity_id = _checked_activity(activity, granted)
     key = None if public_jwk is None else _checked_public_jwk(public_jwk)
     secret = None if key is not None else secrets.token_urlsafe(32)
     client = ApiClient(
@@ -223,7 +264,7 @@ def create_client(
         name=name,
         structures=uais,
         scopes=granted,
-        activity=activity,
+        activity=activity_id,
         created_at=utcnow(),
         secret_hash=None if secret is None else hash_secret(secret),
         public_jwk=key,

@@ -87,6 +87,8 @@ class Principal:
     #: UAIs: a client's contract, a staff member's structures.
     structures: frozenset[str] = field(default_factory=frozenset)
     staff_role: StaffRole | None = None
+    #: A client's contract: the register activity it runs under.
+    activity: str | None = None
     #: Set once resolved against the store.
     person_id: uuid.UUID | None = None
     resolved: bool = False

@@ -80,10 +80,10 @@ CHECKS = ("schema", "errors", "etag", "pagination", "feed")
 
 def builtin_spec() -> dict[str, Any]:
     """The OpenAPI document of the installed code (kept equal to specs/openapi.json)."""
-    from annuaire.api import create_app
+    from annuaire.api.main import contract_app
     from annuaire.api.openapi import build_openapi
 
-    return build_openapi(create_app())
+    return build_openapi(contract_app())
 
 
 def load_spec(path: Path | None) -> tuple[dict[str, Any], str]:

@@ -40,6 +40,14 @@ from .records import (
     SourceWarning,
     StreamItem,
 )
+from .registre import (
+    FlowChain,
+    FlowCheckpoint,
+    FlowEntry,
+    FlowPurge,
+    FlowSubject,
+    ProcessingActivity,
+)
 from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
 from .structure import Structure, StructureKind, StructurePublic
 
@@ -61,6 +69,11 @@ __all__ = [
     "EntityKind",
     "ExternalId",
     "ExternalIdPublic",
+    "FlowChain",
+    "FlowCheckpoint",
+    "FlowEntry",
+    "FlowPurge",
+    "FlowSubject",
     "Group",
     "GroupPublic",
     "Guardianship",
@@ -72,6 +85,7 @@ __all__ = [
     "NeutralRecord",
     "Person",
     "PersonPublic",
+    "ProcessingActivity",
     "Provenance",
     "RecordOp",
     "Ref",

@@ -79,6 +79,21 @@ class ChangeRecorder:
         )
         self.staged += len(rows)
 
+    def concerned(self) -> tuple[set[uuid.UUID], set[str], set[str]]:
+        """What the staged entries touch: person ids, UAIs and entity kinds (before publish)."""
+        persons = set(
+            self.connection.execute(
+                select(_pending.c.entity_id).where(_pending.c.entity_type == "person").distinct()
+            ).scalars()
+        )
+        kinds, uais = set(), set()
+        for entity_type, structures in self.connection.execute(
+            select(_pending.c.entity_type, _pending.c.structures).distinct()
+        ):
+            kinds.add(entity_type)
+            uais.update(u for u in (structures or "").split("|") if u)
+        return persons, uais, kinds
+
     def publish(self) -> None:
         """Move staged entries into the change log. Call last, right before commit."""
         if self.staged == 0:

@@ -33,17 +33,22 @@ How (``_applier.py``)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import operator
 import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text
 
 from annuaire.errors import Refused
+from annuaire.registre.flowlog import FlowRecord
+from annuaire.registre.runtime import Registre, open_registre
+from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 from annuaire.schema import (
     TABLES,
     ChangeOp,
@@ -88,11 +93,16 @@ def apply_run(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     report: RunReport | None = None,
+    registre: Registre | None = None,
 ) -> RunReport:
     """Apply one run and return its report; ``Refused`` or ``BadInput`` leave nothing applied.
 
-    Pass ``report`` to keep what was counted when the run is refused or fails.
+    Pass ``report`` to keep what was counted when the run is refused or fails. The run's flow
+    entry (annuaire.registre) is written in the run's own transaction, last: the data and the
+    entry commit together or not at all. A refused or failed run is logged as such. A dry run
+    applies nothing and logs nothing.
     """
+    registre = registre or open_registre(settings, engine)
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
@@ -107,18 +117,74 @@ def apply_run(
             report.duration_s = time.monotonic() - clock
             if dry_run:
                 raise _DryRun
+            persons, uais, kinds = applier.recorder.concerned()
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
+            registre.log.append(connection, _import_flow(registre, report, persons, uais, kinds))
         _refresh_statistics(engine, report)
     except _DryRun:
         pass
     except Refused as exc:
-        _record_failure(engine, report, started_at, clock, RunOutcome.REFUSED, str(exc))
+        _record_failure(engine, registre, report, started_at, clock, RunOutcome.REFUSED, str(exc))
         raise
     except Exception as exc:
-        _record_failure(engine, report, started_at, clock, RunOutcome.FAILED, str(exc))
+        _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, str(exc))
         raise
     return report
+
+
+#: What an entity kind written by an import carries (for the flow log).
+_KIND_CATEGORIES = {
+    EntityKind.PERSON.value: (
+        DataCategory.IDENTIFIERS,
+        DataCategory.IDENTITY_NAME,
+        DataCategory.IDENTITY_BIRTH_DATE,
+        DataCategory.CONTACT,
+    ),
+    EntityKind.ROLE.value: (DataCategory.PROFESSIONAL,),
+    EntityKind.ENROLLMENT.value: (DataCategory.SCHOOLING,),
+    EntityKind.CLASS.value: (DataCategory.SCHOOLING,),
+    EntityKind.GROUP.value: (DataCategory.SCHOOLING,),
+    EntityKind.GUARDIANSHIP.value: (DataCategory.RELATIONS,),
+}
+
+
+def _import_flow(
+    registre: Registre,
+    report: RunReport,
+    persons: set[uuid.UUID],
+    uais: set[str],
+    kinds: set[str],
+    outcome: str = "success",
+) -> FlowRecord:
+    """The flow entry of a run: the persons and structures whose data it wrote or removed."""
+    scope = report.scope
+    return FlowRecord(
+        flow=FlowKind.IMPORT,
+        operation=Operation.COLLECT,
+        activity=registre.activity_id(FlowKind.IMPORT),
+        actor_kind=RecipientKind.IMPORT_JOB,
+        actor=f"import {scope.source}",
+        target=f"import {scope.source} {report.mode} {scope.key}",
+        categories={c for kind in kinds for c in _KIND_CATEGORIES.get(kind, ())},
+        structures=uais or {u for u in [scope.uai] if u},
+        subjects=persons,
+        source={"run": str(report.run_id), "files": [_file_digest(f) for f in report.files]},
+        outcome=outcome,
+        detail=(report.message or "")[:255] or None,
+    )
+
+
+def _file_digest(name: str) -> dict[str, str | None]:
+    """A source file's name and SHA-256 (None for a member of an archive)."""
+    path = Path(name)
+    if not path.is_file():
+        return {"file": path.name, "sha256": None}
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return {"file": path.name, "sha256": digest.hexdigest()}
 
 
 def _refresh_statistics(engine: Engine, report: RunReport) -> None:
@@ -192,14 +258,25 @@ def _run_row(report: RunReport, started_at: dt.datetime) -> dict[str, Any]:
     }
 
 
-def record_refused(engine: Engine, report: RunReport, message: str) -> None:
+def record_refused(
+    engine: Engine,
+    report: RunReport,
+    message: str,
+    *,
+    settings: Settings,
+    registre: Registre | None = None,
+) -> None:
     """Record a run refused before it could start (an incomplete delivery, say)."""
     started_at = dt.datetime.now(dt.UTC)
-    _record_failure(engine, report, started_at, time.monotonic(), RunOutcome.REFUSED, message)
+    registre = registre or open_registre(settings, engine)
+    _record_failure(
+        engine, registre, report, started_at, time.monotonic(), RunOutcome.REFUSED, message
+    )
 
 
 def _record_failure(
     engine: Engine,
+    registre: Registre,
     report: RunReport,
     started_at: dt.datetime,
     clock: float,
@@ -211,6 +288,8 @@ def _record_failure(
     report.duration_s = time.monotonic() - clock
     with write_transaction(engine) as connection:
         connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
+        flow = _import_flow(registre, report, set(), set(), set(), outcome=outcome.value)
+        registre.log.append(connection, flow)
 
 
 def purge(

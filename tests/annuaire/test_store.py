@@ -15,6 +15,7 @@ from annuaire.settings import Settings, normalise_database_url
 from annuaire.specs import generated_spec_files
 from annuaire.store import make_engine
 from annuaire.store.migrate import current_revision, head_revision
+from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
 
 
@@ -73,7 +74,7 @@ def test_committed_specs_match_the_models() -> None:
 
 
 def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "annuaire", *args],
         capture_output=True,
         text=True,
@@ -81,6 +82,8 @@ def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env={"AIGUILLAGE_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
         check=False,
     )
+    record_output(f"aiguillage {args[0]} stderr (tests/annuaire)", done.stderr)
+    return done
 
 
 def test_cli_help_lists_the_commands(tmp_path: Path) -> None:

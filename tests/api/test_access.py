@@ -25,6 +25,7 @@ from annuaire.api import create_app
 from annuaire.auth import Principal, PrincipalKind, current_principal
 from annuaire.auth.access import CORE_SCOPE, DEMOGRAPHICS, DEMOGRAPHICS_SCOPE
 from annuaire.auth.principal import StaffRole
+from tests.conftest import ENT_ACTIVITY
 
 from .conftest import Api, TestClient
 
@@ -199,6 +200,7 @@ def principals(world: World) -> st.SearchStrategy[Principal]:
                 client_id="ent-x",
                 structures=frozenset(chosen),
                 scopes=frozenset(scopes),
+                activity=ENT_ACTIVITY.id,
                 resolved=True,
             ),
             st.sets(st.sampled_from(uais), max_size=3),
@@ -294,6 +296,7 @@ def test_fields_beyond_scope_are_refused(guarded: tuple[TestClient, Caller, Worl
         client_id="ent-x",
         structures=uais,
         scopes=frozenset({CORE_SCOPE}),
+        activity=ENT_ACTIVITY.id,
         resolved=True,
     )
     person = client.get("/v1/persons", params={"limit": 5}).json()["items"][0]
@@ -307,6 +310,7 @@ def test_fields_beyond_scope_are_refused(guarded: tuple[TestClient, Caller, Worl
         client_id="ent-x",
         structures=uais,
         scopes=frozenset({CORE_SCOPE, DEMOGRAPHICS_SCOPE}),
+        activity=ENT_ACTIVITY.id,
         resolved=True,
     )
     assert "birth_date" in client.get("/v1/persons", params={"limit": 5}).json()["items"][0]

@@ -20,6 +20,7 @@ from annuaire.importing import import_aaf
 from annuaire.settings import Settings
 from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
+from tests._personal_data_guard import record_output
 
 AIGUILLAGE = str(Path(sys.executable).with_name("aiguillage"))
 
@@ -64,10 +65,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
     )
     assert server.stdout is not None
     base = f"http://127.0.0.1:{port}"
+    printed: list[str] = []
     try:
         examples: list[str] = []
         while len(examples) < 4:  # printed before uvicorn starts
             line = server.stdout.readline()
+            printed.append(line)
             assert line, "the server stopped before printing its examples"
             if line.strip().startswith("curl "):
                 examples.append(line.strip())
@@ -83,6 +86,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
+        record_output("aiguillage serve (tests/api/test_serve.py)", "".join(printed) + output)
     assert "Traceback" not in output
 
 

@@ -18,6 +18,7 @@ from annuaire.auth.devtokens import DevTokenKind, mint_dev_token
 from annuaire.auth.issuing import load_or_create_key
 from annuaire.settings import IssuerSettings, Settings
 from tests.auth.conftest import JwksServer
+from tests.conftest import ENT_ACTIVITY
 
 from .conftest import Api, TestClient
 
@@ -57,7 +58,9 @@ def test_an_ent_client_reads_its_contract_then_is_revoked_at_once(
 ) -> None:
     client, api, _ = client_app
     uai = a_college(api)
-    ent, secret = create_client(api.engine, "ENT test", [uai], ["roster-core.readonly"])
+    ent, secret = create_client(
+        api.engine, "ENT test", [uai], ["roster-core.readonly"], activity=ENT_ACTIVITY
+    )
     assert client.get("/v1/persons").status_code == 401  # production: a token is required
     basic = base64.b64encode(f"{ent.client_id}:{secret}".encode()).decode()
     issued = client.post(

@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._personal_data_guard import record_output
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AIGUILLAGE = [sys.executable, "-m", "annuaire"]
 PUPILS = 400
@@ -53,6 +55,7 @@ def aiguillage(*args: str, database_url: str | None = None) -> str:
     done = subprocess.run(
         [*AIGUILLAGE, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
     )
+    record_output(f"aiguillage {args[0]} stderr (tests/conformance)", done.stderr)
     assert done.returncode == 0, f"aiguillage {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -134,6 +137,7 @@ def serve(folder: Path, database_url: str, command: list[str]) -> Iterator[Serve
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        record_output(f"server {' '.join(command[2:4])} (tests/conformance)", log.read_bytes())
 
 
 def served_copy(academie: Academie, folder: Path, command: list[str]) -> Iterator[Server]:

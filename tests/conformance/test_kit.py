@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from annuaire.conformance import CHECKS, Outcome, run_conformance
+from tests._personal_data_guard import record_output
 from tests.conformance.conftest import (
     AIGUILLAGE,
     PROJECT_ROOT,
@@ -46,6 +47,7 @@ def run_kit(base_url: str, report: Path, *options: str) -> KitRun:
         text=True,
         timeout=300,
     )
+    record_output("aiguillage conformance stderr", done.stderr)
     assert report.exists(), f"no report written:\n{done.stdout}\n{done.stderr}"
     return KitRun(done.returncode, done.stdout + done.stderr, json.loads(report.read_text()))
 
@@ -129,6 +131,7 @@ def test_an_unreadable_spec_is_bad_usage(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
+    record_output("aiguillage conformance stderr", done.stderr)
     assert done.returncode == 2
     assert "not an OpenAPI document" in done.stderr
 

@@ -33,6 +33,7 @@ from annuaire.store.migrate import upgrade
 from annuaire.sync import hub_id
 from connectors.aaf import legal_flag, parse_relation, rank_semantics
 from connectors.sample import generate_academie, generate_delta
+from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
 from tests.integration.import_support import (
     JOIN_ID,
@@ -422,7 +423,7 @@ def cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess
         NO_COLOR="1",
         TERM="dumb",
     )
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "annuaire", *args],
         cwd=cwd,
         env=env,
@@ -431,6 +432,8 @@ def cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess
         timeout=300,
         check=False,
     )
+    record_output(f"aiguillage {args[0]} stderr (tests/integration)", done.stderr)
+    return done
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from annuaire.auth.clients import (
 )
 from annuaire.errors import BadInput
 from annuaire.schema import ApiClientPublic, ClientAssertionUse, ClientAuthMethod
-from tests.conftest import Store
+from tests.conftest import ENT_ACTIVITY, Store
 
 from .conftest import TOKEN_URL, assertion
 
@@ -40,7 +40,11 @@ CORE, DEMO, TIMETABLE = (
 def test_a_client_round_trips_through_the_table(clients_store: Store) -> None:
     engine = clients_store.engine
     client, secret = create_client(
-        engine, "  ENT Sandbox ", [UAIS[1], UAIS[0], UAIS[1]], [TIMETABLE, CORE], activity="ent"
+        engine,
+        "  ENT Sandbox ",
+        [UAIS[1], UAIS[0], UAIS[1]],
+        [TIMETABLE, CORE],
+        activity=ENT_ACTIVITY,
     )
     assert client.client_id.startswith("ent-") and len(client.client_id) == 20
     assert secret is not None and len(secret) >= 43
@@ -59,7 +63,9 @@ def test_a_client_round_trips_through_the_table(clients_store: Store) -> None:
 def test_a_key_client_has_no_secret_and_a_pinned_algorithm(clients_store: Store) -> None:
     key = _jose.generate_es256_jwk("k1")
     public = {k: v for k, v in _jose.public_jwk(key).items() if k not in ("alg", "kid")}
-    client, secret = create_client(clients_store.engine, "Key", UAIS, [CORE], public)
+    client, secret = create_client(
+        clients_store.engine, "Key", UAIS, [CORE], public, activity=ENT_ACTIVITY
+    )
     assert secret is None and client.secret_hash is None
     (stored,) = list_clients(clients_store.engine)
     assert stored.public_jwk is not None and stored.public_jwk["alg"] == "ES256"
@@ -85,7 +91,7 @@ def test_registration_refuses_a_bad_contract_or_key(
     clients_store: Store, structures: list[str], scopes: list[str], jwk: Any, message: str
 ) -> None:
     with pytest.raises(BadInput, match=message):
-        create_client(clients_store.engine, "X", structures, scopes, jwk)
+        create_client(clients_store.engine, "X", structures, scopes, jwk, activity=ENT_ACTIVITY)
     assert list_clients(clients_store.engine) == []
 
 
@@ -102,7 +108,7 @@ def test_secret_hashes_are_salted_scrypt_with_their_parameters() -> None:
 
 def test_secret_authentication_refuses_wrong_unknown_key_and_revoked(clients_store: Store) -> None:
     engine = clients_store.engine
-    client, secret = create_client(engine, "ENT", UAIS, [CORE])
+    client, secret = create_client(engine, "ENT", UAIS, [CORE], activity=ENT_ACTIVITY)
     assert secret is not None
     assert authenticate_secret(engine, client.client_id, secret).client_id == client.client_id
     with pytest.raises(InvalidClient, match="wrong secret"):
@@ -112,7 +118,12 @@ def test_secret_authentication_refuses_wrong_unknown_key_and_revoked(clients_sto
     with pytest.raises(InvalidClient, match="unknown client"):
         authenticate_secret(engine, "x" * 5000, secret)
     key_client, _ = create_client(
-        engine, "Key", UAIS, [CORE], _jose.public_jwk(_jose.generate_es256_jwk("k"))
+        engine,
+        "Key",
+        UAIS,
+        [CORE],
+        _jose.public_jwk(_jose.generate_es256_jwk("k")),
+        activity=ENT_ACTIVITY,
     )
     with pytest.raises(InvalidClient, match="with a key"):
         authenticate_secret(engine, key_client.client_id, secret)
@@ -133,9 +144,14 @@ def test_secret_authentication_does_the_same_work_whatever_the_failure(
     clients_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = clients_store.engine
-    client, secret = create_client(engine, "ENT", UAIS, [CORE])
+    client, secret = create_client(engine, "ENT", UAIS, [CORE], activity=ENT_ACTIVITY)
     key_client, _ = create_client(
-        engine, "Key", UAIS, [CORE], _jose.public_jwk(_jose.generate_es256_jwk("k"))
+        engine,
+        "Key",
+        UAIS,
+        [CORE],
+        _jose.public_jwk(_jose.generate_es256_jwk("k")),
+        activity=ENT_ACTIVITY,
     )
     assert secret is not None
     clients_module._decoy_hash()  # computed once per process, before counting
@@ -163,7 +179,9 @@ def test_secret_authentication_does_the_same_work_whatever_the_failure(
 def test_assertions_are_verified_and_single_use(clients_store: Store) -> None:
     engine = clients_store.engine
     key = _jose.generate_es256_jwk("vendor-key")
-    client, _ = create_client(engine, "Key", UAIS, [CORE], _jose.public_jwk(key))
+    client, _ = create_client(
+        engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
     cid = client.client_id
 
     once = assertion(key, cid, jti="once")
@@ -195,7 +213,7 @@ def test_assertions_are_verified_and_single_use(clients_store: Store) -> None:
         with pytest.raises(InvalidClient, match=reason):
             authenticate_assertion(engine, token, TOKEN_URL)
 
-    secret_client, _ = create_client(engine, "Secret", UAIS, [CORE])
+    secret_client, _ = create_client(engine, "Secret", UAIS, [CORE], activity=ENT_ACTIVITY)
     with pytest.raises(InvalidClient, match="no key client"):
         authenticate_assertion(engine, assertion(key, secret_client.client_id), TOKEN_URL)
     revoke_client(engine, cid)
@@ -206,7 +224,9 @@ def test_assertions_are_verified_and_single_use(clients_store: Store) -> None:
 def test_used_jtis_are_forgotten_once_expired(clients_store: Store) -> None:
     engine = clients_store.engine
     key = _jose.generate_es256_jwk("k")
-    client, _ = create_client(engine, "Key", UAIS, [CORE], _jose.public_jwk(key))
+    client, _ = create_client(
+        engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
     authenticate_assertion(engine, assertion(key, client.client_id, jti="a"), TOKEN_URL)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     fresh = assertion(key, client.client_id, exp_in=3600 + 60, jti="b")

@@ -29,7 +29,7 @@ from annuaire.cli import app
 from annuaire.errors import BadInput, Refused
 from annuaire.schema import ExternalId
 from annuaire.settings import Settings, get_settings
-from tests.conftest import Store
+from tests.conftest import ENT_ACTIVITY, Store
 
 FRE_DU_RNE = re.compile(r"^[0-9]{7}[A-Z]\$UAJ\$PU\$[A-Z]+\$[0-9]{7}[A-Z]\$T3\$LYC\$3000$")
 
@@ -124,7 +124,9 @@ def test_dev_tokens_carry_the_claims_of_each_upstream(
     principal = _claims(settings, mint_dev_token(engine, settings, DevTokenKind.STAFF, head))
     assert principal["FrEduFonctAdm"] == "DIR" and any("$DIR$" in v for v in principal["FrEduRne"])
 
-    client, _ = create_client(engine, "ENT", ["0289029M"], ["roster-core.readonly"])
+    client, _ = create_client(
+        engine, "ENT", ["0289029M"], ["roster-core.readonly"], activity=ENT_ACTIVITY
+    )
     machine = _claims(
         settings, mint_dev_token(engine, settings, DevTokenKind.CLIENT, client.client_id)
     )
@@ -148,7 +150,9 @@ def test_dev_tokens_refuse_what_the_issuer_could_not_know(
         engine, "p.email IS NULL AND p.id IN (SELECT person_id FROM role WHERE role = 'teacher')"
     )
     unknown = "00000000-0000-0000-0000-000000000000"
-    client, _ = create_client(engine, "ENT", ["0289029M"], ["roster-core.readonly"])
+    client, _ = create_client(
+        engine, "ENT", ["0289029M"], ["roster-core.readonly"], activity=ENT_ACTIVITY
+    )
     revoke_client(engine, client.client_id)
     cases = [
         (DevTokenKind.GUARDIAN, pupil, "not a guardian"),
@@ -220,7 +224,8 @@ def test_cli_clients_and_dev_token(
     add = runner.invoke(
         app,
         ["clients", "add", "--name", "ENT Sandbox", "--structure", "0289029M",
-         "--structure", "0898319J", "--scope", "roster-core.readonly"],
+         "--structure", "0898319J", "--scope", "roster-core.readonly",
+         "--activity", ENT_ACTIVITY.id],
     )  # fmt: skip
     assert add.exit_code == 0, add.output
     client_id = re.search(r"client_id: (\S+)", add.stdout)
@@ -230,14 +235,26 @@ def test_cli_clients_and_dev_token(
     key_file.write_text(json.dumps(_jose.public_jwk(_jose.generate_es256_jwk("vendor-1"))))
     keyed = runner.invoke(
         app, ["clients", "add", "--name", "Keyed", "--structure", "0289029M",
-              "--scope", "timetable.readonly", "--public-key", str(key_file)],
+              "--scope", "timetable.readonly", "--public-key", str(key_file),
+              "--activity", ENT_ACTIVITY.id],
     )  # fmt: skip
     assert keyed.exit_code == 0 and "client_secret" not in keyed.stdout
     assert "vendor-1" in keyed.stdout
     bad = runner.invoke(
-        app, ["clients", "add", "--name", "X", "--structure", "nope", "--scope", "x"]
-    )
+        app, ["clients", "add", "--name", "X", "--structure", "nope", "--scope", "x",
+              "--activity", ENT_ACTIVITY.id],
+    )  # fmt: skip
     assert bad.exit_code == 2 and "not a UAI" in bad.output
+    # A contract runs under an activity of the register that covers ENT clients.
+    for activity, expected in [
+        ("nulle-part", "no activity 'nulle-part'"),
+        ("portail-familles", "does not claim the flow 'api-client'"),
+    ]:
+        refused = runner.invoke(
+            app, ["clients", "add", "--name", "X", "--structure", "0289029M",
+                  "--scope", "roster-core.readonly", "--activity", activity],
+        )  # fmt: skip
+        assert refused.exit_code != 0 and expected in refused.output, refused.output
 
     listed = runner.invoke(app, ["clients", "list"], env={"COLUMNS": "250"})
     assert listed.exit_code == 0 and client_id[1] in listed.stdout

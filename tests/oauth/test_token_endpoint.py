@@ -22,6 +22,7 @@ from annuaire.auth.issuing import (
     signing_key,
 )
 from annuaire.settings import Settings
+from tests.conftest import ENT_ACTIVITY
 
 from .conftest import OAuthApi, assertion, serve
 
@@ -40,7 +41,9 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 def _secret_client(api: OAuthApi, scopes: list[str] | None = None) -> tuple[str, str]:
-    client, secret = create_client(api.store.engine, "ENT", UAIS, scopes or [CORE, TIMETABLE])
+    client, secret = create_client(
+        api.store.engine, "ENT", UAIS, scopes or [CORE, TIMETABLE], activity=ENT_ACTIVITY
+    )
     assert secret is not None
     return client.client_id, secret
 
@@ -106,7 +109,9 @@ def test_secret_in_the_body_and_scope_intersection(api: OAuthApi) -> None:
 
 def test_private_key_jwt(api: OAuthApi) -> None:
     key = _jose.generate_es256_jwk("vendor-2026")
-    client, _ = create_client(api.store.engine, "Key", UAIS, [CORE], _jose.public_jwk(key))
+    client, _ = create_client(
+        api.store.engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
     base = {"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE}
     signed = assertion(key, client.client_id)
     ok = _token(api, {**base, "client_assertion": signed, "client_id": client.client_id})

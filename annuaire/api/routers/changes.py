@@ -15,10 +15,13 @@ from annuaire.api.filters import UaiQuery
 from annuaire.api.listing import feed_head, json_response
 from annuaire.api.models import FeedCursor, FeedPage
 from annuaire.api.problems import ApiProblem, ProblemType, problem_responses
+from annuaire.registre.vocabulary import DataCategory, Operation
 from annuaire.schema import ChangeEntry, EntityKind
 
 router = APIRouter(prefix="/changes", tags=["changes"])
 _TABLE = ChangeEntry.__table__  # type: ignore[attr-defined]
+#: A feed entry names an entity by its hub id, a person's among them.
+FEED_CATEGORIES = frozenset({DataCategory.IDENTIFIERS})
 _ERRORS = problem_responses(
     ProblemType.INVALID_PARAMETER,
     ProblemType.UNKNOWN_PARAMETER,
@@ -75,9 +78,11 @@ def list_changes(
     if structure is not None:
         predicates.append(_TABLE.c.structures.contains(f"|{structure}|"))
     with reader.connected():
-        documents, last = reader.changes(position, limit, predicates)
-    next_cursor = orjson.dumps(encode_cursor("changes", "", [str(last)]))
-    body = b'{"items":[' + b",".join(documents) + b'],"next":' + next_cursor + b"}"
+        page, last = reader.changes(position, limit, predicates)
+        next_cursor = orjson.dumps(encode_cursor("changes", "", [str(last)]))
+        body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + next_cursor + b"}"
+        if page.documents:
+            reader.record(Operation.READ, FEED_CATEGORIES, page, payload=body)
     return Response(body, media_type="application/json")
 
 
@@ -90,5 +95,5 @@ def list_changes(
 )
 def feed_cursor(reader: ReaderDep) -> Response:
     """The position of the newest entry: read from here to get only what happens next."""
-    with reader.connected() as connection:
+    with reader.connected(logged=False) as connection:
         return json_response({"cursor": feed_head(connection)})

@@ -1,0 +1,240 @@
+"""Append flow entries to the hash-chained log, in the caller's transaction; seal checkpoints.
+
+Contract
+    :meth:`FlowLog.append` writes one entry in the transaction of the connection it is given:
+    the entry commits with the work it describes, or neither does. It takes the chain head's
+    row lock (``UPDATE flow_chain ... RETURNING``), so entries get contiguous sequence numbers
+    in commit order; a caller appends last, just before it commits, to hold that lock briefly.
+
+Chain
+    ``entry_hash = HMAC-SHA-256(chain key, canonical(entry without entry_hash))`` where the
+    canonical form is the entry's columns as JSON with sorted keys, no spaces, UTC times with a
+    ``Z`` (:func:`entry_message`); ``prev_hash`` is part of it, so each hash covers the whole
+    history before it. The first entry's ``prev_hash`` is 64 zeros.
+
+Checkpoints
+    Every ``checkpoint_every`` entries (and on demand: ``aiguillage registre checkpoint``, before
+    a purge or an export) an Ed25519 signature over ``{id, first_seq, last_seq, head_hash,
+    previous_signature, key_id, signed_at}`` seals the entries since the previous checkpoint;
+    checkpoints chain by signature and are never deleted.
+
+Subjects
+    Persons are given as hub ids and stored as pseudonyms (annuaire.registre.keys) in
+    ``flow_subject``; the entry carries their number and :func:`subjects_digest`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, insert, select, text, update
+
+from annuaire.errors import ConfigurationError
+from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry, FlowSubject
+
+from .keys import RegistreKeys
+from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
+__all__ = [
+    "GENESIS",
+    "FlowLog",
+    "FlowRecord",
+    "checkpoint_message",
+    "entry_message",
+    "subjects_digest",
+]
+
+GENESIS = "0" * 64
+
+ENTRY: Table = FlowEntry.__table__  # type: ignore[attr-defined]
+SUBJECT: Table = FlowSubject.__table__  # type: ignore[attr-defined]
+CHAIN: Table = FlowChain.__table__  # type: ignore[attr-defined]
+CHECKPOINT: Table = FlowCheckpoint.__table__  # type: ignore[attr-defined]
+
+_PG_SUBJECTS = text(
+    "INSERT INTO flow_subject (subject, seq) SELECT unnest(CAST(:subjects AS text[])), :seq"
+)
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def entry_message(row: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's HMAC covers: every column but ``entry_hash``, canonically."""
+    return orjson.dumps({k: v for k, v in row.items() if k != "entry_hash"}, option=_CANONICAL)
+
+
+def checkpoint_message(row: Mapping[str, Any]) -> bytes:
+    """The bytes a checkpoint's signature covers."""
+    return orjson.dumps({k: v for k, v in row.items() if k != "signature"}, option=_CANONICAL)
+
+
+def subjects_digest(pseudonyms: Iterable[str]) -> str:
+    """SHA-256 of the sorted, distinct pseudonyms, one per line."""
+    return hashlib.sha256("\n".join(sorted(set(pseudonyms))).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """What one flow was: who, under which activity, what data about whom, with what outcome."""
+
+    flow: FlowKind
+    operation: Operation
+    activity: str
+    actor_kind: RecipientKind
+    #: Route and method (``GET /v1/persons``) or the import (``import aaf``).
+    target: str
+    actor: str | None = None
+    client_id: str | None = None
+    scopes: Collection[str] = ()
+    categories: Collection[DataCategory] = ()
+    structures: Collection[str] = ()
+    #: Hub ids of the persons concerned (pseudonymised when written).
+    subjects: Collection[uuid.UUID] = ()
+    #: Persons concerned when not all are listed in ``subjects``; defaults to their number.
+    persons: int | None = None
+    payload_digest: str | None = None
+    source: dict[str, Any] | None = None
+    outcome: str = "success"
+    detail: str | None = None
+    request_id: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+class FlowLog:
+    """Writes flow entries with the hub's keys, under the register's current fiche versions."""
+
+    def __init__(
+        self,
+        keys: RegistreKeys,
+        versions: Mapping[str, int],
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: dt.timedelta = dt.timedelta(hours=1),
+    ) -> None:
+        self.keys = keys
+        self.versions = dict(versions)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+
+    def append(
+        self, connection: Connection, record: FlowRecord, *, now: dt.datetime | None = None
+    ) -> int:
+        """Write ``record`` as the next entry in ``connection``'s transaction; its sequence."""
+        try:
+            version = self.versions[record.activity]
+        except KeyError:
+            raise ConfigurationError(
+                f"flow log: activity {record.activity!r} is not in the register "
+                f"(declared: {', '.join(sorted(self.versions))})"
+            ) from None
+        pseudonyms = sorted({self.keys.pseudonym(s) for s in record.subjects})
+        head = connection.execute(
+            update(CHAIN)
+            .where(CHAIN.c.id == 1)
+            .values(last_seq=CHAIN.c.last_seq + 1)
+            .returning(
+                CHAIN.c.last_seq,
+                CHAIN.c.last_hash,
+                CHAIN.c.last_checkpoint_seq,
+                CHAIN.c.last_checkpoint_at,
+            )
+        ).first()
+        if head is None:
+            raise ConfigurationError("flow log: the chain head is missing; run registre verify")
+        seq, prev_hash, sealed, sealed_at = head
+        row = self._row(record, seq, prev_hash, version, pseudonyms, now)
+        row["entry_hash"] = self.keys.chain_hash(row["key_id"], entry_message(row))
+        connection.execute(insert(ENTRY), [row])
+        if pseudonyms and connection.dialect.name == "postgresql":
+            # One statement and one parameter, however many persons (an export: 100,000).
+            connection.execute(_PG_SUBJECTS, {"subjects": pseudonyms, "seq": seq})
+        elif pseudonyms:
+            connection.execute(insert(SUBJECT), [{"subject": p, "seq": seq} for p in pseudonyms])
+        connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_hash=row["entry_hash"]))
+        at = row["occurred_at"]
+        if seq - sealed >= self.checkpoint_every or at - sealed_at >= self.checkpoint_interval:
+            self._seal(connection, sealed, seq, row["entry_hash"], row["occurred_at"])
+        return int(seq)
+
+    def _row(
+        self,
+        record: FlowRecord,
+        seq: int,
+        prev_hash: str,
+        version: int,
+        pseudonyms: Sequence[str],
+        now: dt.datetime | None,
+    ) -> dict[str, Any]:
+        return {
+            "seq": seq,
+            "event_id": record.event_id,
+            "occurred_at": (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC),
+            "request_id": record.request_id,
+            "flow": record.flow.value,
+            "operation": record.operation.value,
+            "activity": record.activity,
+            "activity_version": version,
+            "actor_kind": record.actor_kind.value,
+            "actor": record.actor,
+            "client_id": record.client_id,
+            "scopes": sorted(record.scopes),
+            "target": record.target[:255],
+            "categories": sorted(c.value for c in record.categories),
+            "structures": sorted(set(record.structures)),
+            "persons": len(pseudonyms) if record.persons is None else record.persons,
+            "subjects_digest": subjects_digest(pseudonyms),
+            "payload_digest": record.payload_digest,
+            "source": record.source,
+            "outcome": record.outcome,
+            "detail": (record.detail or "")[:255] or None,
+            "prev_hash": prev_hash,
+            "key_id": self.keys.chain_key_id,
+        }
+
+    def checkpoint(self, connection: Connection, *, now: dt.datetime | None = None) -> int | None:
+        """Seal the entries written since the last checkpoint; its id, or None if none were."""
+        head = connection.execute(
+            select(CHAIN.c.last_seq, CHAIN.c.last_hash, CHAIN.c.last_checkpoint_seq)
+            .where(CHAIN.c.id == 1)
+            .with_for_update()
+        ).first()
+        if head is None or head.last_seq == head.last_checkpoint_seq:
+            return None
+        return self._seal(
+            connection,
+            head.last_checkpoint_seq,
+            head.last_seq,
+            head.last_hash,
+            (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC),
+        )
+
+    def _seal(
+        self, connection: Connection, sealed: int, last_seq: int, head_hash: str, at: dt.datetime
+    ) -> int:
+        previous = connection.execute(
+            select(CHECKPOINT.c.id, CHECKPOINT.c.signature)
+            .order_by(CHECKPOINT.c.id.desc())
+            .limit(1)
+        ).first()
+        row: dict[str, Any] = {
+            "id": (previous.id + 1) if previous else 1,
+            "first_seq": sealed + 1,
+            "last_seq": last_seq,
+            "head_hash": head_hash,
+            "previous_signature": previous.signature if previous else "",
+            "key_id": self.keys.signing_key_id,
+            "signed_at": at,
+        }
+        row["signature"] = self.keys.sign(checkpoint_message(row))
+        connection.execute(insert(CHECKPOINT), [row])
+        connection.execute(
+            update(CHAIN)
+            .where(CHAIN.c.id == 1)
+            .values(last_checkpoint_seq=last_seq, last_checkpoint_at=at)
+        )
+        return int(row["id"])

@@ -1,0 +1,180 @@
+"""The flow log's keys: chain HMAC keys, the subject pseudonym key, checkpoint signing keys.
+
+One JSON file (``registre_key_file`` in the settings), readable by the hub only, kept off the
+database host in production::
+
+    {"format": "aiguillage-registre-keys/1",
+     "chain_keys": [{"id": "c-…", "secret": "<base64url, 32 bytes>"}, ...],   # first = current
+     "pseudonym_key": "<base64url, 32 bytes>",
+     "signing_keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "s-…", "x": "…", "d": "…"}, ...]}
+
+- ``chain_keys``: HMAC-SHA-256 keys of the entry chain. Each entry names the key that chained
+  it; a rotation puts a new key first and keeps the old ones, so older entries still verify.
+- ``pseudonym_key``: persons appear in the log only as ``HMAC-SHA-256(key, hub id)[:16]``
+  (hex). It never rotates: an art. 15 request is answered by recomputing a person's pseudonym.
+- ``signing_keys``: Ed25519 keys of the checkpoints (first = current). A retired key may keep
+  only its public part (no ``d``): checkpoints it signed still verify.
+
+Outside production the file is created on first use (development, tests, the demo). In
+production a missing or malformed file stops the hub with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from annuaire.errors import ConfigurationError
+from annuaire.settings import Settings
+
+__all__ = ["KEY_FILE_FORMAT", "RegistreKeys", "generate_key_file", "load_keys"]
+
+KEY_FILE_FORMAT = "aiguillage-registre-keys/1"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class RegistreKeys:
+    #: key id -> HMAC secret; ``chain_key_id`` is the current one.
+    chain_keys: dict[str, bytes]
+    chain_key_id: str
+    pseudonym_key: bytes
+    #: key id -> public key; ``signing_key_id`` names the current private key.
+    verify_keys: dict[str, Ed25519PublicKey]
+    signing_key_id: str
+    signing_key: Ed25519PrivateKey | None
+
+    def pseudonym(self, person_id: uuid.UUID) -> str:
+        """The pseudonym of a person in the log (32 hex digits)."""
+        return hmac.digest(self.pseudonym_key, person_id.bytes, "sha256")[:16].hex()
+
+    def pseudonym_of_text(self, value: str) -> str:
+        """The pseudonym of a caller known by a text identifier (a token's ``sub``)."""
+        return hmac.digest(self.pseudonym_key, value.encode(), "sha256")[:16].hex()
+
+    def chain_hash(self, key_id: str, message: bytes) -> str:
+        try:
+            key = self.chain_keys[key_id]
+        except KeyError:
+            raise ConfigurationError(f"registre keys: no chain key {key_id!r}") from None
+        return hmac.digest(key, message, "sha256").hex()
+
+    def sign(self, message: bytes) -> str:
+        if self.signing_key is None:
+            raise ConfigurationError(
+                f"registre keys: the current signing key {self.signing_key_id!r} has no "
+                "private part; checkpoints cannot be signed"
+            )
+        return _b64(self.signing_key.sign(message))
+
+    def signature_valid(self, key_id: str, message: bytes, signature: str) -> bool:
+        key = self.verify_keys.get(key_id)
+        if key is None:
+            return False
+        try:
+            key.verify(_unb64(signature), message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def _key_id(prefix: str, material: bytes) -> str:
+    return f"{prefix}-{hashlib.sha256(material).hexdigest()[:12]}"
+
+
+def _signing_jwk(key: Ed25519PrivateKey) -> dict[str, str]:
+    public = key.public_key().public_bytes_raw()
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "kid": _key_id("s", public),
+        "x": _b64(public),
+        "d": _b64(key.private_bytes_raw()),
+    }
+
+
+def generate_key_file(path: Path, *, rotate: bool = False) -> None:
+    """Write a new key file, or (``rotate``) put a new chain and signing key first in it."""
+    document: dict[str, Any]
+    if rotate:
+        document = orjson.loads(path.read_bytes())
+    else:
+        document = {
+            "format": KEY_FILE_FORMAT,
+            "chain_keys": [],
+            "pseudonym_key": _b64(secrets.token_bytes(32)),
+            "signing_keys": [],
+        }
+    secret = secrets.token_bytes(32)
+    document["chain_keys"].insert(0, {"id": _key_id("c", secret), "secret": _b64(secret)})
+    document["signing_keys"].insert(0, _signing_jwk(Ed25519PrivateKey.generate()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    temporary.replace(path)
+
+
+def load_keys(settings: Settings) -> RegistreKeys:
+    """The keys of ``settings.registre_key_file`` (created outside production when missing)."""
+    path = settings.registre_key_file
+    if not path.exists():
+        if settings.environment == "production":
+            raise ConfigurationError(
+                f"registre key file {path} does not exist: create it with "
+                "`aiguillage registre keys --new` on a host the database does not run on"
+            )
+        generate_key_file(path)
+    try:
+        return _parse(orjson.loads(path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"registre key file {path}: {exc}") from None
+
+
+def _parse(document: Any) -> RegistreKeys:
+    if not isinstance(document, dict) or document.get("format") != KEY_FILE_FORMAT:
+        raise ValueError(f"not a key file of format {KEY_FILE_FORMAT!r}")
+    chain = {k["id"]: _unb64(k["secret"]) for k in document["chain_keys"]}
+    if not chain or any(len(secret) < 32 for secret in chain.values()):
+        raise ValueError("chain_keys: at least one key of 32 bytes or more")
+    pseudonym = _unb64(document["pseudonym_key"])
+    if len(pseudonym) < 32:
+        raise ValueError("pseudonym_key: 32 bytes or more")
+    verify: dict[str, Ed25519PublicKey] = {}
+    for jwk in document["signing_keys"]:
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            raise ValueError(f"signing key {jwk.get('kid')!r}: not an Ed25519 JWK")
+        verify[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+    if not verify:
+        raise ValueError("signing_keys: at least one key")
+    current = document["signing_keys"][0]
+    private = Ed25519PrivateKey.from_private_bytes(_unb64(current["d"])) if "d" in current else None
+    if private is not None and private.public_key().public_bytes_raw() != _unb64(current["x"]):
+        raise ValueError(f"signing key {current['kid']!r}: private and public parts differ")
+    return RegistreKeys(
+        chain_keys=chain,
+        chain_key_id=document["chain_keys"][0]["id"],
+        pseudonym_key=pseudonym,
+        verify_keys=verify,
+        signing_key_id=current["kid"],
+        signing_key=private,
+    )

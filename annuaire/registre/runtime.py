@@ -1,0 +1,287 @@
+"""The register as the running hub holds it: declarations, keys, flow log, fiche versions.
+
+:func:`open_registre` is what every entry point calls first (``aiguillage serve``, the imports,
+the ``registre`` commands): it validates the register file (a bad field stops the hub with a
+message naming it), loads the keys, and records a new version of every fiche whose content
+changed since the hub last ran, so that each flow entry names the exact fiche it ran under.
+
+It also reads back what the register document needs from the database: the fiche versions,
+the observed flows (aggregated per activity, flow, operation and recipient; persons are
+counted, never listed) and the state of the flow log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from annuaire.errors import ConfigurationError
+from annuaire.schema import ApiClient, FlowPurge, ProcessingActivity
+from annuaire.settings import Settings
+from annuaire.store.engine import write_transaction
+
+from .activities import EXAMPLE_FILE, RegistreConfig, load_registre
+from .flowlog import CHAIN, ENTRY, FlowLog
+from .keys import RegistreKeys, load_keys
+from .register import (
+    ActivityVersion,
+    FlowLogSummary,
+    ObservedFlow,
+    Register,
+    build_register,
+)
+from .verify import Verification
+from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
+__all__ = ["Registre", "open_registre", "register_file", "registre_config"]
+
+_VERSIONS = ProcessingActivity.__table__  # type: ignore[attr-defined]
+_PURGES = FlowPurge.__table__  # type: ignore[attr-defined]
+_CLIENTS = ApiClient.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Registre:
+    config: RegistreConfig
+    keys: RegistreKeys
+    log: FlowLog
+
+    def activity_id(self, kind: FlowKind) -> str:
+        """The activity that flows of ``kind`` (not ``api-client``) run under."""
+        activity = self.config.activity_for(kind)
+        if activity is None:
+            raise ConfigurationError(f"no activity of the register claims '{kind}'")
+        return activity.id
+
+    def is_dpo(self, email: str | None) -> bool:
+        return email is not None and email.lower() in self.config.dpo.accounts
+
+    def register(
+        self,
+        connection: Connection,
+        *,
+        now: dt.datetime | None = None,
+        verification: Verification | None = None,
+    ) -> Register:
+        """The art. 30 register as of now, with the flows the log holds."""
+        return build_register(
+            self.config,
+            flows=observed_flows(connection),
+            versions=activity_versions(connection),
+            flow_log=_summary(connection, self.config, verification),
+            now=now or dt.datetime.now(dt.UTC),
+        )
+
+
+def register_file(settings: Settings) -> Path:
+    """The register file in force: the configured one, or the bundled example outside
+    production."""
+    if settings.registre_file is not None:
+        return settings.registre_file
+    if settings.environment == "production":
+        raise ConfigurationError(
+            "no register of processing activities: set registre_file (AIGUILLAGE_REGISTRE_FILE) "
+            "to the TOML file describing them (the bundled example shows the format: "
+            f"{EXAMPLE_FILE})"
+        )
+    return EXAMPLE_FILE
+
+
+def registre_config(settings: Settings) -> RegistreConfig:
+    config = load_registre(register_file(settings))
+    if settings.api_open_access and config.activity_for(FlowKind.API_OPERATOR) is None:
+        raise ConfigurationError(
+            f"registre file {register_file(settings)}: the API serves unauthenticated requests "
+            "(no token issuer, outside production), so one activity must claim 'api-operator'"
+        )
+    return config
+
+
+def open_registre(
+    settings: Settings, engine: Engine, *, now: dt.datetime | None = None
+) -> Registre:
+    """Validate the register, load the keys, record new fiche versions; the running registre."""
+    config = registre_config(settings)
+    keys = load_keys(settings)
+    versions = _record_versions(engine, config, now or dt.datetime.now(dt.UTC))
+    log = FlowLog(
+        keys,
+        versions,
+        checkpoint_every=settings.registre_checkpoint_every,
+        checkpoint_interval=dt.timedelta(seconds=settings.registre_checkpoint_interval_s),
+    )
+    return Registre(config, keys, log)
+
+
+def _record_versions(engine: Engine, config: RegistreConfig, now: dt.datetime) -> dict[str, int]:
+    """The current version of each fiche, recording a new one for any that changed."""
+    for _attempt in range(3):
+        try:
+            with write_transaction(engine) as connection:
+                return _versions_in(connection, config, now)
+        except IntegrityError:
+            continue  # another worker recorded the same version at the same time: read it
+    raise ConfigurationError("could not record the versions of the register's fiches")
+
+
+def _versions_in(
+    connection: Connection, config: RegistreConfig, now: dt.datetime
+) -> dict[str, int]:
+    latest = {
+        row.activity_id: (row.version, row.digest)
+        for row in connection.execute(
+            select(_VERSIONS.c.activity_id, _VERSIONS.c.version, _VERSIONS.c.digest).order_by(
+                _VERSIONS.c.activity_id, _VERSIONS.c.version
+            )
+        )
+    }
+    versions: dict[str, int] = {}
+    for activity in config.activities:
+        version, digest = latest.get(activity.id, (0, None))
+        if digest != activity.digest:
+            version += 1
+            connection.execute(
+                insert(_VERSIONS),
+                [
+                    {
+                        "activity_id": activity.id,
+                        "version": version,
+                        "digest": activity.digest,
+                        "document": activity.model_dump(mode="json"),
+                        "recorded_at": now,
+                    }
+                ],
+            )
+        versions[activity.id] = version
+    return versions
+
+
+def activity_versions(connection: Connection) -> dict[str, list[ActivityVersion]]:
+    history: dict[str, list[ActivityVersion]] = defaultdict(list)
+    for row in connection.execute(
+        select(
+            _VERSIONS.c.activity_id,
+            _VERSIONS.c.version,
+            _VERSIONS.c.digest,
+            _VERSIONS.c.recorded_at,
+        ).order_by(_VERSIONS.c.activity_id, _VERSIONS.c.version)
+    ):
+        history[row.activity_id].append(
+            ActivityVersion(version=row.version, digest=row.digest, recorded_at=row.recorded_at)
+        )
+    return dict(history)
+
+
+@dataclass
+class _Group:
+    recipient: str | None
+    first_at: dt.datetime
+    last_at: dt.datetime
+    entries: int = 0
+    persons: int = 0
+    failures: int = 0
+    categories: set[str] = field(default_factory=set)
+    structures: set[str] = field(default_factory=set)
+
+
+_PEOPLE = frozenset(
+    k.value
+    for k in (
+        RecipientKind.GUARDIAN,
+        RecipientKind.PUPIL,
+        RecipientKind.STAFF,
+        RecipientKind.OPERATOR,
+        RecipientKind.DPO,
+    )
+)
+
+
+def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
+    """Flows of the log aggregated per activity, flow, operation and recipient.
+
+    People are grouped by kind (their pseudonyms are left out of the key); clients and import
+    jobs by their id. Categories and structures are the union over the group's entries (one
+    pass in sequence order: memory grows with the number of groups only).
+    """
+    query = select(
+        ENTRY.c.activity,
+        ENTRY.c.flow,
+        ENTRY.c.operation,
+        ENTRY.c.actor_kind,
+        ENTRY.c.actor,
+        ENTRY.c.client_id,
+        ENTRY.c.persons,
+        ENTRY.c.outcome,
+        ENTRY.c.categories,
+        ENTRY.c.structures,
+        ENTRY.c.occurred_at,
+    ).order_by(ENTRY.c.seq)
+    groups: dict[tuple[str, str, str, str, str], _Group] = {}
+    stream = connection.execution_options(stream_results=True, yield_per=5000).execute(query)
+    for row in stream:
+        recipient = None if row.actor_kind in _PEOPLE else (row.client_id or row.actor)
+        key = (row.activity, row.flow, row.operation, row.actor_kind, recipient or "")
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(recipient, row.occurred_at, row.occurred_at)
+        group.entries += 1
+        group.persons += row.persons
+        group.failures += row.outcome != "success"
+        group.categories.update(row.categories)
+        group.structures.update(row.structures)
+        group.last_at = row.occurred_at
+    names = {
+        r.client_id: r.name
+        for r in connection.execute(select(_CLIENTS.c.client_id, _CLIENTS.c.name))
+    }
+    flows: dict[str, list[ObservedFlow]] = defaultdict(list)
+    for (activity, flow, operation, actor_kind, _), group in groups.items():
+        flows[activity].append(
+            ObservedFlow(
+                flow=FlowKind(flow),
+                operation=Operation(operation),
+                recipient_kind=RecipientKind(actor_kind),
+                recipient=group.recipient,
+                recipient_name=names.get(group.recipient) if group.recipient else None,
+                entries=group.entries,
+                persons=group.persons,
+                failures=group.failures,
+                data_categories=[DataCategory(c) for c in sorted(group.categories)],
+                structures=sorted(group.structures),
+                first_at=group.first_at,
+                last_at=group.last_at,
+            )
+        )
+    return dict(flows)
+
+
+def _summary(
+    connection: Connection, config: RegistreConfig, verification: Verification | None
+) -> FlowLogSummary:
+    entries, oldest, newest = connection.execute(
+        select(func.count(), func.min(ENTRY.c.occurred_at), func.max(ENTRY.c.occurred_at))
+    ).one()
+    head = connection.execute(
+        select(CHAIN.c.last_checkpoint_seq, CHAIN.c.last_checkpoint_at).where(CHAIN.c.id == 1)
+    ).first()
+    purged, last_purge = connection.execute(
+        select(func.coalesce(func.sum(_PURGES.c.entries), 0), func.max(_PURGES.c.purged_at))
+    ).one()
+    sealed = head.last_checkpoint_seq if head is not None and head.last_checkpoint_seq else None
+    return FlowLogSummary(
+        retention_months=config.flow_log.retention_months,
+        entries=entries,
+        oldest_at=oldest,
+        newest_at=newest,
+        last_checkpoint_seq=sealed,
+        last_checkpoint_at=head.last_checkpoint_at if sealed else None,
+        purged_entries=int(purged),
+        last_purge_at=last_purge,
+        verified=None if verification is None else verification.ok,
+        verification_message=None if verification is None else verification.summary(),
+    )

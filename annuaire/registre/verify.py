@@ -1,0 +1,248 @@
+"""Verify the flow log: every entry, the subjects, the checkpoints, the head; say where it breaks.
+
+What is checked, in one pass over the entries in sequence order (memory does not grow with the
+log):
+
+- sequence numbers are contiguous, from just after the last purge (or 1);
+- each ``prev_hash`` is the ``entry_hash`` before it (the first remaining entry chains onto the
+  checkpoint that ends at the last purge, or onto the genesis hash);
+- each ``entry_hash`` is the HMAC of the entry's content with the key it names;
+- each entry's subject rows give back its ``subjects_digest`` and its number of persons when all
+  were listed;
+- checkpoints: numbered from 1, chained by signature, each signature valid with the public key
+  it names, each covering the entries since the previous one and matching the hash of the
+  entry it ends on; a checkpoint beyond the last entry means the tail was cut;
+- the chain head (``flow_chain``) names the last entry.
+
+A modified entry fails its HMAC; a deleted one leaves a gap; an inserted or reordered one breaks
+the ``prev_hash`` links; a cut tail contradicts the head and the checkpoints. Entries written
+after the last checkpoint are protected by the chain and the head only: the report says how many.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from annuaire.schema import FlowPurge
+
+from .flowlog import (
+    CHAIN,
+    CHECKPOINT,
+    ENTRY,
+    GENESIS,
+    SUBJECT,
+    checkpoint_message,
+    entry_message,
+    subjects_digest,
+)
+from .keys import RegistreKeys
+from .purge import PURGE_TARGET
+
+__all__ = ["ChainBreak", "Verification", "verify_log"]
+
+_PURGE = FlowPurge.__table__  # type: ignore[attr-defined]
+_BATCH = 2000
+_KEPT = 50
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    #: The entry (or checkpoint) where the chain stops holding, when there is one.
+    seq: int | None
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    checkpoints: int = 0
+    sealed_up_to: int = 0
+    purged_up_to: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+    #: Breaks found beyond the ``_KEPT`` first ones.
+    more_breaks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+    @property
+    def unsealed(self) -> int:
+        return max(0, (self.last_seq or 0) - max(self.sealed_up_to, self.purged_up_to))
+
+    def add(self, seq: int | None, kind: str, message: str) -> None:
+        if len(self.breaks) < _KEPT:
+            self.breaks.append(ChainBreak(seq, kind, message))
+        else:
+            self.more_breaks += 1
+
+    def summary(self) -> str:
+        if self.entries == 0 and self.ok:
+            return "flow log: empty, nothing to verify"
+        span = f"entries {self.first_seq}..{self.last_seq}" if self.entries else "no entries"
+        head = (
+            f"flow log: {self.entries:,} {span}, {self.checkpoints} checkpoints "
+            f"(sealed up to {self.sealed_up_to}, {self.unsealed} entries after the last one)"
+            + (f", purged up to {self.purged_up_to}" if self.purged_up_to else "")
+        )
+        if self.ok:
+            return head + ": intact"
+        first = self.breaks[0]
+        where = f"at entry {first.seq}" if first.seq is not None else "in its head"
+        total = len(self.breaks) + self.more_breaks
+        return f"{head}: BROKEN {where}: {first.message} ({total} problems)"
+
+
+def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
+    """Check the whole log readable in ``connection`` (one snapshot on PostgreSQL if asked)."""
+    report = Verification()
+    purged_up_to = connection.execute(select(func.coalesce(func.max(_PURGE.c.up_to_seq), 0)))
+    report.purged_up_to = int(purged_up_to.scalar_one())
+    checkpoints = _verify_checkpoints(connection, keys, report)
+    by_last = {c["last_seq"]: c for c in checkpoints}
+    expected = report.purged_up_to + 1
+    if report.purged_up_to:
+        anchor = by_last.get(report.purged_up_to)
+        if anchor is None:
+            report.add(None, "purge", f"no checkpoint ends at the purge ({report.purged_up_to})")
+            prev_hash = None
+        else:
+            prev_hash = anchor["head_hash"]
+    else:
+        prev_hash = GENESIS
+    recorded_purges: set[int] = set()
+    for row, subjects in _entries_with_subjects(connection):
+        seq = row["seq"]
+        if row["operation"] == "purge" and row["target"] == PURGE_TARGET and row["source"]:
+            recorded_purges.add(row["source"].get("purged_up_to"))
+        report.entries += 1
+        report.first_seq = seq if report.first_seq is None else report.first_seq
+        report.last_seq = seq
+        if seq != expected:
+            if seq > expected:
+                missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
+                report.add(expected, "missing", f"entries {missing} are missing (deleted)")
+            else:
+                report.add(seq, "sequence", f"entry {seq} out of sequence (expected {expected})")
+        if prev_hash is not None and row["prev_hash"] != prev_hash:
+            report.add(
+                seq,
+                "link",
+                f"entry {seq} does not follow the entry before it "
+                "(an entry was inserted, removed or reordered here)",
+            )
+        if row["key_id"] not in keys.chain_keys:
+            report.add(seq, "key", f"entry {seq} names an unknown chain key {row['key_id']!r}")
+        elif keys.chain_hash(row["key_id"], entry_message(row)) != row["entry_hash"]:
+            report.add(seq, "content", f"entry {seq} was modified (its HMAC does not match)")
+        if subjects_digest(subjects) != row["subjects_digest"]:
+            report.add(seq, "subjects", f"the persons of entry {seq} were changed")
+        checkpoint = by_last.get(seq)
+        if checkpoint is not None and checkpoint["head_hash"] != row["entry_hash"]:
+            report.add(
+                seq, "checkpoint", f"checkpoint {checkpoint['id']} does not match entry {seq}"
+            )
+        prev_hash = row["entry_hash"]
+        expected = seq + 1
+    last = report.last_seq if report.last_seq is not None else report.purged_up_to
+    if report.sealed_up_to > last:
+        report.add(
+            last + 1,
+            "truncated",
+            f"checkpoints seal entries up to {report.sealed_up_to} but the log ends at {last} "
+            "(its tail was cut)",
+        )
+    if report.purged_up_to and report.purged_up_to not in recorded_purges:
+        report.add(
+            report.first_seq,
+            "purge",
+            f"entries up to {report.purged_up_to} were deleted, but no purge entry of the chain "
+            "records it",
+        )
+    _verify_head(connection, report, last, prev_hash)
+    return report
+
+
+def _verify_checkpoints(
+    connection: Connection, keys: RegistreKeys, report: Verification
+) -> list[dict[str, Any]]:
+    rows = [dict(r._mapping) for r in connection.execute(select(CHECKPOINT).order_by("id"))]
+    previous: dict[str, Any] | None = None
+    for row in rows:
+        number = row["id"]
+        expected_id = previous["id"] + 1 if previous else 1
+        expected_first = previous["last_seq"] + 1 if previous else 1
+        expected_signature = previous["signature"] if previous else ""
+        if number != expected_id:
+            report.add(None, "checkpoint", f"checkpoint {expected_id} is missing")
+        if row["first_seq"] != expected_first or row["last_seq"] < row["first_seq"]:
+            report.add(
+                row["first_seq"],
+                "checkpoint",
+                f"checkpoint {number} covers {row['first_seq']}..{row['last_seq']}, "
+                f"expected to start at {expected_first}",
+            )
+        if row["previous_signature"] != expected_signature:
+            report.add(row["first_seq"], "checkpoint", f"checkpoint {number} is out of its chain")
+        if not keys.signature_valid(row["key_id"], checkpoint_message(row), row["signature"]):
+            report.add(
+                row["first_seq"], "checkpoint", f"checkpoint {number} has an invalid signature"
+            )
+        previous = row
+    report.checkpoints = len(rows)
+    report.sealed_up_to = previous["last_seq"] if previous else 0
+    return rows
+
+
+def _verify_head(
+    connection: Connection, report: Verification, last: int, last_hash: str | None
+) -> None:
+    head = connection.execute(select(CHAIN).where(CHAIN.c.id == 1)).first()
+    if head is None:
+        report.add(None, "head", "the chain head is missing")
+        return
+    if head.last_seq != last or (last_hash is not None and head.last_hash != last_hash):
+        report.add(
+            min(head.last_seq, last) + 1,
+            "head",
+            f"the chain head names entry {head.last_seq} but the log ends at entry {last}",
+        )
+
+
+def _entries_with_subjects(
+    connection: Connection,
+) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """Entries in sequence order, each with its subject pseudonyms (read in batches)."""
+    after = -1
+    while True:
+        rows = [
+            dict(r._mapping)
+            for r in connection.execute(
+                select(ENTRY).where(ENTRY.c.seq > after).order_by(ENTRY.c.seq).limit(_BATCH)
+            )
+        ]
+        if not rows:
+            return
+        low, high = rows[0]["seq"], rows[-1]["seq"]
+        subjects = connection.execute(
+            select(SUBJECT.c.seq, SUBJECT.c.subject)
+            .where(SUBJECT.c.seq.between(low, high))
+            .order_by(SUBJECT.c.seq)
+        ).all()
+        grouped = {
+            seq: [s for _, s in group] for seq, group in itertools.groupby(subjects, lambda r: r[0])
+        }
+        for row in rows:
+            yield row, grouped.get(row["seq"], [])
+        after = high
