@@ -1,4 +1,5 @@
-"""The ``aiguillage`` command: database, imports, purge, runs and the change feed.
+"""The ``aiguillage`` command: database, imports, purge, runs, the change feed, the API, the
+RGPD register (``registre``, in annuaire.registre.cli).
 
 Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
 """
@@ -16,6 +17,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
+from annuaire.registre.cli import registre_app
 from annuaire.schema import ImportRun, SourceWarning
 from annuaire.settings import get_settings
 from annuaire.store import changes_after, make_engine
@@ -32,6 +34,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(registre_app, name="registre")
 
 console = Console()
 errors = Console(stderr=True)

@@ -92,6 +92,7 @@ def _bench_client(settings: Any, uai: str) -> Iterator[tuple[str, str]]:
 
     from annuaire.auth.clients import create_client
     from annuaire.auth.issuing import mint_access_token
+    from annuaire.registre.runtime import registre_config
     from annuaire.schema import ApiClient
     from annuaire.store.engine import make_engine
 
@@ -100,7 +101,10 @@ def _bench_client(settings: Any, uai: str) -> Iterator[tuple[str, str]]:
     try:
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.name == CLIENT_NAME))
-        client, _secret = create_client(engine, CLIENT_NAME, structures=[uai], scopes=SCOPES)
+        activity = registre_config(settings).client_activities()[0]
+        client, _secret = create_client(
+            engine, CLIENT_NAME, structures=[uai], scopes=SCOPES, activity=activity
+        )
         try:
             token, _lifetime = mint_access_token(settings, client)
             yield client.client_id, token

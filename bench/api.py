@@ -60,6 +60,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._api_auth import measure_token_overhead, report_token_overhead
+from bench._api_flowlog import measure_flowlog_overhead, report_flowlog_overhead
 from bench._api_support import (
     BENCH,
     ROOT,
@@ -209,6 +210,38 @@ def _real_server(
     }
     server = Server(f"aiguillage serve ({tag})", argv, port, scratch / f"serve-{tag}.log", env)
     return server.start("/health", workers)
+
+
+def _unlogged_server(database_url: str, scratch: Path) -> Server:
+    """The real app without its flow log (bench/_nolog_app.py), one worker, same settings."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "_nolog_app:create_app", "--factory"]
+    argv += ["--app-dir", str(BENCH), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "1", "--no-access-log", "--log-level", "info"]
+    env = {
+        "AIGUILLAGE_DATABASE_URL": database_url,
+        "AIGUILLAGE_ENVIRONMENT": "development",
+        "PYTHONPATH": str(ROOT),
+    }
+    server = Server("API without flow log", argv, port, scratch / "serve-nolog.log", env)
+    return server.start("/health", 1)
+
+
+def _empty_flow_log(database_url: str) -> int:
+    """Empty the bench database's flow log (each run writes hundreds of thousands of entries).
+
+    The log is append-only: its triggers are switched off for this transaction, which the
+    bench's superuser connection may do (never the hub's own role in production)."""
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT coalesce(max(seq), 0) FROM flow_entry").fetchone()
+        connection.execute("SET LOCAL session_replication_role = replica")
+        connection.execute("TRUNCATE flow_entry, flow_checkpoint, flow_purge")
+        connection.execute(
+            "UPDATE flow_chain SET last_seq = 0, last_hash = %s, last_checkpoint_seq = 0, "
+            "last_checkpoint_at = now()",
+            ("0" * 64,),
+        )
+    return int(row[0]) if row else 0
 
 
 def _bare_server(manifest: Path, workers: int, scratch: Path) -> Server:
@@ -381,6 +414,23 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
             }
         )
 
+    if results["cases"]:
+        _report_cpu(results)
+    if "ndjson_all" in results:
+        targets.extend(_report_exports(results))
+    if "token_overhead" in results:
+        targets.extend(report_token_overhead(results["token_overhead"]))
+    if "flowlog_overhead" in results:
+        targets.extend(report_flowlog_overhead(results["flowlog_overhead"]))
+    print("\ntargets")
+    for target in targets:
+        value = target["value"]
+        shown = "-" if value is None else f"{value:,.3f}"
+        print(f"  {target['target']:70} {shown:>12}  {_verdict(target['pass'])}")
+    return targets
+
+
+def _report_cpu(results: dict[str, Any]) -> None:
     print(
         f"\nCPU, cores of {results['cores']}{'':13} {'workers':>7} | saturation, real: "
         f"{'api':>5} {'pg':>5} {'wrk':>5} {'other':>5} {'PG conns':>8} | bare: {'api':>5} "
@@ -402,6 +452,9 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
         f"{results['machine_busy_before']:.2f} cores before the bench started anything)"
     )
 
+
+def _report_exports(results: dict[str, Any]) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
     small, full = results["ndjson_subset"], results["ndjson_all"]
     print(
         f"\n{'NDJSON export, 1 worker':30} {'persons':>9} {'seconds':>8} {'persons/s':>10} "
@@ -438,12 +491,6 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
             "pass": peak_ratio <= FLAT_TARGET,
         }
     )
-    targets.extend(report_token_overhead(results["token_overhead"]))
-    print("\ntargets")
-    for target in targets:
-        value = target["value"]
-        shown = "-" if value is None else f"{value:,.3f}"
-        print(f"  {target['target']:70} {shown:>12}  {_verdict(target['pass'])}")
     return targets
 
 
@@ -462,6 +509,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
         database_url, args.workdir, pupils=args.pupils, seed=args.seed, fresh=args.fresh
     )
     persons, feed_entries = _counts(database_url)
+    dropped = _empty_flow_log(database_url)
+    print(f"flow log emptied ({dropped:,} entries of earlier runs)", flush=True)
     if args.prepare_only:
         print(f"database ready: {persons:,} persons, {feed_entries:,} feed entries")
         return {"database": marker, "persons": persons, "feed_entries": feed_entries}
@@ -481,7 +530,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     print("measuring ...", flush=True)
     manifest: Path | None = None
     sessions = stack.enter_context(SessionCounter(database_url))
-    for workers in args.workers:
+    sections = set(args.sections)
+    for workers in args.workers if sections & {"cases", "flowlog"} else []:
         with _real_server(database_url, workers, scratch, f"{workers}w") as real:
             if manifest is None:
                 paths = _paths(real.base, scratch, marker, args.seed)
@@ -489,22 +539,39 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
                     (scratch / f"{key}.paths").write_text("\n".join(listed) + "\n", "utf-8")
                 manifest = _write_bare_manifest(real.base, scratch, paths)
                 results["bare_routes"] = json.loads(manifest.read_text("utf-8"))["routes"]
+            if "cases" not in sections:
+                break
             with _bare_server(manifest, workers, scratch) as bare:
                 for case in CASES:
                     figures = _measure_case(case, workers, (real, bare), sessions, scratch, args)
                     results["cases"].append(figures)
-    print("  token validation and access rules, 1 worker ...", flush=True)
-    results["token_overhead"] = measure_token_overhead(
-        database_url,
-        scratch,
-        lambda env: _real_server(database_url, 1, scratch, "auth", env),
-        seconds=args.auth_seconds,
-        connections=args.connections,
-        seed=args.seed,
-    )
-    print("  NDJSON exports ...", flush=True)
-    results["ndjson_subset"] = _export(database_url, scratch, f"?limit={SUBSET}", "ndjson-subset")
-    results["ndjson_all"] = _export(database_url, scratch, "", "ndjson-all")
+    if "auth" in sections:
+        print("  token validation and access rules, 1 worker ...", flush=True)
+        results["token_overhead"] = measure_token_overhead(
+            database_url,
+            scratch,
+            lambda env: _real_server(database_url, 1, scratch, "auth", env),
+            seconds=args.auth_seconds,
+            connections=args.connections,
+            seed=args.seed,
+        )
+    if "flowlog" in sections:
+        print("  flow log, 1 worker ...", flush=True)
+        results["flowlog_overhead"] = measure_flowlog_overhead(
+            database_url,
+            scratch,
+            scratch / "persons_page.paths",
+            lambda: _real_server(database_url, 1, scratch, "flowlog"),
+            lambda: _unlogged_server(database_url, scratch),
+            seconds=args.auth_seconds,
+            connections=args.connections,
+        )
+    if "export" in sections:
+        print("  NDJSON exports ...", flush=True)
+        results["ndjson_subset"] = _export(
+            database_url, scratch, f"?limit={SUBSET}", "ndjson-subset"
+        )
+        results["ndjson_all"] = _export(database_url, scratch, "", "ndjson-all")
     results["targets"] = _report(results, args)
     results["wall_s"] = time.perf_counter() - started
     print(f"\nbench wall time: {results['wall_s']:.0f} s")
@@ -541,6 +608,13 @@ def main() -> None:
         help="per run of the token overhead (20 runs in all, see bench/_api_auth.py)",
     )
     parser.add_argument("--latency-connections", type=int, default=16)
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=["cases", "auth", "flowlog", "export"],
+        default=["cases", "auth", "flowlog", "export"],
+        help="what to measure (default: everything)",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:

@@ -31,7 +31,6 @@ from annuaire.schema import (
     FlowCheckpoint,
     FlowEntry,
     FlowPurge,
-    FlowSubject,
     ImportRun,
     ProcessingActivity,
 )
@@ -139,7 +138,6 @@ _ALL_TABLES = [
         ApiClient,
         ClientAssertionUse,
         FlowEntry,
-        FlowSubject,
         FlowCheckpoint,
         FlowPurge,
         ProcessingActivity,

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from annuaire.auth import AccessRules, Principal, current_principal
 from annuaire.registre.runtime import Registre
+from annuaire.registre.writer import FlowWriter
 from annuaire.settings import Settings
 
 from .journal import Journal
@@ -49,9 +49,13 @@ def journal(request: Request) -> Journal | None:
     registre: Registre | None = request.app.state.registre
     if registre is None:
         return None
-    route = request.scope.get("route")
-    path = route.path if isinstance(route, APIRoute) else request.url.path
-    return Journal(registre, request.scope["state"].get("request_id"), f"{request.method} {path}")
+    # The route, not the URL: path parameters (ids) are put back as their names.
+    path = request.url.path
+    for name, value in request.path_params.items():
+        path = path.replace(f"/{value}", f"/{{{name}}}")
+    writer: FlowWriter = request.app.state.flow_writer
+    request_id = request.scope["state"].get("request_id")
+    return Journal(registre, writer, request_id, f"{request.method} {path}")
 
 
 ReaderDep = Annotated[Reader, Depends(_reader)]

@@ -6,9 +6,13 @@ person. A test validates every example against its own schema, so they cannot dr
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
-__all__ = ["EXAMPLES", "page_example"]
+from pydantic import BaseModel
+
+__all__ = ["EXAMPLES", "page_example", "registre_examples"]
 
 _AT = "2026-09-15T22:04:11.417626Z"
 _TRACKED = {"status": "active", "leaving_since": None, "modified_at": _AT, "source": "aaf"}
@@ -191,3 +195,107 @@ _NEXT = "WzEsInBlcnNvbnMiLCI1YTkzYjJhMWMwZGUiLFsiMDAyNWRhZmItZmVlMC01ZWM1Il1d"
 
 def page_example(item: str) -> dict[str, Any]:
     return {"items": [EXAMPLES[item]], "next": _NEXT}
+
+
+def registre_examples() -> dict[str, dict[str, Any]]:
+    """An example of every object of ``/v1/registre``, by model name: the register built from
+    the bundled example file with one observed flow per activity, and an access report."""
+    from annuaire.registre import EXAMPLE_FILE, Transfer, load_registre
+    from annuaire.registre.person import PersonFlow, PersonReport, RecipientSummary
+    from annuaire.registre.register import (
+        ActivityVersion,
+        FlowLogSummary,
+        ObservedFlow,
+        build_register,
+    )
+    from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
+    at = dt.datetime(2026, 9, 15, 22, 4, 11, tzinfo=dt.UTC)
+    config = load_registre(EXAMPLE_FILE)
+    flow = ObservedFlow(
+        flow=FlowKind.API_CLIENT,
+        operation=Operation.READ,
+        recipient_kind=RecipientKind.CLIENT,
+        recipient="ent-Xk2v9QpLr3sT",
+        recipient_name="ENT des lycées — éditeur",
+        entries=1840,
+        persons=52_311,
+        failures=0,
+        data_categories=[DataCategory.IDENTIFIERS, DataCategory.IDENTITY_NAME],
+        structures=["0775923V"],
+        first_at=at,
+        last_at=at + dt.timedelta(days=30),
+    )
+    version = ActivityVersion(version=1, digest="0" * 63 + "1", recorded_at=at)
+    register = build_register(
+        config,
+        flows={config.activities[0].id: [flow]},
+        versions={a.id: [version] for a in config.activities},
+        flow_log=FlowLogSummary(
+            retention_months=12,
+            entries=1841,
+            oldest_at=at,
+            newest_at=at + dt.timedelta(days=30),
+            last_checkpoint_seq=1000,
+            last_checkpoint_at=at + dt.timedelta(days=20),
+            purged_entries=0,
+            last_purge_at=None,
+            verified=True,
+            verification_message="flow log: 1,841 entries 1..1841: intact",
+        ),
+        now=at + dt.timedelta(days=31),
+    )
+    person_flow = PersonFlow(
+        seq=1203,
+        occurred_at=at,
+        flow=FlowKind.API_CLIENT,
+        operation=Operation.READ,
+        activity=config.activities[0].id,
+        activity_version=1,
+        recipient_kind=RecipientKind.CLIENT,
+        recipient="ent-Xk2v9QpLr3sT",
+        recipient_name="ENT des lycées — éditeur",
+        data_categories=[DataCategory.IDENTIFIERS, DataCategory.IDENTITY_NAME],
+        structures=["0775923V"],
+        outcome="success",
+        request_id="5f0c3a9e2b7d4e61",
+    )
+    report = PersonReport(
+        person_id=uuid.UUID(_PUPIL_ID),
+        pseudonym="3f9a0c41d2e87b65a0c1d2e3f4a5b6c7",
+        generated_at=at,
+        log_retention_months=12,
+        recipients=[
+            RecipientSummary(
+                recipient_kind=RecipientKind.CLIENT,
+                recipient="ent-Xk2v9QpLr3sT",
+                recipient_name="ENT des lycées — éditeur",
+                flows=1,
+                first_at=at,
+                last_at=at,
+                data_categories=[DataCategory.IDENTIFIERS, DataCategory.IDENTITY_NAME],
+            )
+        ],
+        flows=[person_flow],
+    )
+    transfer = Transfer(
+        recipient="Support de niveau 3 de l'éditeur",
+        country="CH",
+        safeguard="Décision d'adéquation de la Commission européenne",
+        documentation="Annexe 4 de la convention de sous-traitance",
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for model in (register, report, transfer):
+        _collect(model, found)
+    return found
+
+
+def _collect(value: Any, found: dict[str, dict[str, Any]]) -> None:
+    """The first instance of every model in ``value``'s tree, dumped as JSON, by model name."""
+    if isinstance(value, BaseModel):
+        found.setdefault(type(value).__name__, value.model_dump(mode="json"))
+        for name in type(value).model_fields:
+            _collect(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, found)

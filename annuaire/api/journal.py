@@ -2,7 +2,9 @@
 
 A :class:`Journal` is made per request (route, request id) by the reader dependency; the
 :class:`~annuaire.api.resources.Reader` calls it once the data to serve is read and before any
-byte of it is sent. The flow, the activity and the actor come from the principal:
+byte of it is sent, and it returns once the entry is committed (by the process's
+:class:`~annuaire.registre.writer.FlowWriter`). The flow, the activity and the actor come
+from the principal:
 
 =================  ======================  =====================================  ==============
 principal          flow                    activity                               actor
@@ -23,12 +25,11 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from annuaire.auth import Principal, PrincipalKind
 from annuaire.registre.flowlog import FlowRecord
 from annuaire.registre.runtime import Registre
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+from annuaire.registre.writer import FlowWriter
 
 from .problems import ApiProblem, ProblemType
 
@@ -46,13 +47,13 @@ _FLOWS = {
 @dataclass(frozen=True)
 class Journal:
     registre: Registre
+    writer: FlowWriter
     request_id: str | None
     #: ``GET /v1/persons/{id}``: the route, not the URL (no id, no query string).
     target: str
 
     def record(
         self,
-        connection: Connection,
         principal: Principal,
         *,
         operation: Operation,
@@ -62,7 +63,7 @@ class Journal:
         payload_digest: str | None = None,
         as_dpo: bool = False,
     ) -> int:
-        """Append the entry in ``connection``'s transaction; its sequence number."""
+        """Commit the entry; its sequence number (raises if it could not be written)."""
         flow, actor_kind = _FLOWS[principal.kind]
         if as_dpo:
             flow, actor_kind = FlowKind.REGISTRE, RecipientKind.DPO
@@ -81,7 +82,7 @@ class Journal:
             payload_digest=payload_digest,
             request_id=self.request_id,
         )
-        return self.registre.log.append(connection, record)
+        return self.writer.write(self.registre.log, record)
 
     def activity(self, principal: Principal, flow: FlowKind) -> str:
         if flow is not FlowKind.API_CLIENT:

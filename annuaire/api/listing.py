@@ -254,7 +254,7 @@ def collection_response(
     if params.ndjson:
         return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
     headers: dict[str, str] = {}
-    with reader.connected(logged=resource.personal) as connection:
+    with reader.connected() as connection:
         fields = selected_fields(reader, resource, params.fields)
         if params.cursor is None and resource.entity_type is not None:
             headers["X-Feed-Cursor"] = feed_head(connection)
@@ -281,9 +281,8 @@ def _stream(
     """NDJSON from its own connection in one read-only snapshot, kept open while streaming.
 
     The flow entry is written first: in the snapshot, the persons and structures of everything
-    the export will serve are read (no documents), the entry is committed from another
-    connection, then the objects are streamed from the same snapshot, so the entry names
-    exactly who the export concerns.
+    the export will serve are read (no documents), the entry is committed, then the objects are
+    streamed from the same snapshot, so the entry names exactly who the export concerns.
     """
     engine: Engine = request.app.state.engine
     connection = engine.connect()
@@ -297,13 +296,7 @@ def _stream(
         head = feed_head(connection) if resource.entity_type is not None else None
         if resource.personal:
             concerned = streaming.concerned(resource, where, after=after, limit=limit)
-            with request.app.state.flow_engine.connect() as apart:
-                streaming.record(
-                    Operation.EXPORT,
-                    resource.categories_of(fields),
-                    concerned,
-                    connection=apart,
-                )
+            streaming.record(Operation.EXPORT, resource.categories_of(fields), concerned)
     except BaseException:
         connection.close()
         raise
@@ -335,7 +328,7 @@ def single_response(
     fields: str | None,
     what: str,
 ) -> Response:
-    with reader.connected(logged=resource.personal):
+    with reader.connected():
         wanted = selected_fields(reader, resource, fields)
         page = reader.one(resource, entity_id, wanted)
         if not page.documents:

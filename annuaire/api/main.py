@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from annuaire.auth import AccessRules
 from annuaire.auth.bearer import Authenticator, trusted_issuers
 from annuaire.registre.runtime import open_registre
+from annuaire.registre.writer import FlowWriter
 from annuaire.settings import Settings, get_settings
 from annuaire.store import make_engine
 
@@ -90,11 +91,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = _build(settings)
     app.state.engine = engine or make_engine(settings, serving=True)
     app.state.registre = open_registre(settings, app.state.engine)
-    # The entries of streamed exports are written apart from the stream's own connection.
+    # Transactions of their own (never autocommit): the flow writer's batches and the DPO's
+    # endpoints.
     url = app.state.engine.url.render_as_string(hide_password=False)
     app.state.flow_engine = make_engine(
-        settings.model_copy(update={"database_url": url, "api_db_pool_size": 2}), serving=True
+        settings.model_copy(update={"database_url": url}), pool_size=2, max_overflow=4
     )
+    app.state.flow_writer = FlowWriter(app.state.flow_engine)
     return app
 
 
@@ -110,6 +113,7 @@ def _build(settings: Settings) -> FastAPI:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.api_db_pool_size
         yield
+        app.state.flow_writer.close()
         app.state.engine.dispose()
         app.state.flow_engine.dispose()
 
@@ -132,6 +136,11 @@ def _build(settings: Settings) -> FastAPI:
             {"name": "nomenclatures", "description": "Subjects and levels."},
             {"name": "import runs", "description": "What each import did."},
             {"name": "changes", "description": "The change feed."},
+            {
+                "name": "registre",
+                "description": "RGPD: the art. 30 register and who received a person's data "
+                "(data protection officer only).",
+            },
             {"name": "service", "description": "Health of this deployment."},
             {"name": "oauth", "description": "Token endpoint for ENT vendors, and its keys."},
         ],

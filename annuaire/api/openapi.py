@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .examples import EXAMPLES, page_example
+from .examples import EXAMPLES, page_example, registre_examples
 from .problems import PROBLEM_MEDIA_TYPE
 
 __all__ = ["build_openapi", "openapi_text"]
@@ -47,12 +47,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    examples = {**registre_examples(), **EXAMPLES}
     for name, schema in schemas.items():
         narrowable = name.endswith(_NARROWABLE_SUFFIXES) or name in _NARROWABLE
         if narrowable and "id" in schema.get("properties", {}):
             schema["required"] = ["id"]
-        if name in EXAMPLES:
-            schema["examples"] = [EXAMPLES[name]]
+        if name in examples:
+            schema["examples"] = [examples[name]]
         elif name.endswith("Page") and "items" in schema.get("properties", {}):
             item = schema["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
             schema["examples"] = [page_example(item)]

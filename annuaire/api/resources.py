@@ -246,12 +246,9 @@ class Reader:
 
     A reader holds no connection until :meth:`connected` (or :meth:`bound`) gives it one, so
     routes can receive it from an async dependency and do their database work in one block.
-    With a :class:`~annuaire.api.journal.Journal`, :meth:`record` writes the request's flow
-    entry and commits it: a route calls it after reading and before answering, so nothing is
-    served without its entry (a failed write fails the request). On PostgreSQL a logged
-    request is one transaction, reads and entry together; on SQLite the reads end first and
-    the entry is written in an immediate transaction (a read transaction cannot be upgraded to
-    a write once another writer has committed).
+    With a :class:`~annuaire.api.journal.Journal`, :meth:`record` has the request's flow entry
+    committed: a route calls it after reading and before answering, so nothing is served
+    without its entry (a failed write fails the request).
     """
 
     def __init__(
@@ -274,15 +271,9 @@ class Reader:
         return self._connection
 
     @contextlib.contextmanager
-    def connected(self, *, logged: bool = True) -> Iterator[Connection]:
-        """A connection for the block; the principal is resolved in it first (or 401).
-
-        ``logged``: the block ends with :meth:`record` (on PostgreSQL, the block is then one
-        transaction instead of autocommitted reads).
-        """
+    def connected(self) -> Iterator[Connection]:
+        """A connection for the block; the principal is resolved in it first (or 401)."""
         with self.engine.connect() as connection:
-            if logged and self.journal is not None and self.engine.dialect.name == "postgresql":
-                connection.execution_options(isolation_level="READ COMMITTED")
             self.principal = self.rules.resolve(connection, self.principal)
             self._connection = connection
             try:
@@ -305,29 +296,21 @@ class Reader:
         page: Page,
         *,
         payload: bytes | None = None,
-        connection: Connection | None = None,
+        as_dpo: bool = False,
     ) -> None:
-        """Write and commit the flow entry of what is about to be served.
-
-        ``connection``: write there (a transaction of its own) instead of in the reader's.
-        """
+        """Have the flow entry of what is about to be served committed (or raise)."""
         if self.journal is None:
             return
         digest = hashlib.sha256(payload).hexdigest() if payload is not None else None
-        connection = connection or self.connection
-        if connection.dialect.name == "sqlite":
-            connection.commit()  # end the read transaction; the entry takes the write lock
-            connection.execution_options(sqlite_immediate=True)
         self.journal.record(
-            connection,
             self.principal,
             operation=operation,
             categories=categories,
             persons=page.persons,
             structures=page.structures,
             payload_digest=digest,
+            as_dpo=as_dpo,
         )
-        connection.commit()
 
     def visibility(self, resource: Resource) -> Visibility:
         return self.rules.visibility(self.principal, resource.name, resource.table)
@@ -405,7 +388,7 @@ class Reader:
             query = query.limit(limit)
         options = {"stream_results": True, "yield_per": 10_000}
         page = Page([], None)
-        for rows in self.connection.execution_options(**options).execute(query).partitions():
+        for rows in self.connection.execute(query.execution_options(**options)).partitions():
             _collect(page, resource, rows, len(resource.order))
         return page
 
@@ -421,7 +404,7 @@ class Reader:
         """Every matching object, in batches read from a server-side cursor (flat memory)."""
         query = self._select(resource, fields, predicates, after)
         options = {"stream_results": True, "yield_per": batch}
-        result = self.connection.execution_options(**options).execute(query)
+        result = self.connection.execute(query.execution_options(**options))
         for chunk in result.partitions(batch):
             yield [row[0].encode() for row in chunk]
 

@@ -19,24 +19,23 @@ Checkpoints
     checkpoints chain by signature and are never deleted.
 
 Subjects
-    Persons are given as hub ids and stored as pseudonyms (annuaire.registre.keys) in
-    ``flow_subject``; the entry carries their number and :func:`subjects_digest`.
+    Persons are given as hub ids and stored as pseudonyms (annuaire.registre.keys), sorted, in
+    the entry's ``subjects``: the HMAC covers them like every other column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, insert, select, text, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from annuaire.errors import ConfigurationError
-from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry, FlowSubject
+from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry
 
 from .keys import RegistreKeys
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -47,19 +46,14 @@ __all__ = [
     "FlowRecord",
     "checkpoint_message",
     "entry_message",
-    "subjects_digest",
 ]
 
 GENESIS = "0" * 64
 
 ENTRY: Table = FlowEntry.__table__  # type: ignore[attr-defined]
-SUBJECT: Table = FlowSubject.__table__  # type: ignore[attr-defined]
 CHAIN: Table = FlowChain.__table__  # type: ignore[attr-defined]
 CHECKPOINT: Table = FlowCheckpoint.__table__  # type: ignore[attr-defined]
 
-_PG_SUBJECTS = text(
-    "INSERT INTO flow_subject (subject, seq) SELECT unnest(CAST(:subjects AS text[])), :seq"
-)
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
@@ -71,11 +65,6 @@ def entry_message(row: Mapping[str, Any]) -> bytes:
 def checkpoint_message(row: Mapping[str, Any]) -> bytes:
     """The bytes a checkpoint's signature covers."""
     return orjson.dumps({k: v for k, v in row.items() if k != "signature"}, option=_CANONICAL)
-
-
-def subjects_digest(pseudonyms: Iterable[str]) -> str:
-    """SHA-256 of the sorted, distinct pseudonyms, one per line."""
-    return hashlib.sha256("\n".join(sorted(set(pseudonyms))).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -125,18 +114,26 @@ class FlowLog:
         self, connection: Connection, record: FlowRecord, *, now: dt.datetime | None = None
     ) -> int:
         """Write ``record`` as the next entry in ``connection``'s transaction; its sequence."""
-        try:
-            version = self.versions[record.activity]
-        except KeyError:
-            raise ConfigurationError(
-                f"flow log: activity {record.activity!r} is not in the register "
-                f"(declared: {', '.join(sorted(self.versions))})"
-            ) from None
-        pseudonyms = sorted({self.keys.pseudonym(s) for s in record.subjects})
+        return self.append_many(connection, [record], now=now)[0]
+
+    def append_many(
+        self,
+        connection: Connection,
+        records: Sequence[FlowRecord],
+        *,
+        now: dt.datetime | None = None,
+    ) -> list[int]:
+        """Write ``records`` as the next entries, in order, in ``connection``'s transaction.
+
+        One round trip takes the chain head's lock and reserves their sequence numbers, one
+        writes them, one moves the head: the cost of the lock is shared by the batch.
+        """
+        versions = [self._version(record) for record in records]
+        subjects = [sorted({self.keys.pseudonym(s) for s in r.subjects}) for r in records]
         head = connection.execute(
             update(CHAIN)
             .where(CHAIN.c.id == 1)
-            .values(last_seq=CHAIN.c.last_seq + 1)
+            .values(last_seq=CHAIN.c.last_seq + len(records))
             .returning(
                 CHAIN.c.last_seq,
                 CHAIN.c.last_hash,
@@ -146,20 +143,30 @@ class FlowLog:
         ).first()
         if head is None:
             raise ConfigurationError("flow log: the chain head is missing; run registre verify")
-        seq, prev_hash, sealed, sealed_at = head
-        row = self._row(record, seq, prev_hash, version, pseudonyms, now)
-        row["entry_hash"] = self.keys.chain_hash(row["key_id"], entry_message(row))
-        connection.execute(insert(ENTRY), [row])
-        if pseudonyms and connection.dialect.name == "postgresql":
-            # One statement and one parameter, however many persons (an export: 100,000).
-            connection.execute(_PG_SUBJECTS, {"subjects": pseudonyms, "seq": seq})
-        elif pseudonyms:
-            connection.execute(insert(SUBJECT), [{"subject": p, "seq": seq} for p in pseudonyms])
-        connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_hash=row["entry_hash"]))
-        at = row["occurred_at"]
-        if seq - sealed >= self.checkpoint_every or at - sealed_at >= self.checkpoint_interval:
-            self._seal(connection, sealed, seq, row["entry_hash"], row["occurred_at"])
-        return int(seq)
+        last_seq, prev_hash, sealed, sealed_at = head
+        rows = []
+        for offset, (record, version, pseudonyms) in enumerate(
+            zip(records, versions, subjects, strict=True)
+        ):
+            seq = last_seq - len(records) + 1 + offset
+            row = self._row(record, seq, prev_hash, version, pseudonyms, now)
+            row["entry_hash"] = prev_hash = self.keys.chain_hash(row["key_id"], entry_message(row))
+            rows.append(row)
+        connection.execute(insert(ENTRY), rows)
+        connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_hash=prev_hash))
+        at = rows[-1]["occurred_at"]
+        if last_seq - sealed >= self.checkpoint_every or at - sealed_at >= self.checkpoint_interval:
+            self._seal(connection, sealed, last_seq, prev_hash, at)
+        return [row["seq"] for row in rows]
+
+    def _version(self, record: FlowRecord) -> int:
+        try:
+            return self.versions[record.activity]
+        except KeyError:
+            raise ConfigurationError(
+                f"flow log: activity {record.activity!r} is not in the register "
+                f"(declared: {', '.join(sorted(self.versions))})"
+            ) from None
 
     def _row(
         self,
@@ -187,7 +194,7 @@ class FlowLog:
             "categories": sorted(c.value for c in record.categories),
             "structures": sorted(set(record.structures)),
             "persons": len(pseudonyms) if record.persons is None else record.persons,
-            "subjects_digest": subjects_digest(pseudonyms),
+            "subjects": list(pseudonyms),
             "payload_digest": record.payload_digest,
             "source": record.source,
             "outcome": record.outcome,

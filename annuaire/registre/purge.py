@@ -1,7 +1,7 @@
 """Retention of the flow log: delete what is older than the register says, keep it verifiable.
 
 Entries go by whole checkpoint windows: the purge first seals the tail, then deletes the entries
-(and their subject rows) up to the last checkpoint whose entries are all older than the cutoff.
+up to the last checkpoint whose entries are all older than the cutoff.
 The checkpoints stay (they hold no personal data), so the first remaining entry chains onto the
 signed hash of the checkpoint that ends the purged range, and ``registre verify`` still checks
 everything that remains. The purge records itself twice, in the same transaction: a row of
@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from annuaire.schema import FlowPurge
 
-from .flowlog import CHECKPOINT, ENTRY, SUBJECT, FlowLog, FlowRecord
+from .flowlog import CHECKPOINT, ENTRY, FlowLog, FlowRecord
 from .vocabulary import FlowKind, Operation, RecipientKind
 
 __all__ = ["PURGE_TARGET", "PurgeResult", "months_before", "purge_log"]
@@ -79,10 +79,11 @@ def purge_log(
     if window is None:
         return PurgeResult(cutoff, purged_before, 0, 0)
     up_to = int(window.last_seq)
-    entries = connection.execute(select(func.count()).where(ENTRY.c.seq <= up_to)).scalar_one()
-    subjects = connection.execute(
-        select(func.count()).select_from(SUBJECT).where(SUBJECT.c.seq <= up_to)
-    ).scalar_one()
+    entries, subjects = connection.execute(
+        select(func.count(), func.coalesce(func.sum(ENTRY.c.persons), 0)).where(
+            ENTRY.c.seq <= up_to
+        )
+    ).one()
     connection.execute(
         insert(_PURGE),
         [
@@ -97,7 +98,6 @@ def purge_log(
             }
         ],
     )
-    connection.execute(delete(SUBJECT).where(SUBJECT.c.seq <= up_to))
     connection.execute(delete(ENTRY).where(ENTRY.c.seq <= up_to))
     flow_log.append(
         connection,

@@ -38,7 +38,7 @@ from .register import (
 from .verify import Verification
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
-__all__ = ["Registre", "open_registre", "register_file", "registre_config"]
+__all__ = ["Registre", "client_names", "open_registre", "register_file", "registre_config"]
 
 _VERSIONS = ProcessingActivity.__table__  # type: ignore[attr-defined]
 _PURGES = FlowPurge.__table__  # type: ignore[attr-defined]
@@ -222,7 +222,7 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
         ENTRY.c.occurred_at,
     ).order_by(ENTRY.c.seq)
     groups: dict[tuple[str, str, str, str, str], _Group] = {}
-    stream = connection.execution_options(stream_results=True, yield_per=5000).execute(query)
+    stream = connection.execute(query.execution_options(stream_results=True, yield_per=5000))
     for row in stream:
         recipient = None if row.actor_kind in _PEOPLE else (row.client_id or row.actor)
         key = (row.activity, row.flow, row.operation, row.actor_kind, recipient or "")
@@ -235,10 +235,7 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
         group.categories.update(row.categories)
         group.structures.update(row.structures)
         group.last_at = row.occurred_at
-    names = {
-        r.client_id: r.name
-        for r in connection.execute(select(_CLIENTS.c.client_id, _CLIENTS.c.name))
-    }
+    names = client_names(connection)
     flows: dict[str, list[ObservedFlow]] = defaultdict(list)
     for (activity, flow, operation, actor_kind, _), group in groups.items():
         flows[activity].append(
@@ -260,6 +257,12 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
     return dict(flows)
 
 
+def client_names(connection: Connection) -> dict[str, str]:
+    """Client id -> name, revoked clients included (flows keep naming them)."""
+    rows = connection.execute(select(_CLIENTS.c.client_id, _CLIENTS.c.name))
+    return {row.client_id: row.name for row in rows}
+
+
 def _summary(
     connection: Connection, config: RegistreConfig, verification: Verification | None
 ) -> FlowLogSummary:
@@ -279,7 +282,7 @@ def _summary(
         oldest_at=oldest,
         newest_at=newest,
         last_checkpoint_seq=sealed,
-        last_checkpoint_at=head.last_checkpoint_at if sealed else None,
+        last_checkpoint_at=head.last_checkpoint_at if head is not None and sealed else None,
         purged_entries=int(purged),
         last_purge_at=last_purge,
         verified=None if verification is None else verification.ok,

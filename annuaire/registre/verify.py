@@ -6,22 +6,21 @@ log):
 - sequence numbers are contiguous, from just after the last purge (or 1);
 - each ``prev_hash`` is the ``entry_hash`` before it (the first remaining entry chains onto the
   checkpoint that ends at the last purge, or onto the genesis hash);
-- each ``entry_hash`` is the HMAC of the entry's content with the key it names;
-- each entry's subject rows give back its ``subjects_digest`` and its number of persons when all
-  were listed;
+- each ``entry_hash`` is the HMAC of the entry's content (its persons included) with the key
+  it names;
 - checkpoints: numbered from 1, chained by signature, each signature valid with the public key
   it names, each covering the entries since the previous one and matching the hash of the
   entry it ends on; a checkpoint beyond the last entry means the tail was cut;
 - the chain head (``flow_chain``) names the last entry.
 
-A modified entry fails its HMAC; a deleted one leaves a gap; an inserted or reordered one breaks
-the ``prev_hash`` links; a cut tail contradicts the head and the checkpoints. Entries written
-after the last checkpoint are protected by the chain and the head only: the report says how many.
+A modified entry (its list of persons included) fails its HMAC; a deleted one leaves a gap; an
+inserted or reordered one breaks the ``prev_hash`` links; a cut tail contradicts the head and
+the checkpoints. Entries written after the last checkpoint are protected by the chain and the
+head only: the report says how many.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,16 +29,7 @@ from sqlalchemy import Connection, func, select
 
 from annuaire.schema import FlowPurge
 
-from .flowlog import (
-    CHAIN,
-    CHECKPOINT,
-    ENTRY,
-    GENESIS,
-    SUBJECT,
-    checkpoint_message,
-    entry_message,
-    subjects_digest,
-)
+from .flowlog import CHAIN, CHECKPOINT, ENTRY, GENESIS, checkpoint_message, entry_message
 from .keys import RegistreKeys
 from .purge import PURGE_TARGET
 
@@ -122,7 +112,7 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
     else:
         prev_hash = GENESIS
     recorded_purges: set[int] = set()
-    for row, subjects in _entries_with_subjects(connection):
+    for row in _entries(connection):
         seq = row["seq"]
         if row["operation"] == "purge" and row["target"] == PURGE_TARGET and row["source"]:
             recorded_purges.add(row["source"].get("purged_up_to"))
@@ -146,8 +136,6 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
             report.add(seq, "key", f"entry {seq} names an unknown chain key {row['key_id']!r}")
         elif keys.chain_hash(row["key_id"], entry_message(row)) != row["entry_hash"]:
             report.add(seq, "content", f"entry {seq} was modified (its HMAC does not match)")
-        if subjects_digest(subjects) != row["subjects_digest"]:
-            report.add(seq, "subjects", f"the persons of entry {seq} were changed")
         checkpoint = by_last.get(seq)
         if checkpoint is not None and checkpoint["head_hash"] != row["entry_hash"]:
             report.add(
@@ -160,8 +148,8 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
         report.add(
             last + 1,
             "truncated",
-            f"checkpoints seal entries up to {report.sealed_up_to} but the log ends at {last} "
-            "(its tail was cut)",
+            f"entries {last + 1}..{report.sealed_up_to} are missing: checkpoints seal entries up "
+            f"to {report.sealed_up_to} but the log ends at entry {last} (its tail was cut)",
         )
     if report.purged_up_to and report.purged_up_to not in recorded_purges:
         report.add(
@@ -212,6 +200,13 @@ def _verify_head(
     if head is None:
         report.add(None, "head", "the chain head is missing")
         return
+    if head.last_checkpoint_seq != report.sealed_up_to:
+        report.add(
+            None,
+            "checkpoint",
+            f"the chain head says the last checkpoint ends at entry {head.last_checkpoint_seq}, "
+            f"the checkpoints end at {report.sealed_up_to} (a checkpoint was removed or added)",
+        )
     if head.last_seq != last or (last_hash is not None and head.last_hash != last_hash):
         report.add(
             min(head.last_seq, last) + 1,
@@ -220,29 +215,15 @@ def _verify_head(
         )
 
 
-def _entries_with_subjects(
-    connection: Connection,
-) -> Iterator[tuple[dict[str, Any], list[str]]]:
-    """Entries in sequence order, each with its subject pseudonyms (read in batches)."""
-    after = -1
+def _entries(connection: Connection) -> Iterator[dict[str, Any]]:
+    """Entries in sequence order, read in batches."""
+    after: int | None = None  # no lower bound at first: a forged seq of 0 or less is read too
     while True:
-        rows = [
-            dict(r._mapping)
-            for r in connection.execute(
-                select(ENTRY).where(ENTRY.c.seq > after).order_by(ENTRY.c.seq).limit(_BATCH)
-            )
-        ]
+        query = select(ENTRY).order_by(ENTRY.c.seq).limit(_BATCH)
+        if after is not None:
+            query = query.where(ENTRY.c.seq > after)
+        rows = [dict(r._mapping) for r in connection.execute(query)]
         if not rows:
             return
-        low, high = rows[0]["seq"], rows[-1]["seq"]
-        subjects = connection.execute(
-            select(SUBJECT.c.seq, SUBJECT.c.subject)
-            .where(SUBJECT.c.seq.between(low, high))
-            .order_by(SUBJECT.c.seq)
-        ).all()
-        grouped = {
-            seq: [s for _, s in group] for seq, group in itertools.groupby(subjects, lambda r: r[0])
-        }
-        for row in rows:
-            yield row, grouped.get(row["seq"], [])
-        after = high
+        yield from rows
+        after = rows[-1]["seq"]

@@ -45,7 +45,6 @@ from .registre import (
     FlowCheckpoint,
     FlowEntry,
     FlowPurge,
-    FlowSubject,
     ProcessingActivity,
 )
 from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
@@ -73,7 +72,6 @@ __all__ = [
     "FlowCheckpoint",
     "FlowEntry",
     "FlowPurge",
-    "FlowSubject",
     "Group",
     "GroupPublic",
     "Guardianship",

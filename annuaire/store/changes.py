@@ -86,7 +86,8 @@ class ChangeRecorder:
                 select(_pending.c.entity_id).where(_pending.c.entity_type == "person").distinct()
             ).scalars()
         )
-        kinds, uais = set(), set()
+        kinds: set[str] = set()
+        uais: set[str] = set()
         for entity_type, structures in self.connection.execute(
             select(_pending.c.entity_type, _pending.c.structures).distinct()
         ):

@@ -299,12 +299,17 @@ def purge(
     now: dt.datetime | None = None,
     scope: str | None = None,
     delay_days: int | None = None,
+    registre: Registre | None = None,
 ) -> dict[str, int]:
-    """Delete entities that have been ``tobedeleted`` for longer than the delay. One transaction."""
+    """Delete entities that have been ``tobedeleted`` for longer than the delay. One transaction,
+    with its flow entry (operation ``delete``) when anything was purged."""
+    registre = registre or open_registre(settings, engine)
     now = now or dt.datetime.now(dt.UTC)
     delay = settings.purge_delay_days if delay_days is None else delay_days
     cutoff = now - dt.timedelta(days=delay)
     purged: dict[str, int] = {}
+    persons: set[uuid.UUID] = set()
+    uais: set[str] = set()
     with write_transaction(engine) as connection:
         recorder = ChangeRecorder(connection, scope=scope or "*", run_id=None)
         ext = ExternalId.__table__  # type: ignore[attr-defined]
@@ -319,6 +324,9 @@ def purge(
             if not rows:
                 continue
             ids = [r.id for r in rows]
+            if kind is EntityKind.PERSON:
+                persons.update(ids)
+            uais.update(u for r in rows for u in (r.structures or "").split("|") if u)
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
                 connection.execute(delete(ext).where(ext.c.entity_id.in_(chunk)))
@@ -331,4 +339,21 @@ def purge(
                 )
             purged[kind.value] = len(rows)
         recorder.publish()
+        if purged:
+            registre.log.append(
+                connection,
+                FlowRecord(
+                    flow=FlowKind.IMPORT,
+                    operation=Operation.DELETE,
+                    activity=registre.activity_id(FlowKind.IMPORT),
+                    actor_kind=RecipientKind.IMPORT_JOB,
+                    actor="purge",
+                    target=f"purge tobedeleted {scope or '*'}",
+                    categories={c for k in purged for c in _KIND_CATEGORIES.get(k, ())},
+                    structures=uais,
+                    subjects=persons,
+                    source={"purged": purged, "older_than_days": delay},
+                ),
+                now=now,
+            )
     return purged

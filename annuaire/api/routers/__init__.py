@@ -10,6 +10,7 @@ from . import (
     guardianships,
     nomenclatures,
     persons,
+    registre,
     roles,
     runs,
     structures,
@@ -29,4 +30,5 @@ ROUTERS = [
     nomenclatures.levels,
     runs.router,
     changes.router,
+    registre.router,
 ]

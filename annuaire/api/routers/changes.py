@@ -95,5 +95,5 @@ def list_changes(
 )
 def feed_cursor(reader: ReaderDep) -> Response:
     """The position of the newest entry: read from here to get only what happens next."""
-    with reader.connected(logged=False) as connection:
+    with reader.connected() as connection:
         return json_response({"cursor": feed_head(connection)})

@@ -1,9 +1,9 @@
 """rgpd flow log and register history
 
-The flow log tables are append-only: a trigger refuses any UPDATE of an entry, a subject row or
-a checkpoint, and any DELETE except of entries already covered by a recorded purge
-(``flow_purge.up_to_seq``); checkpoints are never deleted. The chain head starts at sequence 0
-with the genesis hash.
+The flow log tables are append-only: a trigger refuses any UPDATE of an entry, a checkpoint or a
+purge record, and any DELETE except of entries already covered by a recorded purge
+(``flow_purge.up_to_seq``); checkpoints and purge records are never deleted. The chain head
+starts at sequence 0 with the genesis hash.
 
 Revision ID: 36273a2e5b2e
 Revises: 0f19504e93eb
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "36273a2e5b2e"
 down_revision: str | None = "0f19504e93eb"
@@ -96,7 +97,11 @@ def upgrade() -> None:
         sa.Column("categories", sa.JSON(), nullable=False),
         sa.Column("structures", sa.JSON(), nullable=False),
         sa.Column("persons", sa.Integer(), nullable=False),
-        sa.Column("subjects_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "subjects",
+            sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("payload_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("source", sa.JSON(), nullable=True),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -108,6 +113,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("flow_entry", schema=None) as batch_op:
         batch_op.create_index("ix_flow_entry_occurred_at", ["occurred_at"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # Who received a person's data: `subjects @> ARRAY[pseudonym]`. GIN's pending list
+        # takes the pseudonyms of each entry in one append (see annuaire.schema.registre).
+        op.create_index(
+            "ix_flow_entry_subjects", "flow_entry", ["subjects"], postgresql_using="gin"
+        )
 
     op.create_table(
         "flow_purge",
@@ -126,19 +137,6 @@ def upgrade() -> None:
         sa.Column("operator", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_table(
-        "flow_subject",
-        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=False,
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("subject", "seq"),
-    )
-    with op.batch_alter_table("flow_subject", schema=None) as batch_op:
-        batch_op.create_index("ix_flow_subject_seq", ["seq"], unique=False)
     op.create_table(
         "processing_activity",
         sa.Column("activity_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -181,7 +179,7 @@ def upgrade() -> None:
             )
             purged = (
                 "1"
-                if table == "flow_checkpoint"
+                if table in ("flow_checkpoint", "flow_purge")
                 else "OLD.seq > (SELECT coalesce(max(up_to_seq), 0) FROM flow_purge)"
             )
             op.execute(
@@ -192,13 +190,15 @@ def upgrade() -> None:
 
 
 GENESIS = "0" * 64
-_APPEND_ONLY = ("flow_entry", "flow_subject", "flow_checkpoint")
+_APPEND_ONLY = ("flow_entry", "flow_checkpoint", "flow_purge")
 _PG_FUNCTION = """
 CREATE FUNCTION flow_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' AND TG_TABLE_NAME <> 'flow_checkpoint'
-       AND OLD.seq <= (SELECT coalesce(max(up_to_seq), 0) FROM flow_purge) THEN
-        RETURN OLD;
+    -- Nested: OLD has no seq on flow_checkpoint, and no value at all for TRUNCATE.
+    IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'flow_entry' THEN
+        IF OLD.seq <= (SELECT coalesce(max(up_to_seq), 0) FROM flow_purge) THEN
+            RETURN OLD;
+        END IF;
     END IF;
     RAISE EXCEPTION 'the flow log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';
@@ -212,7 +212,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION flow_log_append_only() CASCADE")
     op.drop_table("processing_activity")
-    op.drop_table("flow_subject")
     op.drop_table("flow_purge")
     with op.batch_alter_table("flow_entry", schema=None) as batch_op:
         batch_op.drop_index("ix_flow_entry_occurred_at")

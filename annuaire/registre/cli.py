@@ -1,0 +1,258 @@
+"""``aiguillage registre``: check the register, verify and seal the flow log, export the art. 30
+register, answer an access request, apply retention, make keys.
+
+Exit codes as the rest of the command: 0 done, 1 refused (a broken chain for ``verify``), 2 bad
+input or configuration. Reading the log (``export``, ``person``) is itself logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Connection, Engine
+
+from annuaire.errors import AiguillageError, BadInput, Refused
+from annuaire.settings import get_settings
+from annuaire.store.engine import write_transaction
+
+from .flowlog import FlowRecord
+from .keys import generate_key_file
+from .person import person_report, resolve_person
+from .purge import purge_log
+from .register import render_csv, render_html, render_json
+from .runtime import Registre, open_registre, register_file, registre_config
+from .verify import verify_log
+from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
+__all__ = ["registre_app"]
+
+registre_app = typer.Typer(
+    help="RGPD: the register of processing activities and the flow log.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+_JSON = orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def _opened() -> tuple[Engine, Registre]:
+    from annuaire.cli import open_store
+
+    engine = open_store()
+    return engine, open_registre(get_settings(), engine)
+
+
+def _fail(exc: AiguillageError) -> typer.Exit:
+    from annuaire.cli import fail
+
+    return fail(exc)
+
+
+def _log_access(
+    connection: Connection,
+    registre: Registre,
+    target: str,
+    payload: bytes,
+    persons: Collection[uuid.UUID] = (),
+) -> None:
+    """The entry of an operator's reading of the log, in the transaction of the reads."""
+    registre.log.append(
+        connection,
+        FlowRecord(
+            flow=FlowKind.REGISTRE,
+            operation=Operation.LOG_ACCESS,
+            activity=registre.activity_id(FlowKind.REGISTRE),
+            actor_kind=RecipientKind.DPO,
+            actor="aiguillage registre",
+            target=target,
+            categories={DataCategory.CONNECTION, *([DataCategory.IDENTIFIERS] if persons else [])},
+            subjects=persons,
+            payload_digest=hashlib.sha256(payload).hexdigest(),
+        ),
+    )
+
+
+@registre_app.command("check")
+def check() -> None:
+    """Validate the register file and list its activities (no database needed)."""
+    settings = get_settings()
+    try:
+        config = registre_config(settings)
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    table = Table("activity", "name", "status", "flows", "data categories")
+    for activity in config.activities:
+        table.add_row(
+            activity.id,
+            activity.name,
+            activity.status.value,
+            " ".join(activity.flows),
+            " ".join(activity.data_categories),
+        )
+    console.print(f"register file {register_file(settings)}: valid", highlight=False)
+    console.print(table)
+
+
+@registre_app.command("verify")
+def verify() -> None:
+    """Check every entry, subject list, checkpoint and the head; exit 1 and say where the chain
+    breaks if it does."""
+    try:
+        engine, registre = _opened()
+        with engine.connect() as connection:
+            report = verify_log(connection, registre.keys)
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    console.print(report.summary(), highlight=False)
+    for problem in report.breaks[1:20]:
+        console.print(f"  also: {problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@registre_app.command("checkpoint")
+def checkpoint() -> None:
+    """Seal the entries written since the last checkpoint (run it hourly from cron)."""
+    try:
+        engine, registre = _opened()
+        with write_transaction(engine) as connection:
+            sealed = registre.log.checkpoint(connection)
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    console.print(f"checkpoint {sealed} signed" if sealed else "nothing new to seal")
+
+
+@registre_app.command("export")
+def export(
+    format: Annotated[
+        Literal["json", "csv", "html"], typer.Option("--format", help="json, csv or html.")
+    ] = "json",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="File (json, html) or folder (csv, required); default: stdout."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Verify the flow log first and say so in the register.")
+    ] = False,
+) -> None:
+    """The art. 30 register: one fiche per activity with its history and observed flows."""
+    if format == "csv" and output is None:
+        raise _fail(BadInput("--format csv writes one file per fiche: give --output FOLDER"))
+    try:
+        engine, registre = _opened()
+        with write_transaction(engine) as connection:
+            verification = verify_log(connection, registre.keys) if verify else None
+            document = registre.register(connection, verification=verification)
+            body = render_json(document)
+            _log_access(connection, registre, f"registre export {format}", body)
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    if format == "csv":
+        assert output is not None
+        written = render_csv(document, output)
+        console.print(f"{len(written)} files written to {output}", highlight=False)
+        return
+    text = body.decode() if format == "json" else render_html(document)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"register written to {output}", highlight=False)
+
+
+@registre_app.command("person")
+def person(
+    reference: Annotated[
+        str, typer.Argument(help="Hub id, or a typed external id (aaf:ENTPersonJointure:1234).")
+    ],
+    format: Annotated[
+        Literal["table", "json"], typer.Option("--format", help="table or json.")
+    ] = "table",
+) -> None:
+    """Who received this person's data and when (GDPR art. 15(1)(c))."""
+    try:
+        engine, registre = _opened()
+        with write_transaction(engine) as connection:
+            person_id = resolve_person(connection, reference)
+            report = person_report(
+                connection,
+                registre.keys,
+                person_id,
+                retention_months=registre.config.flow_log.retention_months,
+            )
+            body = orjson.dumps(report.model_dump(mode="json"), option=_JSON)
+            _log_access(connection, registre, "registre person", body, {person_id})
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    if format == "json":
+        typer.echo(body.decode())
+        return
+    console.print(
+        f"person {report.person_id} (pseudonym {report.pseudonym}): {len(report.flows)} flows "
+        f"in the log (kept {report.log_retention_months} months)",
+        highlight=False,
+    )
+    table = Table("recipient", "kind", "flows", "first (UTC)", "last (UTC)", "data categories")
+    for recipient in report.recipients:
+        table.add_row(
+            recipient.recipient_name or recipient.recipient or "",
+            recipient.recipient_kind.value,
+            str(recipient.flows),
+            recipient.first_at.strftime("%Y-%m-%d %H:%M"),
+            recipient.last_at.strftime("%Y-%m-%d %H:%M"),
+            " ".join(recipient.data_categories),
+        )
+    console.print(table)
+
+
+@registre_app.command("purge")
+def purge(
+    months: Annotated[
+        int | None,
+        typer.Option(min=6, max=12, help="Retention in months (default: the register's)."),
+    ] = None,
+) -> None:
+    """Delete flow-log entries older than the retention; what remains still verifies."""
+    try:
+        engine, registre = _opened()
+        retention = months or registre.config.flow_log.retention_months
+        with write_transaction(engine) as connection:
+            result = purge_log(
+                connection,
+                registre.log,
+                activity=registre.activity_id(FlowKind.REGISTRE),
+                retention_months=retention,
+                operator="aiguillage registre purge",
+            )
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"retention {retention} months (cutoff {result.cutoff:%Y-%m-%d %H:%M} UTC): "
+        f"{result.entries} entries and {result.subjects} subject rows purged; the log now "
+        f"starts after entry {result.up_to_seq}",
+        highlight=False,
+    )
+
+
+@registre_app.command("keys")
+def keys(
+    path: Annotated[Path, typer.Argument(help="The key file (registre_key_file).")],
+    rotate: Annotated[
+        bool, typer.Option(help="Put a new chain and signing key first; keep the old ones.")
+    ] = False,
+) -> None:
+    """Create the flow log's key file (or rotate its chain and signing keys)."""
+    if path.exists() != rotate:
+        problem = "does not exist" if rotate else "exists already (use --rotate)"
+        raise _fail(Refused(f"{path} {problem}"))
+    generate_key_file(path, rotate=rotate)
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    console.print(f"{'rotated' if rotate else 'created'} {path} ({when} UTC)", highlight=False)

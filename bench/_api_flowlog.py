@@ -1,0 +1,147 @@
+"""What the RGPD flow log costs a page read (a section of bench/api.py).
+
+Two servers of one worker each on the same database: the real one (``aiguillage serve``), which
+writes the flow entry of every page (chain lock, HMAC, the entry with its 100 pseudonyms, commit)
+before answering, and the same app with its flow log removed (bench/_nolog_app.py: the only
+difference is ``app.state.registre = None``; production code has no switch for it). Both
+answer the same requests, case (a) of bench/api.py: ``GET /v1/persons?limit=100&cursor=C``
+round-robin over 200 cursors spread over the table, as the operator; the bodies must be
+byte-identical. Rounds of one run of each server, ``seconds`` each, in ABBA order (a drift of
+the machine weighs on both), after a 1 s warm-up of each. Overhead = 1 - req/s with the log /
+req/s without, over all rounds; the target (issue: at most 15 %) is on this page read. The
+entries the section wrote are counted (entries and subject rows per second), and the chain is
+verified afterwards with ``aiguillage registre verify`` logic: every entry written under load
+must chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench._api_support import Server, run_wrk
+
+__all__ = ["FLOWLOG_TARGET", "measure_flowlog_overhead", "report_flowlog_overhead"]
+
+FLOWLOG_TARGET = 0.15
+ROUNDS = 6
+
+
+def _log_size(database_url: str) -> tuple[int, int]:
+    with psycopg.connect(database_url) as connection:
+        entries = connection.execute("SELECT coalesce(max(seq), 0) FROM flow_entry").fetchone()
+        subjects = connection.execute(
+            "SELECT coalesce(sum(cardinality(subjects)), 0) FROM flow_entry"
+        ).fetchone()
+    return int(entries[0] if entries else 0), int(subjects[0] if subjects else 0)
+
+
+def _identical(real: Server, bare: Server, paths: list[str]) -> list[str]:
+    differing = []
+    with httpx.Client(timeout=60.0, headers={"Accept": "application/json"}) as client:
+        for path in paths:
+            logged, unlogged = client.get(real.base + path), client.get(bare.base + path)
+            if logged.status_code != 200 or logged.content != unlogged.content:
+                differing.append(path)
+    return differing
+
+
+def measure_flowlog_overhead(
+    database_url: str,
+    scratch: Path,
+    paths: Path,
+    real_server: Callable[[], Server],
+    unlogged_server: Callable[[], Server],
+    *,
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    from annuaire.registre.keys import load_keys
+    from annuaire.registre.verify import verify_log
+    from annuaire.settings import Settings
+    from annuaire.store.engine import make_engine
+
+    listed = paths.read_text("utf-8").split()
+    with real_server() as real, unlogged_server() as unlogged:
+        differing = _identical(real, unlogged, listed[:50])
+        for server in (real, unlogged):
+            run_wrk(server.port, paths, 1.0, connections, scratch)
+        before = _log_size(database_url)
+        runs: dict[str, list[dict[str, Any]]] = {"logged": [], "unlogged": []}
+        servers = {"logged": real, "unlogged": unlogged}
+        for index in range(ROUNDS):
+            order = ("logged", "unlogged") if index % 2 == 0 else ("unlogged", "logged")
+            for name in order:
+                server = servers[name]
+                figures = run_wrk(server.port, paths, seconds, connections, scratch, server.pid)
+                runs[name].append(figures)
+        after = _log_size(database_url)
+    settings = Settings(database_url=database_url, environment="development")
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection:
+            verification = verify_log(connection, load_keys(settings))
+    finally:
+        engine.dispose()
+    logged_rps = _rps(runs["logged"])
+    unlogged_rps = _rps(runs["unlogged"])
+    logged_seconds = sum(r["duration_us"] for r in runs["logged"]) / 1e6
+    return {
+        "paths": len(listed),
+        "identical": not differing,
+        "differing": differing,
+        "seconds_per_run": seconds,
+        "connections": connections,
+        "logged_rps": logged_rps,
+        "unlogged_rps": unlogged_rps,
+        "overhead": 1 - logged_rps / unlogged_rps,
+        "overhead_rounds": [
+            1 - a["rps"] / b["rps"] for a, b in zip(runs["logged"], runs["unlogged"], strict=True)
+        ],
+        "logged_ms": 1000 / logged_rps * connections,
+        "unlogged_ms": 1000 / unlogged_rps * connections,
+        "entries_written": after[0] - before[0],
+        "subject_rows_written": after[1] - before[1],
+        "entries_per_s": (after[0] - before[0]) / max(logged_seconds, 1e-9),
+        "errors": sum(r["errors"] for rs in runs.values() for r in rs),
+        "verified": verification.ok,
+        "verification": verification.summary(),
+        "runs": runs,
+    }
+
+
+def _rps(runs: list[dict[str, Any]]) -> float:
+    return sum(r["requests"] for r in runs) / (sum(r["duration_us"] for r in runs) / 1e6)
+
+
+def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
+    """Print the section's table; return its target."""
+    same = "byte-identical" if flow["identical"] else "DIFFERENT: " + ", ".join(flow["differing"])
+    print(
+        f"\nFlow log (RGPD), 1 worker, page of 100 persons: bodies with and without the log "
+        f"{same}; wrk {flow['connections']} connections, {ROUNDS} rounds of "
+        f"{flow['seconds_per_run']:g} s per server, ABBA"
+    )
+    spread = [100 * o for o in flow["overhead_rounds"]]
+    print(
+        f"  without the log {flow['unlogged_rps']:,.0f} req/s ({flow['unlogged_ms']:.2f} ms/req), "
+        f"with it {flow['logged_rps']:,.0f} req/s ({flow['logged_ms']:.2f} ms/req): overhead "
+        f"{100 * flow['overhead']:.1f} % (rounds {min(spread):.1f} to {max(spread):.1f} %), "
+        f"{flow['errors']} errors"
+    )
+    print(
+        f"  written under load: {flow['entries_written']:,} entries "
+        f"({flow['entries_per_s']:,.0f}/s) naming {flow['subject_rows_written']:,} persons; "
+        f"{flow['verification']}"
+    )
+    return [
+        {
+            "target": "flow log: page-read overhead <= 15 %",
+            "value": flow["overhead"],
+            "pass": flow["overhead"] <= FLOWLOG_TARGET and flow["verified"] and flow["identical"],
+        }
+    ]
