@@ -115,8 +115,9 @@ class Page:
     documents: list[bytes]
     #: Sort key to continue from, or None when this was the last page.
     last: list[str] | None
-    #: Who and where the objects concern: hub ids of persons, UAIs (for the flow log).
-    persons: set[uuid.UUID] = field(default_factory=set)
+    #: Who and where the objects concern: hub ids of persons (repeats allowed: a list, as
+    #: hashing UUIDs costs more than the flow log's pseudonyms dedupe), UAIs (for the flow log).
+    persons: list[uuid.UUID] = field(default_factory=list)
     structures: set[str] = field(default_factory=set)
 
 
@@ -440,7 +441,7 @@ class Reader:
         page = Page([row[0].encode() for row in rows], None)
         for row in rows:
             if row[2] == EntityKind.PERSON.value:
-                page.persons.add(row[3])
+                page.persons.append(row[3])
             page.structures.update(_uais(row[4]))
         return page, (rows[-1][1] if rows else after)
 
@@ -460,7 +461,7 @@ def _collect(page: Page, resource: Resource, rows: Sequence[Any], start: int) ->
     persons = len(resource.subjects)
     structured = "structures" in resource.table.c
     for row in rows:
-        page.persons.update(v for v in row[start : start + persons] if v is not None)
+        page.persons.extend(v for v in row[start : start + persons] if v is not None)
         if structured:
             page.structures.update(_uais(row[start + persons]))
 

@@ -42,6 +42,7 @@ from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
 __all__ = [
     "GENESIS",
+    "ChainHead",
     "FlowLog",
     "FlowRecord",
     "checkpoint_message",
@@ -54,7 +55,41 @@ ENTRY: Table = FlowEntry.__table__  # type: ignore[attr-defined]
 CHAIN: Table = FlowChain.__table__  # type: ignore[attr-defined]
 CHECKPOINT: Table = FlowCheckpoint.__table__  # type: ignore[attr-defined]
 
+_PG_WRITE = (
+    "WITH written AS (INSERT INTO flow_entry "
+    "SELECT * FROM json_populate_recordset(NULL::flow_entry, %s::json)) "
+    "UPDATE flow_chain SET last_hash = %s WHERE id = 1"
+)
+# The entries travel as ONE JSON parameter that the server turns into rows: the Python cost of a
+# batch does not grow with its columns and its hundreds of pseudonyms.
+_PG_WRITE_AFTER = """
+WITH head AS (
+    UPDATE flow_chain SET last_seq = %(seq)s, last_hash = %(hash)s
+    WHERE id = 1 AND last_seq = %(expected_seq)s AND last_hash = %(expected_hash)s
+    RETURNING last_seq
+), written AS (
+    INSERT INTO flow_entry
+    SELECT e.* FROM json_populate_recordset(NULL::flow_entry, %(rows)s::json) AS e
+    WHERE EXISTS (SELECT 1 FROM head)
+    RETURNING seq
+)
+SELECT count(*) FROM written
+"""
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last entry of the chain (sequence, hash) and the last checkpoint (sequence, time)."""
+
+    seq: int
+    hash: str
+    sealed_seq: int
+    sealed_at: dt.datetime
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows, option=_CANONICAL).decode()
 
 
 def entry_message(row: Mapping[str, Any]) -> bytes:
@@ -84,7 +119,8 @@ class FlowRecord:
     structures: Collection[str] = ()
     #: Hub ids of the persons concerned (pseudonymised when written).
     subjects: Collection[uuid.UUID] = ()
-    #: Persons concerned when not all are listed in ``subjects``; defaults to their number.
+    #: Persons concerned when not all are listed in ``subjects``; defaults to their number
+    #: (``subjects`` may repeat a person: they count once).
     persons: int | None = None
     payload_digest: str | None = None
     source: dict[str, Any] | None = None
@@ -126,14 +162,69 @@ class FlowLog:
         """Write ``records`` as the next entries, in order, in ``connection``'s transaction.
 
         One round trip takes the chain head's lock and reserves their sequence numbers, one
-        writes them, one moves the head: the cost of the lock is shared by the batch.
+        writes them and moves the head: the cost of the lock is shared by the batch.
         """
-        versions = [self._version(record) for record in records]
-        subjects = [sorted({self.keys.pseudonym(s) for s in r.subjects}) for r in records]
-        head = connection.execute(
+        head = self._reserve(connection, len(records))
+        if head is None:
+            raise ConfigurationError("flow log: the chain head is missing; run registre verify")
+        last_seq, prev_hash, sealed, sealed_at = head
+        rows = self.entries(records, last_seq - len(records), prev_hash, now)
+        if connection.dialect.name == "postgresql":
+            with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(_PG_WRITE, (_rows_json(rows), rows[-1]["entry_hash"]))
+        else:
+            connection.execute(insert(ENTRY), rows)
+            update_head = update(CHAIN).where(CHAIN.c.id == 1)
+            connection.execute(update_head.values(last_hash=rows[-1]["entry_hash"]))
+        head_after = ChainHead(last_seq, rows[-1]["entry_hash"], sealed, sealed_at)
+        if self.checkpoint_due(head_after, rows[-1]["occurred_at"]):
+            self._seal(connection, sealed, last_seq, head_after.hash, rows[-1]["occurred_at"])
+        return [row["seq"] for row in rows]
+
+    def entries(
+        self,
+        records: Sequence[FlowRecord],
+        after_seq: int,
+        after_hash: str,
+        now: dt.datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of ``records`` chained after entry ``after_seq`` whose hash is
+        ``after_hash``: sequence numbers, pseudonyms, ``prev_hash`` and ``entry_hash`` set."""
+        rows = []
+        prev_hash = after_hash
+        for offset, record in enumerate(records, start=1):
+            version = self._version(record)
+            pseudonyms = sorted({self.keys.pseudonym(s) for s in record.subjects})
+            row = self._row(record, after_seq + offset, prev_hash, version, pseudonyms, now)
+            row["entry_hash"] = prev_hash = self.keys.chain_hash(row["key_id"], entry_message(row))
+            rows.append(row)
+        return rows
+
+    def checkpoint_due(self, head: ChainHead, at: dt.datetime) -> bool:
+        return (
+            head.seq - head.sealed_seq >= self.checkpoint_every
+            or at - head.sealed_at >= self.checkpoint_interval
+        )
+
+    @staticmethod
+    def read_head(connection: Connection) -> ChainHead | None:
+        row = connection.execute(
+            select(
+                CHAIN.c.last_seq,
+                CHAIN.c.last_hash,
+                CHAIN.c.last_checkpoint_seq,
+                CHAIN.c.last_checkpoint_at,
+            ).where(CHAIN.c.id == 1)
+        ).first()
+        return None if row is None else ChainHead(*row)
+
+    @staticmethod
+    def _reserve(connection: Connection, count: int) -> Any:
+        """Lock the chain head and reserve ``count`` sequence numbers; the head after it."""
+        return connection.execute(
             update(CHAIN)
             .where(CHAIN.c.id == 1)
-            .values(last_seq=CHAIN.c.last_seq + len(records))
+            .values(last_seq=CHAIN.c.last_seq + count)
             .returning(
                 CHAIN.c.last_seq,
                 CHAIN.c.last_hash,
@@ -141,23 +232,36 @@ class FlowLog:
                 CHAIN.c.last_checkpoint_at,
             )
         ).first()
-        if head is None:
-            raise ConfigurationError("flow log: the chain head is missing; run registre verify")
-        last_seq, prev_hash, sealed, sealed_at = head
-        rows = []
-        for offset, (record, version, pseudonyms) in enumerate(
-            zip(records, versions, subjects, strict=True)
-        ):
-            seq = last_seq - len(records) + 1 + offset
-            row = self._row(record, seq, prev_hash, version, pseudonyms, now)
-            row["entry_hash"] = prev_hash = self.keys.chain_hash(row["key_id"], entry_message(row))
-            rows.append(row)
-        connection.execute(insert(ENTRY), rows)
-        connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_hash=prev_hash))
-        at = rows[-1]["occurred_at"]
-        if last_seq - sealed >= self.checkpoint_every or at - sealed_at >= self.checkpoint_interval:
-            self._seal(connection, sealed, last_seq, prev_hash, at)
-        return [row["seq"] for row in rows]
+
+    def append_after(
+        self,
+        cursor: Any,
+        records: Sequence[FlowRecord],
+        expected: ChainHead,
+        *,
+        now: dt.datetime | None = None,
+    ) -> ChainHead | None:
+        """PostgreSQL, on an autocommit driver cursor: write ``records`` after the head
+        ``expected`` in ONE statement (its own transaction: one round trip, one commit), if the
+        head is still ``expected``; the new head, or None when another writer moved it (nothing
+        was written: take the lock with :meth:`append_many`)."""
+        rows = self.entries(records, expected.seq, expected.hash, now)
+        last = rows[-1]
+        cursor.execute(
+            _PG_WRITE_AFTER,
+            {
+                "seq": last["seq"],
+                "hash": last["entry_hash"],
+                "expected_seq": expected.seq,
+                "expected_hash": expected.hash,
+                "rows": _rows_json(rows),
+            },
+            prepare=True,
+        )
+        row = cursor.fetchone()
+        if not row or row[0] != len(rows):
+            return None
+        return ChainHead(last["seq"], last["entry_hash"], expected.sealed_seq, expected.sealed_at)
 
     def _version(self, record: FlowRecord) -> int:
         try:

@@ -18,16 +18,20 @@ Contract
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine
+import psycopg
+from sqlalchemy import Connection, Engine
 
 from annuaire.store.engine import write_transaction
 
-from .flowlog import FlowLog, FlowRecord
+from .flowlog import ChainHead, FlowLog, FlowRecord
 
 __all__ = ["FlowWriter"]
 
@@ -51,6 +55,12 @@ class FlowWriter:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: The writer thread's own connection, kept between batches (reopened after a failure):
+        #: SQLAlchemy's on SQLite, the driver's (autocommit) on PostgreSQL.
+        self._connection: Connection | None = None
+        self._pg: psycopg.Connection[Any] | None = None
+        #: PostgreSQL: the chain head as this thread last wrote it (None: read it again).
+        self._head: ChainHead | None = None
 
     def write(self, log: FlowLog, record: FlowRecord) -> int:
         """Commit ``record`` as an entry of ``log``; its sequence number once durable."""
@@ -81,6 +91,7 @@ class FlowWriter:
         while True:
             first = self._queue.get()
             if first is None:
+                self._discard()
                 return
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -100,12 +111,64 @@ class FlowWriter:
         for pending in batch:
             by_log.setdefault(id(pending.log), []).append(pending)
         for group in by_log.values():
+            log, records = group[0].log, [p.record for p in group]
             try:
-                with write_transaction(self.engine) as connection:
-                    seqs = group[0].log.append_many(connection, [p.record for p in group])
+                if self.engine.dialect.name == "postgresql":
+                    seqs = self._write_pg(log, records)
+                else:
+                    connection = self._connected()
+                    with connection.begin():
+                        seqs = log.append_many(connection, records)
             except BaseException as exc:  # every waiting request fails with the cause
+                self._discard()
                 for pending in group:
                     pending.done.set_exception(exc)
                 continue
             for pending, seq in zip(group, seqs, strict=True):
                 pending.done.set_result(seq)
+
+    def _connected(self) -> Connection:
+        if self._connection is None:
+            connection = self.engine.connect()
+            if self.engine.dialect.name == "sqlite":
+                connection.execution_options(sqlite_immediate=True)
+            self._connection = connection
+        return self._connection
+
+    def _write_pg(self, log: FlowLog, records: list[FlowRecord]) -> list[int]:
+        if self._pg is None:
+            url = self.engine.url.set(drivername="postgresql")
+            self._pg = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        with self._pg.cursor() as cursor:
+            if self._head is None:
+                cursor.execute(_PG_HEAD)
+                self._head = ChainHead(*cursor.fetchone())  # type: ignore[misc]
+            head = log.append_after(cursor, records, self._head)
+        if head is None:  # another process wrote: take the chain's lock
+            self._head = None
+            with write_transaction(self.engine) as connection:
+                seqs = log.append_many(connection, records)
+            return seqs
+        self._head = head
+        if log.checkpoint_due(head, dt.datetime.now(dt.UTC)):
+            self._head = None
+            with write_transaction(self.engine) as connection:
+                log.checkpoint(connection)
+        return list(range(head.seq - len(records) + 1, head.seq + 1))
+
+    def _discard(self) -> None:
+        """Drop the connections after a failure: the next batch starts on fresh ones."""
+        self._head = None
+        connection, self._connection = self._connection, None
+        pg, self._pg = self._pg, None
+        # A broken connection may fail to close; it is gone anyway.
+        for closing in (connection, pg):
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    closing.close()
+
+
+_PG_HEAD = (
+    "SELECT last_seq, last_hash, last_checkpoint_seq, last_checkpoint_at "
+    "FROM flow_chain WHERE id = 1"
+)

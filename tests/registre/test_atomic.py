@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from sqlalchemy import Connection, select
 
 from annuaire.api import create_app
 from annuaire.importing import academie_of
-from annuaire.registre.flowlog import ENTRY, FlowLog, FlowRecord
+from annuaire.registre.flowlog import ENTRY, ChainHead, FlowLog, FlowRecord
 from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.verify import verify_log
 from annuaire.schema import TABLES, EntityKind, ImportRun
@@ -67,6 +68,27 @@ class CrashingFlowLog(FlowLog):
             assert with_row is not None  # the entry is written, only the commit is missing
         self.written.extend(seqs)
         raise SimulatedCrash(f"simulated crash after flow entry {seqs[-1]}")
+
+    def append_after(
+        self,
+        cursor: Any,
+        records: Sequence[FlowRecord],
+        expected: ChainHead,
+        *,
+        now: dt.datetime | None = None,
+    ) -> ChainHead | None:
+        """The API writer's one-statement path (PostgreSQL): crash after the statement and
+        before its commit, by running it in a transaction that the crash rolls back."""
+        if self.crashes <= 0:
+            return super().append_after(cursor, records, expected, now=now)
+        self.crashes -= 1
+        with cursor.connection.transaction():
+            head = super().append_after(cursor, records, expected, now=now)
+            assert head is not None
+            cursor.execute("SELECT seq FROM flow_entry WHERE seq = %s", (head.seq,))
+            assert cursor.fetchone() is not None  # written, only the commit is missing
+            self.written.append(head.seq)
+            raise SimulatedCrash(f"simulated crash after flow entry {head.seq}")
 
 
 def crashing(registre: Registre, *, crashes: int = 1) -> Registre:

@@ -104,7 +104,7 @@ def get_person_flows(
         )
     body = orjson.dumps(report.model_dump(mode="json"), option=JSON_OPTIONS)
     categories = {DataCategory.CONNECTION, DataCategory.IDENTIFIERS}
-    _record(request, dpo, categories, Page([body], None, persons={id}))
+    _record(request, dpo, categories, Page([body], None, persons=[id]))
     return Response(body, media_type="application/json")
 
 
