@@ -191,16 +191,21 @@ def serve(
     import uvicorn
 
     from annuaire.api.demo import dev_token_request, example_requests
+    from annuaire.registre.runtime import open_registre
 
     settings = get_settings()
     try:
         engine = open_store()  # refuse to start on a database that is not migrated
+        # ... or without a valid register and the flow log's keys: nothing would be served.
+        registre = open_registre(settings, engine)
     except AiguillageError as exc:
         raise fail(exc) from exc
     host = host or settings.api_host
     port = port or settings.api_port
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"serving {settings.database_url} on {base_url}/v1 (docs: {base_url}/v1/docs)")
+    activities = ", ".join(a.id for a in registre.config.activities)
+    console.print(f"register of processing activities: {activities}", highlight=False)
     if settings.api_open_access:
         errors.print(
             f"[bold yellow]open access:[/] environment={settings.environment} and no token "

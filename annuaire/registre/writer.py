@@ -6,14 +6,19 @@ Why
     would be held across several round trips *and* the waits of its holder for Python's GIL,
     which the other request threads hold while they build pages: the chain, not the database
     or the CPU, would set the API's throughput. One writer thread per process instead takes
-    what the request threads have queued, writes it with :meth:`FlowLog.append_many` in one
-    transaction (three round trips, whatever the batch size) and commits.
+    what the request threads have queued and writes it as one batch. On PostgreSQL the thread
+    remembers the head it wrote last and writes the next batch after it in ONE autocommitted
+    statement that checks the head has not moved (one round trip, one commit); when another
+    process wrote meanwhile, nothing is written and the batch takes the chain's lock instead
+    (:meth:`FlowLog.append_many`). On SQLite every batch takes the lock.
 
 Contract
     :meth:`FlowWriter.write` returns only once the entry is committed, and raises if it could
     not be (the request then fails and serves nothing); a request never answers before its
     entry is durable. An entry may be committed while its request fails afterwards (the client
-    went away, say): the log may say more than was served, never less.
+    went away, a checkpoint failed): the log may say more than was served, never less.
+    :meth:`FlowWriter.close` returns once what was queued before it is written; a write racing
+    it starts a new thread (each thread has its own connections and stop signal).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import datetime as dt
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -38,13 +43,38 @@ __all__ = ["FlowWriter"]
 #: How long a request waits for its entry before failing (the database is unreachable, say).
 WRITE_TIMEOUT_S = 30.0
 MAX_BATCH = 500
+#: How often an idle thread looks whether it was asked to stop.
+_IDLE_S = 0.2
 
 
 @dataclass(frozen=True)
 class _Pending:
     log: FlowLog
     record: FlowRecord
-    done: Future[int]
+    future: Future[int]
+
+
+@dataclass
+class _Session:
+    """What one writer thread holds: its stop signal and connections, its view of the head."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: SQLAlchemy's connection on SQLite, the driver's (autocommit) on PostgreSQL.
+    connection: Connection | None = None
+    pg: psycopg.Connection[Any] | None = None
+    #: PostgreSQL: the chain head as this thread last wrote it (None: read it again).
+    head: ChainHead | None = None
+
+    def discard(self) -> None:
+        """Drop the connections after a failure: the next batch starts on fresh ones."""
+        self.head = None
+        connection, self.connection = self.connection, None
+        pg, self.pg = self.pg, None
+        # A broken connection may fail to close; it is gone anyway.
+        for closing in (connection, pg):
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    closing.close()
 
 
 class FlowWriter:
@@ -52,60 +82,57 @@ class FlowWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        #: The writer thread's own connection, kept between batches (reopened after a failure):
-        #: SQLAlchemy's on SQLite, the driver's (autocommit) on PostgreSQL.
-        self._connection: Connection | None = None
-        self._pg: psycopg.Connection[Any] | None = None
-        #: PostgreSQL: the chain head as this thread last wrote it (None: read it again).
-        self._head: ChainHead | None = None
+        self._thread: threading.Thread | None = None
+        self._session: _Session | None = None
 
     def write(self, log: FlowLog, record: FlowRecord) -> int:
         """Commit ``record`` as an entry of ``log``; its sequence number once durable."""
         pending = _Pending(log, record, Future())
         self._queue.put(pending)
-        self._start()
-        return pending.done.result(timeout=WRITE_TIMEOUT_S)
+        if self._thread is None:
+            self._start()
+        return pending.future.result(timeout=WRITE_TIMEOUT_S)
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
+            thread, session = self._thread, self._session
+            self._thread = self._session = None
+        if thread is not None and session is not None:
+            session.stop.set()
             thread.join()
 
     def _start(self) -> None:
-        if self._thread is not None:
-            return
         with self._lock:
             if self._thread is None:
+                self._session = _Session()
                 self._thread = threading.Thread(
-                    target=self._run, name="flow-log writer", daemon=True
+                    target=self._run, args=(self._session,), name="flow-log writer", daemon=True
                 )
                 self._thread.start()
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                self._discard()
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
+    def _run(self, session: _Session) -> None:
+        try:
+            while True:
                 try:
-                    pending = self._queue.get_nowait()
+                    first = self._queue.get(timeout=_IDLE_S)
                 except queue.Empty:
-                    break
-                if pending is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(pending)
-            self._commit(batch)
+                    if session.stop.is_set():
+                        return
+                    continue
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                self._commit(session, batch)
+        finally:
+            session.discard()
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, session: _Session, batch: list[_Pending]) -> None:
         # Normally one log per process; a test may swap it between requests.
         by_log: dict[int, list[_Pending]] = {}
         for pending in batch:
@@ -114,58 +141,46 @@ class FlowWriter:
             log, records = group[0].log, [p.record for p in group]
             try:
                 if self.engine.dialect.name == "postgresql":
-                    seqs = self._write_pg(log, records)
+                    seqs = self._write_pg(session, log, records)
                 else:
-                    connection = self._connected()
+                    connection = self._connected(session)
                     with connection.begin():
                         seqs = log.append_many(connection, records)
-            except BaseException as exc:  # every waiting request fails with the cause
-                self._discard()
+            except BaseException as exc:  # every waiting request of the batch fails with it
+                session.discard()
                 for pending in group:
-                    pending.done.set_exception(exc)
+                    pending.future.set_exception(exc)
                 continue
             for pending, seq in zip(group, seqs, strict=True):
-                pending.done.set_result(seq)
+                pending.future.set_result(seq)
 
-    def _connected(self) -> Connection:
-        if self._connection is None:
+    def _connected(self, session: _Session) -> Connection:
+        if session.connection is None:
             connection = self.engine.connect()
             if self.engine.dialect.name == "sqlite":
                 connection.execution_options(sqlite_immediate=True)
-            self._connection = connection
-        return self._connection
+            session.connection = connection
+        return session.connection
 
-    def _write_pg(self, log: FlowLog, records: list[FlowRecord]) -> list[int]:
-        if self._pg is None:
+    def _write_pg(self, session: _Session, log: FlowLog, records: list[FlowRecord]) -> list[int]:
+        if session.pg is None:
             url = self.engine.url.set(drivername="postgresql")
-            self._pg = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-        with self._pg.cursor() as cursor:
-            if self._head is None:
+            session.pg = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        with session.pg.cursor() as cursor:
+            if session.head is None:
                 cursor.execute(_PG_HEAD)
-                self._head = ChainHead(*cursor.fetchone())  # type: ignore[misc]
-            head = log.append_after(cursor, records, self._head)
+                session.head = ChainHead(*cursor.fetchone())  # type: ignore[misc]
+            head = log.append_after(cursor, records, session.head)
         if head is None:  # another process wrote: take the chain's lock
-            self._head = None
+            session.head = None
             with write_transaction(self.engine) as connection:
-                seqs = log.append_many(connection, records)
-            return seqs
-        self._head = head
+                return log.append_many(connection, records)
+        session.head = head
         if log.checkpoint_due(head, dt.datetime.now(dt.UTC)):
-            self._head = None
+            session.head = None
             with write_transaction(self.engine) as connection:
                 log.checkpoint(connection)
         return list(range(head.seq - len(records) + 1, head.seq + 1))
-
-    def _discard(self) -> None:
-        """Drop the connections after a failure: the next batch starts on fresh ones."""
-        self._head = None
-        connection, self._connection = self._connection, None
-        pg, self._pg = self._pg, None
-        # A broken connection may fail to close; it is gone anyway.
-        for closing in (connection, pg):
-            if closing is not None:
-                with contextlib.suppress(Exception):
-                    closing.close()
 
 
 _PG_HEAD = (

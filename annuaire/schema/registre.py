@@ -51,7 +51,13 @@ def _bigint(*, primary_key: bool = False, index: bool = False) -> Any:
 
 class FlowEntry(SQLModel, table=True):
     __tablename__ = "flow_entry"
-    __table_args__ = (Index("ix_flow_entry_occurred_at", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_flow_entry_occurred_at", "occurred_at"),
+        # Who received a person's data: ``subjects @> ARRAY[pseudonym]`` (PostgreSQL only).
+        Index("ix_flow_entry_subjects", "subjects", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
     seq: int = _bigint(primary_key=True)
     event_id: uuid.UUID

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 from annuaire.settings import Settings, normalise_database_url
 from annuaire.specs import generated_spec_files
 from annuaire.store import make_engine
-from annuaire.store.migrate import current_revision, head_revision
+from annuaire.store.migrate import current_revision, head_revision, objects_for
 from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
 
@@ -22,7 +22,8 @@ from tests.conftest import PROJECT_ROOT, Store
 def test_migrations_build_exactly_the_models(store: Store) -> None:
     assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        options = {"compare_type": True, "include_object": objects_for(connection.dialect.name)}
+        context = MigrationContext.configure(connection, opts=options)
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == [], f"models and migrations differ; add a revision: {diff}"
 
