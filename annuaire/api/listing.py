@@ -31,7 +31,7 @@ from annuaire.schema import ChangeEntry, Status
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
 from .filters import FieldsQuery
 from .problems import ApiProblem, ProblemType
-from .resources import Reader, Resource
+from .resources import Page, Reader, Resource
 
 __all__ = [
     "JSON_OPTIONS",
@@ -54,6 +54,8 @@ RFC3339_PATTERN = (
 )
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 MAX_LIMIT = 1000
+#: Objects an NDJSON export sends per flow entry.
+EXPORT_PART = 5000
 
 
 async def reject_unknown_parameters(request: Request) -> None:
@@ -280,9 +282,11 @@ def _stream(
 ) -> Response:
     """NDJSON from its own connection in one read-only snapshot, kept open while streaming.
 
-    The flow entry is written first: in the snapshot, the persons and structures of everything
-    the export will serve are read (no documents), the entry is committed, then the objects are
-    streamed from the same snapshot, so the entry names exactly who the export concerns.
+    Sent in parts of :data:`EXPORT_PART` objects; before each part leaves, its flow entry
+    (operation ``export``, the persons and structures of that part) is committed. Nothing is
+    sent without its entry, memory stays flat whatever the size of the export, and a client
+    that stops reading stops the entries. If an entry cannot be written the stream is cut
+    (no terminating chunk: the client sees a broken transfer, not a short success).
     """
     engine: Engine = request.app.state.engine
     connection = engine.connect()
@@ -294,23 +298,32 @@ def _stream(
         streaming = reader.bound(connection)
         fields = selected_fields(streaming, resource, fields_param)
         head = feed_head(connection) if resource.entity_type is not None else None
-        if resource.personal:
-            concerned = streaming.concerned(resource, where, after=after, limit=limit)
-            streaming.record(Operation.EXPORT, resource.categories_of(fields), concerned)
     except BaseException:
         connection.close()
         raise
+    categories = resource.categories_of(fields)
+
+    def send(part: Page) -> bytes:
+        if resource.personal:
+            streaming.record(Operation.EXPORT, categories, part)
+        return b"\n".join(part.documents) + b"\n"
 
     def lines() -> Iterator[bytes]:
         try:
-            left = limit
-            for batch in streaming.stream(resource, where, fields=fields, after=after):
-                if left is not None:
-                    batch = batch[:left]
-                    left -= len(batch)
-                yield b"\n".join(batch) + b"\n"
-                if left == 0:
-                    break
+            part = Page([], None)
+            batch = min(1000, EXPORT_PART)
+            pages = streaming.stream(
+                resource, where, fields=fields, after=after, limit=limit, batch=batch
+            )
+            for page in pages:
+                part.documents.extend(page.documents)
+                part.persons.extend(page.persons)
+                part.structures.update(page.structures)
+                if len(part.documents) >= EXPORT_PART:
+                    yield send(part)
+                    part = Page([], None)
+            if part.documents:
+                yield send(part)
         finally:
             connection.close()
 

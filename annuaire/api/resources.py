@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlmodel import SQLModel
 
 from annuaire.auth import AccessRules, Principal, Visibility
+from annuaire.auth.access import DEMOGRAPHICS
 from annuaire.registre.vocabulary import DataCategory, Operation
 from annuaire.schema import (
     ChangeEntry,
@@ -137,17 +138,8 @@ PERSON_CATEGORIES = {
         "civility",
     ),
     "birth_date": DataCategory.IDENTITY_BIRTH_DATE,
-    **_fields_of(
-        DataCategory.CONTACT,
-        "email",
-        "phone_home",
-        "phone_mobile",
-        "phone_work",
-        "address_lines",
-        "postal_code",
-        "city",
-        "country",
-    ),
+    # The demographics scope's fields: the birth date and the contact details.
+    **_fields_of(DataCategory.CONTACT, *sorted(DEMOGRAPHICS - {"birth_date"})),
     "roles": DataCategory.PROFESSIONAL,
 }
 ROLE_CATEGORIES = {
@@ -338,18 +330,15 @@ class Reader:
     def _select(
         self,
         resource: Resource,
-        fields: Sequence[str] | None,
+        fields: Sequence[str],
         predicates: Sequence[ColumnElement[bool]],
         after: list[Any] | None,
     ) -> Select[Any]:
-        """Rows of (document, *sort key, *person ids, structures); no document if no fields."""
+        """Rows of (document, *sort key, *person ids, structures)."""
         table = resource.table
         keys = [table.c[c] for c in resource.order]
-        columns: list[Any] = [*keys, *_concerned(resource)]
-        if fields is not None:
-            document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
-            columns.insert(0, literal_column(document).label("document"))
-        query = select(*columns)
+        document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
+        query = select(literal_column(document).label("document"), *keys, *_concerned(resource))
         conditions = self._where(resource, predicates, after)
         if conditions:
             query = query.where(and_(*conditions))
@@ -375,24 +364,6 @@ class Reader:
         _collect(page, resource, rows, 1 + width)
         return page
 
-    def concerned(
-        self,
-        resource: Resource,
-        predicates: Sequence[ColumnElement[bool]],
-        *,
-        after: list[Any] | None,
-        limit: int | None,
-    ) -> Page:
-        """Who and where the objects :meth:`stream` would serve concern, without the objects."""
-        query = self._select(resource, None, predicates, after)
-        if limit is not None:
-            query = query.limit(limit)
-        options = {"stream_results": True, "yield_per": 10_000}
-        page = Page([], None)
-        for rows in self.connection.execute(query.execution_options(**options)).partitions():
-            _collect(page, resource, rows, len(resource.order))
-        return page
-
     def stream(
         self,
         resource: Resource,
@@ -400,14 +371,20 @@ class Reader:
         *,
         fields: Sequence[str],
         after: list[Any] | None,
+        limit: int | None = None,
         batch: int = 1000,
-    ) -> Iterator[list[bytes]]:
-        """Every matching object, in batches read from a server-side cursor (flat memory)."""
+    ) -> Iterator[Page]:
+        """Every matching object (at most ``limit``), in pages read from a server-side cursor
+        (flat memory), each with the persons and structures it concerns."""
         query = self._select(resource, fields, predicates, after)
+        if limit is not None:
+            query = query.limit(limit)
         options = {"stream_results": True, "yield_per": batch}
         result = self.connection.execute(query.execution_options(**options))
-        for chunk in result.partitions(batch):
-            yield [row[0].encode() for row in chunk]
+        for rows in result.partitions(batch):
+            page = Page([row[0].encode() for row in rows], None)
+            _collect(page, resource, rows, 1 + len(resource.order))
+            yield page
 
     def one(self, resource: Resource, entity_id: uuid.UUID, fields: Sequence[str]) -> Page:
         """The object (a page of one, or of none)."""

@@ -139,6 +139,26 @@ def test_an_export_logs_every_person_it_streams_before_the_first_byte(api: Api) 
     assert entry["categories"] == ["identifiers", "identity.birth_date"]
 
 
+def test_a_large_export_logs_each_part_before_sending_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("annuaire.api.listing.EXPORT_PART", 150)
+    keys = open_registre(api.settings, api.engine).keys
+    before = _last_seq(api)
+    response = api.client.get(
+        "/v1/guardianships", params={"limit": 700}, headers={"Accept": "application/x-ndjson"}
+    )
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    entries = _entries_after(api, before)
+    assert len(lines) == 700 and len(entries) == 5  # 4 parts of 150, one of 100
+    assert {e["request_id"] for e in entries} == {response.headers["x-request-id"]}
+    assert all(e["operation"] == "export" for e in entries)
+    served = {p for line in lines for p in (line["guardian_id"], line["pupil_id"])}
+    assert set().union(*(e["subjects"] for e in entries)) == {
+        keys.pseudonym(uuid.UUID(p)) for p in served
+    }
+
+
 def test_narrowed_fields_log_only_their_categories(api: Api) -> None:
     before = _last_seq(api)
     api.client.get("/v1/persons", params={"limit": 3, "fields": "id,first_name"})
