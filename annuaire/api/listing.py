@@ -55,7 +55,7 @@ RFC3339_PATTERN = (
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 MAX_LIMIT = 1000
 #: Objects an NDJSON export sends per flow entry.
-EXPORT_PART = 5000
+EXPORT_PART = 1000
 
 
 async def reject_unknown_parameters(request: Request) -> None:

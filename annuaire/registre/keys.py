@@ -97,10 +97,11 @@ class RegistreKeys:
         return True
 
 
-@functools.lru_cache(maxsize=500_000)
+@functools.lru_cache(maxsize=32_768)
 def _pseudonym(key: bytes, person_id: int) -> str:
     # Cached, by the id's integer (hashed in C, where a UUID hashes in Python): the same persons
-    # are read again and again, and 100 HMACs cost a page ~0.1 ms.
+    # are read again and again, and 100 HMACs cost a page ~0.1 ms. Bounded (~7 MB): an export
+    # of a whole académie must not grow the worker.
     return hmac.digest(key, person_id.to_bytes(16, "big"), "sha256")[:16].hex()
 
 
