@@ -106,6 +106,8 @@ def apply_run(
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
+    # Hashed before the transaction: its locks are not held while a delivery is read again.
+    sources = [_file_digest(f) for f in report.files] if not dry_run else []
     try:
         with write_transaction(engine) as connection:
             _lock_scope(connection, scope)
@@ -120,7 +122,8 @@ def apply_run(
             persons, uais, kinds = applier.recorder.concerned()
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
-            registre.log.append(connection, _import_flow(registre, report, persons, uais, kinds))
+            flow = _import_flow(registre, report, sources, persons, uais, kinds)
+            registre.log.append(connection, flow)
         _refresh_statistics(engine, report)
     except _DryRun:
         pass
@@ -152,6 +155,7 @@ _KIND_CATEGORIES = {
 def _import_flow(
     registre: Registre,
     report: RunReport,
+    sources: list[dict[str, str | None]],
     persons: set[uuid.UUID],
     uais: set[str],
     kinds: set[str],
@@ -169,7 +173,7 @@ def _import_flow(
         categories={c for kind in kinds for c in _KIND_CATEGORIES.get(kind, ())},
         structures=uais or {u for u in [scope.uai] if u},
         subjects=persons,
-        source={"run": str(report.run_id), "files": [_file_digest(f) for f in report.files]},
+        source={"run": str(report.run_id), "files": sources},
         outcome=outcome,
         detail=(report.message or "")[:255] or None,
     )
@@ -286,9 +290,10 @@ def _record_failure(
     report.outcome = outcome
     report.message = message
     report.duration_s = time.monotonic() - clock
+    sources = [_file_digest(f) for f in report.files]
+    flow = _import_flow(registre, report, sources, set(), set(), set(), outcome=outcome.value)
     with write_transaction(engine) as connection:
         connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
-        flow = _import_flow(registre, report, set(), set(), set(), outcome=outcome.value)
         registre.log.append(connection, flow)
 
 
