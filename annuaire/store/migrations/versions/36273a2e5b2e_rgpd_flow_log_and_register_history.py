@@ -114,10 +114,14 @@ def upgrade() -> None:
     with op.batch_alter_table("flow_entry", schema=None) as batch_op:
         batch_op.create_index("ix_flow_entry_occurred_at", ["occurred_at"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
-        # Who received a person's data: `subjects @> ARRAY[pseudonym]`. GIN's pending list
-        # takes the pseudonyms of each entry in one append (see annuaire.schema.registre).
+        # Who received a person's data: `subjects @> ARRAY[pseudonym]` (see
+        # annuaire.schema.registre for why GIN, and why without its pending list).
         op.create_index(
-            "ix_flow_entry_subjects", "flow_entry", ["subjects"], postgresql_using="gin"
+            "ix_flow_entry_subjects",
+            "flow_entry",
+            ["subjects"],
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
         )
 
     op.create_table(
