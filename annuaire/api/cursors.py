@@ -11,13 +11,13 @@ Cursors are base64url text; their inside is not part of the contract and may cha
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from annuaire.encoding import b64url_decode, b64url_encode
 
 from .problems import ApiProblem, ProblemType
 
@@ -35,7 +35,7 @@ def filters_fingerprint(filters: Mapping[str, Any]) -> str:
 
 def encode_cursor(resource: str, fingerprint: str, key: list[Any]) -> str:
     raw = orjson.dumps([_VERSION, resource, fingerprint, key])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b64url_encode(raw)
 
 
 def decode_cursor(
@@ -51,9 +51,9 @@ def decode_cursor(
     if len(text) > 512:
         raise refuse("too long to be a cursor this API issued")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = b64url_decode(text)
         decoded = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+    except (ValueError, orjson.JSONDecodeError):
         raise refuse("not a cursor this API issued") from None
     if not (isinstance(decoded, list) and len(decoded) == 4 and isinstance(decoded[3], list)):
         raise refuse("not a cursor this API issued")

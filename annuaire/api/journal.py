@@ -88,9 +88,7 @@ class Journal:
         if flow is not FlowKind.API_CLIENT:
             return self.registre.activity_id(flow)
         activity = principal.activity
-        if activity is None or activity not in {
-            a.id for a in self.registre.config.client_activities()
-        }:
+        if activity is None or activity not in self.registre.client_activity_ids:
             raise ApiProblem(
                 ProblemType.FORBIDDEN,
                 f"the contract of client {principal.client_id} names no processing activity of "

@@ -15,14 +15,14 @@ module through the API. Rules enforced here, whatever the token says:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwk, jws
 from jose.exceptions import JOSEError
+
+from annuaire.encoding import b64url_decode, b64url_encode
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -80,10 +80,10 @@ def _decode(text: str, what: str) -> bytes:
     if not text or any(c not in _B64URL for c in text) or len(text) % 4 == 1:
         raise JoseError("malformed", f"the {what} is not base64url")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        raw = b64url_decode(text)
+    except ValueError:
         raise JoseError("malformed", f"the {what} is not base64url") from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+    if b64url_encode(raw) != text:
         raise JoseError("malformed", f"the {what} is not canonical base64url")
     return raw
 
@@ -165,7 +165,7 @@ def generate_es256_jwk(kid: str) -> dict[str, Any]:
     numbers = private.private_numbers()
 
     def b64(value: int) -> str:
-        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode()
+        return b64url_encode(value.to_bytes(32, "big"))
 
     return {
         "kty": "EC",

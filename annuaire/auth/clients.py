@@ -27,7 +27,6 @@ for the server log only; callers answer ``invalid_client`` without saying why):
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
@@ -40,6 +39,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from annuaire.encoding import b64url_decode, b64url_encode
 from annuaire.errors import AiguillageError, BadInput
 from annuaire.registre.activities import Activity
 from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
@@ -90,14 +90,6 @@ class InvalidClient(AiguillageError):
 # -- secrets ---------------------------------------------------------------------------------
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
         secret.encode("utf-8", "surrogatepass"),
@@ -115,7 +107,7 @@ def hash_secret(secret: str) -> str:
     salt = secrets.token_bytes(16)
     digest = _scrypt(secret, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
     params = f"n={_SCRYPT_N},r={_SCRYPT_R},p={_SCRYPT_P}"
-    return f"scrypt${params}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt${params}${b64url_encode(salt)}${b64url_encode(digest)}"
 
 
 def verify_secret(secret: str, stored: str) -> bool:
@@ -124,7 +116,7 @@ def verify_secret(secret: str, stored: str) -> bool:
         scheme, params, salt_text, digest_text = stored.split("$")
         values = dict(item.split("=", 1) for item in params.split(","))
         n, r, p = int(values["n"]), int(values["r"]), int(values["p"])
-        salt, expected = _unb64(salt_text), _unb64(digest_text)
+        salt, expected = b64url_decode(salt_text), b64url_decode(digest_text)
     except (ValueError, KeyError):
         return False
     if scheme != "scrypt" or not (2 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):
@@ -203,7 +195,7 @@ def _thumbprint(key: dict[str, Any]) -> str:
     """RFC 7638 thumbprint of a public JWK (SHA-256, base64url)."""
     members = ("crv", "kty", "x", "y") if key["kty"] == "EC" else ("e", "kty", "n")
     canonical = "{" + ",".join(f'"{m}":"{key[m]}"' for m in members) + "}"
-    return _b64(hashlib.sha256(canonical.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
 
 
 def _checked_public_jwk(key: Any) -> dict[str, Any]:
@@ -224,7 +216,7 @@ def _checked_public_jwk(key: Any) -> dict[str, Any]:
         if default_alg is None:
             raise BadInput(f"unsupported curve {key['crv']!r}: use P-256, P-384 or P-521")
     else:
-        if len(_unb64(key["n"])) * 8 < 2048:
+        if len(b64url_decode(key["n"])) * 8 < 2048:
             raise BadInput("RSA keys shorter than 2048 bits are refused")
         default_alg = "RS256"
     alg = key.get("alg", default_alg)

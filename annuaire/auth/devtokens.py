@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Row, select
 
 from annuaire.errors import BadInput, Refused
 from annuaire.schema import ExternalId, Guardianship, Person, Role, RoleKind, Status, Structure
@@ -146,15 +146,19 @@ def _person_id(subject: str) -> uuid.UUID:
         raise BadInput(f"{subject!r} is not a hub person id (a UUID)") from None
 
 
+def _active_person(connection: Connection, person_id: uuid.UUID, column: Any) -> Row[Any]:
+    """The active person's ``column`` (a row), or a ``BadInput`` naming the id."""
+    row = connection.execute(
+        select(column).where(_PERSONS.c.id == person_id, _PERSONS.c.status == Status.ACTIVE.value)
+    ).first()
+    if row is None:
+        raise BadInput(f"no active person {person_id}")
+    return row
+
+
 def _educonnect_claims(engine: Engine, kind: DevTokenKind, person_id: uuid.UUID) -> dict[str, Any]:
     with engine.connect() as connection:
-        person = connection.execute(
-            select(_PERSONS.c.structures).where(
-                _PERSONS.c.id == person_id, _PERSONS.c.status == Status.ACTIVE.value
-            )
-        ).first()
-        if person is None:
-            raise BadInput(f"no active person {person_id}")
+        person = _active_person(connection, person_id, _PERSONS.c.structures)
         if kind is DevTokenKind.PUPIL:
             has_role = connection.execute(
                 select(_ROLES.c.id).where(
@@ -211,13 +215,7 @@ def _academie(scope: str) -> str:
 
 def _guichet_agent_claims(engine: Engine, person_id: uuid.UUID) -> dict[str, Any]:
     with engine.connect() as connection:
-        email = connection.execute(
-            select(_PERSONS.c.email).where(
-                _PERSONS.c.id == person_id, _PERSONS.c.status == Status.ACTIVE.value
-            )
-        ).first()
-        if email is None:
-            raise BadInput(f"no active person {person_id}")
+        email = _active_person(connection, person_id, _PERSONS.c.email)
         roles = connection.execute(
             select(_ROLES.c.role, _ROLES.c.function_code, _STRUCTURES.c.uai)
             .join(_STRUCTURES, _STRUCTURES.c.id == _ROLES.c.structure_id)

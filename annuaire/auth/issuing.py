@@ -16,7 +16,6 @@ Contract:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import hashlib
@@ -29,6 +28,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from annuaire.encoding import b64url_encode
 from annuaire.errors import AiguillageError, ConfigurationError
 from annuaire.schema import ApiClient, ClientScope
 from annuaire.settings import Settings
@@ -65,15 +65,11 @@ class InvalidScope(AiguillageError):
 # -- key files -------------------------------------------------------------------------------
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def _ec_thumbprint(key: dict[str, Any]) -> str:
     canonical = json.dumps(
         {m: key[m] for m in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
     )
-    return _b64(hashlib.sha256(canonical.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
 
 
 def _checked_private_key(key: Any, path: Path) -> dict[str, Any]:

@@ -25,8 +25,6 @@ The class is thread-safe: the API calls it from its thread pool.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import json
 import logging
@@ -45,6 +43,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from annuaire.encoding import b64url_decode
 from annuaire.errors import ConfigurationError, Retriable
 from annuaire.settings import IssuerSettings
 
@@ -85,8 +84,8 @@ def _rsa_bits(jwk: dict[str, Any]) -> int:
     if not isinstance(modulus, str):
         return 0
     try:
-        raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    except (binascii.Error, ValueError):
+        raw = b64url_decode(modulus)
+    except ValueError:
         return 0
     return int.from_bytes(raw, "big").bit_length()
 

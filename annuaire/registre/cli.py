@@ -26,7 +26,7 @@ from annuaire.store.engine import write_transaction
 
 from .flowlog import FlowRecord
 from .keys import generate_key_file
-from .person import person_report, resolve_person
+from .person import resolve_person
 from .purge import purge_log
 from .register import render_csv, render_html, render_json
 from .runtime import Registre, open_registre, register_file, registre_config
@@ -182,12 +182,7 @@ def person(
         engine, registre = _opened()
         with write_transaction(engine) as connection:
             person_id = resolve_person(connection, reference)
-            report = person_report(
-                connection,
-                registre.keys,
-                person_id,
-                retention_months=registre.config.flow_log.retention_months,
-            )
+            report = registre.person_report(connection, person_id)
             body = orjson.dumps(report.model_dump(mode="json"), option=_JSON)
             _log_access(connection, registre, "registre person", body, {person_id})
     except AiguillageError as exc:

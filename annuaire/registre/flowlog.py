@@ -207,18 +207,6 @@ class FlowLog:
         )
 
     @staticmethod
-    def read_head(connection: Connection) -> ChainHead | None:
-        row = connection.execute(
-            select(
-                CHAIN.c.last_seq,
-                CHAIN.c.last_hash,
-                CHAIN.c.last_checkpoint_seq,
-                CHAIN.c.last_checkpoint_at,
-            ).where(CHAIN.c.id == 1)
-        ).first()
-        return None if row is None else ChainHead(*row)
-
-    @staticmethod
     def _reserve(connection: Connection, count: int) -> Any:
         """Lock the chain head and reserve ``count`` sequence numbers; the head after it."""
         return connection.execute(

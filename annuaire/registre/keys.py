@@ -21,7 +21,6 @@ production a missing or malformed file stops the hub with a message naming the f
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -36,20 +35,13 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from annuaire.encoding import b64url_decode, b64url_encode
 from annuaire.errors import ConfigurationError
 from annuaire.settings import Settings
 
 __all__ = ["KEY_FILE_FORMAT", "RegistreKeys", "generate_key_file", "load_keys"]
 
 KEY_FILE_FORMAT = "aiguillage-registre-keys/1"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -84,14 +76,14 @@ class RegistreKeys:
                 f"registre keys: the current signing key {self.signing_key_id!r} has no "
                 "private part; checkpoints cannot be signed"
             )
-        return _b64(self.signing_key.sign(message))
+        return b64url_encode(self.signing_key.sign(message))
 
     def signature_valid(self, key_id: str, message: bytes, signature: str) -> bool:
         key = self.verify_keys.get(key_id)
         if key is None:
             return False
         try:
-            key.verify(_unb64(signature), message)
+            key.verify(b64url_decode(signature), message)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -115,8 +107,8 @@ def _signing_jwk(key: Ed25519PrivateKey) -> dict[str, str]:
         "kty": "OKP",
         "crv": "Ed25519",
         "kid": _key_id("s", public),
-        "x": _b64(public),
-        "d": _b64(key.private_bytes_raw()),
+        "x": b64url_encode(public),
+        "d": b64url_encode(key.private_bytes_raw()),
     }
 
 
@@ -129,11 +121,11 @@ def generate_key_file(path: Path, *, rotate: bool = False) -> None:
         document = {
             "format": KEY_FILE_FORMAT,
             "chain_keys": [],
-            "pseudonym_key": _b64(secrets.token_bytes(32)),
+            "pseudonym_key": b64url_encode(secrets.token_bytes(32)),
             "signing_keys": [],
         }
     secret = secrets.token_bytes(32)
-    document["chain_keys"].insert(0, {"id": _key_id("c", secret), "secret": _b64(secret)})
+    document["chain_keys"].insert(0, {"id": _key_id("c", secret), "secret": b64url_encode(secret)})
     document["signing_keys"].insert(0, _signing_jwk(Ed25519PrivateKey.generate()))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -162,23 +154,25 @@ def load_keys(settings: Settings) -> RegistreKeys:
 def _parse(document: Any) -> RegistreKeys:
     if not isinstance(document, dict) or document.get("format") != KEY_FILE_FORMAT:
         raise ValueError(f"not a key file of format {KEY_FILE_FORMAT!r}")
-    chain = {k["id"]: _unb64(k["secret"]) for k in document["chain_keys"]}
+    chain = {k["id"]: b64url_decode(k["secret"]) for k in document["chain_keys"]}
     if not chain or any(len(secret) < 32 for secret in chain.values()):
         raise ValueError("chain_keys: at least one key of 32 bytes or more")
-    pseudonym = _unb64(document["pseudonym_key"])
+    pseudonym = b64url_decode(document["pseudonym_key"])
     if len(pseudonym) < 32:
         raise ValueError("pseudonym_key: 32 bytes or more")
     verify: dict[str, Ed25519PublicKey] = {}
     for jwk in document["signing_keys"]:
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
             raise ValueError(f"signing key {jwk.get('kid')!r}: not an Ed25519 JWK")
-        verify[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+        verify[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
     if not verify:
         raise ValueError("signing_keys: at least one key")
     current = document["signing_keys"][0]
-    private = Ed25519PrivateKey.from_private_bytes(_unb64(current["d"])) if "d" in current else None
-    if private is not None and private.public_key().public_bytes_raw() != _unb64(current["x"]):
-        raise ValueError(f"signing key {current['kid']!r}: private and public parts differ")
+    private = None
+    if "d" in current:  # a retired key keeps only its public part
+        private = Ed25519PrivateKey.from_private_bytes(b64url_decode(current["d"]))
+        if private.public_key().public_bytes_raw() != b64url_decode(current["x"]):
+            raise ValueError(f"signing key {current['kid']!r}: private and public parts differ")
     return RegistreKeys(
         chain_keys=chain,
         chain_key_id=document["chain_keys"][0]["id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,6 @@ from annuaire.schema import ExternalId
 
 from .flowlog import ENTRY
 from .keys import RegistreKeys
-from .runtime import client_names
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
 __all__ = ["PersonFlow", "PersonReport", "RecipientSummary", "person_report", "resolve_person"]
@@ -110,13 +109,13 @@ def person_report(
     person_id: uuid.UUID,
     *,
     retention_months: int,
+    client_names: Mapping[str, str],
     now: dt.datetime | None = None,
 ) -> PersonReport:
     pseudonym = keys.pseudonym(person_id)
     rows = connection.execute(
         select(ENTRY).where(_concerns(connection, pseudonym)).order_by(ENTRY.c.seq)
     ).all()
-    names = client_names(connection)
     flows = [
         PersonFlow(
             seq=row.seq,
@@ -127,7 +126,7 @@ def person_report(
             activity_version=row.activity_version,
             recipient_kind=RecipientKind(row.actor_kind),
             recipient=row.client_id or row.actor,
-            recipient_name=names.get(row.client_id) if row.client_id else None,
+            recipient_name=client_names.get(row.client_id) if row.client_id else None,
             data_categories=[DataCategory(c) for c in row.categories],
             structures=list(row.structures),
             outcome=row.outcome,

@@ -13,6 +13,8 @@ counted, never listed) and the state of the flow log.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from annuaire.store.engine import write_transaction
 from .activities import EXAMPLE_FILE, RegistreConfig, load_registre
 from .flowlog import CHAIN, ENTRY, FlowLog
 from .keys import RegistreKeys, load_keys
+from .person import PersonReport, person_report
 from .register import (
     ActivityVersion,
     FlowLogSummary,
@@ -58,8 +61,23 @@ class Registre:
             raise ConfigurationError(f"no activity of the register claims '{kind}'")
         return activity.id
 
+    @functools.cached_property
+    def client_activity_ids(self) -> frozenset[str]:
+        """The activities an ENT client's contract may run under (asked on every request)."""
+        return frozenset(a.id for a in self.config.client_activities())
+
     def is_dpo(self, email: str | None) -> bool:
         return email is not None and email.lower() in self.config.dpo.accounts
+
+    def person_report(self, connection: Connection, person_id: uuid.UUID) -> PersonReport:
+        """Who received this person's data, as far back as the log's retention goes."""
+        return person_report(
+            connection,
+            self.keys,
+            person_id,
+            retention_months=self.config.flow_log.retention_months,
+            client_names=client_names(connection),
+        )
 
     def register(
         self,

@@ -21,7 +21,7 @@ from annuaire.api.listing import JSON_OPTIONS
 from annuaire.api.problems import ApiProblem, ProblemType, problem_responses
 from annuaire.api.resources import Page
 from annuaire.auth import Principal, PrincipalKind
-from annuaire.registre.person import PersonReport, person_report
+from annuaire.registre.person import PersonReport
 from annuaire.registre.register import Register, render_json
 from annuaire.registre.runtime import Registre
 from annuaire.registre.verify import verify_log
@@ -96,12 +96,7 @@ def get_person_flows(
     left the annuaire while flows about them are still logged."""
     registre: Registre = request.app.state.registre
     with request.app.state.flow_engine.connect() as connection:
-        report = person_report(
-            connection,
-            registre.keys,
-            id,
-            retention_months=registre.config.flow_log.retention_months,
-        )
+        report = registre.person_report(connection, id)
     body = orjson.dumps(report.model_dump(mode="json"), option=JSON_OPTIONS)
     categories = {DataCategory.CONNECTION, DataCategory.IDENTIFIERS}
     _record(request, dpo, categories, Page([body], None, persons=[id]))
