@@ -31,13 +31,19 @@ FLOWLOG_TARGET = 0.15
 ROUNDS = 6
 
 
-def _log_size(database_url: str) -> tuple[int, int]:
+def _log_size(database_url: str) -> tuple[int, int, int]:
+    """Entries, persons they name, lists of persons stored."""
     with psycopg.connect(database_url) as connection:
-        entries = connection.execute("SELECT coalesce(max(seq), 0) FROM flow_entry").fetchone()
-        subjects = connection.execute(
-            "SELECT coalesce(sum(cardinality(subjects)), 0) FROM flow_entry"
-        ).fetchone()
-    return int(entries[0] if entries else 0), int(subjects[0] if subjects else 0)
+
+        def count(query: str) -> int:
+            row = connection.execute(query).fetchone()
+            return int(row[0]) if row else 0
+
+        return (
+            count("SELECT coalesce(max(seq), 0) FROM flow_entry"),
+            count("SELECT coalesce(sum(persons), 0) FROM flow_entry"),
+            count("SELECT count(*) FROM flow_subject_set"),
+        )
 
 
 def _identical(real: Server, bare: Server, paths: list[str]) -> list[str]:
@@ -106,6 +112,7 @@ def measure_flowlog_overhead(
         "unlogged_ms": 1000 / unlogged_rps * connections,
         "entries_written": after[0] - before[0],
         "subject_rows_written": after[1] - before[1],
+        "lists_stored": after[2],
         "entries_per_s": (after[0] - before[0]) / max(logged_seconds, 1e-9),
         "errors": sum(r["errors"] for rs in runs.values() for r in rs),
         "verified": verification.ok,
@@ -135,7 +142,8 @@ def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
     )
     print(
         f"  written under load: {flow['entries_written']:,} entries "
-        f"({flow['entries_per_s']:,.0f}/s) naming {flow['subject_rows_written']:,} persons; "
+        f"({flow['entries_per_s']:,.0f}/s) naming {flow['subject_rows_written']:,} persons "
+        f"in {flow['lists_stored']:,} distinct lists of persons; "
         f"{flow['verification']}"
     )
     return [

@@ -235,7 +235,7 @@ def _empty_flow_log(database_url: str) -> int:
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT coalesce(max(seq), 0) FROM flow_entry").fetchone()
         connection.execute("SET LOCAL session_replication_role = replica")
-        connection.execute("TRUNCATE flow_entry, flow_checkpoint, flow_purge")
+        connection.execute("TRUNCATE flow_entry, flow_subject_set, flow_checkpoint, flow_purge")
         connection.execute(
             "UPDATE flow_chain SET last_seq = 0, last_hash = %s, last_checkpoint_seq = 0, "
             "last_checkpoint_at = now()",

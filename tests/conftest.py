@@ -31,6 +31,7 @@ from annuaire.schema import (
     FlowCheckpoint,
     FlowEntry,
     FlowPurge,
+    FlowSubjectSet,
     ImportRun,
     ProcessingActivity,
 )
@@ -140,6 +141,7 @@ _ALL_TABLES = [
         FlowEntry,
         FlowCheckpoint,
         FlowPurge,
+        FlowSubjectSet,
         ProcessingActivity,
     )
 ]

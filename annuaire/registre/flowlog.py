@@ -19,23 +19,31 @@ Checkpoints
     checkpoints chain by signature and are never deleted.
 
 Subjects
-    Persons are given as hub ids and stored as pseudonyms (annuaire.registre.keys), sorted, in
-    the entry's ``subjects``: the HMAC covers them like every other column.
+    Persons are given as hub ids and written as pseudonyms (annuaire.registre.keys), sorted,
+    without repeats: the HMAC covers that list like every other column. The list is stored once
+    in ``flow_subject_set`` under its digest (:func:`subject_set_digest`), which the entry names
+    in ``subject_set``; :func:`entries_query` joins it back, so an entry reads (and verifies)
+    with its ``subjects``. A list is inserted with the entries that name it when it is new;
+    lists come back (the same page, a class, a parent's children), and a known one costs one
+    look-up instead of a hundred index keys.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, insert, select, update
+import psycopg
+from psycopg import pq
+from sqlalchemy import Connection, Select, Table, insert, select, update
 
 from annuaire.errors import ConfigurationError
-from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry
+from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry, FlowSubjectSet
 
 from .keys import RegistreKeys
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -46,7 +54,9 @@ __all__ = [
     "FlowLog",
     "FlowRecord",
     "checkpoint_message",
+    "entries_query",
     "entry_message",
+    "subject_set_digest",
 ]
 
 GENESIS = "0" * 64
@@ -54,27 +64,45 @@ GENESIS = "0" * 64
 ENTRY: Table = FlowEntry.__table__  # type: ignore[attr-defined]
 CHAIN: Table = FlowChain.__table__  # type: ignore[attr-defined]
 CHECKPOINT: Table = FlowCheckpoint.__table__  # type: ignore[attr-defined]
+SUBJECT_SET: Table = FlowSubjectSet.__table__  # type: ignore[attr-defined]
 
-_PG_WRITE = (
-    "WITH written AS (INSERT INTO flow_entry "
-    "SELECT * FROM json_populate_recordset(NULL::flow_entry, %s::json)) "
-    "UPDATE flow_chain SET last_hash = %s WHERE id = 1"
-)
-# The entries travel as ONE JSON parameter that the server turns into rows: the Python cost of a
-# batch does not grow with its columns and its hundreds of pseudonyms.
-_PG_WRITE_AFTER = """
-WITH head AS (
-    UPDATE flow_chain SET last_seq = %(seq)s, last_hash = %(hash)s
-    WHERE id = 1 AND last_seq = %(expected_seq)s AND last_hash = %(expected_hash)s
-    RETURNING last_seq
+# New lists of persons first (a known one is skipped on its primary key), then the entries.
+_PG_WRITE = """
+WITH lists AS (
+    INSERT INTO flow_subject_set
+    SELECT * FROM json_populate_recordset(NULL::flow_subject_set, %(lists)s::json)
+    ON CONFLICT DO NOTHING
 ), written AS (
     INSERT INTO flow_entry
-    SELECT e.* FROM json_populate_recordset(NULL::flow_entry, %(rows)s::json) AS e
+    SELECT * FROM json_populate_recordset(NULL::flow_entry, %(rows)s::json)
+)
+UPDATE flow_chain SET last_hash = %(hash)s WHERE id = 1
+"""
+# The entries travel as ONE JSON parameter that the server turns into rows: the Python cost of a
+# batch does not grow with its columns and its hundreds of pseudonyms.
+# Prepared once per connection, run through libpq directly (psycopg's cursor layer cost a page
+# read more than its statement's round trip). $1, $2: the new head's seq and hash; $3, $4: the
+# head expected; $5: the lists of persons; $6: the entries.
+_PG_WRITE_AFTER_NAME = b"aiguillage_flow_write_after"
+_PG_WRITE_AFTER = b"""
+WITH head AS (
+    UPDATE flow_chain SET last_seq = $1::bigint, last_hash = $2::text
+    WHERE id = 1 AND last_seq = $3::bigint AND last_hash = $4::text
+    RETURNING last_seq
+), lists AS (
+    INSERT INTO flow_subject_set
+    SELECT s.* FROM json_populate_recordset(NULL::flow_subject_set, $5::json) AS s
+    WHERE EXISTS (SELECT 1 FROM head)
+    ON CONFLICT DO NOTHING
+), written AS (
+    INSERT INTO flow_entry
+    SELECT e.* FROM json_populate_recordset(NULL::flow_entry, $6::json) AS e
     WHERE EXISTS (SELECT 1 FROM head)
     RETURNING seq
 )
 SELECT count(*) FROM written
 """
+_UNDEFINED_STATEMENT = "26000"
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
@@ -88,13 +116,75 @@ class ChainHead:
     sealed_at: dt.datetime
 
 
-def _rows_json(rows: list[dict[str, Any]]) -> str:
+def _rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
     return orjson.dumps(rows, option=_CANONICAL).decode()
 
 
+#: Not covered by an entry's HMAC: the hash itself, and the digest that stands for ``subjects``.
+_UNSIGNED = frozenset({"entry_hash", "subject_set"})
+
+
 def entry_message(row: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's HMAC covers: every column but ``entry_hash``, canonically."""
-    return orjson.dumps({k: v for k, v in row.items() if k != "entry_hash"}, option=_CANONICAL)
+    """The bytes an entry's HMAC covers: every column but ``entry_hash`` (the persons as the
+    list ``subjects``, not as the digest naming it), canonically."""
+    return orjson.dumps({k: v for k, v in row.items() if k not in _UNSIGNED}, option=_CANONICAL)
+
+
+def subject_set_digest(subjects: Sequence[str]) -> str | None:
+    """The key of a list of pseudonyms in ``flow_subject_set`` (None for nobody)."""
+    if not subjects:
+        return None
+    return hashlib.sha256(orjson.dumps(list(subjects))).hexdigest()
+
+
+def entries_query() -> Select[Any]:
+    """Entries with their ``subjects`` (None when the list they name is missing; ``[]`` is
+    read as None too when they name none: see :func:`entry_row`)."""
+    columns = [c for c in ENTRY.c if c.name != "subject_set"]
+    return select(*columns, ENTRY.c.subject_set, SUBJECT_SET.c.subjects).select_from(
+        ENTRY.outerjoin(SUBJECT_SET, SUBJECT_SET.c.digest == ENTRY.c.subject_set)
+    )
+
+
+def entry_row(row: Any) -> dict[str, Any]:
+    """A row of :func:`entries_query` as the entry its HMAC covers: ``subjects`` is ``[]`` when
+    it names no list, None when the list it names is missing."""
+    entry = dict(row._mapping)
+    if entry["subject_set"] is None:
+        entry["subjects"] = []
+    elif entry["subjects"] is not None:
+        entry["subjects"] = list(entry["subjects"])
+    return entry
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Entries ready to store: their rows (``subject_set`` instead of ``subjects``) and the
+    lists of persons they name."""
+
+    rows: list[dict[str, Any]]
+    lists: dict[str, list[str]]
+
+
+def _lists_json(lists: Mapping[str, list[str]]) -> str:
+    return orjson.dumps([{"digest": d, "subjects": s} for d, s in lists.items()]).decode()
+
+
+def _run_prepared(pgconn: Any, name: bytes, query: bytes, params: list[bytes | None]) -> int:
+    """Run the named statement (preparing it on this connection the first time); the integer
+    its one row holds. libpq's call releases the GIL while it waits for the server."""
+    result = pgconn.exec_prepared(name, params)
+    if result.error_field(pq.DiagnosticField.SQLSTATE) == _UNDEFINED_STATEMENT.encode():
+        _check(pgconn.prepare(name, query), pq.ExecStatus.COMMAND_OK)
+        result = pgconn.exec_prepared(name, params)
+    _check(result, pq.ExecStatus.TUPLES_OK)
+    return int(result.get_value(0, 0))
+
+
+def _check(result: Any, expected: pq.ExecStatus) -> None:
+    if result.status != expected:
+        message = (result.error_message or b"no answer").decode("utf-8", "replace").strip()
+        raise psycopg.DatabaseError(f"flow log: the database refused the entries: {message}")
 
 
 def checkpoint_message(row: Mapping[str, Any]) -> bytes:
@@ -168,11 +258,24 @@ class FlowLog:
         if head is None:
             raise ConfigurationError("flow log: the chain head is missing; run registre verify")
         last_seq, prev_hash, sealed, sealed_at = head
-        rows = self.entries(records, last_seq - len(records), prev_hash, now)
+        written = self._stored(self.entries(records, last_seq - len(records), prev_hash, now))
+        rows = written.rows
         if connection.dialect.name == "postgresql":
             with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-                cursor.execute(_PG_WRITE, (_rows_json(rows), rows[-1]["entry_hash"]))
+                cursor.execute(
+                    _PG_WRITE,
+                    {
+                        "lists": _lists_json(written.lists),
+                        "rows": _rows_json(rows),
+                        "hash": rows[-1]["entry_hash"],
+                    },
+                )
         else:
+            if written.lists:
+                connection.execute(
+                    insert(SUBJECT_SET).prefix_with("OR IGNORE"),
+                    [{"digest": d, "subjects": s} for d, s in written.lists.items()],
+                )
             connection.execute(insert(ENTRY), rows)
             update_head = update(CHAIN).where(CHAIN.c.id == 1)
             connection.execute(update_head.values(last_hash=rows[-1]["entry_hash"]))
@@ -188,13 +291,14 @@ class FlowLog:
         after_hash: str,
         now: dt.datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """The rows of ``records`` chained after entry ``after_seq`` whose hash is
-        ``after_hash``: sequence numbers, pseudonyms, ``prev_hash`` and ``entry_hash`` set."""
+        """The entries of ``records`` chained after entry ``after_seq`` whose hash is
+        ``after_hash``: sequence numbers, pseudonyms, ``prev_hash`` and ``entry_hash`` set, the
+        persons as the list ``subjects`` (what the HMAC covers)."""
         rows = []
         prev_hash = after_hash
         for offset, record in enumerate(records, start=1):
             version = self._version(record)
-            pseudonyms = sorted({self.keys.pseudonym(s) for s in record.subjects})
+            pseudonyms = sorted(set(self.keys.pseudonyms(record.subjects)))
             row = self._row(record, after_seq + offset, prev_hash, version, pseudonyms, now)
             row["entry_hash"] = prev_hash = self.keys.chain_hash(row["key_id"], entry_message(row))
             rows.append(row)
@@ -223,33 +327,43 @@ class FlowLog:
 
     def append_after(
         self,
-        cursor: Any,
+        connection: psycopg.Connection[Any],
         records: Sequence[FlowRecord],
         expected: ChainHead,
         *,
         now: dt.datetime | None = None,
     ) -> ChainHead | None:
-        """PostgreSQL, on an autocommit driver cursor: write ``records`` after the head
+        """PostgreSQL, on a driver connection in autocommit: write ``records`` after the head
         ``expected`` in ONE statement (its own transaction: one round trip, one commit), if the
         head is still ``expected``; the new head, or None when another writer moved it (nothing
         was written: take the lock with :meth:`append_many`)."""
-        rows = self.entries(records, expected.seq, expected.hash, now)
+        written = self._stored(self.entries(records, expected.seq, expected.hash, now))
+        rows = written.rows
         last = rows[-1]
-        cursor.execute(
-            _PG_WRITE_AFTER,
-            {
-                "seq": last["seq"],
-                "hash": last["entry_hash"],
-                "expected_seq": expected.seq,
-                "expected_hash": expected.hash,
-                "rows": _rows_json(rows),
-            },
-            prepare=True,
-        )
-        row = cursor.fetchone()
-        if not row or row[0] != len(rows):
+        params: list[bytes | None] = [
+            str(last["seq"]).encode(),
+            last["entry_hash"].encode(),
+            str(expected.seq).encode(),
+            expected.hash.encode(),
+            _lists_json(written.lists).encode(),
+            _rows_json(rows).encode(),
+        ]
+        counted = _run_prepared(connection.pgconn, _PG_WRITE_AFTER_NAME, _PG_WRITE_AFTER, params)
+        if counted != len(rows):
             return None
         return ChainHead(last["seq"], last["entry_hash"], expected.sealed_seq, expected.sealed_at)
+
+    @staticmethod
+    def _stored(entries: list[dict[str, Any]]) -> _Written:
+        lists: dict[str, list[str]] = {}
+        rows = []
+        for entry in entries:
+            subjects = entry.pop("subjects")
+            digest = entry["subject_set"] = subject_set_digest(subjects)
+            if digest is not None:
+                lists[digest] = subjects
+            rows.append(entry)
+        return _Written(rows, lists)
 
     def _version(self, record: FlowRecord) -> int:
         try:

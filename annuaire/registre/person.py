@@ -145,14 +145,16 @@ def person_report(
 
 
 def _concerns(connection: Connection, pseudonym: str) -> Any:
-    """Entries whose persons include ``pseudonym`` (GIN index on PostgreSQL; a scan on SQLite)."""
+    """Entries whose persons include ``pseudonym``: the lists that hold it (GIN index on
+    PostgreSQL, a scan of the distinct lists on SQLite), then the entries naming those lists."""
     if connection.dialect.name == "postgresql":
-        return text("flow_entry.subjects @> ARRAY[:pseudonym]::text[]").bindparams(
-            pseudonym=pseudonym
+        lists = "SELECT digest FROM flow_subject_set WHERE subjects @> ARRAY[:pseudonym]::text[]"
+    else:
+        lists = (
+            "SELECT digest FROM flow_subject_set, json_each(flow_subject_set.subjects) "
+            "WHERE json_each.value = :pseudonym"
         )
-    return text(
-        "EXISTS (SELECT 1 FROM json_each(flow_entry.subjects) WHERE json_each.value = :pseudonym)"
-    ).bindparams(pseudonym=pseudonym)
+    return text(f"flow_entry.subject_set IN ({lists})").bindparams(pseudonym=pseudonym)
 
 
 def _by_recipient(flows: Iterable[PersonFlow]) -> list[RecipientSummary]:

@@ -18,11 +18,11 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, exists, func, insert, select
 
 from annuaire.schema import FlowPurge
 
-from .flowlog import CHECKPOINT, ENTRY, FlowLog, FlowRecord
+from .flowlog import CHECKPOINT, ENTRY, SUBJECT_SET, FlowLog, FlowRecord
 from .vocabulary import FlowKind, Operation, RecipientKind
 
 __all__ = ["PURGE_TARGET", "PurgeResult", "months_before", "purge_log"]
@@ -99,6 +99,11 @@ def purge_log(
         ],
     )
     connection.execute(delete(ENTRY).where(ENTRY.c.seq <= up_to))
+    # Lists of persons no remaining entry names go with them (retention covers them too). The
+    # chain's lock, held since the checkpoint above, keeps writers from naming one meanwhile.
+    connection.execute(
+        delete(SUBJECT_SET).where(~exists().where(ENTRY.c.subject_set == SUBJECT_SET.c.digest))
+    )
     flow_log.append(
         connection,
         FlowRecord(

@@ -13,10 +13,11 @@ log):
   entry it ends on; a checkpoint beyond the last entry means the tail was cut;
 - the chain head (``flow_chain``) names the last entry.
 
-A modified entry (its list of persons included) fails its HMAC; a deleted one leaves a gap; an
-inserted or reordered one breaks the ``prev_hash`` links; a cut tail contradicts the head and
-the checkpoints. Entries written after the last checkpoint are protected by the chain and the
-head only: the report says how many.
+A modified entry (its list of persons included, whether the list itself or the digest naming
+it was changed) fails its HMAC; an entry whose list was deleted is reported as such; a deleted
+entry leaves a gap; an inserted or reordered one breaks the ``prev_hash`` links; a cut tail
+contradicts the head and the checkpoints. Entries written after the last checkpoint are
+protected by the chain and the head only: the report says how many.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from sqlalchemy import Connection, func, select
 
 from annuaire.schema import FlowPurge
 
-from .flowlog import CHAIN, CHECKPOINT, ENTRY, GENESIS, checkpoint_message, entry_message
+from .flowlog import (
+    CHAIN,
+    CHECKPOINT,
+    ENTRY,
+    GENESIS,
+    checkpoint_message,
+    entries_query,
+    entry_message,
+    entry_row,
+)
 from .keys import RegistreKeys
 from .purge import PURGE_TARGET
 
@@ -132,7 +142,14 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
                 f"entry {seq} does not follow the entry before it "
                 "(an entry was inserted, removed or reordered here)",
             )
-        if row["key_id"] not in keys.chain_keys:
+        if row["subjects"] is None:
+            report.add(
+                seq,
+                "subjects",
+                f"entry {seq} names a list of persons that is missing "
+                f"(flow_subject_set {row['subject_set']})",
+            )
+        elif row["key_id"] not in keys.chain_keys:
             report.add(seq, "key", f"entry {seq} names an unknown chain key {row['key_id']!r}")
         elif keys.chain_hash(row["key_id"], entry_message(row)) != row["entry_hash"]:
             report.add(seq, "content", f"entry {seq} was modified (its HMAC does not match)")
@@ -216,13 +233,13 @@ def _verify_head(
 
 
 def _entries(connection: Connection) -> Iterator[dict[str, Any]]:
-    """Entries in sequence order, read in batches."""
+    """Entries in sequence order with their persons, read in batches."""
     after: int | None = None  # no lower bound at first: a forged seq of 0 or less is read too
     while True:
-        query = select(ENTRY).order_by(ENTRY.c.seq).limit(_BATCH)
+        query = entries_query().order_by(ENTRY.c.seq).limit(_BATCH)
         if after is not None:
             query = query.where(ENTRY.c.seq > after)
-        rows = [dict(r._mapping) for r in connection.execute(query)]
+        rows = [entry_row(r) for r in connection.execute(query)]
         if not rows:
             return
         yield from rows

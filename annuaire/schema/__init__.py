@@ -45,6 +45,7 @@ from .registre import (
     FlowCheckpoint,
     FlowEntry,
     FlowPurge,
+    FlowSubjectSet,
     ProcessingActivity,
 )
 from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
@@ -72,6 +73,7 @@ __all__ = [
     "FlowCheckpoint",
     "FlowEntry",
     "FlowPurge",
+    "FlowSubjectSet",
     "Group",
     "GroupPublic",
     "Guardianship",

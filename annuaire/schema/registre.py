@@ -3,12 +3,18 @@
 ``flow_entry``       one row per data flow (an API response carrying personal data, an export, an
                      import, a DPO's access to the log), append-only, chained by HMAC: ``seq`` is
                      contiguous from 1, ``prev_hash`` is the ``entry_hash`` of ``seq - 1``. The
-                     persons a flow concerned are in the entry itself, by pseudonym (keyed hash
-                     of the hub id): a ``text[]`` with a GIN index on PostgreSQL (a b-tree of
-                     rows of random keys cost a page read per person), without GIN's pending
-                     list (its merges, paid by whichever insert fills it, made the 99th
-                     percentile of a page read 110 ms with two API workers; 18 ms without), a
-                     JSON array on SQLite.
+                     persons a flow concerned are named by ``subject_set``: the digest of the
+                     sorted list of their pseudonyms (keyed hash of the hub id), whose list is
+                     stored once in ``flow_subject_set`` however many entries name it. The HMAC
+                     of an entry covers the list itself, not the digest.
+``flow_subject_set`` one row per distinct list of persons: ``digest`` is the SHA-256 of the list
+                     (compact JSON), ``subjects`` the list: a ``text[]`` with a GIN index on
+                     PostgreSQL (without GIN's pending list, whose merges, paid by whichever
+                     insert fills it, made the 99th percentile of a page read 110 ms with two API
+                     workers), a JSON array on SQLite. A page read again, a class, a parent's
+                     children: the same persons come back, and their list (its hundred index
+                     keys) is written once, not once per flow. Lists no entry names any more go
+                     with the purge that removed their last entry.
 ``flow_chain``       the head of the chain (one row): the lock every writer takes, the last
                      sequence and hash, the last checkpoint.
 ``flow_checkpoint``  signed (Ed25519) statements "entries first..last end with this hash",
@@ -35,6 +41,7 @@ __all__ = [
     "FlowCheckpoint",
     "FlowEntry",
     "FlowPurge",
+    "FlowSubjectSet",
     "ProcessingActivity",
 ]
 
@@ -53,16 +60,7 @@ def _bigint(*, primary_key: bool = False, index: bool = False) -> Any:
 
 class FlowEntry(SQLModel, table=True):
     __tablename__ = "flow_entry"
-    __table_args__ = (
-        Index("ix_flow_entry_occurred_at", "occurred_at"),
-        # Who received a person's data: ``subjects @> ARRAY[pseudonym]`` (PostgreSQL only).
-        Index(
-            "ix_flow_entry_subjects",
-            "subjects",
-            postgresql_using="gin",
-            postgresql_with={"fastupdate": "off"},
-        ).ddl_if(dialect="postgresql"),
-    )
+    __table_args__ = (Index("ix_flow_entry_occurred_at", "occurred_at"),)
 
     seq: int = _bigint(primary_key=True)
     event_id: uuid.UUID
@@ -89,11 +87,8 @@ class FlowEntry(SQLModel, table=True):
     #: UAIs concerned.
     structures: list[str] = Field(default_factory=list, sa_type=JSON)
     persons: int
-    #: Pseudonyms of the persons concerned, sorted (covered by the HMAC like every column).
-    subjects: list[str] = Field(
-        default_factory=list,
-        sa_column=Column(JSON().with_variant(ARRAY(Text()), "postgresql"), nullable=False),
-    )
+    #: The persons concerned: digest of their list in ``flow_subject_set`` (None: nobody).
+    subject_set: str | None = Field(default=None, max_length=64, index=True)
     #: SHA-256 of what was sent or read (response body, source files), when known.
     payload_digest: str | None = Field(default=None, max_length=64)
     #: Imports: the source files and their SHA-256.
@@ -104,6 +99,26 @@ class FlowEntry(SQLModel, table=True):
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
     key_id: str = Field(max_length=32)
+
+
+class FlowSubjectSet(SQLModel, table=True):
+    __tablename__ = "flow_subject_set"
+    __table_args__ = (
+        # Who received a person's data: ``subjects @> ARRAY[pseudonym]`` (PostgreSQL only).
+        Index(
+            "ix_flow_subject_set_subjects",
+            "subjects",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    #: SHA-256 (hex) of ``subjects`` as compact JSON.
+    digest: str = Field(primary_key=True, max_length=64)
+    #: Pseudonyms of the persons, sorted, without repeats.
+    subjects: list[str] = Field(
+        sa_column=Column(JSON().with_variant(ARRAY(Text()), "postgresql"), nullable=False),
+    )
 
 
 class FlowChain(SQLModel, table=True):

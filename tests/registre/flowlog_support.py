@@ -19,9 +19,19 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, delete, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
-from annuaire.registre.flowlog import CHAIN, CHECKPOINT, ENTRY, GENESIS, FlowRecord
+from annuaire.registre.flowlog import (
+    CHAIN,
+    CHECKPOINT,
+    ENTRY,
+    GENESIS,
+    SUBJECT_SET,
+    FlowRecord,
+    entries_query,
+    entry_row,
+    subject_set_digest,
+)
 from annuaire.registre.keys import RegistreKeys
 from annuaire.registre.verify import Verification, verify_log
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -29,8 +39,12 @@ from annuaire.schema import FlowPurge
 
 PURGE = FlowPurge.__table__  # type: ignore[attr-defined]
 APPEND_ONLY = ("flow_entry", "flow_checkpoint", "flow_purge")
-#: The SQLite triggers of the migration (PostgreSQL: ``<table>_append_only``, ``_no_truncate``).
-SQLITE_TRIGGERS = frozenset(f"{t}_{w}" for t in APPEND_ONLY for w in ("no_update", "no_delete"))
+#: The SQLite triggers of the migrations (PostgreSQL: ``<table>_append_only``, ``_no_truncate``).
+SQLITE_TRIGGERS = frozenset(
+    {f"{t}_{w}" for t in APPEND_ONLY for w in ("no_update", "no_delete")}
+    | {"flow_subject_set_no_update"}
+)
+_GUARDED = (*APPEND_ONLY, "flow_subject_set")
 UTC = dt.UTC
 
 
@@ -58,7 +72,7 @@ def _disarm(connection: Connection) -> list[str]:
     triggers = connection.execute(
         text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-            f"AND tbl_name IN ({', '.join(repr(t) for t in APPEND_ONLY)})"
+            f"AND tbl_name IN ({', '.join(repr(t) for t in _GUARDED)})"
         )
     ).all()
     found = {name for name, _sql in triggers}
@@ -71,7 +85,7 @@ def _disarm(connection: Connection) -> list[str]:
 def reset_log(engine: Engine, at: dt.datetime) -> None:
     """Empty the flow log and put the chain head back at the genesis, last sealed ``at``."""
     with unguarded(engine, commit=True) as connection:
-        for table in (ENTRY, CHECKPOINT, PURGE):
+        for table in (ENTRY, SUBJECT_SET, CHECKPOINT, PURGE):
             connection.execute(delete(table))
         connection.execute(
             update(CHAIN)
@@ -107,12 +121,26 @@ def assert_breaks_at(report: Verification, seq: int, *kinds: str) -> None:
 
 
 def entries(connection: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in connection.execute(select(ENTRY).order_by(ENTRY.c.seq))]
+    """Every entry with its ``subjects`` (and the ``subject_set`` naming them)."""
+    query = entries_query().order_by(ENTRY.c.seq)
+    return [entry_row(r) for r in connection.execute(query)]
 
 
 def subjects_of(connection: Connection, seq: int) -> list[str]:
     """The pseudonyms entry ``seq`` lists, as stored (sorted when the log wrote them)."""
-    return list(connection.execute(select(ENTRY.c.subjects).where(ENTRY.c.seq == seq)).scalar_one())
+    row = connection.execute(entries_query().where(ENTRY.c.seq == seq)).one()
+    return list(entry_row(row)["subjects"])
+
+
+def set_subjects(connection: Connection, seq: int, subjects: list[str]) -> None:
+    """Make entry ``seq`` name ``subjects`` as an attacker would: store that list (if it is not
+    there yet) and point the entry at it."""
+    digest = subject_set_digest(subjects)
+    if digest is not None:
+        known = select(SUBJECT_SET.c.digest).where(SUBJECT_SET.c.digest == digest)
+        if connection.execute(known).first() is None:
+            connection.execute(insert(SUBJECT_SET), [{"digest": digest, "subjects": subjects}])
+    connection.execute(update(ENTRY).where(ENTRY.c.seq == seq).values(subject_set=digest))
 
 
 def checkpoints(connection: Connection) -> list[dict[str, Any]]:

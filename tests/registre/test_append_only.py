@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from annuaire.registre.flowlog import CHAIN, CHECKPOINT, ENTRY, FlowLog, FlowRecord
+from annuaire.registre.flowlog import CHAIN, CHECKPOINT, ENTRY, SUBJECT_SET, FlowLog, FlowRecord
 from annuaire.registre.runtime import open_registre
 from annuaire.registre.verify import verify_log
 from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
-from .flowlog_support import PURGE, count, reset_log, subjects_of
+from .flowlog_support import PURGE, count, entries, reset_log, subjects_of
 
 BASE = dt.datetime(2026, 5, 4, 10, 0, tzinfo=dt.UTC)
 
@@ -62,7 +62,7 @@ def refused(store: Store, statement: object) -> str:
 
 def sizes(connection: Connection) -> tuple[int, int, int, int]:
     """Entries, pseudonyms they list, checkpoints, purge records."""
-    listed = sum(len(s) for s in connection.execute(select(ENTRY.c.subjects)).scalars())
+    listed = sum(len(e["subjects"]) for e in entries(connection))
     return count(connection, ENTRY), listed, count(connection, CHECKPOINT), count(connection, PURGE)
 
 
@@ -89,8 +89,9 @@ def record_purge(connection: Connection) -> None:
     [
         update(ENTRY).where(ENTRY.c.seq == 2).values(persons=0),
         update(ENTRY).values(outcome="success"),
-        update(ENTRY).where(ENTRY.c.seq == 1).values(subjects=[]),
-        update(ENTRY).where(ENTRY.c.seq == 3).values(subjects=["0" * 32]),
+        update(ENTRY).where(ENTRY.c.seq == 1).values(subject_set=None),
+        update(ENTRY).where(ENTRY.c.seq == 3).values(subject_set="0" * 64),
+        update(SUBJECT_SET).values(subjects=["0" * 32]),
         update(CHECKPOINT).where(CHECKPOINT.c.id == 1).values(head_hash="0" * 64),
         delete(ENTRY).where(ENTRY.c.seq == 4),
         delete(ENTRY),
@@ -101,6 +102,7 @@ def record_purge(connection: Connection) -> None:
         "update-every-entry",
         "update-entry-subjects-emptied",
         "update-entry-subjects-replaced",
+        "update-list-of-persons",
         "update-checkpoint",
         "delete-entry",
         "delete-every-entry",
@@ -131,7 +133,7 @@ def test_only_entries_covered_by_a_recorded_purge_may_be_deleted(
         assert sizes(connection) == (2, 4, 2, 1)
     refused(store, delete(ENTRY).where(ENTRY.c.seq == 3))
     refused(store, update(ENTRY).where(ENTRY.c.seq == 3).values(persons=0))
-    refused(store, update(ENTRY).where(ENTRY.c.seq == 3).values(subjects=[]))
+    refused(store, update(ENTRY).where(ENTRY.c.seq == 3).values(subject_set=None))
     # Checkpoints stay, even the one ending the purged range.
     message = rejected(store, delete(CHECKPOINT).where(CHECKPOINT.c.id == 1))
     with store.engine.connect() as connection:

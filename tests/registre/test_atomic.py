@@ -71,7 +71,7 @@ class CrashingFlowLog(FlowLog):
 
     def append_after(
         self,
-        cursor: Any,
+        connection: Any,
         records: Sequence[FlowRecord],
         expected: ChainHead,
         *,
@@ -80,13 +80,13 @@ class CrashingFlowLog(FlowLog):
         """The API writer's one-statement path (PostgreSQL): crash after the statement and
         before its commit, by running it in a transaction that the crash rolls back."""
         if self.crashes <= 0:
-            return super().append_after(cursor, records, expected, now=now)
+            return super().append_after(connection, records, expected, now=now)
         self.crashes -= 1
-        with cursor.connection.transaction():
-            head = super().append_after(cursor, records, expected, now=now)
+        with connection.transaction():
+            head = super().append_after(connection, records, expected, now=now)
             assert head is not None
-            cursor.execute("SELECT seq FROM flow_entry WHERE seq = %s", (head.seq,))
-            assert cursor.fetchone() is not None  # written, only the commit is missing
+            found = connection.execute("SELECT seq FROM flow_entry WHERE seq = %s", (head.seq,))
+            assert found.fetchone() is not None  # written, only the commit is missing
             self.written.append(head.seq)
             raise SimulatedCrash(f"simulated crash after flow entry {head.seq}")
 

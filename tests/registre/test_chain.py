@@ -36,6 +36,7 @@ from annuaire.registre.flowlog import (
     CHECKPOINT,
     ENTRY,
     GENESIS,
+    SUBJECT_SET,
     FlowLog,
     FlowRecord,
     entry_message,
@@ -55,6 +56,7 @@ from .flowlog_support import (
     names,
     random_hex,
     reset_log,
+    set_subjects,
     subjects_of,
     tampered,
 )
@@ -223,7 +225,10 @@ def test_a_modified_column_breaks_the_chain_at_its_entry(
         def modify(connection: Connection, seq: int = seq, change: Any = change) -> None:
             (row,) = [r for r in entries(connection) if r["seq"] == seq]
             values = change(row)
-            connection.execute(update(ENTRY).where(ENTRY.c.seq == seq).values(**values))
+            if "subjects" in values:
+                set_subjects(connection, seq, values.pop("subjects"))
+            if values:
+                connection.execute(update(ENTRY).where(ENTRY.c.seq == seq).values(**values))
 
         assert_breaks_at(tampered(store.engine, registre.keys, modify), seq)
 
@@ -254,9 +259,11 @@ def _insert_forged(connection: Connection, seq: int) -> None:
         "target": "GET /v1/persons",
         "persons": 0,
         "subjects": [],
+        "subject_set": None,
     }
     key = secrets.token_bytes(32)  # the attacker has no chain key
     forged["entry_hash"] = hmac.digest(key, entry_message(forged), "sha256").hex()
+    del forged["subjects"]
     connection.execute(insert(ENTRY), [forged])
     connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_seq=len(rows) + 1))
 
@@ -289,10 +296,6 @@ def test_deleted_inserted_or_reordered_entries_break_the_chain_where_they_were(
 
 
 # -- (e) subjects -------------------------------------------------------------------------------
-
-
-def _set_subjects(connection: Connection, seq: int, subjects: list[str]) -> None:
-    connection.execute(update(ENTRY).where(ENTRY.c.seq == seq).values(subjects=subjects))
 
 
 @PROPERTY
@@ -329,10 +332,45 @@ def test_a_removed_added_replaced_or_reordered_subject_breaks_the_chain_at_its_e
         report = tampered(
             store.engine,
             registre.keys,
-            lambda c, seq=seq, subjects=subjects: _set_subjects(c, seq, subjects),
+            lambda c, seq=seq, subjects=subjects: set_subjects(c, seq, subjects),
         )
         assert_breaks_at(report, seq, "content")
         assert [b.kind for b in report.breaks] == ["content"], (how, report.breaks)
+
+
+@PROPERTY
+@given(plan=plans(), data=st.data())
+def test_a_stored_list_of_persons_changed_or_deleted_breaks_every_entry_naming_it(
+    store: Store, registre: Registre, plan: Plan, data: st.DataObject
+) -> None:
+    """A list is stored once for all the entries naming it: editing it in place breaks each of
+    them ("content"); deleting it is reported as such ("subjects")."""
+    write_intact_chain(store, registre, plan)
+    with store.engine.connect() as connection:
+        rows = entries(connection)
+    named = [r for r in rows if r["subject_set"] is not None]
+    if not named:
+        return
+    chosen = data.draw(st.sampled_from(named), label="entry whose list is changed")
+    digest, subjects = chosen["subject_set"], chosen["subjects"]
+    naming = [r["seq"] for r in rows if r["subject_set"] == digest]
+    edited = subjects[1:] if len(subjects) > 1 else [registre.keys.pseudonym(uuid.uuid4())]
+    where = SUBJECT_SET.c.digest == digest
+
+    report = tampered(
+        store.engine,
+        registre.keys,
+        lambda c: c.execute(update(SUBJECT_SET).where(where).values(subjects=edited)),
+    )
+    assert_breaks_at(report, naming[0], "content")
+    assert [(b.seq, b.kind) for b in report.breaks] == [(seq, "content") for seq in naming]
+
+    report = tampered(
+        store.engine, registre.keys, lambda c: c.execute(delete(SUBJECT_SET).where(where))
+    )
+    assert_breaks_at(report, naming[0], "subjects")
+    assert [(b.seq, b.kind) for b in report.breaks] == [(seq, "subjects") for seq in naming]
+    assert digest in str(report.breaks[0])
 
 
 # -- (f) a cut tail -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from annuaire.registre.flowlog import ENTRY, FlowLog, FlowRecord
+from annuaire.registre.flowlog import ENTRY, SUBJECT_SET, FlowLog, FlowRecord
 from annuaire.registre.purge import PURGE_TARGET, PurgeResult, months_before, purge_log
 from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.verify import Verification, verify_log
@@ -22,7 +22,15 @@ from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
-from .flowlog_support import PURGE, assert_breaks_at, entries, reset_log, tampered, unguarded
+from .flowlog_support import (
+    PURGE,
+    assert_breaks_at,
+    entries,
+    reset_log,
+    set_subjects,
+    tampered,
+    unguarded,
+)
 
 UTC = dt.UTC
 NOW = dt.datetime(2027, 11, 15, 12, 0, tzinfo=UTC)
@@ -124,6 +132,11 @@ def test_a_purge_deletes_the_expired_windows_and_the_log_still_verifies(
         ]
         purged = {p for s in range(1, up_to + 1) for p in log.subjects[s]}
         assert not purged & {p for r in rows for p in r["subjects"]}
+        # Lists of persons only purged entries named went with them.
+        stored = connection.execute(select(SUBJECT_SET.c.subjects)).scalars().all()
+        assert sorted(map(list, stored)) == sorted(
+            map(list, {tuple(r["subjects"]) for r in rows if r["subjects"]})
+        )
         (recorded,) = purges(connection)
         assert recorded["up_to_seq"] == up_to
         assert recorded["checkpoint_id"] == up_to // every
@@ -157,10 +170,12 @@ def test_a_purge_deletes_the_expired_windows_and_the_log_still_verifies(
         {"prev_hash": "f" * 64},
     ]
     for values in changes:
-        change = update(ENTRY).where(ENTRY.c.seq == first).values(**values)
 
-        def modify(connection: Connection, change: Any = change) -> None:
-            connection.execute(change)
+        def modify(connection: Connection, values: dict[str, Any] = values) -> None:
+            if "subjects" in values:
+                set_subjects(connection, first, values["subjects"])
+            else:
+                connection.execute(update(ENTRY).where(ENTRY.c.seq == first).values(**values))
 
         modified = tampered(store.engine, log.registre.keys, modify)
         assert_breaks_at(modified, first)
