@@ -82,27 +82,39 @@ UPDATE flow_chain SET last_hash = %(hash)s WHERE id = 1
 # batch does not grow with its columns and its hundreds of pseudonyms.
 # Prepared once per connection, run through libpq directly (psycopg's cursor layer cost a page
 # read more than its statement's round trip). $1, $2: the new head's seq and hash; $3, $4: the
-# head expected; $5: the lists of persons; $6: the entries.
-_PG_WRITE_AFTER_NAME = b"aiguillage_flow_write_after"
+# head expected; $5: the lists of persons the writer does not know to be stored; $6: the
+# entries. Nothing is written, the head included, unless every list the entries name is stored
+# or comes with them: a list the writer believed stored may have gone with a purge.
+_PG_WRITE_AFTER_NAME = b"aiguillage_flow_write_after_2"
 _PG_WRITE_AFTER = b"""
-WITH head AS (
+WITH incoming AS (
+    SELECT * FROM json_populate_recordset(NULL::flow_entry, $6::json)
+), new_lists AS (
+    SELECT * FROM json_populate_recordset(NULL::flow_subject_set, $5::json)
+), head AS (
     UPDATE flow_chain SET last_seq = $1::bigint, last_hash = $2::text
     WHERE id = 1 AND last_seq = $3::bigint AND last_hash = $4::text
+    AND NOT EXISTS (
+        SELECT 1 FROM incoming e
+        WHERE e.subject_set IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM flow_subject_set s WHERE s.digest = e.subject_set)
+        AND NOT EXISTS (SELECT 1 FROM new_lists n WHERE n.digest = e.subject_set)
+    )
     RETURNING last_seq
 ), lists AS (
     INSERT INTO flow_subject_set
-    SELECT s.* FROM json_populate_recordset(NULL::flow_subject_set, $5::json) AS s
-    WHERE EXISTS (SELECT 1 FROM head)
+    SELECT * FROM new_lists WHERE EXISTS (SELECT 1 FROM head)
     ON CONFLICT DO NOTHING
 ), written AS (
     INSERT INTO flow_entry
-    SELECT e.* FROM json_populate_recordset(NULL::flow_entry, $6::json) AS e
-    WHERE EXISTS (SELECT 1 FROM head)
+    SELECT * FROM incoming WHERE EXISTS (SELECT 1 FROM head)
     RETURNING seq
 )
 SELECT count(*) FROM written
 """
 _UNDEFINED_STATEMENT = "26000"
+#: Digests of stored lists a process remembers (~8 MB at most).
+KNOWN_LISTS = 65_536
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
@@ -235,6 +247,9 @@ class FlowLog:
         self.versions = dict(versions)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
+        #: Digests of lists of persons this process committed (:meth:`append_after` sends the
+        #: others only); bounded like the pseudonyms' cache.
+        self._stored_lists: set[str] = set()
 
     def append(
         self, connection: Connection, record: FlowRecord, *, now: dt.datetime | None = None
@@ -340,17 +355,24 @@ class FlowLog:
         written = self._stored(self.entries(records, expected.seq, expected.hash, now))
         rows = written.rows
         last = rows[-1]
+        known = self._stored_lists
+        new_lists = {d: s for d, s in written.lists.items() if d not in known}
         params: list[bytes | None] = [
             str(last["seq"]).encode(),
             last["entry_hash"].encode(),
             str(expected.seq).encode(),
             expected.hash.encode(),
-            _lists_json(written.lists).encode(),
+            _lists_json(new_lists).encode(),
             _rows_json(rows).encode(),
         ]
         counted = _run_prepared(connection.pgconn, _PG_WRITE_AFTER_NAME, _PG_WRITE_AFTER, params)
         if counted != len(rows):
+            # The head moved (another writer, a purge) or a list was not there: believe nothing.
+            known.clear()
             return None
+        if len(known) > KNOWN_LISTS:
+            known.clear()
+        known.update(written.lists)
         return ChainHead(last["seq"], last["entry_hash"], expected.sealed_seq, expected.sealed_at)
 
     @staticmethod

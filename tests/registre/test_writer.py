@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 
 from annuaire.errors import ConfigurationError
 from annuaire.registre.flowlog import ChainHead, FlowLog, FlowRecord
+from annuaire.registre.purge import purge_log
 from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.verify import Verification, verify_log
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -452,3 +453,68 @@ def test_writes_racing_close_are_all_written_and_no_thread_is_left(
     assert writer_threads() <= before
     with store.engine.connect() as connection:
         assert verify_log(connection, registre.keys).ok
+
+
+# -- 5. lists of persons the writer believes stored -----------------------------------------------
+
+
+def test_a_list_gone_with_a_purge_is_sent_again_and_nothing_is_written_without_it(
+    store: Store, registre: Registre
+) -> None:
+    """The one-statement path sends only the lists of persons the process has not stored yet.
+    A purge may remove one of those (its last entry expired): the next write naming it must
+    neither write nor move the head, and the one after sends the list again."""
+    if store.backend != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    log = FlowLog(registre.keys, registre.log.versions, checkpoint_interval=NEVER)
+    persons = [uuid.uuid4(), uuid.uuid4()]
+    old = dt.datetime(2025, 1, 6, 9, 0, tzinfo=dt.UTC)
+
+    def record(tag: str) -> FlowRecord:
+        return FlowRecord(
+            flow=FlowKind.API_OPERATOR,
+            operation=Operation.READ,
+            activity=registre.activity_id(FlowKind.API_OPERATOR),
+            actor_kind=RecipientKind.OPERATOR,
+            target=f"GET /v1/persons/{tag}",
+            subjects=persons,
+        )
+
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as connection:
+
+        def head() -> ChainHead:
+            row = connection.execute(
+                "SELECT last_seq, last_hash, last_checkpoint_seq, last_checkpoint_at "
+                "FROM flow_chain WHERE id = 1"
+            ).fetchone()
+            assert row is not None
+            return ChainHead(*row)
+
+        assert log.append_after(connection, [record("old")], head(), now=old) is not None
+        with write_transaction(store.engine) as sa_connection:
+            log.checkpoint(sa_connection, now=old)
+        with write_transaction(store.engine) as sa_connection:
+            purged = purge_log(
+                sa_connection,
+                log,
+                activity=registre.activity_id(FlowKind.REGISTRE),
+                retention_months=12,
+                operator="test",
+                now=old + dt.timedelta(days=400),
+            )
+        assert purged.entries == 1
+        lists = "SELECT count(*) FROM flow_subject_set"
+        assert connection.execute(lists).fetchone() == (0,)
+
+        before = head()
+        assert log.append_after(connection, [record("again")], before) is None
+        assert head() == before  # nothing written, the head did not move
+        after = log.append_after(connection, [record("again")], before)
+        assert after is not None and after.seq == before.seq + 1
+        assert connection.execute(lists).fetchone() == (1,)
+    report = verify(store, registre)
+    assert report.ok, report.summary()
+    with store.engine.connect() as sa_connection:
+        last = entries(sa_connection)[-1]
+    assert last["subjects"] == sorted(registre.keys.pseudonyms(persons))
