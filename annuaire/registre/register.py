@@ -84,6 +84,12 @@ class ObservedFlow(BaseModel):
     data_categories: list[DataCategory] = Field(
         description="Data categories the flows carried (never values)."
     )
+    undeclared_categories: list[DataCategory] = Field(
+        default_factory=list,
+        description="Those of `data_categories` the activity's fiche does not declare: the "
+        "fiche must declare them, or such flows must stop. Empty when the flows kept to the "
+        "fiche.",
+    )
     structures: list[str] = Field(description="UAIs of the schools concerned.")
     first_at: UtcDatetime = Field(description="Time of the first flow (UTC).")
     last_at: UtcDatetime = Field(description="Time of the last flow (UTC).")
@@ -182,8 +188,18 @@ def build_register(
     sheets = []
     for activity in config.activities:
         history = sorted(versions.get(activity.id, ()), key=lambda v: v.version)
+        declared_categories = set(activity.data_categories)
         observed = sorted(
-            flows.get(activity.id, ()),
+            (
+                flow.model_copy(
+                    update={
+                        "undeclared_categories": [
+                            c for c in flow.data_categories if c not in declared_categories
+                        ]
+                    }
+                )
+                for flow in flows.get(activity.id, ())
+            ),
             key=lambda f: (f.flow, f.operation, f.recipient_kind, f.recipient or "", f.first_at),
         )
         sheets.append(

@@ -82,7 +82,13 @@ FLOWS = {
     ],
     "portail-familles": [
         flow(FlowKind.API_EDUCONNECT, Operation.READ, RecipientKind.GUARDIAN),
-        flow(FlowKind.API_EDUCONNECT, Operation.READ, RecipientKind.PUPIL),
+        # Beyond the fiche, which declares no professional data: flagged in the register.
+        flow(
+            FlowKind.API_EDUCONNECT,
+            Operation.READ,
+            RecipientKind.PUPIL,
+            data_categories=[DataCategory.IDENTITY_NAME, DataCategory.PROFESSIONAL],
+        ),
     ],
     "import-annuaire": [
         flow(
@@ -155,9 +161,30 @@ def test_versions_and_flows_land_on_their_sheets(register: Register) -> None:
     assert sheets["portail-familles"].version == 1
     assert sheets["portail-familles"].history == []
     for activity_id, sheet in sheets.items():
-        assert sorted(sheet.observed_flows, key=repr) == sorted(
-            FLOWS.get(activity_id, []), key=repr
-        )
+        seen = [f.model_copy(update={"undeclared_categories": []}) for f in sheet.observed_flows]
+        assert sorted(seen, key=repr) == sorted(FLOWS.get(activity_id, []), key=repr)
+
+
+def test_categories_a_fiche_does_not_declare_are_flagged_on_their_flows(
+    config: RegistreConfig, register: Register
+) -> None:
+    flagged = 0
+    for sheet in register.activities:
+        declared = set(config.activity(sheet.id).data_categories)
+        for flow in sheet.observed_flows:
+            assert flow.undeclared_categories == [
+                c for c in flow.data_categories if c not in declared
+            ]
+            flagged += bool(flow.undeclared_categories)
+    families = next(s for s in register.activities if s.id == "portail-familles")
+    (beyond,) = [f for f in families.observed_flows if f.undeclared_categories]
+    assert beyond.undeclared_categories == [DataCategory.PROFESSIONAL] and flagged == 1
+    page = render_html(register)
+    assert page.count('class="hors-fiche"') == flagged
+    assert page.count('role="alert"') == sum(
+        any(f.undeclared_categories for f in sheet.observed_flows) for sheet in register.activities
+    )
+    assert DataCategory.PROFESSIONAL.label in page
 
 
 def test_the_dpo_accounts_stay_out_of_the_register(register: Register) -> None:
