@@ -85,21 +85,21 @@ UPDATE flow_chain SET last_hash = %(hash)s WHERE id = 1
 # head expected; $5: the lists of persons the writer does not know to be stored; $6: the
 # entries. Nothing is written, the head included, unless every list the entries name is stored
 # or comes with them: a list the writer believed stored may have gone with a purge.
-_PG_WRITE_AFTER_NAME = b"aiguillage_flow_write_after_2"
+_PG_WRITE_AFTER_NAME = b"aiguillage_flow_write_after_3"
 _PG_WRITE_AFTER = b"""
 WITH incoming AS (
     SELECT * FROM json_populate_recordset(NULL::flow_entry, $6::json)
 ), new_lists AS (
     SELECT * FROM json_populate_recordset(NULL::flow_subject_set, $5::json)
+), missing AS (
+    SELECT count(*) AS lists FROM incoming e
+    WHERE e.subject_set IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM flow_subject_set s WHERE s.digest = e.subject_set)
+    AND NOT EXISTS (SELECT 1 FROM new_lists n WHERE n.digest = e.subject_set)
 ), head AS (
     UPDATE flow_chain SET last_seq = $1::bigint, last_hash = $2::text
     WHERE id = 1 AND last_seq = $3::bigint AND last_hash = $4::text
-    AND NOT EXISTS (
-        SELECT 1 FROM incoming e
-        WHERE e.subject_set IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM flow_subject_set s WHERE s.digest = e.subject_set)
-        AND NOT EXISTS (SELECT 1 FROM new_lists n WHERE n.digest = e.subject_set)
-    )
+    AND (SELECT lists FROM missing) = 0
     RETURNING last_seq
 ), lists AS (
     INSERT INTO flow_subject_set
@@ -110,7 +110,7 @@ WITH incoming AS (
     SELECT * FROM incoming WHERE EXISTS (SELECT 1 FROM head)
     RETURNING seq
 )
-SELECT count(*) FROM written
+SELECT (SELECT count(*) FROM written), (SELECT lists FROM missing)
 """
 _UNDEFINED_STATEMENT = "26000"
 #: Digests of stored lists a process remembers (~8 MB at most).
@@ -182,15 +182,17 @@ def _lists_json(lists: Mapping[str, list[str]]) -> str:
     return orjson.dumps([{"digest": d, "subjects": s} for d, s in lists.items()]).decode()
 
 
-def _run_prepared(pgconn: Any, name: bytes, query: bytes, params: list[bytes | None]) -> int:
-    """Run the named statement (preparing it on this connection the first time); the integer
+def _run_prepared(
+    pgconn: Any, name: bytes, query: bytes, params: list[bytes | None]
+) -> tuple[int, ...]:
+    """Run the named statement (preparing it on this connection the first time); the integers
     its one row holds. libpq's call releases the GIL while it waits for the server."""
     result = pgconn.exec_prepared(name, params)
     if result.error_field(pq.DiagnosticField.SQLSTATE) == _UNDEFINED_STATEMENT.encode():
         _check(pgconn.prepare(name, query), pq.ExecStatus.COMMAND_OK)
         result = pgconn.exec_prepared(name, params)
     _check(result, pq.ExecStatus.TUPLES_OK)
-    return int(result.get_value(0, 0))
+    return tuple(int(result.get_value(0, column)) for column in range(result.nfields))
 
 
 def _check(result: Any, expected: pq.ExecStatus) -> None:
@@ -365,10 +367,12 @@ class FlowLog:
             _lists_json(new_lists).encode(),
             _rows_json(rows).encode(),
         ]
-        counted = _run_prepared(connection.pgconn, _PG_WRITE_AFTER_NAME, _PG_WRITE_AFTER, params)
-        if counted != len(rows):
-            # The head moved (another writer, a purge) or a list was not there: believe nothing.
+        counted, missing = _run_prepared(
+            connection.pgconn, _PG_WRITE_AFTER_NAME, _PG_WRITE_AFTER, params
+        )
+        if missing:  # gone with a purge: what this process remembers is not to be believed
             known.clear()
+        if counted != len(rows):  # the head moved, or a list was missing: nothing was written
             return None
         if len(known) > KNOWN_LISTS:
             known.clear()

@@ -9,7 +9,8 @@ Why
     what the request threads have queued and writes it as one batch. On PostgreSQL the thread
     remembers the head it wrote last and writes the next batch after it in ONE autocommitted
     statement that checks the head has not moved (one round trip, one commit); when another
-    process wrote meanwhile, nothing is written and the batch takes the chain's lock instead
+    process wrote meanwhile, nothing is written, the thread reads the new head and tries again,
+    and only after :data:`OPTIMISTIC_TRIES` such tries takes the chain's lock
     (:meth:`FlowLog.append_many`). On SQLite every batch takes the lock.
 
 Contract
@@ -42,6 +43,10 @@ __all__ = ["FlowWriter"]
 #: How long a request waits for its entry before failing (the database is unreachable, say).
 WRITE_TIMEOUT_S = 30.0
 MAX_BATCH = 500
+#: One-statement writes tried (re-reading the head between them) before taking the chain's lock:
+#: with several API processes, the head has usually moved since a process last wrote, but
+#: rarely again within the round trip of a retry.
+OPTIMISTIC_TRIES = 3
 #: How often an idle thread looks whether it was asked to stop.
 _IDLE_S = 0.2
 
@@ -185,13 +190,16 @@ class FlowWriter:
         if session.pg is None:
             url = self.engine.url.set(drivername="postgresql")
             session.pg = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-        if session.head is None:
-            with session.pg.cursor() as cursor:
-                cursor.execute(_PG_HEAD)
-                session.head = ChainHead(*cursor.fetchone())  # type: ignore[misc]
-        head = log.append_after(session.pg, records, session.head)
-        if head is None:  # another process wrote: take the chain's lock
-            session.head = None
+        for _attempt in range(OPTIMISTIC_TRIES):
+            if session.head is None:
+                with session.pg.cursor() as cursor:
+                    cursor.execute(_PG_HEAD)
+                    session.head = ChainHead(*cursor.fetchone())  # type: ignore[misc]
+            head = log.append_after(session.pg, records, session.head)
+            if head is not None:
+                break
+            session.head = None  # another process wrote: read its head, chain onto it
+        else:  # the head keeps moving: take the chain's lock
             with write_transaction(self.engine) as connection:
                 return log.append_many(connection, records)
         session.head = head
