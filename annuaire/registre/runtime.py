@@ -16,10 +16,11 @@ import datetime as dt
 import functools
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, case, func, insert, null, select, true
 from sqlalchemy.exc import IntegrityError
 
 from annuaire.errors import ConfigurationError
@@ -195,18 +196,6 @@ def activity_versions(connection: Connection) -> dict[str, list[ActivityVersion]
     return dict(history)
 
 
-@dataclass
-class _Group:
-    recipient: str | None
-    first_at: dt.datetime
-    last_at: dt.datetime
-    entries: int = 0
-    persons: int = 0
-    failures: int = 0
-    categories: set[str] = field(default_factory=set)
-    structures: set[str] = field(default_factory=set)
-
-
 _PEOPLE = frozenset(
     k.value
     for k in (
@@ -223,56 +212,66 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
     """Flows of the log aggregated per activity, flow, operation and recipient.
 
     People are grouped by kind (their pseudonyms are left out of the key); clients and import
-    jobs by their id. Categories and structures are the union over the group's entries (one
-    pass in sequence order: memory grows with the number of groups only).
+    jobs by their id. Categories and structures are the union over the group's entries. The
+    database aggregates (three grouped passes over the log, whatever its size); only the
+    groups come back.
     """
-    query = select(
-        ENTRY.c.activity,
-        ENTRY.c.flow,
-        ENTRY.c.operation,
-        ENTRY.c.actor_kind,
-        ENTRY.c.actor,
-        ENTRY.c.client_id,
-        ENTRY.c.persons,
-        ENTRY.c.outcome,
-        ENTRY.c.categories,
-        ENTRY.c.structures,
-        ENTRY.c.occurred_at,
-    ).order_by(ENTRY.c.seq)
-    groups: dict[tuple[str, str, str, str, str], _Group] = {}
-    stream = connection.execute(query.execution_options(stream_results=True, yield_per=5000))
-    for row in stream:
-        recipient = None if row.actor_kind in _PEOPLE else (row.client_id or row.actor)
-        key = (row.activity, row.flow, row.operation, row.actor_kind, recipient or "")
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(recipient, row.occurred_at, row.occurred_at)
-        group.entries += 1
-        group.persons += row.persons
-        group.failures += row.outcome != "success"
-        group.categories.update(row.categories)
-        group.structures.update(row.structures)
-        group.last_at = row.occurred_at
+    recipient = case(
+        (ENTRY.c.actor_kind.in_(_PEOPLE), null()),
+        else_=func.coalesce(func.nullif(ENTRY.c.client_id, ""), func.nullif(ENTRY.c.actor, "")),
+    ).label("recipient")
+    key = (ENTRY.c.activity, ENTRY.c.flow, ENTRY.c.operation, ENTRY.c.actor_kind, recipient)
+    totals = select(
+        *key,
+        func.count().label("entries"),
+        func.sum(ENTRY.c.persons).label("persons"),
+        func.sum(case((ENTRY.c.outcome == "success", 0), else_=1)).label("failures"),
+        func.min(ENTRY.c.occurred_at).label("first_at"),
+        func.max(ENTRY.c.occurred_at).label("last_at"),
+    ).group_by(*key)
+    categories = _members(connection, key, ENTRY.c.categories)
+    structures = _members(connection, key, ENTRY.c.structures)
     names = client_names(connection)
     flows: dict[str, list[ObservedFlow]] = defaultdict(list)
-    for (activity, flow, operation, actor_kind, _), group in groups.items():
-        flows[activity].append(
+    for row in connection.execute(totals):
+        group = tuple(row[:5])
+        flows[row.activity].append(
             ObservedFlow(
-                flow=FlowKind(flow),
-                operation=Operation(operation),
-                recipient_kind=RecipientKind(actor_kind),
-                recipient=group.recipient,
-                recipient_name=names.get(group.recipient) if group.recipient else None,
-                entries=group.entries,
-                persons=group.persons,
-                failures=group.failures,
-                data_categories=[DataCategory(c) for c in sorted(group.categories)],
-                structures=sorted(group.structures),
-                first_at=group.first_at,
-                last_at=group.last_at,
+                flow=FlowKind(row.flow),
+                operation=Operation(row.operation),
+                recipient_kind=RecipientKind(row.actor_kind),
+                recipient=row.recipient,
+                recipient_name=names.get(row.recipient) if row.recipient else None,
+                entries=row.entries,
+                persons=row.persons,
+                failures=row.failures,
+                data_categories=[DataCategory(c) for c in sorted(categories.get(group, ()))],
+                structures=sorted(structures.get(group, ())),
+                first_at=_utc(row.first_at),
+                last_at=_utc(row.last_at),
             )
         )
     return dict(flows)
+
+
+def _members(
+    connection: Connection, key: tuple[Any, ...], lists: Any
+) -> dict[tuple[Any, ...], set[str]]:
+    """Group -> the distinct members of the JSON lists in column ``lists`` over its entries."""
+    each = "json_array_elements_text" if connection.dialect.name == "postgresql" else "json_each"
+    members = getattr(func, each)(lists).table_valued("value")
+    query = select(*key, members.c.value).select_from(ENTRY.join(members, true())).distinct()
+    found: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for row in connection.execute(query):
+        found[tuple(row[:5])].add(row[5])
+    return found
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """An aggregate loses the column's type on some backends: naive values are UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def client_names(connection: Connection) -> dict[str, str]:
