@@ -171,6 +171,24 @@ def assert_log_holds(store: Store, registre: Registre, written: dict[int, FlowRe
         assert seen == expected, f"entry {row['seq']}"
 
 
+def write_one_by_one(store: Store, log: FlowLog, count: int, *, seed: int) -> dict[int, FlowRecord]:
+    """Write ``count`` random records through a writer, one at a time: sequence -> record
+    (each write gets the next sequence number)."""
+    rng = random.Random(seed)
+    activities = sorted(log.versions)
+    writer = FlowWriter(store.engine)
+    written: dict[int, FlowRecord] = {}
+    try:
+        for n in range(count):
+            record = make_record(rng, activities, f"s{seed}-{n}")
+            seq = writer.write(log, record)
+            assert seq == n + 1
+            written[seq] = record
+    finally:
+        writer.close()
+    return written
+
+
 def direct_append(store: Store, log: FlowLog, record: FlowRecord) -> int:
     """What another process writes: one entry in its own transaction, under the chain's lock."""
     with write_transaction(store.engine) as connection:
@@ -285,16 +303,7 @@ def test_a_head_that_keeps_moving_sends_the_batch_through_the_chain_lock(
     if store.backend != "postgres":
         pytest.skip("the one-statement path is PostgreSQL's")
     log = MovingHeadLog(registre.log)
-    rng = random.Random(11)
-    activities = sorted(registre.log.versions)
-    writer = FlowWriter(store.engine)
-    written: dict[int, FlowRecord] = {}
-    try:
-        for n in range(3):
-            record = make_record(rng, activities, f"m{n}")
-            written[writer.write(log, record)] = record
-    finally:
-        writer.close()
+    written = write_one_by_one(store, log, 3, seed=11)
     assert log.calls == {"head moved": 3 * OPTIMISTIC_TRIES, "locked": 3}, log.calls
     assert_log_holds(store, registre, written)
 
@@ -304,18 +313,7 @@ def test_a_head_that_keeps_moving_sends_the_batch_through_the_chain_lock(
 
 def test_checkpoints_seal_the_entries_the_writer_writes(store: Store, registre: Registre) -> None:
     log = CountingLog(registre.log, checkpoint_every=5)
-    rng = random.Random(5)
-    activities = sorted(registre.log.versions)
-    writer = FlowWriter(store.engine)
-    written: dict[int, FlowRecord] = {}
-    try:
-        for n in range(23):
-            record = make_record(rng, activities, f"c{n}")
-            seq = writer.write(log, record)
-            assert seq == n + 1
-            written[seq] = record
-    finally:
-        writer.close()
+    written = write_one_by_one(store, log, 23, seed=5)
     assert_log_holds(store, registre, written)
     report = verify(store, registre)
     # One write at a time: a checkpoint every 5 entries exactly.
@@ -325,16 +323,7 @@ def test_checkpoints_seal_the_entries_the_writer_writes(store: Store, registre: 
 
 def test_a_checkpoint_comes_when_its_interval_has_passed(store: Store, registre: Registre) -> None:
     log = CountingLog(registre.log, checkpoint_every=1000, checkpoint_interval=dt.timedelta(0))
-    rng = random.Random(6)
-    activities = sorted(registre.log.versions)
-    writer = FlowWriter(store.engine)
-    written: dict[int, FlowRecord] = {}
-    try:
-        for n in range(3):
-            record = make_record(rng, activities, f"i{n}")
-            written[writer.write(log, record)] = record
-    finally:
-        writer.close()
+    written = write_one_by_one(store, log, 3, seed=6)
     assert_log_holds(store, registre, written)
     report = verify(store, registre)
     assert report.checkpoints == 3 and report.sealed_up_to == 3, report.summary()
