@@ -10,15 +10,18 @@ Staging (``sync_stage``, temporary): one row per record with its op, hub id, own
 hash, the JSON of its column values (references already resolved to hub ids) and of its
 external ids. Applying a kind first gives each staged row the action it calls for against the
 store: create, update, return (came back, changed), restore (came back, unchanged),
-unchanged, delete, or superseded (a later row has the same key: the last one wins).
+delete, or superseded (a later row has the same key: the last one wins); an unchanged row
+keeps a NULL action (it is not rewritten).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -62,7 +65,7 @@ from annuaire.settings import Settings
 from annuaire.store.bulk import insert_tuples
 from annuaire.store.changes import ChangeRecorder, structures_text
 
-from ._ids import hub_id_hex, reference_hex
+from ._ids import ScopeIds
 from ._report import RunReport
 
 __all__ = ["Applier"]
@@ -136,7 +139,7 @@ def _blank_row(kind: EntityKind) -> dict[str, Any]:
     return blank
 
 
-_BLANKS = {kind: _blank_row(kind) for kind in EntityKind}
+_BLANKS_BY_VALUE = {kind.value: _blank_row(kind) for kind in EntityKind}
 
 
 class _Dialect:
@@ -194,7 +197,13 @@ class Applier:
         self.sql = _Dialect(connection.dialect.name)
         self.recorder = ChangeRecorder(connection, scope=self.scope_key, run_id=report.run_id)
         self.staged = 0
-        self.checked: set[EntityKind] = set()
+        #: Kinds (values) whose columns were checked. Kinds are handled by their value in the
+        #: staging hot path: an enum member's hash and ``.value`` are Python-level calls.
+        self.checked: set[str] = set()
+        self.ids = ScopeIds(self.scope_key)
+        #: Staged rows per action, per kind (filled by ``apply``).
+        self.actions: dict[EntityKind, dict[str, int]] = {}
+        self._structures: dict[tuple[str, ...], str] = {}
         connection.exec_driver_sql(_STAGE_DDL[self.sql.name])
         # TRUNCATE on PostgreSQL: a DELETE would leave the previous run's dead rows for every
         # later scan of the stage to step over.
@@ -203,7 +212,12 @@ class Applier:
         )
         index = "sync_stage_key" if self.sql.postgres else "temp.sync_stage_key"
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index} ON sync_stage (kind, key)")
-        self.report.active_before = self._count_active()
+        # Counted by a helper thread while the caller starts reading its stream (the count is
+        # one statement per table, run with the GIL released); the connection is used by one
+        # thread at a time: staging, ``apply`` and ``close`` wait for the count first.
+        # (Inserting the batches from that thread measured slower: a GIL hand-off per row.)
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="sync-count")
+        self._counting: Future[None] | None = self._helper.submit(self._count_active_before)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -218,6 +232,9 @@ class Applier:
     ) -> None:
         provenance = Provenance(where[0], where[1], where[2]) if where and where[0] else None
         self.report.warn(SourceWarning(code, message, provenance), self.settings.warnings_kept)
+
+    def _count_active_before(self) -> None:
+        self.report.active_before = self._count_active()
 
     def _count_active(self) -> int:
         total = 0
@@ -237,14 +254,15 @@ class Applier:
             raise ValueError(
                 f"{record.kind.value} records carry unknown columns: {sorted(unknown)}"
             )
-        self.checked.add(record.kind)
+        self.checked.add(record.kind._value_)
 
     def _resolve(self, value: Ref | list[Ref] | None) -> Any:
         if value is None:
             return None
+        reference = self.ids.reference
         if isinstance(value, list):
-            return [str(uuid.UUID(hex=reference_hex(self.scope_key, r.kind, r.key))) for r in value]
-        return reference_hex(self.scope_key, value.kind, value.key)
+            return [str(uuid.UUID(hex=reference(r.kind._value_, r.key))) for r in value]
+        return reference(value.kind._value_, value.key)
 
     def _execute(self, sql: str, **params: Any) -> Any:
         statement: TextClause = text(sql).bindparams(
@@ -261,31 +279,48 @@ class Applier:
                 self.report.warn(item, self.settings.warnings_kept)
                 continue
             rows.append(self._stage_row(item))
+        self._wait_for_count()
         insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, rows)
+
+    def _wait_for_count(self) -> None:
+        counting, self._counting = self._counting, None
+        if counting is not None:
+            counting.result()  # re-raises what the count raised
+
+    def close(self) -> None:
+        """Wait for the count if it still runs (its error, if any, is the caller's no more:
+        the caller is failing already). Call before the transaction ends."""
+        with contextlib.suppress(Exception):
+            self._wait_for_count()
+        self._helper.shutdown()
 
     def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
         """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""
-        kind = record.kind
+        kind = record.kind._value_
         if kind not in self.checked:
             self._check_columns(record)
         self.staged += 1
         provenance = record.provenance
         owner = record.owner
-        owner_key = (
-            f"{kind.value}:{record.key}" if owner is None else f"{owner.kind.value}:{owner.key}"
-        )
-        identity = hub_id_hex(self.scope_key, kind, record.key)
+        key = record.key
+        self_key = f"{kind}:{key}"
+        if owner is None:
+            owner_key, is_owner = self_key, 1
+        else:
+            owner_kind = owner.kind._value_
+            owner_key = f"{owner_kind}:{owner.key}"
+            is_owner = 1 if owner_kind == kind and owner.key == key else 0
+        identity = self.ids.hex(kind, key)
         if provenance is None:
             where: tuple[Any, ...] = (None, None, None)
         else:
             where = (provenance.file[-255:], provenance.record_id, provenance.line)
         if record.op == "delete":
             # A delete names the owner that leaves, with everything it carries.
-            self_key = f"{kind.value}:{record.key}"
             return (
                 self.staged,
-                kind.value,
-                record.key,
+                kind,
+                key,
                 identity,
                 self_key,
                 "delete",
@@ -297,22 +332,41 @@ class Applier:
                 1,
             )
         # Blank first: its key order is the table's, so the JSON needs no sorting to be stable.
-        values = _BLANKS[kind].copy()
+        values = _BLANKS_BY_VALUE[kind].copy()
         values.update(record.data)
-        for column, ref in record.refs.items():
-            values[column] = self._resolve(ref)
+        if record.refs:
+            reference = self.ids.reference
+            for column, ref in record.refs.items():
+                if type(ref) is Ref:
+                    values[column] = reference(ref.kind._value_, ref.key)
+                else:
+                    values[column] = self._resolve(ref)
         payload = orjson.dumps(values)
-        ext = orjson.dumps(sorted(set(record.external_ids))) if record.external_ids else b"[]"
+        external = record.external_ids
+        if not external:
+            ext = b"[]"
+        elif len(external) == 1:
+            ext = orjson.dumps(external)  # the sorted list of one pair, spelt the same
+        else:
+            ext = orjson.dumps(sorted(set(external)))
         # ``None``: the source cannot tell in this run (kept as stored). Structures are compared
         # on their own, so that an unknown value does not make the record look changed.
-        structures = None if record.structures is None else structures_text(record.structures)
+        uais = record.structures
+        if uais is None:
+            structures = None
+        else:
+            structures = self._structures.get(uais)
+            if structures is None:
+                if len(self._structures) > 4096:
+                    self._structures.clear()
+                structures = self._structures[uais] = structures_text(uais)
         digest = hashlib.blake2b(
             b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
         return (
             self.staged,
-            kind.value,
-            record.key,
+            kind,
+            key,
             identity,
             owner_key,
             record.op,
@@ -321,7 +375,7 @@ class Applier:
             ext.decode(),
             structures,
             *where,
-            1 if owner is None or (owner.kind is kind and owner.key == record.key) else 0,
+            is_owner,
         )
 
     # -- applying ----------------------------------------------------------------------------
@@ -329,6 +383,7 @@ class Applier:
     def apply(self, *, allow_mass_removal: bool) -> None:
         from annuaire.errors import Refused
 
+        self._wait_for_count()
         if self.sql.postgres:
             # Temporary tables are never auto-analysed: without statistics the planner picks
             # nested loops over the whole stage for every stored row.
@@ -358,6 +413,41 @@ class Applier:
             )
         self._check_references()
 
+    def _compare(self, kind: EntityKind) -> None:
+        """Give the staged rows of ``kind`` not superseded their action against the store."""
+        name = self.table(kind).name
+        stored = self._execute(
+            f"SELECT 1 FROM {name} WHERE scope = :scope LIMIT 1", scope=self.scope_key
+        ).first()
+        if stored is None:
+            # The scope's first import (of this kind): every row is new, no look-up needed.
+            self._execute(
+                "UPDATE sync_stage SET action = CASE WHEN op = 'delete' THEN 'delete' "
+                "ELSE 'create' END WHERE kind = :kind AND action IS NULL",
+                kind=kind.value,
+            )
+            return
+        # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
+        # not rewriting them (a staged row carries its JSON payload) is most of its cost.
+        self._execute(
+            f"""UPDATE sync_stage SET action = CASE
+                  WHEN op = 'delete' THEN 'delete'
+                  ELSE coalesce((
+                    SELECT CASE
+                      WHEN t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
+                        OR sync_stage.structures = t.structures) THEN 'restore'
+                      ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
+                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_stage.key),
+                  'create') END
+                WHERE kind = :kind AND action IS NULL AND (op = 'delete' OR NOT EXISTS (
+                  SELECT 1 FROM {name} t WHERE t.scope = :scope
+                    AND t.source_key = sync_stage.key AND t.status = 'active'
+                    AND t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
+                      OR sync_stage.structures = t.structures)))""",
+            scope=self.scope_key,
+            kind=kind.value,
+        )
+
     def _apply_kind(self, kind: EntityKind) -> None:
         table = self.table(kind)
         name = table.name
@@ -381,27 +471,15 @@ class Applier:
                      WHERE s.kind = sync_stage.kind AND s.key = sync_stage.key)""",
                 kind=kind.value,
             )
-        self._execute(
-            f"""UPDATE sync_stage SET action = CASE
-                  WHEN op = 'delete' THEN 'delete'
-                  ELSE coalesce((
-                    SELECT CASE
-                      WHEN t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
-                        OR sync_stage.structures = t.structures)
-                        THEN CASE t.status WHEN 'active' THEN 'unchanged' ELSE 'restore' END
-                      ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
-                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_stage.key),
-                  'create') END
-                WHERE kind = :kind AND action IS NULL""",
-            scope=scope,
-            kind=kind.value,
-        )
+        self._compare(kind)
         counts = dict(
             self._execute(
-                "SELECT action, count(*) FROM sync_stage WHERE kind = :kind GROUP BY action",
+                "SELECT coalesce(action, 'unchanged'), count(*) FROM sync_stage "
+                "WHERE kind = :kind GROUP BY action",
                 kind=kind.value,
             ).all()
         )
+        self.actions[kind] = counts
         figures = self.report.counts[kind]
         figures.created += counts.get("create", 0)
         figures.updated += counts.get("update", 0)
@@ -411,6 +489,9 @@ class Applier:
             self._delta_warnings(kind)
         if len(counts) == 1 and "unchanged" in counts:
             return
+        # Each statement below scans the kind's staged rows: run only those with work to do.
+        creates, restores = counts.get("create", 0), counts.get("restore", 0)
+        updates = counts.get("update", 0) + counts.get("return", 0)
         content = [c for c in table.c if c.name not in _TRACKED_COLUMNS]
         tracked_insert = (
             "id, scope, source_key, owner_key, source, import_run_id, content_hash, source_file, "
@@ -425,16 +506,19 @@ class Applier:
                 *[self.sql.extract(c) for c in content],
             ]
         )
+        if not creates + updates + restores:
+            return  # only deletes or superseded rows: handled by the removal passes
         self._stage_changes(kind, "('create', 'update', 'return', 'restore')")
-        self._execute(
-            f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_stage c "
-            "WHERE c.kind = :kind AND c.action = 'create' ORDER BY c.n",
-            kind=kind.value,
-            scope=scope,
-            source=self.scope.source,
-            run=self.report.run_id,
-            now=self.now,
-        )
+        if creates:
+            self._execute(
+                f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_stage c "
+                "WHERE c.kind = :kind AND c.action = 'create' ORDER BY c.n",
+                kind=kind.value,
+                scope=scope,
+                source=self.scope.source,
+                run=self.report.run_id,
+                now=self.now,
+            )
         assignments = ", ".join(
             [
                 "owner_key = c.owner_key, import_run_id = :run, content_hash = c.hash, "
@@ -444,38 +528,42 @@ class Applier:
                 *[f"{col.name} = {self.sql.extract(col)}" for col in content],
             ]
         )
-        self._execute(
-            f"UPDATE {name} SET {assignments} FROM sync_stage c "
-            f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action IN ('update', 'return')",
-            kind=kind.value,
-            run=self.report.run_id,
-            now=self.now,
-        )
-        self._execute(
-            f"UPDATE {name} SET status = 'active', leaving_since = NULL, modified_at = :now, "
-            f"import_run_id = :run FROM sync_stage c "
-            f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action = 'restore'",
-            kind=kind.value,
-            run=self.report.run_id,
-            now=self.now,
-        )
+        if updates:
+            self._execute(
+                f"UPDATE {name} SET {assignments} FROM sync_stage c "
+                f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action IN ('update', 'return')",
+                kind=kind.value,
+                run=self.report.run_id,
+                now=self.now,
+            )
+        if restores:
+            self._execute(
+                f"UPDATE {name} SET status = 'active', leaving_since = NULL, modified_at = :now, "
+                f"import_run_id = :run FROM sync_stage c "
+                f"WHERE c.kind = :kind AND {name}.id = c.id AND c.action = 'restore'",
+                kind=kind.value,
+                run=self.report.run_id,
+                now=self.now,
+            )
         source, id_type, id_value = self.sql.external_ids()
-        # Only the ids this scope wrote: others (an EduConnect account id learnt at login)
-        # belong to other sources and survive the update.
-        self._execute(
-            "DELETE FROM external_id WHERE scope = :scope AND entity_id IN (SELECT id FROM "
-            "sync_stage WHERE kind = :kind AND action IN ('update', 'return'))",
-            kind=kind.value,
-            scope=scope,
-        )
-        self._execute(
-            "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
-            f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
-            f"FROM sync_stage c, {source} "
-            "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') ORDER BY c.n",
-            kind=kind.value,
-            scope=scope,
-        )
+        if updates:
+            # Only the ids this scope wrote: others (an EduConnect account id learnt at login)
+            # belong to other sources and survive the update.
+            self._execute(
+                "DELETE FROM external_id WHERE scope = :scope AND entity_id IN (SELECT id FROM "
+                "sync_stage WHERE kind = :kind AND action IN ('update', 'return'))",
+                kind=kind.value,
+                scope=scope,
+            )
+        if creates + updates:
+            self._execute(
+                "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
+                f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
+                f"FROM sync_stage c, {source} "
+                "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') ORDER BY c.n",
+                kind=kind.value,
+                scope=scope,
+            )
 
     def _stage_changes(self, kind: EntityKind, actions: str) -> None:
         name = self.table(kind).name
@@ -527,23 +615,34 @@ class Applier:
 
     # -- removals ----------------------------------------------------------------------------
 
-    def _mark_leaving(self, kind: EntityKind, owners: str | None, condition: str) -> None:
+    def _select_owners(self, condition: str) -> None:
+        """Fill the temporary ``sync_owner`` table with the owner keys of the staged rows ``o``
+        that match ``condition``: the owner-driven passes below then join a few hundred keys
+        instead of scanning the whole stage (rows with their payload) once per kind."""
+        self.connection.exec_driver_sql("DROP TABLE IF EXISTS sync_owner")
+        self.connection.exec_driver_sql(
+            "CREATE TEMP TABLE sync_owner AS SELECT DISTINCT owner_key FROM sync_stage o "
+            f"WHERE {condition}"
+        )
+        if self.sql.postgres:
+            self.connection.exec_driver_sql("ANALYZE sync_owner")
+
+    def _mark_leaving(self, kind: EntityKind, by_owner: bool, condition: str) -> None:
         """Make the active rows ``t`` of ``kind`` in scope that match ``condition`` leave.
 
-        ``owners``, when given, is a condition on staged rows ``o`` whose ``owner_key`` selects
-        the candidates: the query then starts from those few staged rows and reaches the stored
-        ones through the (scope, owner_key) index, instead of scanning the table.
+        ``by_owner``: the candidates are the rows owned by a key of ``sync_owner`` (see
+        :meth:`_select_owners`), reached through the (scope, owner_key) index instead of
+        scanning the table.
         """
         name = self.table(kind).name
-        if owners is None:
+        if not by_owner:
             source = f"{name} t"
         else:
-            # SQLite: CROSS JOIN keeps the stage as the outer loop (its planner has no
-            # statistics on the temporary table and would otherwise scan the stored rows).
+            # SQLite: CROSS JOIN keeps the owners as the outer loop (its planner has no
+            # statistics on temporary tables and would otherwise scan the stored rows).
             join = "JOIN" if self.sql.postgres else "CROSS JOIN"
             source = (
-                f"sync_stage o {join} {name} t ON t.scope = :scope "
-                f"AND t.owner_key = o.owner_key AND {owners}"
+                f"sync_owner o {join} {name} t ON t.scope = :scope AND t.owner_key = o.owner_key"
             )
         where = f"t.scope = :scope AND t.status = 'active' AND {condition}"
         params = {
@@ -552,6 +651,7 @@ class Applier:
             "scope": self.scope_key,
             "run": self.report.run_id,
         }
+        last = self.connection.exec_driver_sql("SELECT max(n) FROM pending_change").scalar()
         result = self._execute(
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, t.id, '{ChangeOp.LEAVE.value}', :now, "
             f"{_TEXT_SCOPE}, :run, t.structures FROM {source} WHERE {where} "
@@ -562,20 +662,19 @@ class Applier:
             return
         self.recorder.staged += result.rowcount
         self.report.counts[kind].leaving += result.rowcount
+        # The rows that leave are the change entries just staged: no second search for them.
         self._execute(
             f"UPDATE {name} SET status = 'tobedeleted', leaving_since = :now, modified_at = :now, "
-            f"import_run_id = :run WHERE id IN (SELECT t.id FROM {source} WHERE {where})",
-            **params,
+            "import_run_id = :run WHERE id IN (SELECT entity_id FROM pending_change "
+            "WHERE n > :last)",
+            now=self.now,
+            run=self.report.run_id,
+            last=last or 0,
         )
 
     def _apply_deletes(self) -> None:
         """Deletes whose key has no later add or modify: the owner and what it carries leave."""
-        kinds = [
-            EntityKind(k)
-            for (k,) in self._execute(
-                "SELECT DISTINCT kind FROM sync_stage WHERE action = 'delete'"
-            ).all()
-        ]
+        kinds = [kind for kind, counts in self.actions.items() if counts.get("delete")]
         if not kinds:
             return
         for kind in kinds:
@@ -593,15 +692,19 @@ class Applier:
                     f"delete of unknown {kind.value} {key!r} ignored",
                     (file, line, record),
                 )
+        self._select_owners("o.action = 'delete'")
         for kind in EntityKind:
-            self._mark_leaving(kind, "o.action = 'delete'", "1 = 1")
+            self._mark_leaving(kind, True, "1 = 1")
 
     def _replace_owned(self) -> None:
         """Delta: what an owner carried and its new version no longer yields leaves."""
+        self._select_owners(
+            "o.is_owner = 1 AND o.op != 'delete' AND (o.action IS NULL OR o.action != 'superseded')"
+        )
         for kind in EntityKind:
             self._mark_leaving(
                 kind,
-                "o.is_owner = 1 AND o.op != 'delete' AND o.action != 'superseded'",
+                True,
                 "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
                 "AND s.key = t.source_key)",
             )
@@ -611,7 +714,7 @@ class Applier:
         for kind in EntityKind:
             self._mark_leaving(
                 kind,
-                None,
+                False,
                 "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
                 "AND s.key = t.source_key)",
             )
@@ -619,21 +722,32 @@ class Applier:
     def _check_references(self) -> None:
         """Warn about rows written by this run that point to entities the store does not hold."""
         for kind, columns in REFERENCES.items():
+            counts = self.actions.get(kind, {})
+            if not any(counts.get(action) for action in ("create", "update", "return")):
+                continue  # this run wrote no row of this kind
             name = self.table(kind).name
-            for column, target_kind in columns.items():
-                target = self.table(target_kind).name
-                count, example = self._execute(
-                    f"SELECT count(*), min(t.source_key) FROM sync_stage c "
-                    f"JOIN {name} t ON t.id = c.id "
-                    f"WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') "
-                    f"AND t.{column} IS NOT NULL "
-                    f"AND NOT EXISTS (SELECT 1 FROM {target} r WHERE r.id = t.{column})",
-                    kind=kind.value,
-                ).one()
-                if count:
-                    self.warn(
-                        "dangling-reference",
-                        f"{count} {kind.value} row(s) point through {column} to a "
-                        f"{target_kind.value} the store does not hold "
-                        f"(e.g. {kind.value} {example!r})",
-                    )
+            written = (
+                f"FROM sync_stage c JOIN {name} t ON t.id = c.id "
+                "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return')"
+            )
+            dangling = {
+                column: f"t.{column} IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {self.table(target).name} r WHERE r.id = t.{column})"
+                for column, target in columns.items()
+            }
+            # One pass over the written rows for all the kind's references; the example is
+            # looked up only for a reference that dangles (rare).
+            sums = [f"sum(CASE WHEN {test} THEN 1 ELSE 0 END)" for test in dangling.values()]
+            counts_row = self._execute(f"SELECT {', '.join(sums)} {written}", kind=kind.value).one()
+            for (column, target_kind), count in zip(columns.items(), counts_row, strict=True):
+                if not count:
+                    continue
+                example = self._execute(
+                    f"SELECT min(t.source_key) {written} AND {dangling[column]}", kind=kind.value
+                ).scalar()
+                self.warn(
+                    "dangling-reference",
+                    f"{count} {kind.value} row(s) point through {column} to a "
+                    f"{target_kind.value} the store does not hold "
+                    f"(e.g. {kind.value} {example!r})",
+                )

@@ -112,9 +112,12 @@ def apply_run(
         with write_transaction(engine) as connection:
             _lock_scope(connection, scope)
             applier = Applier(connection, report, settings, started_at)
-            for batch in _batched(items, settings.batch_size):
-                applier.stage(batch)
-            applier.apply(allow_mass_removal=allow_mass_removal)
+            try:
+                for batch in _batched(items, settings.batch_size):
+                    applier.stage(batch)
+                applier.apply(allow_mass_removal=allow_mass_removal)
+            finally:
+                applier.close()  # nothing of it left running when the transaction ends
             report.outcome = RunOutcome.DRY_RUN if dry_run else RunOutcome.APPLIED
             report.duration_s = time.monotonic() - clock
             if dry_run:

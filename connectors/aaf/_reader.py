@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from annuaire.schema import SourceWarning, StreamItem
 
 from ._context import Context, Output, ReadStats
+from ._feed import RawFeed
 from ._files import AafExport, AafFile, reading_order
 from ._map_people import map_pupil, map_relative, map_staff
 from ._map_structures import map_mef, map_structure, map_subject
@@ -49,58 +50,65 @@ class AafReader:
 
     ``known_structures`` (structure join key -> UAI) lets a caller resolve the structures of a
     Delta whose EtabEducNat is not part of the delivery, typically from the store.
+
+    ``parallel``: parse the files in a worker process while this one maps them (see
+    ``_feed.py``); None (the default) decides by input size. The stream is the same either way.
     """
 
     def __init__(
-        self, export: AafExport, *, known_structures: Mapping[str, str] | None = None
+        self,
+        export: AafExport,
+        *,
+        known_structures: Mapping[str, str] | None = None,
+        parallel: bool | None = None,
     ) -> None:
         self.export = export
         self._known = known_structures
+        self._parallel = parallel
         self.stats = ReadStats()
 
     def stream(self) -> Iterator[StreamItem]:
         ctx = Context(self.export, self._known)
         stats = self.stats = ctx.stats
         guardianships_done = False
-        for file in sorted(self.export.files, key=reading_order):
-            if not guardianships_done and file.category in _AFTER_RELATIVES:
-                guardianships_done = True
-                yield from self._produced(ctx.unclaimed_guardianships)
-            # One generator level per item: this loop is the connector's hot path.
-            mapper = _MAPPERS[file.category]
-            stats.files += 1
-            ops = dict.fromkeys(("add", "modify", "delete"), 0)
-            stream = file.opener()
-            raw = RawFile(stream, file.path, file.category)
-            started = False
-            emitted = 0
-            warned = ctx.warnings_in_stream
-            try:
-                for item in raw:
-                    if type(item) is not RawRecord:
-                        stats.warnings[item.code] += 1  # type: ignore[union-attr]
-                        yield item  # type: ignore[misc]
-                        continue
-                    if not started:
-                        started = True
-                        ctx.begin_file(
-                            file.path,
-                            raw.header.get("versionAF")
-                            or file.header.get("versionAF")
-                            or self.export.version_af,
-                        )
-                    ops[item.op] += 1
-                    out: Output = []
-                    mapper(ctx, item, out)
-                    emitted += len(out)
-                    yield from out
-            finally:
-                stream.close()
-                stats.unknown_attributes.update(raw.unknown_attributes)
-                for op, count in ops.items():
-                    if count:
-                        stats.requests[(file.category, op)] += count
-                stats.records += emitted - (ctx.warnings_in_stream - warned)
+        files = sorted(self.export.files, key=reading_order)
+        with RawFeed(files, parallel=self._parallel) as feed:
+            for file, raw in feed:
+                if not guardianships_done and file.category in _AFTER_RELATIVES:
+                    guardianships_done = True
+                    yield from self._produced(ctx.unclaimed_guardianships)
+                # One generator level per item: this loop is the connector's hot path.
+                mapper = _MAPPERS[file.category]
+                stats.files += 1
+                ops = dict.fromkeys(("add", "modify", "delete"), 0)
+                started = False
+                emitted = 0
+                warned = ctx.warnings_in_stream
+                try:
+                    for item in raw:
+                        if type(item) is not RawRecord:
+                            stats.warnings[item.code] += 1  # type: ignore[union-attr]
+                            yield item  # type: ignore[misc]
+                            continue
+                        if not started:
+                            started = True
+                            ctx.begin_file(
+                                file.path,
+                                raw.header.get("versionAF")
+                                or file.header.get("versionAF")
+                                or self.export.version_af,
+                            )
+                        ops[item.op] += 1
+                        out: Output = []
+                        mapper(ctx, item, out)
+                        emitted += len(out)
+                        yield from out
+                finally:
+                    stats.unknown_attributes.update(raw.unknown_attributes)
+                    for op, count in ops.items():
+                        if count:
+                            stats.requests[(file.category, op)] += count
+                    stats.records += emitted - (ctx.warnings_in_stream - warned)
         if not guardianships_done:
             yield from self._produced(ctx.unclaimed_guardianships)
         yield from self._produced(ctx.derived_records)

@@ -31,6 +31,7 @@ from annuaire.settings import Settings
 from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
 from annuaire.sync import hub_id
+from connectors.aaf import _feed as feed
 from connectors.aaf import legal_flag, parse_relation, rank_semantics
 from connectors.sample import generate_academie, generate_delta
 from tests._personal_data_guard import record_output
@@ -384,8 +385,13 @@ MALFORMED = {
 PINNED = "T99"  # académie pinned so that the good and the bad imports share one scope
 
 
+@pytest.mark.parametrize("worker", [False, True], ids=["in-process", "worker"])
 @pytest.mark.parametrize("folder", list(MALFORMED))
-def test_malformed_set_is_rejected_and_changes_nothing(store: Store, folder: str) -> None:
+def test_malformed_set_is_rejected_and_changes_nothing(
+    store: Store, folder: str, worker: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parsing in a worker process (large inputs) or in-process: the same error, nothing applied.
+    monkeypatch.setattr(feed, "parallel_by_default", lambda files: worker)
     bad_name = MALFORMED[folder]
     bad_path = aaf_dir(*folder.split("/"))
     line = malformed_lines()[f"aaf/{folder}/{bad_name}"]
