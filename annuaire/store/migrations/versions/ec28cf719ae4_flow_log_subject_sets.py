@@ -70,13 +70,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("digest"),
     )
     if postgres:
-        op.create_index(
-            "ix_flow_subject_set_subjects",
-            "flow_subject_set",
-            ["subjects"],
-            postgresql_using="gin",
-            postgresql_with={"fastupdate": "off"},
-        )
+        _gin_on_subjects("flow_subject_set")
     op.add_column(
         "flow_entry",
         sa.Column("subject_set", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
@@ -139,16 +133,22 @@ def downgrade() -> None:
     _restore_entry_trigger(postgres)
     if postgres:
         op.alter_column("flow_entry", "subjects", nullable=False)
-        op.create_index(
-            "ix_flow_entry_subjects",
-            "flow_entry",
-            ["subjects"],
-            postgresql_using="gin",
-            postgresql_with={"fastupdate": "off"},
-        )
+        _gin_on_subjects("flow_entry")
     op.drop_index("ix_flow_entry_subject_set", table_name="flow_entry")
     op.execute("ALTER TABLE flow_entry DROP COLUMN subject_set")
     op.drop_table("flow_subject_set")
+
+
+def _gin_on_subjects(table: str) -> None:
+    """PostgreSQL: who received a person's data, ``subjects @> ARRAY[pseudonym]`` (without GIN's
+    pending list: see annuaire.schema.registre)."""
+    op.create_index(
+        f"ix_{table}_subjects",
+        table,
+        ["subjects"],
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+    )
 
 
 def _suspend_entry_trigger(postgres: bool) -> None:
