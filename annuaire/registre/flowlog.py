@@ -152,8 +152,8 @@ def subject_set_digest(subjects: Sequence[str]) -> str | None:
 
 
 def entries_query() -> Select[Any]:
-    """Entries with their ``subjects`` (None when the list they name is missing; ``[]`` is
-    read as None too when they name none: see :func:`entry_row`)."""
+    """Entries with the ``subjects`` of the list they name, joined (NULL when they name none and
+    when their list is missing: :func:`entry_row` tells the two apart)."""
     columns = [c for c in ENTRY.c if c.name != "subject_set"]
     return select(*columns, ENTRY.c.subject_set, SUBJECT_SET.c.subjects).select_from(
         ENTRY.outerjoin(SUBJECT_SET, SUBJECT_SET.c.digest == ENTRY.c.subject_set)
