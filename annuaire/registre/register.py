@@ -41,8 +41,6 @@ __all__ = [
     "ActivityVersion",
     "FlowLogSummary",
     "ObservedFlow",
-    "Operation",
-    "RecipientKind",
     "Register",
     "build_register",
     "register_json_schema",

@@ -247,8 +247,8 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
                 failures=row.failures,
                 data_categories=[DataCategory(c) for c in sorted(categories.get(group, ()))],
                 structures=sorted(structures.get(group, ())),
-                first_at=_utc(row.first_at),
-                last_at=_utc(row.last_at),
+                first_at=row.first_at,
+                last_at=row.last_at,
             )
         )
     return dict(flows)
@@ -265,13 +265,6 @@ def _members(
     for row in connection.execute(query):
         found[tuple(row[:5])].add(row[5])
     return found
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """An aggregate loses the column's type on some backends: naive values are UTC."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def client_names(connection: Connection) -> dict[str, str]:

@@ -296,6 +296,8 @@ class Applier:
 
     def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
         """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""
+        # ``_value_``, not ``.value`` (a property, slow in Python 3.11) nor the member itself
+        # (an Enum hashes by name, so it would miss the keys, which are values).
         kind = record.kind._value_
         if kind not in self.checked:
             self._check_columns(record)

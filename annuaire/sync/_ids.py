@@ -22,16 +22,15 @@ _KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _MARK = (0x5 << 76) | (0x2 << 62)
 
 
+def _v5_hex(sha1: hashlib._Hash) -> str:
+    """The 32 hex digits of the version-5 UUID whose name hashed to ``sha1``."""
+    return "%032x" % ((int.from_bytes(sha1.digest()[:16], "big") & _KEEP) | _MARK)
+
+
 def hub_id_hex(scope: str, kind: EntityKind, key: str) -> str:
     """``hub_id(...).hex``, computed directly."""
-    digest = bytearray(
-        hashlib.sha1(
-            _NAMESPACE_BYTES + f"{scope}\x1f{kind.value}\x1f{key}".encode(), usedforsecurity=False
-        ).digest()[:16]
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return digest.hex()
+    name = f"{scope}\x1f{kind.value}\x1f{key}".encode()
+    return _v5_hex(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False))
 
 
 def hub_id(scope: str, kind: EntityKind, key: str) -> uuid.UUID:
@@ -59,7 +58,7 @@ class ScopeIds:
         """The 32 hex digits of the hub id of (scope, ``kind`` value, ``key``)."""
         digest = self._bases[kind].copy()
         digest.update(key.encode())
-        return "%032x" % ((int.from_bytes(digest.digest()[:16], "big") & _KEEP) | _MARK)
+        return _v5_hex(digest)
 
     def reference(self, kind: str, key: str) -> str:
         """:meth:`hex`, cached."""
@@ -67,8 +66,5 @@ class ScopeIds:
         if found is None:
             if len(self._cache) >= self._CACHE_LIMIT:
                 self._cache.clear()  # bounded memory; nearby repeats are what it is for
-            digest = self._bases[kind].copy()
-            digest.update(key.encode())
-            found = "%032x" % ((int.from_bytes(digest.digest()[:16], "big") & _KEEP) | _MARK)
-            self._cache[(kind, key)] = found
+            found = self._cache[(kind, key)] = self.hex(kind, key)
         return found

@@ -19,14 +19,19 @@ import pytest
 from jsonschema import Draft202012Validator
 from lxml.html import HtmlElement
 
-from annuaire.registre import DataCategory, FlowKind, RegistreConfig, load_registre
+from annuaire.registre import (
+    DataCategory,
+    FlowKind,
+    Operation,
+    RecipientKind,
+    RegistreConfig,
+    load_registre,
+)
 from annuaire.registre.register import (
     FICHE_HEADINGS,
     ActivityVersion,
     FlowLogSummary,
     ObservedFlow,
-    Operation,
-    RecipientKind,
     Register,
     build_register,
     register_json_schema,
