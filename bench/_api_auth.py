@@ -21,8 +21,9 @@ Each pair: a 1 s wrk warm-up of each variant, then rounds of one run of each var
 each, in the order plain/token, token/plain, plain/token... (ABBA: a drift of the machine weighs
 on both variants alike; short runs, many rounds: on a small machine runs of the same variant
 differ by several %), with the CPU split as for the other cases: 6 rounds for the page read,
-4 for the single read. Overhead = 1 - token req/s / plain req/s over all rounds (the spread of
-the rounds' own overheads is shown too); the target (< 10 %) is on the page read.
+4 for the single read. Overhead = what the token adds to the request time (plain req/s / token
+req/s - 1, :func:`bench._api_support.added_time`) over all rounds (the spread of the rounds' own
+overheads is shown too); the target (< 10 %) is on the page read.
 The client is deleted at the end, also on error or Ctrl-C; clients an interrupted run left
 (same name) are deleted before.
 """
@@ -40,7 +41,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench._api_support import Server, run_wrk
+from bench._api_support import Server, added_time, run_wrk
 
 __all__ = ["AUTH_TARGET", "measure_token_overhead", "report_token_overhead", "server_env"]
 
@@ -199,11 +200,12 @@ def _pair(
             )
             runs[name].append(figures)
     plain, token = _summary(runs["plain"]), _summary(runs["token"])
-    per_round = [1 - t["rps"] / p["rps"] for p, t in zip(runs["plain"], runs["token"], strict=True)]
+    pairs = zip(runs["plain"], runs["token"], strict=True)
+    per_round = [added_time(p["rps"], t["rps"]) for p, t in pairs]
     return {
         "plain": plain,
         "token": token,
-        "overhead": 1 - token["rps"] / plain["rps"],
+        "overhead": added_time(plain["rps"], token["rps"]),
         "overhead_rounds": per_round,
         "delta_ms": 1000 / token["rps"] - 1000 / plain["rps"],
     }
@@ -318,8 +320,9 @@ def report_token_overhead(auth: dict[str, Any]) -> list[dict[str, Any]]:
             f"{plain['errors'] + token['errors']:>7}"
         )
     print(
-        "(overhead: 1 - token/plain req/s over all runs; rounds: least and greatest overhead of "
-        "one round (a run of each);\n ms/req: 1 / req/s of the saturated worker; CPU ms/req: "
+        "(overhead: the time the token adds, plain/token req/s - 1 over all runs; rounds: least "
+        "and greatest overhead of one round (a run of each);\n ms/req: 1 / req/s of the "
+        "saturated worker; CPU ms/req: "
         "cores used x time / requests; other load on the machine meanwhile: "
         f"{max(p[v]['other_cores'] for p in pairs.values() for v in ('plain', 'token')):.2f} "
         "cores at most)"

@@ -7,8 +7,10 @@ difference is ``app.state.registre = None``; production code has no switch for i
 answer the same requests, case (a) of bench/api.py: ``GET /v1/persons?limit=100&cursor=C``
 round-robin over 200 cursors spread over the table, as the operator; the bodies must be
 byte-identical. Rounds of one run of each server, ``seconds`` each, in ABBA order (a drift of
-the machine weighs on both), after a 1 s warm-up of each. Overhead = 1 - req/s with the log /
-req/s without, over all rounds; the target (issue: at most 15 %) is on this page read. The
+the machine weighs on both), after a 1 s warm-up of each. The issue bounds what the log *adds to
+the request time* (at most 15 %): in a closed loop of ``connections`` the mean time of a request
+is ``connections / req/s``, so the overhead is req/s without the log / req/s with it - 1
+(:func:`bench._api_support.added_time`), over all rounds. The
 entries the section wrote are counted (entries and subject rows per second), and the chain is
 verified afterwards with ``aiguillage registre verify`` logic: every entry written under load
 must chain.
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench._api_support import Server, run_wrk
+from bench._api_support import Server, added_time, run_wrk
 
 __all__ = ["FLOWLOG_TARGET", "measure_flowlog_overhead", "report_flowlog_overhead"]
 
@@ -104,9 +106,10 @@ def measure_flowlog_overhead(
         "connections": connections,
         "logged_rps": logged_rps,
         "unlogged_rps": unlogged_rps,
-        "overhead": 1 - logged_rps / unlogged_rps,
+        "overhead": added_time(unlogged_rps, logged_rps),
         "overhead_rounds": [
-            1 - a["rps"] / b["rps"] for a, b in zip(runs["logged"], runs["unlogged"], strict=True)
+            added_time(b["rps"], a["rps"])
+            for a, b in zip(runs["logged"], runs["unlogged"], strict=True)
         ],
         "logged_ms": 1000 / logged_rps * connections,
         "unlogged_ms": 1000 / unlogged_rps * connections,
@@ -136,8 +139,8 @@ def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
     spread = [100 * o for o in flow["overhead_rounds"]]
     print(
         f"  without the log {flow['unlogged_rps']:,.0f} req/s ({flow['unlogged_ms']:.2f} ms/req), "
-        f"with it {flow['logged_rps']:,.0f} req/s ({flow['logged_ms']:.2f} ms/req): overhead "
-        f"{100 * flow['overhead']:.1f} % (rounds {min(spread):.1f} to {max(spread):.1f} %), "
+        f"with it {flow['logged_rps']:,.0f} req/s ({flow['logged_ms']:.2f} ms/req): request time "
+        f"+{100 * flow['overhead']:.1f} % (rounds {min(spread):.1f} to {max(spread):.1f} %), "
         f"{flow['errors']} errors"
     )
     print(
@@ -148,7 +151,7 @@ def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
     )
     return [
         {
-            "target": "flow log: page-read overhead <= 15 %",
+            "target": "flow log: page-read request time + <= 15 %",
             "value": flow["overhead"],
             "pass": flow["overhead"] <= FLOWLOG_TARGET and flow["verified"] and flow["identical"],
         }
