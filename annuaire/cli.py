@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -229,7 +230,19 @@ def serve(
         workers=workers or settings.api_workers,
         access_log=settings.api_access_log,
         log_level="info",
+        log_config=_serve_logging(),
     )
+
+
+def _serve_logging() -> dict[str, Any]:
+    """uvicorn's logging, plus the hub's own records (``aiguillage.*``: refused tokens, key
+    refreshes, database outages) at INFO on the same stream: without a handler of their own only
+    their warnings would reach stderr, through Python's last-resort handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["aiguillage"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @app.command("conformance")

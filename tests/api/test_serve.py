@@ -7,6 +7,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,16 @@ AIGUILLAGE = str(Path(sys.executable).with_name("aiguillage"))
 class Served:
     base: str
     examples: list[str]
+    #: What the server printed so far (read by a thread while it runs).
+    output: list[str]
+
+    def printed(self, text: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.output)):
+                return True
+            time.sleep(0.1)
+        return False
 
 
 def free_port() -> int:
@@ -66,6 +77,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
     assert server.stdout is not None
     base = f"http://127.0.0.1:{port}"
     printed: list[str] = []
+    reader: threading.Thread | None = None
     try:
         examples: list[str] = []
         while len(examples) < 4:  # printed before uvicorn starts
@@ -74,6 +86,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
             assert line, "the server stopped before printing its examples"
             if line.strip().startswith("curl "):
                 examples.append(line.strip())
+        reader = threading.Thread(target=printed.extend, args=(server.stdout,), daemon=True)
+        reader.start()
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -82,11 +96,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
             except httpx.TransportError:
                 assert server.poll() is None and time.monotonic() < deadline, "server down"
                 time.sleep(0.2)
-        yield Served(base, examples)
+        yield Served(base, examples, printed)
     finally:
         server.terminate()
-        output, _ = server.communicate(timeout=20)
-        record_output("aiguillage serve (tests/api/test_serve.py)", "".join(printed) + output)
+        server.wait(timeout=20)
+        if reader is not None:
+            reader.join(timeout=20)
+        output = "".join(printed)
+        record_output("aiguillage serve (tests/api/test_serve.py)", output)
     assert "Traceback" not in output
 
 
@@ -120,3 +137,16 @@ def test_two_workers_serve_concurrent_requests(served: Served) -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(fetch, ids[:200]))
     assert statuses == [200] * min(200, len(ids))
+
+
+def test_the_hubs_own_log_records_reach_the_servers_output(served: Served) -> None:
+    """A refused token is logged at INFO with its request id, in every worker (uvicorn
+    configures only its own loggers: without the hub's, INFO records were dropped)."""
+    for attempt in range(4):  # two workers: each answers some of the requests
+        request_id = f"forged-token-{attempt}"
+        answer = httpx.get(
+            f"{served.base}/v1/persons",
+            headers={"Authorization": "Bearer not.a.token", "X-Request-Id": request_id},
+        )
+        assert answer.status_code == 401
+        assert served.printed(f"token refused (request {request_id})"), request_id
