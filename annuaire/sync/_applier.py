@@ -548,21 +548,32 @@ class Applier:
                 now=self.now,
             )
         source, id_type, id_value = self.sql.external_ids()
-        if updates:
-            # Only the ids this scope wrote: others (an EduConnect account id learnt at login)
-            # belong to other sources and survive the update.
+        insert_ids = (
+            "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
+            f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
+            f"FROM sync_stage c, {source} WHERE c.kind = :kind "
+        )
+        if creates:
             self._execute(
-                "DELETE FROM external_id WHERE scope = :scope AND entity_id IN (SELECT id FROM "
-                "sync_stage WHERE kind = :kind AND action IN ('update', 'return'))",
+                f"{insert_ids} AND c.action = 'create' ORDER BY c.n", kind=kind.value, scope=scope
+            )
+        if updates:
+            # An updated entity usually keeps its ids: only those it lost are deleted and only
+            # those it gained inserted, so that a delta does not rewrite two indexes' pages per
+            # updated entity. Only the ids this scope wrote: others (an EduConnect account id
+            # learnt at login) belong to other sources and survive the update.
+            self._execute(
+                "DELETE FROM external_id WHERE id IN (SELECT x.id FROM sync_stage c "
+                "JOIN external_id x ON x.entity_id = c.id AND x.scope = :scope "
+                "WHERE c.kind = :kind AND c.action IN ('update', 'return') AND NOT EXISTS "
+                f"(SELECT 1 FROM {source} WHERE {id_type} = x.type AND {id_value} = x.value))",
                 kind=kind.value,
                 scope=scope,
             )
-        if creates + updates:
             self._execute(
-                "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
-                f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
-                f"FROM sync_stage c, {source} "
-                "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return') ORDER BY c.n",
+                f"{insert_ids} AND c.action IN ('update', 'return') AND NOT EXISTS (SELECT 1 "
+                "FROM external_id x WHERE x.entity_id = c.id AND x.scope = :scope "
+                f"AND x.type = {id_type} AND x.value = {id_value}) ORDER BY c.n",
                 kind=kind.value,
                 scope=scope,
             )

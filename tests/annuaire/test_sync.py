@@ -247,6 +247,45 @@ def test_delta_modify_with_same_content_writes_nothing(store: Store) -> None:
     assert snapshot(store) == before
 
 
+def test_an_update_rewrites_only_the_external_ids_that_changed(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    pupil_id = hub_id(SCOPE.key, EntityKind.PERSON, "P3")
+    learnt = {"type": "educonnect", "value": "EC-3", "scope": "educonnect"}  # another source's
+    with store.engine.begin() as connection:
+        connection.execute(
+            ExternalId.__table__.insert(),  # type: ignore[attr-defined]
+            [{"entity_type": "person", "entity_id": pupil_id, **learnt}],
+        )
+
+    def ids() -> dict[tuple[str, str, str], int]:
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(ExternalId.type, ExternalId.value, ExternalId.scope, ExternalId.id).where(
+                    ExternalId.entity_id == pupil_id
+                )
+            ).all()
+        return {(t, v, s): i for t, v, s, i in rows}
+
+    before = ids()
+    record, *links = toy.pupil(3, op="modify", name="DUPONT")
+    record.external_ids = (("aaf:ENTPersonJointure", "P3"), ("ine", "9999999999Z"), ("mef", "X"))
+    report = run(store, [record, *links], mode="delta")
+    assert report.counts[EntityKind.PERSON].updated == 1
+    after = ids()
+    assert set(after) == {
+        ("aaf:ENTPersonJointure", "P3", SCOPE.key),
+        ("ine", "9999999999Z", SCOPE.key),
+        ("mef", "X", SCOPE.key),
+        ("educonnect", "EC-3", "educonnect"),
+    }
+    kept = [key for key in after if key in before]
+    assert len(kept) == 2  # the join key and the other source's id: not rewritten
+    assert all(after[key] == before[key] for key in kept)
+    # The same update again: nothing to write, the ids stay as they are.
+    run(store, [record, *links], mode="delta")
+    assert ids() == after
+
+
 def test_partial_never_infers_removals(store: Store) -> None:
     run(store, toy.academie(range(30)))
     partial = toy.academie(range(10), renamed={1: "NOUVEAU"}, classes_of=range(30))
