@@ -11,6 +11,9 @@ fresh process so that peak RSS belongs to that step alone:
   (d) a 1 % delta;
   (e) peak RSS of the full import at ``--small`` and ``--pupils`` pupils.
 
+Beside (b) and (d), the database pages the step's largest transaction wrote (SQLite's WAL
+frames): what a delta must write whatever the Python side does, its I/O floor.
+
 Peak RSS is the step's own process; the import also parses in a forked worker process
 (``connectors/aaf/_feed.py``), whose peak is printed apart ("worker": it shares most of its
 pages with the importing process it was forked from).
@@ -92,7 +95,25 @@ def step_import(folder: Path, database: Path) -> dict[str, Any]:
             for name, value in figures.items():
                 counts[name] = counts.get(name, 0) + value
     requests = sum(sum(run.stats.requests.values()) for run in runs)
-    return {"seconds": seconds, "counts": counts, "aaf_requests": requests}
+    return {
+        "seconds": seconds,
+        "counts": counts,
+        "aaf_requests": requests,
+        "pages_written": _wal_pages(engine, database),
+    }
+
+
+def _wal_pages(engine: Any, database: Path) -> int:
+    """Database pages the step's largest transaction wrote: each step runs in a fresh process,
+    which starts without a WAL file; a checkpoint resets the log but never shrinks the file, so
+    its frames count the largest transaction (every page is written twice: to the WAL, then
+    into the database by the checkpoint)."""
+    wal = Path(f"{database}-wal")
+    if not wal.exists():
+        return 0
+    with engine.connect() as connection:
+        page_size = int(connection.exec_driver_sql("PRAGMA page_size").scalar())
+    return (wal.stat().st_size - 32) // (page_size + 24)  # WAL header, frame headers
 
 
 def _in_child(*args: str) -> dict[str, Any]:
@@ -164,7 +185,8 @@ def main() -> None:
         (
             "(b) full import",
             b["seconds"],
-            f"{records:,} AAF records -> {entities:,} entities",
+            f"{records:,} AAF records -> {entities:,} entities, "
+            f"{b['pages_written']:,} pages written",
             b["peak_rss_mb"],
         ),
         (
@@ -174,7 +196,12 @@ def main() -> None:
             f"{c['counts'].get('created', 0)} created",
             c["peak_rss_mb"],
         ),
-        ("(d) 1 % delta", d["seconds"], f"{d['aaf_requests']:,} AAF requests", d["peak_rss_mb"]),
+        (
+            "(d) 1 % delta",
+            d["seconds"],
+            f"{d['aaf_requests']:,} AAF requests, {d['pages_written']:,} pages written",
+            d["peak_rss_mb"],
+        ),
         (
             f"(e) full import, {args.small:,} pupils",
             small["seconds"],
