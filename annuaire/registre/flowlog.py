@@ -115,8 +115,10 @@ SELECT (SELECT count(*) FROM written), (SELECT lists FROM missing)
 _UNDEFINED_STATEMENT = "26000"
 #: Digests of stored lists a process remembers (~8 MB at most).
 KNOWN_LISTS = 65_536
-#: Lists of hub ids whose pseudonyms a process remembers (~14 MB at most for pages of 100).
-KNOWN_LISTS_OF_IDS = 1_024
+#: Hub ids, over all the lists whose pseudonyms a process remembers (~5 MB at most, the
+#: pseudonyms being the key cache's strings): some 600 pages of 100 persons come back again and
+#: again; an export's parts of 1,000 persons do not, and must not grow the worker.
+KNOWN_IDS_IN_LISTS = 65_536
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
@@ -255,6 +257,7 @@ class FlowLog:
         #: others only); bounded like the pseudonyms' cache.
         self._stored_lists: set[str] = set()
         self._persons_of: dict[tuple[int, ...], tuple[list[str], str | None]] = {}
+        self._persons_of_ids = 0  # hub ids in the keys of ``_persons_of``
 
     def append(
         self, connection: Connection, record: FlowRecord, *, now: dt.datetime | None = None
@@ -329,16 +332,18 @@ class FlowLog:
     def _persons(self, subjects: Collection[uuid.UUID]) -> tuple[list[str], str | None]:
         """The sorted pseudonyms of ``subjects`` and the digest of that list, remembered per
         list of hub ids: the same pages, parts and children come back, and a known list costs
-        a tuple and a look-up instead of a hundred look-ups and a sort (bounded like the
-        pseudonyms' cache)."""
+        a tuple and a look-up instead of a hundred look-ups and a sort (bounded by the hub ids it
+        holds, :data:`KNOWN_IDS_IN_LISTS`)."""
         key = tuple([s.int for s in subjects])
         known = self._persons_of.get(key)
         if known is None:
             pseudonyms = sorted(set(self.keys.pseudonyms(subjects)))
             known = (pseudonyms, subject_set_digest(pseudonyms))
-            if len(self._persons_of) >= KNOWN_LISTS_OF_IDS:
+            if self._persons_of_ids + len(key) > KNOWN_IDS_IN_LISTS:
                 self._persons_of.clear()
+                self._persons_of_ids = 0
             self._persons_of[key] = known
+            self._persons_of_ids += len(key)
         return known
 
     def checkpoint_due(self, head: ChainHead, at: dt.datetime) -> bool:

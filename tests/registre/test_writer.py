@@ -543,3 +543,40 @@ def test_a_list_gone_with_a_purge_is_sent_again_and_nothing_is_written_without_i
     with store.engine.connect() as sa_connection:
         last = entries(sa_connection)[-1]
     assert last["subjects"] == sorted(registre.keys.pseudonyms(persons))
+
+
+# -- 6. memory -----------------------------------------------------------------------------------
+
+
+def test_the_lists_of_persons_remembered_stay_within_their_budget(
+    store: Store, registre: Registre
+) -> None:
+    """An export names its persons in parts of 1,000 that never come back: the pseudonyms
+    remembered per list of hub ids must stay bounded (the export's memory is flat), and what is
+    written after the cache starts again must be the same as before."""
+    if store.backend != "sqlite":
+        pytest.skip("builds entries without the database: one backend is enough")
+    from annuaire.registre.flowlog import KNOWN_IDS_IN_LISTS
+
+    log = FlowLog(registre.keys, registre.log.versions, checkpoint_interval=NEVER)
+    parts = [[uuid.uuid4() for _ in range(1000)] for _ in range(KNOWN_IDS_IN_LISTS // 1000 + 10)]
+    activity = registre.activity_id(FlowKind.API_OPERATOR)
+
+    def subjects(part: list[uuid.UUID]) -> list[str]:
+        record = FlowRecord(
+            flow=FlowKind.API_OPERATOR,
+            operation=Operation.EXPORT,
+            activity=activity,
+            actor_kind=RecipientKind.OPERATOR,
+            target="GET /v1/persons",
+            subjects=part,
+        )
+        (entry,) = log.entries([record], 0, "0" * 64)
+        return list(entry["subjects"])
+
+    first = subjects(parts[0])
+    assert first == sorted(registre.keys.pseudonyms(parts[0]))
+    for part in parts[1:]:
+        subjects(part)
+        assert sum(len(ids) for ids in log._persons_of) <= KNOWN_IDS_IN_LISTS
+    assert subjects(parts[0]) == first  # computed again once forgotten: the same list
