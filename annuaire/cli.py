@@ -38,7 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(registre_app, name="registre")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages whole, whatever the terminal width
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
@@ -272,8 +272,7 @@ def conformance(
     try:
         document, spec_name = load_spec(spec)
     except (OSError, ValueError) as exc:
-        errors.print(f"[bold red]bad input:[/] cannot read the spec: {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from exc
+        raise fail(BadInput(f"cannot read the spec: {exc}")) from exc
     result = run_conformance(
         base_url,
         token=token,

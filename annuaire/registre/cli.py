@@ -39,7 +39,7 @@ registre_app = typer.Typer(
     help="RGPD: the register of processing activities and the flow log.", no_args_is_help=True
 )
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages whole, whatever the terminal width
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
