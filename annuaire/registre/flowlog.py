@@ -115,9 +115,9 @@ SELECT (SELECT count(*) FROM written), (SELECT lists FROM missing)
 _UNDEFINED_STATEMENT = "26000"
 #: Digests of stored lists a process remembers (~8 MB at most).
 KNOWN_LISTS = 65_536
-#: Hub ids, over all the lists whose pseudonyms a process remembers (~5 MB at most, the
-#: pseudonyms being the key cache's strings): some 600 pages of 100 persons come back again and
-#: again; an export's parts of 1,000 persons do not, and must not grow the worker.
+#: Hub ids, over all the lists whose pseudonyms a process remembers (~9 MB at most): some 600
+#: pages of 100 persons come back again and again; an export's parts of 1,000 persons do not,
+#: and must not grow the worker.
 KNOWN_IDS_IN_LISTS = 65_536
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
