@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from annuaire.registre.vocabulary import Operation
 from annuaire.schema import ChangeEntry, Status
 
+from ._prefetch import prefetched
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
 from .filters import FieldsQuery
 from .problems import ApiProblem, ProblemType
@@ -286,7 +287,9 @@ def _stream(
     (operation ``export``, the persons and structures of that part) is committed. Nothing is
     sent without its entry, memory stays flat whatever the size of the export, and a client
     that stops reading stops the entries. If an entry cannot be written the stream is cut
-    (no terminating chunk: the client sees a broken transfer, not a short success).
+    (no terminating chunk: the client sees a broken transfer, not a short success). A thread
+    reads the next page from the cursor while the current part is logged and sent
+    (:func:`~annuaire.api._prefetch.prefetched`: one page ahead at most).
     """
     engine: Engine = request.app.state.engine
     connection = engine.connect()
@@ -315,13 +318,15 @@ def _stream(
             pages = streaming.stream(
                 resource, where, fields=fields, after=after, limit=limit, batch=batch
             )
-            for page in pages:
-                part.documents.extend(page.documents)
-                part.persons.extend(page.persons)
-                part.structures.update(page.structures)
-                if len(part.documents) >= EXPORT_PART:
-                    yield send(part)
-                    part = Page([], None)
+            # The database builds the next page while this one is logged and sent.
+            with prefetched(pages) as ahead:
+                for page in ahead:
+                    part.documents.extend(page.documents)
+                    part.persons.extend(page.persons)
+                    part.structures.update(page.structures)
+                    if len(part.documents) >= EXPORT_PART:
+                        yield send(part)
+                        part = Page([], None)
             if part.documents:
                 yield send(part)
         finally:
