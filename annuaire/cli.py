@@ -60,7 +60,7 @@ def open_store(*, require_current: bool = True) -> Engine:
 def fail(exc: AiguillageError) -> typer.Exit:
     code = EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
     label = {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
-    errors.print(f"[bold red]{label}:[/] {exc}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]{label}:[/] {exc}", highlight=False)
     return typer.Exit(code)
 
 

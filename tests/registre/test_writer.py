@@ -115,6 +115,23 @@ class CountingLog(FlowLog):
         return super().append_many(connection, records, now=now)
 
 
+def operator_record(
+    registre: Registre,
+    target: str,
+    subjects: Sequence[uuid.UUID],
+    operation: Operation = Operation.READ,
+) -> FlowRecord:
+    """What the operator reading (or exporting) ``subjects`` through ``target`` logs."""
+    return FlowRecord(
+        flow=FlowKind.API_OPERATOR,
+        operation=operation,
+        activity=registre.activity_id(FlowKind.API_OPERATOR),
+        actor_kind=RecipientKind.OPERATOR,
+        target=target,
+        subjects=subjects,
+    )
+
+
 def make_record(rng: random.Random, activities: Sequence[str], tag: str) -> FlowRecord:
     """A record told apart by ``tag`` (its target and request id), with 0 to 5 subjects (one
     of them sometimes twice: a person counts once)."""
@@ -496,14 +513,7 @@ def test_a_list_gone_with_a_purge_is_sent_again_and_nothing_is_written_without_i
     old = dt.datetime(2025, 1, 6, 9, 0, tzinfo=dt.UTC)
 
     def record(tag: str) -> FlowRecord:
-        return FlowRecord(
-            flow=FlowKind.API_OPERATOR,
-            operation=Operation.READ,
-            activity=registre.activity_id(FlowKind.API_OPERATOR),
-            actor_kind=RecipientKind.OPERATOR,
-            target=f"GET /v1/persons/{tag}",
-            subjects=persons,
-        )
+        return operator_record(registre, f"GET /v1/persons/{tag}", persons)
 
     url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as connection:
@@ -560,17 +570,9 @@ def test_the_lists_of_persons_remembered_stay_within_their_budget(
 
     log = FlowLog(registre.keys, registre.log.versions, checkpoint_interval=NEVER)
     parts = [[uuid.uuid4() for _ in range(1000)] for _ in range(KNOWN_IDS_IN_LISTS // 1000 + 10)]
-    activity = registre.activity_id(FlowKind.API_OPERATOR)
 
     def subjects(part: list[uuid.UUID]) -> list[str]:
-        record = FlowRecord(
-            flow=FlowKind.API_OPERATOR,
-            operation=Operation.EXPORT,
-            activity=activity,
-            actor_kind=RecipientKind.OPERATOR,
-            target="GET /v1/persons",
-            subjects=part,
-        )
+        record = operator_record(registre, "GET /v1/persons", part, Operation.EXPORT)
         (entry,) = log.entries([record], 0, "0" * 64)
         return list(entry["subjects"])
 
