@@ -14,6 +14,12 @@ is ``connections / req/s``, so the overhead is req/s without the log / req/s wit
 entries the section wrote are counted (entries and subject rows per second), and the chain is
 verified afterwards with ``aiguillage registre verify`` logic: every entry written under load
 must chain.
+
+A third server runs in the same rounds (orders rotate: each server is first, middle and last
+as often): bench/_floor_app.py, where the page's own statement inserts one row naming the
+persons it serves, in the same transaction and round trip, and nothing else of the log remains.
+What it adds is the floor under what any durable entry written before the page is served can
+add here, whatever the design of the log; the section prints it beside the real figure.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = ["FLOWLOG_TARGET", "measure_flowlog_overhead", "report_flowlog_overhea
 
 FLOWLOG_TARGET = 0.15
 ROUNDS = 6
+SERVERS = ("logged", "unlogged", "floor")
 
 
 def _log_size(database_url: str) -> tuple[int, int, int]:
@@ -48,14 +55,33 @@ def _log_size(database_url: str) -> tuple[int, int, int]:
         )
 
 
-def _identical(real: Server, bare: Server, paths: list[str]) -> list[str]:
+def _floor_rows(database_url: str) -> int:
+    from bench._floor_app import TABLE
+
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            f"SELECT count(*) FROM {TABLE} WHERE cardinality(persons) = 100"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _identical(real: Server, others: list[Server], paths: list[str]) -> list[str]:
     differing = []
     with httpx.Client(timeout=60.0, headers={"Accept": "application/json"}) as client:
         for path in paths:
-            logged, unlogged = client.get(real.base + path), client.get(bare.base + path)
-            if logged.status_code != 200 or logged.content != unlogged.content:
+            served = client.get(real.base + path)
+            if served.status_code != 200 or any(
+                client.get(other.base + path).content != served.content for other in others
+            ):
                 differing.append(path)
     return differing
+
+
+def _orders() -> list[tuple[str, ...]]:
+    """Each round's order: rotations of :data:`SERVERS`, forwards then backwards (ABC, CBA,
+    BCA, ACB, CAB, BAC): every server runs first, middle and last equally often."""
+    rotations = [SERVERS[i:] + SERVERS[:i] for i in range(len(SERVERS))]
+    return [r if index % 2 == 0 else r[::-1] for index, r in enumerate(rotations * 2)][:ROUNDS]
 
 
 def measure_flowlog_overhead(
@@ -64,6 +90,7 @@ def measure_flowlog_overhead(
     paths: Path,
     real_server: Callable[[], Server],
     unlogged_server: Callable[[], Server],
+    floor_server: Callable[[], Server],
     *,
     seconds: float,
     connections: int,
@@ -74,20 +101,19 @@ def measure_flowlog_overhead(
     from annuaire.store.engine import make_engine
 
     listed = paths.read_text("utf-8").split()
-    with real_server() as real, unlogged_server() as unlogged:
-        differing = _identical(real, unlogged, listed[:50])
-        for server in (real, unlogged):
+    with real_server() as real, unlogged_server() as unlogged, floor_server() as floor:
+        servers = {"logged": real, "unlogged": unlogged, "floor": floor}
+        differing = _identical(real, [unlogged, floor], listed[:50])
+        for server in servers.values():
             run_wrk(server.port, paths, 1.0, connections, scratch)
-        before = _log_size(database_url)
-        runs: dict[str, list[dict[str, Any]]] = {"logged": [], "unlogged": []}
-        servers = {"logged": real, "unlogged": unlogged}
-        for index in range(ROUNDS):
-            order = ("logged", "unlogged") if index % 2 == 0 else ("unlogged", "logged")
+        before, floor_before = _log_size(database_url), _floor_rows(database_url)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
+        for order in _orders():
             for name in order:
                 server = servers[name]
                 figures = run_wrk(server.port, paths, seconds, connections, scratch, server.pid)
                 runs[name].append(figures)
-        after = _log_size(database_url)
+        after, floor_after = _log_size(database_url), _floor_rows(database_url)
     settings = Settings(database_url=database_url, environment="development")
     engine = make_engine(settings)
     try:
@@ -97,6 +123,7 @@ def measure_flowlog_overhead(
         engine.dispose()
     logged_rps = _rps(runs["logged"])
     unlogged_rps = _rps(runs["unlogged"])
+    floor_rps = _rps(runs["floor"])
     logged_seconds = sum(r["duration_us"] for r in runs["logged"]) / 1e6
     return {
         "paths": len(listed),
@@ -113,6 +140,14 @@ def measure_flowlog_overhead(
         ],
         "logged_ms": 1000 / logged_rps * connections,
         "unlogged_ms": 1000 / unlogged_rps * connections,
+        "floor_rps": floor_rps,
+        "floor_overhead": added_time(unlogged_rps, floor_rps),
+        "floor_rounds": [
+            added_time(b["rps"], a["rps"])
+            for a, b in zip(runs["floor"], runs["unlogged"], strict=True)
+        ],
+        "floor_rows_written": floor_after - floor_before,
+        "floor_requests": sum(r["requests"] for r in runs["floor"]),
         "entries_written": after[0] - before[0],
         "subject_rows_written": after[1] - before[1],
         "lists_stored": after[2],
@@ -132,9 +167,9 @@ def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
     """Print the section's table; return its target."""
     same = "byte-identical" if flow["identical"] else "DIFFERENT: " + ", ".join(flow["differing"])
     print(
-        f"\nFlow log (RGPD), 1 worker, page of 100 persons: bodies with and without the log "
-        f"{same}; wrk {flow['connections']} connections, {ROUNDS} rounds of "
-        f"{flow['seconds_per_run']:g} s per server, ABBA"
+        f"\nFlow log (RGPD), 1 worker, page of 100 persons: bodies with the log, without it and "
+        f"with the floor entry {same}; wrk {flow['connections']} connections, {ROUNDS} rounds of "
+        f"{flow['seconds_per_run']:g} s per server, orders rotated"
     )
     spread = [100 * o for o in flow["overhead_rounds"]]
     print(
@@ -142,6 +177,14 @@ def report_flowlog_overhead(flow: dict[str, Any]) -> list[dict[str, Any]]:
         f"with it {flow['logged_rps']:,.0f} req/s ({flow['logged_ms']:.2f} ms/req): request time "
         f"+{100 * flow['overhead']:.1f} % (rounds {min(spread):.1f} to {max(spread):.1f} %), "
         f"{flow['errors']} errors"
+    )
+    floor = [100 * o for o in flow["floor_rounds"]]
+    print(
+        f"  floor (bench/_floor_app.py: the page's own statement inserts one row, no pseudonyms, "
+        f"no chain) {flow['floor_rps']:,.0f} req/s: request time "
+        f"+{100 * flow['floor_overhead']:.1f} % (rounds {min(floor):.1f} to {max(floor):.1f} %); "
+        f"{flow['floor_rows_written']:,} rows of 100 persons, "
+        f"{flow['floor_requests']:,} requests"
     )
     print(
         f"  written under load: {flow['entries_written']:,} entries "
