@@ -34,8 +34,9 @@ bodies and the server logs go to ``<workdir>/api-<pupils>/``.
 Targets: (a) and (c) >= 0.5 x bare throughput; p99 <= 50 ms at half the saturating load; token
 validation and access rules (warm caches) cost a page read < 10 % of its throughput; the flow
 log adds at most 15 % to the page-read request time; NDJSON export >= 20,000 persons/s with flat
-memory (peak RSS of the full export <= 1.2 x that of the 1,000-person one). Figures are printed with PASS/FAIL, never asserted. Every load generator runs
-in its own process on loopback; servers are stopped on exit, error, Ctrl-C or SIGTERM.
+memory (peak RSS of the full export <= 1.2 x that of the 1,000-person one). Figures are printed
+with PASS/FAIL, never asserted. Every load generator runs in its own process on loopback;
+servers are stopped on exit, error, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
