@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,13 +22,13 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy import ColumnElement, Engine, func, select
-from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from annuaire.registre.vocabulary import Operation
 from annuaire.schema import ChangeEntry, Status
 
 from ._prefetch import prefetched
+from ._streaming import ClosingStreamingResponse
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
 from .filters import FieldsQuery
 from .problems import ApiProblem, ProblemType
@@ -289,7 +289,9 @@ def _stream(
     that stops reading stops the entries. If an entry cannot be written the stream is cut
     (no terminating chunk: the client sees a broken transfer, not a short success). A thread
     reads the next page from the cursor while the current part is logged and sent
-    (:func:`~annuaire.api._prefetch.prefetched`: one page ahead at most).
+    (:func:`~annuaire.api._prefetch.prefetched`: one page ahead at most). However the response
+    ends (sent, failed, the client gone), the generator is closed, which stops that thread, and
+    then the connection (:class:`~annuaire.api._streaming.ClosingStreamingResponse`).
     """
     engine: Engine = request.app.state.engine
     connection = engine.connect()
@@ -311,30 +313,27 @@ def _stream(
             streaming.record(Operation.EXPORT, categories, part)
         return b"\n".join(part.documents) + b"\n"
 
-    def lines() -> Iterator[bytes]:
-        try:
-            part = Page([], None)
-            batch = min(1000, EXPORT_PART)
-            pages = streaming.stream(
-                resource, where, fields=fields, after=after, limit=limit, batch=batch
-            )
-            # The database builds the next page while this one is logged and sent.
-            with prefetched(pages) as ahead:
-                for page in ahead:
-                    part.documents.extend(page.documents)
-                    part.persons.extend(page.persons)
-                    part.structures.update(page.structures)
-                    if len(part.documents) >= EXPORT_PART:
-                        yield send(part)
-                        part = Page([], None)
-            if part.documents:
-                yield send(part)
-        finally:
-            connection.close()
+    def lines() -> Generator[bytes]:
+        part = Page([], None)
+        batch = min(1000, EXPORT_PART)
+        pages = streaming.stream(
+            resource, where, fields=fields, after=after, limit=limit, batch=batch
+        )
+        # The database builds the next page while this one is logged and sent.
+        with prefetched(pages) as ahead:
+            for page in ahead:
+                part.documents.extend(page.documents)
+                part.persons.extend(page.persons)
+                part.structures.update(page.structures)
+                if len(part.documents) >= EXPORT_PART:
+                    yield send(part)
+                    part = Page([], None)
+        if part.documents:
+            yield send(part)
 
     headers = {"X-Feed-Cursor": head} if head else {}
-    return StreamingResponse(
-        lines(), media_type=NDJSON, headers=headers, background=BackgroundTask(connection.close)
+    return ClosingStreamingResponse(
+        lines(), on_close=connection.close, media_type=NDJSON, headers=headers
     )
 
 
