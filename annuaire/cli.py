@@ -23,6 +23,7 @@ from annuaire.schema import ImportRun, SourceWarning
 from annuaire.settings import get_settings
 from annuaire.store import changes_after, make_engine
 from annuaire.store import migrate as migrations
+from annuaire.sync import Interrupted, Stop
 from annuaire.sync import purge as purge_store
 
 __all__ = ["app", "open_store"]
@@ -363,7 +364,11 @@ def import_aaf(
     ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the run reports as JSON here.")] = None,
 ) -> None:
-    """Import AAF exports (complet and delta, 1D and 2D). Exit 0 applied, 1 refused, 2 bad input."""
+    """Import AAF exports (complet and delta, 1D and 2D).
+
+    Exit 0 applied, 1 refused, 2 bad input; 130 or 143 stopped by Ctrl-C or SIGTERM (at the next
+    safe point: nothing of the export in progress applied; a second signal stops at once).
+    """
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
 
@@ -374,9 +379,10 @@ def import_aaf(
     progress = _ImportProgress()
     runs: list[ExportRun] = []
     failure: AiguillageError | None = None
+    interrupted: Interrupted | None = None
     try:
         engine = open_store()
-        with progress.live:
+        with Stop().on_signals() as stop, progress.live:
             run_import(  # fills ``runs`` as it goes, so a failure still shows earlier runs
                 engine,
                 get_settings(),
@@ -388,10 +394,13 @@ def import_aaf(
                 on_export=progress.export,
                 on_item=progress.item,
                 collect=runs,
+                stop=stop,
             )
             progress.finish()
     except AiguillageError as exc:
         failure = exc
+    except Interrupted as exc:
+        interrupted = exc
     for run in runs:
         _print_run(run, progress.warnings.get(id(run.export), Counter()))
     if report is not None:
@@ -399,6 +408,12 @@ def import_aaf(
             json.dumps([_run_json(run) for run in runs], indent=2, ensure_ascii=False) + "\n",
             encoding="utf-8",
         )
+    if interrupted is not None:
+        errors.print(
+            f"[bold red]{interrupted}:[/] nothing of the export being imported was applied (the "
+            "runs above that say so were); running the command again is safe"
+        )
+        raise typer.Exit(128 + interrupted.signum)
     if failure is not None:
         raise fail(failure)
 

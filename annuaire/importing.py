@@ -28,7 +28,7 @@ from annuaire.errors import Refused
 from annuaire.registre.runtime import open_registre
 from annuaire.schema import RunOutcome, StreamItem, Structure
 from annuaire.settings import Settings
-from annuaire.sync import Mode, RunReport, Scope, apply_run, record_refused
+from annuaire.sync import Mode, RunReport, Scope, Stop, apply_run, record_refused
 from connectors.aaf import AafExport, AafReader, ReadStats, plan
 
 __all__ = ["ExportRun", "academie_of", "import_aaf"]
@@ -108,11 +108,15 @@ def import_aaf(
     on_export: ExportListener | None = None,
     on_item: ItemListener | None = None,
     collect: list[ExportRun] | None = None,
+    stop: Stop | None = None,
 ) -> list[ExportRun]:
     """Plan ``paths`` and apply each export; raises on the first refused or malformed one.
 
     ``collect`` receives each run as it starts, so a caller still has the earlier runs (and
-    the failing one, with its report) when an exception stops the job.
+    the failing one, with its report) when an exception stops the job. ``stop``, once asked,
+    stops the job before the next export or at the next safe point of the current run
+    (:class:`~annuaire.sync.Interrupted`: that run is recorded as failed, nothing of it
+    applied).
     """
     exports = plan(paths)
     if not exports:
@@ -120,6 +124,8 @@ def import_aaf(
     runs: list[ExportRun] = [] if collect is None else collect
     registre = open_registre(settings, engine)
     for export in exports:
+        if stop is not None:
+            stop.check()
         code, note = academie_of(export, academie)
         scope = Scope("aaf", academie=code, degree=export.degree)
         files = [f.path for f in export.files]
@@ -141,11 +147,12 @@ def import_aaf(
         if on_export is not None:
             on_export(export, scope, mode)
         run.report = RunReport(uuid.uuid4(), scope, mode, files)
+        stream = reader.stream()
         try:
             apply_run(
                 engine,
                 scope,
-                _observed(reader.stream(), on_item),
+                _observed(stream, on_item),
                 mode=mode,
                 settings=settings,
                 files=files,
@@ -153,7 +160,9 @@ def import_aaf(
                 dry_run=dry_run,
                 report=run.report,
                 registre=registre,
+                stop=stop,
             )
         finally:
+            stream.close()  # however the run ended: its parsing worker stops now, not at exit
             run.stats = reader.stats
     return runs

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from ._stop import Interrupted, Stop
 from .engine import KindCounts, Mode, RunReport, Scope, apply_run, hub_id, purge, record_refused
 
 __all__ = [
+    "Interrupted",
     "KindCounts",
     "Mode",
     "RunReport",
     "Scope",
+    "Stop",
     "apply_run",
     "hub_id",
     "purge",

@@ -67,6 +67,7 @@ from annuaire.store.changes import ChangeRecorder, structures_text
 
 from ._ids import ScopeIds
 from ._report import RunReport
+from ._stop import Stop
 
 __all__ = ["Applier"]
 
@@ -187,7 +188,10 @@ class Applier:
         report: RunReport,
         settings: Settings,
         now: dt.datetime,
+        stop: Stop | None = None,
     ) -> None:
+        #: Checked before each batch staged and each statement applied (see ``_stop``).
+        self.stop = stop
         self.connection = connection
         self.report = report
         self.scope = report.scope
@@ -265,6 +269,8 @@ class Applier:
         return reference(value.kind._value_, value.key)
 
     def _execute(self, sql: str, **params: Any) -> Any:
+        if self.stop is not None:
+            self.stop.check()
         statement: TextClause = text(sql).bindparams(
             *[bindparam(name, type_=_BIND_TYPES[name]) for name in params if name in _BIND_TYPES]
         )
@@ -273,6 +279,8 @@ class Applier:
     # -- staging -----------------------------------------------------------------------------
 
     def stage(self, batch: Sequence[StreamItem]) -> None:
+        if self.stop is not None:
+            self.stop.check()
         rows: list[tuple[Any, ...]] = []
         for item in batch:
             if isinstance(item, SourceWarning):

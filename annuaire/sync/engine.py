@@ -66,6 +66,7 @@ from annuaire.store.engine import write_transaction
 from ._applier import Applier
 from ._ids import hub_id
 from ._report import KindCounts, Mode, RunReport, Scope
+from ._stop import Interrupted, Stop
 
 __all__ = [
     "KindCounts",
@@ -94,13 +95,15 @@ def apply_run(
     now: dt.datetime | None = None,
     report: RunReport | None = None,
     registre: Registre | None = None,
+    stop: Stop | None = None,
 ) -> RunReport:
     """Apply one run and return its report; ``Refused`` or ``BadInput`` leave nothing applied.
 
     Pass ``report`` to keep what was counted when the run is refused or fails. The run's flow
     entry (annuaire.registre) is written in the run's own transaction, last: the data and the
-    entry commit together or not at all. A refused or failed run is logged as such. A dry run
-    applies nothing and logs nothing.
+    entry commit together or not at all. A refused or failed run is logged as such, and so is a
+    run stopped by ``stop`` (at a safe point: see ``_stop``), with nothing of it applied. A dry
+    run applies nothing and logs nothing.
     """
     registre = registre or open_registre(settings, engine)
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
@@ -111,7 +114,7 @@ def apply_run(
     try:
         with write_transaction(engine) as connection:
             _lock_scope(connection, scope)
-            applier = Applier(connection, report, settings, started_at)
+            applier = Applier(connection, report, settings, started_at, stop)
             try:
                 for batch in _batched(items, settings.batch_size):
                     applier.stage(batch)
@@ -135,6 +138,11 @@ def apply_run(
         raise
     except Exception as exc:
         _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, str(exc))
+        raise
+    except Interrupted as exc:
+        if exc.safe:  # else the run's connection may still hold its lock: the process ends
+            message = str(exc)
+            _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, message)
         raise
     return report
 

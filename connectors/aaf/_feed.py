@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
+import signal
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -134,7 +135,10 @@ class RawFeed:
 
             fcntl.fcntl(sending.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
         self._process = context.Process(
-            target=_parse_files, args=(self.files, sending), name="aaf-parse", daemon=True
+            target=_parse_files,
+            args=(self.files, sending, receiving),
+            name="aaf-parse",
+            daemon=True,
         )
         self._process.start()
         sending.close()  # the worker holds the only sending end: EOF if it dies
@@ -180,12 +184,23 @@ class RawFeed:
         if process is not None:
             process.join(timeout=5)
             if process.is_alive():
-                process.terminate()
+                process.kill()
                 process.join()
 
 
-def _parse_files(files: list[AafFile], connection: Connection) -> None:
-    """Worker body: parse every file in order and send its requests in batches."""
+def _parse_files(files: list[AafFile], connection: Connection, inherited: Connection) -> None:
+    """Worker body: parse every file in order and send its requests in batches.
+
+    ``inherited`` is the fork's copy of the receiving end: closed first, so that the importing
+    process holds the only one. Otherwise, once that process is gone (killed by a scheduler's
+    timeout, say), the worker would wait for ever on a full pipe that it alone could read.
+    Signals: the importing process decides. Ctrl-C, or a SIGTERM sent to the whole process
+    group (systemd stopping the job), are ignored here: the importing process stops at its next
+    safe point and closes the pipe, and the broken pipe ends the worker (``close`` kills one
+    that does not end)."""
+    inherited.close()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     index = 0
     batch: list[Any] = []
     header: dict[str, str] = {}

@@ -10,7 +10,7 @@ run in one transaction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 
 from annuaire.schema import SourceWarning, StreamItem
 
@@ -67,7 +67,7 @@ class AafReader:
         self._parallel = parallel
         self.stats = ReadStats()
 
-    def stream(self) -> Iterator[StreamItem]:
+    def stream(self) -> Generator[StreamItem]:
         ctx = Context(self.export, self._known)
         stats = self.stats = ctx.stats
         guardianships_done = False
