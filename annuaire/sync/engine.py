@@ -137,6 +137,13 @@ def apply_run(
         _record_failure(engine, registre, report, started_at, clock, RunOutcome.REFUSED, str(exc))
         raise
     except Exception as exc:
+        if stop is not None and stop.reason is not None:
+            # Failed while being stopped: the signal reached the source too (systemd sends
+            # SIGTERM to the whole group, and the AAF parsing worker ends with it).
+            interrupted = Interrupted(stop.reason, stop.signum)
+            message = str(interrupted)
+            _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, message)
+            raise interrupted from exc
         _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, str(exc))
         raise
     except Interrupted as exc:

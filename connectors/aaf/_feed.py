@@ -194,13 +194,13 @@ def _parse_files(files: list[AafFile], connection: Connection, inherited: Connec
     ``inherited`` is the fork's copy of the receiving end: closed first, so that the importing
     process holds the only one. Otherwise, once that process is gone (killed by a scheduler's
     timeout, say), the worker would wait for ever on a full pipe that it alone could read.
-    Signals: the importing process decides. Ctrl-C, or a SIGTERM sent to the whole process
-    group (systemd stopping the job), are ignored here: the importing process stops at its next
-    safe point and closes the pipe, and the broken pipe ends the worker (``close`` kills one
-    that does not end)."""
+    Ctrl-C reaches the whole process group: it is ignored here, the importing process decides
+    (it stops at its next safe point and closes the pipe, and the broken pipe ends the worker).
+    SIGTERM ends the worker, whatever handler it was forked with: ``close`` and the interpreter's
+    exit rely on it."""
     inherited.close()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     index = 0
     batch: list[Any] = []
     header: dict[str, str] = {}
