@@ -33,11 +33,18 @@ import psycopg
 
 from bench._api_support import Server, added_time, run_wrk
 
-__all__ = ["FLOWLOG_TARGET", "measure_flowlog_overhead", "report_flowlog_overhead"]
+__all__ = [
+    "FLOOR_TABLE",
+    "FLOWLOG_TARGET",
+    "measure_flowlog_overhead",
+    "report_flowlog_overhead",
+]
 
 FLOWLOG_TARGET = 0.15
 ROUNDS = 6
 SERVERS = ("logged", "unlogged", "floor")
+#: The scratch table bench/_floor_app.py writes its rows to (dropped with the flow log).
+FLOOR_TABLE = "bench_flow_floor"
 
 
 def _log_size(database_url: str) -> tuple[int, int, int]:
@@ -56,11 +63,9 @@ def _log_size(database_url: str) -> tuple[int, int, int]:
 
 
 def _floor_rows(database_url: str) -> int:
-    from bench._floor_app import TABLE
-
     with psycopg.connect(database_url) as connection:
         row = connection.execute(
-            f"SELECT count(*) FROM {TABLE} WHERE cardinality(persons) = 100"
+            f"SELECT count(*) FROM {FLOOR_TABLE} WHERE cardinality(persons) = 100"
         ).fetchone()
         return int(row[0]) if row else 0
 

@@ -2,7 +2,7 @@
 
 ``uvicorn _floor_app:create_app --factory --app-dir bench``: the app of ``aiguillage serve``
 without its flow log (as bench/_nolog_app.py), where a page of persons inserts instead ONE row
-into the scratch table :data:`TABLE` (request id, data categories, the hub ids of the persons
+into the scratch table ``FLOOR_TABLE`` (request id, data categories, the hub ids of the persons
 served, their UAIs) *from the page's own statement*: a data-modifying ``WITH`` wraps the page's
 SQL text at the cursor, so the row commits with the read, in the same round trip, and no thread,
 lock or second statement is involved. It has none of what the real entry needs (pseudonyms,
@@ -20,15 +20,15 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI
-from sqlalchemy import ColumnElement, event
+from sqlalchemy import event
 
 from annuaire.api import create_app as create_real_app
 from annuaire.api import resources
 from annuaire.api.resources import Page, Reader, Resource
+from bench._api_flowlog import FLOOR_TABLE as TABLE
 
-__all__ = ["TABLE", "create_app"]
+__all__ = ["create_app"]
 
-TABLE = "bench_flow_floor"
 _CREATE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, "
     "at timestamptz NOT NULL DEFAULT now(), request_id text, categories text, "
@@ -78,22 +78,16 @@ _real_page = Reader.page
 
 
 def _page(
-    self: Reader,
-    resource: Resource,
-    predicates: Sequence[ColumnElement[bool]],
-    *,
-    fields: Sequence[str],
-    limit: int,
-    after: list[Any] | None,
+    self: Reader, resource: Resource, *args: Any, fields: Sequence[str], **kwargs: Any
 ) -> Page:
     if resource.name == "persons" and self.journal is not None:
         _staged.values = {
             "floor_request": self.journal.request_id,
             "floor_categories": ",".join(sorted(c.value for c in resource.categories_of(fields))),
-            "floor_limit": limit,
+            "floor_limit": kwargs["limit"],
         }
     try:
-        return _real_page(self, resource, predicates, fields=fields, limit=limit, after=after)
+        return _real_page(self, resource, *args, fields=fields, **kwargs)
     finally:
         _staged.values = None
 

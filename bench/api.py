@@ -62,7 +62,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._api_auth import measure_token_overhead, report_token_overhead
-from bench._api_flowlog import measure_flowlog_overhead, report_flowlog_overhead
+from bench._api_flowlog import FLOOR_TABLE, measure_flowlog_overhead, report_flowlog_overhead
 from bench._api_support import (
     BENCH,
     ROOT,
@@ -76,7 +76,6 @@ from bench._api_support import (
     run_wrk,
     stop_all,
 )
-from bench._floor_app import TABLE as FLOOR_TABLE
 
 RATIO_TARGET = 0.5
 P99_TARGET_MS = 50.0

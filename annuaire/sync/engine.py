@@ -33,6 +33,7 @@ How (``_applier.py``)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import operator
@@ -111,6 +112,7 @@ def apply_run(
     clock = time.monotonic()
     # Hashed before the transaction: its locks are not held while a delivery is read again.
     sources = [_file_digest(f) for f in report.files] if not dry_run else []
+    recorded = functools.partial(_record_failure, engine, registre, report, started_at, clock)
     try:
         with write_transaction(engine) as connection:
             _lock_scope(connection, scope)
@@ -134,22 +136,19 @@ def apply_run(
     except _DryRun:
         pass
     except Refused as exc:
-        _record_failure(engine, registre, report, started_at, clock, RunOutcome.REFUSED, str(exc))
+        recorded(RunOutcome.REFUSED, str(exc))
         raise
     except Exception as exc:
-        if stop is not None and stop.reason is not None:
-            # Failed while being stopped: the signal reached the source too (systemd sends
-            # SIGTERM to the whole group, and the AAF parsing worker ends with it).
-            interrupted = Interrupted(stop.reason, stop.signum)
-            message = str(interrupted)
-            _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, message)
-            raise interrupted from exc
-        _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, str(exc))
-        raise
+        if stop is None or stop.reason is None:
+            recorded(RunOutcome.FAILED, str(exc))
+            raise
+        # Failed while being stopped: the signal reached the source too (systemd sends SIGTERM
+        # to the whole group, and the AAF parsing worker ends with it).
+        recorded(RunOutcome.FAILED, stop.reason)
+        raise Interrupted(stop.reason, stop.signum) from exc
     except Interrupted as exc:
         if exc.safe:  # else the run's connection may still hold its lock: the process ends
-            message = str(exc)
-            _record_failure(engine, registre, report, started_at, clock, RunOutcome.FAILED, message)
+            recorded(RunOutcome.FAILED, str(exc))
         raise
     return report
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from annuaire.importing import import_aaf
 from annuaire.schema import ImportRun
@@ -25,6 +25,7 @@ from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
 from annuaire.sync import Interrupted, Stop
 from connectors.aaf import _feed as feed
+from connectors.aaf import plan
 from connectors.sample import generate_academie
 from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
@@ -66,15 +67,13 @@ def large_academie(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def feed_files(folder: Path) -> list[feed.AafFile]:
-    from connectors.aaf import plan
-
     (export,) = plan([folder])
     return list(export.files)
 
 
-def import_runs(engine: object) -> list[tuple[str, str | None]]:
+def import_runs(engine: Engine) -> list[tuple[str, str | None]]:
     table = ImportRun.__table__  # type: ignore[attr-defined]
-    with engine.connect() as connection:  # type: ignore[attr-defined]
+    with engine.connect() as connection:
         return [(r.outcome, r.message) for r in connection.execute(select(table))]
 
 
