@@ -8,10 +8,12 @@ the database. Nothing grows in Python memory with the size of the scope.
 
 Staging (``sync_stage``, temporary): one row per record with its op, hub id, owner, content
 hash, the JSON of its column values (references already resolved to hub ids) and of its
-external ids. Applying a kind first gives each staged row the action it calls for against the
-store: create, update, return (came back, changed), restore (came back, unchanged),
-delete, or superseded (a later row has the same key: the last one wins); an unchanged row
-keeps a NULL action (it is not rewritten).
+external ids. Applying first gives each staged row the action it calls for against the store:
+create, update, return (came back, changed), restore (came back, unchanged), delete, or
+superseded (a later row has the same key: the last one wins); an unchanged row keeps a NULL
+action (it is not rewritten). A kind the scope holds no row of (a first import) is staged with
+its actions already set: there is nothing to compare. Then one scan counts the actions of all
+kinds, and each kind is written.
 """
 
 from __future__ import annotations
@@ -76,44 +78,32 @@ _STAGE = Table(
     MetaData(),
     Column("n", Integer, primary_key=True),
     Column("kind", String(16)),
+    Column("action", String(16)),
     Column("key", String(255)),
     Column("id", String(32)),
     Column("owner_key", String(255)),
     Column("op", String(8)),
+    Column("is_owner", Integer),
     Column("hash", String(32)),
-    Column("payload", Text),
-    Column("ext", Text),
     Column("structures", String(4000)),
     Column("file", String(255)),
     Column("record", String(255)),
     Column("line", Integer),
-    Column("is_owner", Integer),
+    Column("ext", Text),
+    Column("payload", Text),
 )
-_STAGE_COLUMNS = (
-    "n",
-    "kind",
-    "key",
-    "id",
-    "owner_key",
-    "op",
-    "hash",
-    "payload",
-    "ext",
-    "structures",
-    "file",
-    "record",
-    "line",
-    "is_owner",
-)
+# The columns that scans filter on come first (a row is decoded up to the last column read),
+# the payload last.
+_STAGE_COLUMNS = tuple(column.name for column in _STAGE.c)
 _STAGE_DDL = {
     "sqlite": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
-        n INTEGER PRIMARY KEY, kind TEXT, key TEXT, id CHAR(32), owner_key TEXT, op TEXT,
-        hash TEXT, payload TEXT, ext TEXT, structures TEXT, file TEXT, record TEXT,
-        line INTEGER, is_owner INTEGER, action TEXT)""",
+        n INTEGER PRIMARY KEY, kind TEXT, action TEXT, key TEXT, id CHAR(32), owner_key TEXT,
+        op TEXT, is_owner INTEGER, hash TEXT, structures TEXT, file TEXT, record TEXT,
+        line INTEGER, ext TEXT, payload TEXT)""",
     "postgresql": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
-        n BIGINT PRIMARY KEY, kind TEXT, key TEXT, id UUID, owner_key TEXT, op TEXT,
-        hash TEXT, payload JSONB, ext JSONB, structures TEXT, file TEXT, record TEXT,
-        line INTEGER, is_owner INTEGER, action TEXT)""",
+        n BIGINT PRIMARY KEY, kind TEXT, action TEXT, key TEXT, id UUID, owner_key TEXT,
+        op TEXT, is_owner INTEGER, hash TEXT, structures TEXT, file TEXT, record TEXT,
+        line INTEGER, ext JSONB, payload JSONB)""",
 }
 _TRACKED_COLUMNS = frozenset(Tracked.model_fields)
 # Parameters used both as a value and in a comparison need one type on PostgreSQL.
@@ -124,6 +114,8 @@ _BIND_TYPES: dict[str, Any] = {
     "now": Structure.__table__.c.modified_at.type,  # type: ignore[attr-defined]
     "run": Structure.__table__.c.import_run_id.type,  # type: ignore[attr-defined]
 }
+#: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
+_HELD_ROWS = 50_000
 _PENDING_INSERT = (
     "INSERT INTO pending_change (entity_type, entity_id, op, at, scope, run_id, structures)"
 )
@@ -171,6 +163,11 @@ class _Dialect:
             cast = "double precision"
         return f"(c.payload ->> '{name}')::{cast}"
 
+    def scanned(self, table: str) -> str:
+        """``table`` as ``t``, read in full in its own order (SQLite would otherwise walk an
+        index on the scope and fetch every row at random)."""
+        return f"{table} t" if self.postgres else f"{table} t NOT INDEXED"
+
     def external_ids(self) -> tuple[str, str, str]:
         """A FROM item over the staged external ids of ``c``, and its type and value."""
         if self.postgres:
@@ -208,20 +205,28 @@ class Applier:
         #: Staged rows per action, per kind (filled by ``apply``).
         self.actions: dict[EntityKind, dict[str, int]] = {}
         self._structures: dict[tuple[str, ...], str] = {}
+        #: Kinds (values) of which the scope holds no row yet (its first import): their rows
+        #: are staged with their action (create, or delete), with nothing to compare.
+        self.fresh = {kind.value for kind in EntityKind if not self._holds(kind)}
         connection.exec_driver_sql(_STAGE_DDL[self.sql.name])
+        # The stage's key index is built once the stage is full (one sort instead of an insert
+        # per row at a random place); the previous run's is dropped with its rows.
+        self._stage_index = "sync_stage_key" if self.sql.postgres else "temp.sync_stage_key"
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {self._stage_index}")
         # TRUNCATE on PostgreSQL: a DELETE would leave the previous run's dead rows for every
         # later scan of the stage to step over.
         connection.exec_driver_sql(
             "TRUNCATE sync_stage" if self.sql.postgres else "DELETE FROM sync_stage"
         )
-        index = "sync_stage_key" if self.sql.postgres else "temp.sync_stage_key"
-        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index} ON sync_stage (kind, key)")
         # Counted by a helper thread while the caller starts reading its stream (the count is
         # one statement per table, run with the GIL released); the connection is used by one
-        # thread at a time: staging, ``apply`` and ``close`` wait for the count first.
+        # thread at a time: the batches mapped meanwhile are held and staged once it is done,
+        # ``apply`` and ``close`` wait for it.
         # (Inserting the batches from that thread measured slower: a GIL hand-off per row.)
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="sync-count")
         self._counting: Future[None] | None = self._helper.submit(self._count_active_before)
+        #: Rows mapped while the count ran, staged once it is done.
+        self._held: list[tuple[Any, ...]] = []
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -237,12 +242,19 @@ class Applier:
         provenance = Provenance(where[0], where[1], where[2]) if where and where[0] else None
         self.report.warn(SourceWarning(code, message, provenance), self.settings.warnings_kept)
 
+    def _holds(self, kind: EntityKind) -> bool:
+        table = self.table(kind)
+        probe = select(1).select_from(table).where(table.c.scope == self.scope_key).limit(1)
+        return self.connection.execute(probe).first() is not None
+
     def _count_active_before(self) -> None:
         self.report.active_before = self._count_active()
 
     def _count_active(self) -> int:
         total = 0
         for kind in EntityKind:
+            if kind.value in self.fresh:
+                continue  # holds no row
             table = self.table(kind)
             total += self.connection.execute(
                 select(func.count())
@@ -287,7 +299,17 @@ class Applier:
                 self.report.warn(item, self.settings.warnings_kept)
                 continue
             rows.append(self._stage_row(item))
+        counting = self._counting
+        if counting is not None and not counting.done() and len(self._held) < _HELD_ROWS:
+            self._held.extend(rows)  # the count still has the connection: map on meanwhile
+            return
+        self._flush(rows)
+
+    def _flush(self, rows: list[tuple[Any, ...]]) -> None:
+        """Stage ``rows`` after those held while the count ran."""
         self._wait_for_count()
+        if self._held:
+            rows, self._held = self._held + rows, []
         insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, rows)
 
     def _wait_for_count(self) -> None:
@@ -330,16 +352,17 @@ class Applier:
             return (
                 self.staged,
                 kind,
+                "delete" if kind in self.fresh else None,
                 key,
                 identity,
                 self_key,
                 "delete",
-                None,
-                None,
+                1,
                 None,
                 "",
                 *where,
-                1,
+                None,
+                None,
             )
         # Blank first: its key order is the table's, so the JSON needs no sorting to be stable.
         values = _BLANKS_BY_VALUE[kind].copy()
@@ -376,16 +399,17 @@ class Applier:
         return (
             self.staged,
             kind,
+            "create" if kind in self.fresh else None,
             key,
             identity,
             owner_key,
             record.op,
+            is_owner,
             digest,
-            payload.decode(),
-            ext.decode(),
             structures,
             *where,
-            is_owner,
+            ext.decode(),
+            payload.decode(),
         )
 
     # -- applying ----------------------------------------------------------------------------
@@ -393,13 +417,28 @@ class Applier:
     def apply(self, *, allow_mass_removal: bool) -> None:
         from annuaire.errors import Refused
 
-        self._wait_for_count()
+        self._flush([])
+        self.connection.exec_driver_sql(
+            f"CREATE INDEX {self._stage_index} ON sync_stage (kind, key, action)"
+        )
         if self.sql.postgres:
             # Temporary tables are never auto-analysed: without statistics the planner picks
             # nested loops over the whole stage for every stored row.
             self.connection.exec_driver_sql("ANALYZE sync_stage")
+        # Every staged row gets its action first (kinds do not depend on each other here),
+        # then one scan counts them all, then each kind is written.
+        self._supersede()
         for kind in EntityKind:
-            self._apply_kind(kind)
+            if kind.value not in self.fresh:
+                self._compare(kind)
+        counted: dict[str, dict[str, int]] = {}
+        for kind_value, action, count in self._execute(
+            "SELECT kind, coalesce(action, 'unchanged'), count(*) FROM sync_stage "
+            "GROUP BY kind, action"
+        ):
+            counted.setdefault(kind_value, {})[action] = count
+        for kind in EntityKind:
+            self._apply_kind(kind, counted.get(kind.value, {}))
         mode = self.report.mode
         if self.sql.postgres:
             self.connection.exec_driver_sql("ANALYZE sync_stage")  # now with the actions
@@ -426,17 +465,6 @@ class Applier:
     def _compare(self, kind: EntityKind) -> None:
         """Give the staged rows of ``kind`` not superseded their action against the store."""
         name = self.table(kind).name
-        stored = self._execute(
-            f"SELECT 1 FROM {name} WHERE scope = :scope LIMIT 1", scope=self.scope_key
-        ).first()
-        if stored is None:
-            # The scope's first import (of this kind): every row is new, no look-up needed.
-            self._execute(
-                "UPDATE sync_stage SET action = CASE WHEN op = 'delete' THEN 'delete' "
-                "ELSE 'create' END WHERE kind = :kind AND action IS NULL",
-                kind=kind.value,
-            )
-            return
         # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
         # not rewriting them (a staged row carries its JSON payload) is most of its cost.
         self._execute(
@@ -458,47 +486,42 @@ class Applier:
             kind=kind.value,
         )
 
-    def _apply_kind(self, kind: EntityKind) -> None:
+    def _supersede(self) -> None:
+        """Warn about keys staged more than once and keep the last row of each."""
+        duplicates = self._execute(
+            "SELECT kind, key, count(*) FROM sync_stage GROUP BY kind, key HAVING count(*) > 1"
+        ).all()
+        if not duplicates:
+            return
+        kept = self.settings.warnings_kept
+        order = {kind.value: index for index, kind in enumerate(EntityKind)}
+        duplicates.sort(key=lambda row: order[row[0]])  # warnings kind by kind, as applied
+        for kind_value, key, count in duplicates[:kept]:
+            self.warn(
+                "duplicate-record",
+                f"{kind_value} {key!r} appears {count} times in this run; the last one wins",
+            )
+        for _ in duplicates[kept:]:
+            self.report.warn(SourceWarning("duplicate-record", "(not kept)"), 0)
+        self._execute(
+            """UPDATE sync_stage SET action = 'superseded' WHERE (kind, key) IN (
+                 SELECT kind, key FROM sync_stage GROUP BY kind, key HAVING count(*) > 1)
+               AND n < (SELECT max(s.n) FROM sync_stage s
+                 WHERE s.kind = sync_stage.kind AND s.key = sync_stage.key)"""
+        )
+
+    def _apply_kind(self, kind: EntityKind, counts: dict[str, int]) -> None:
         table = self.table(kind)
         name = table.name
         scope = self.scope_key
-        duplicates = self._execute(
-            """SELECT key, count(*) FROM sync_stage WHERE kind = :kind
-               GROUP BY key HAVING count(*) > 1""",
-            kind=kind.value,
-        ).all()
-        if duplicates:
-            for key, count in duplicates[: self.settings.warnings_kept]:
-                self.warn(
-                    "duplicate-record",
-                    f"{kind.value} {key!r} appears {count} times in this run; the last one wins",
-                )
-            for _ in duplicates[self.settings.warnings_kept :]:
-                self.report.warn(SourceWarning("duplicate-record", "(not kept)"), 0)
-            self._execute(
-                """UPDATE sync_stage SET action = 'superseded' WHERE kind = :kind AND n < (
-                     SELECT max(s.n) FROM sync_stage s
-                     WHERE s.kind = sync_stage.kind AND s.key = sync_stage.key)""",
-                kind=kind.value,
-            )
-        self._compare(kind)
-        counts = dict(
-            self._execute(
-                "SELECT coalesce(action, 'unchanged'), count(*) FROM sync_stage "
-                "WHERE kind = :kind GROUP BY action",
-                kind=kind.value,
-            ).all()
-        )
         self.actions[kind] = counts
         figures = self.report.counts[kind]
         figures.created += counts.get("create", 0)
         figures.updated += counts.get("update", 0)
         figures.unchanged += counts.get("unchanged", 0)
         figures.returning += counts.get("return", 0) + counts.get("restore", 0)
-        if self.report.mode == "delta":
+        if self.report.mode == "delta" and (counts.get("create") or counts.get("update")):
             self._delta_warnings(kind)
-        if len(counts) == 1 and "unchanged" in counts:
-            return
         # Each statement below scans the kind's staged rows: run only those with work to do.
         creates, restores = counts.get("create", 0), counts.get("restore", 0)
         updates = counts.get("update", 0) + counts.get("return", 0)
@@ -592,9 +615,11 @@ class Applier:
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, t.structures, '') "
-            f"FROM sync_stage c LEFT JOIN {name} t ON t.id = c.id "
-            f"WHERE c.kind = :kind AND c.action IN {actions} "
+            # The stored structures only where the source could not tell (the sub-select is
+            # not evaluated otherwise: a created row is never looked up).
+            f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, "
+            f"(SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
+            f"FROM sync_stage c WHERE c.kind = :kind AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,
             now=self.now,
@@ -747,10 +772,15 @@ class Applier:
             if not any(counts.get(action) for action in ("create", "update", "return")):
                 continue  # this run wrote no row of this kind
             name = self.table(kind).name
-            written = (
-                f"FROM sync_stage c JOIN {name} t ON t.id = c.id "
-                "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return')"
-            )
+            if kind.value in self.fresh:
+                # The scope's first rows of this kind: all written by this run, read in the
+                # table's order rather than looked up one by one.
+                written = f"FROM {self.sql.scanned(name)} WHERE t.scope = :scope"
+            else:
+                written = (
+                    f"FROM sync_stage c JOIN {name} t ON t.id = c.id "
+                    "WHERE c.kind = :kind AND c.action IN ('create', 'update', 'return')"
+                )
             dangling = {
                 column: f"t.{column} IS NOT NULL AND NOT EXISTS "
                 f"(SELECT 1 FROM {self.table(target).name} r WHERE r.id = t.{column})"
@@ -759,12 +789,13 @@ class Applier:
             # One pass over the written rows for all the kind's references; the example is
             # looked up only for a reference that dangles (rare).
             sums = [f"sum(CASE WHEN {test} THEN 1 ELSE 0 END)" for test in dangling.values()]
-            counts_row = self._execute(f"SELECT {', '.join(sums)} {written}", kind=kind.value).one()
+            params = {"kind": kind.value, "scope": self.scope_key}
+            counts_row = self._execute(f"SELECT {', '.join(sums)} {written}", **params).one()
             for (column, target_kind), count in zip(columns.items(), counts_row, strict=True):
                 if not count:
                     continue
                 example = self._execute(
-                    f"SELECT min(t.source_key) {written} AND {dangling[column]}", kind=kind.value
+                    f"SELECT min(t.source_key) {written} AND {dangling[column]}", **params
                 ).scalar()
                 self.warn(
                     "dangling-reference",

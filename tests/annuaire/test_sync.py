@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from annuaire.schema import (
 )
 from annuaire.store import changes_after
 from annuaire.sync import Scope, apply_run, hub_id, purge
+from annuaire.sync.engine import RUN_GC_THRESHOLDS
 from tests.annuaire import toy
 from tests.conftest import Store
 
@@ -333,3 +335,52 @@ def test_a_record_given_twice_is_reported_and_the_last_one_wins(store: Store) ->
             select(Person.usage_name).where(Person.id == hub_id(SCOPE.key, EntityKind.PERSON, "P3"))
         ).scalar_one()
     assert name == "SECOND"
+
+
+def dangling(report: Any) -> list[str]:
+    return sorted(w.message for w in report.warnings if w.code == "dangling-reference")
+
+
+def test_dangling_references_are_counted_on_a_first_import_and_on_later_runs(
+    store: Store,
+) -> None:
+    # First import of the scope (every kind read in full) and a later complet (rows looked up
+    # from the stage) must find the same dangling references: guardians 3 and 7 are absent.
+    items = [i for i in toy.academie(range(10)) if i.key not in ("G3", "G7")]  # type: ignore[union-attr]
+    first = run(store, items)
+    expected = [
+        "2 guardianship row(s) point through guardian_id to a person the store does not hold "
+        "(e.g. guardianship 'G3|P3')"
+    ]
+    assert dangling(first) == expected
+    renamed = [i for i in toy.academie(range(10), renamed={3: "X"}) if i.key not in ("G3", "G7")]  # type: ignore[union-attr]
+    later = run(store, renamed)
+    assert later.counts[EntityKind.PERSON].updated == 1
+    # Only the rows this run wrote are checked: pupil 3's guardianship is unchanged.
+    assert dangling(later) == []
+    changed = [
+        i
+        for i in toy.academie(range(10), classes_of=range(20))
+        if i.key not in ("G3", "G7")  # type: ignore[union-attr]
+    ]
+    assert dangling(run(store, [*changed, *toy.pupil(12, class_code="C9")])) == [
+        "1 enrollment row(s) point through class_id to a class the store does not hold "
+        "(e.g. enrollment 'P12|class|S1$C9|pupil')",
+        "1 guardianship row(s) point through guardian_id to a person the store does not hold "
+        "(e.g. guardianship 'G12|P12')",
+    ]
+
+
+def test_a_run_collects_cycles_less_often_and_restores_the_collector(store: Store) -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def observed(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+        seen.append(gc.get_threshold())
+        yield from items
+
+    before = gc.get_threshold()
+    run(store, observed(toy.academie(range(5))))
+    assert seen == [RUN_GC_THRESHOLDS] and gc.get_threshold() == before
+    with pytest.raises(BadInput):
+        run(store, observed(failing_stream(3)))
+    assert seen[-1] == RUN_GC_THRESHOLDS and gc.get_threshold() == before
