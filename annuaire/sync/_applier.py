@@ -133,6 +133,10 @@ def _blank_row(kind: EntityKind) -> dict[str, Any]:
 
 
 _BLANKS_BY_VALUE = {kind.value: _blank_row(kind) for kind in EntityKind}
+# Each kind numbers its staged rows in a block of its own (``n`` = its base + the row's rank in
+# the stream): a kind's rows are then a range of the stage's primary key, read in order.
+_KIND_BITS = 40
+_KIND_BASE = {kind.value: index << _KIND_BITS for index, kind in enumerate(EntityKind)}
 
 
 class _Dialect:
@@ -332,6 +336,7 @@ class Applier:
         if kind not in self.checked:
             self._check_columns(record)
         self.staged += 1
+        n = _KIND_BASE[kind] + self.staged
         provenance = record.provenance
         owner = record.owner
         key = record.key
@@ -350,7 +355,7 @@ class Applier:
         if record.op == "delete":
             # A delete names the owner that leaves, with everything it carries.
             return (
-                self.staged,
+                n,
                 kind,
                 "delete" if kind in self.fresh else None,
                 key,
@@ -397,7 +402,7 @@ class Applier:
             b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
         return (
-            self.staged,
+            n,
             kind,
             "create" if kind in self.fresh else None,
             key,
@@ -467,23 +472,23 @@ class Applier:
         name = self.table(kind).name
         # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
         # not rewriting them (a staged row carries its JSON payload) is most of its cost.
+        staged, of_kind = self._stage_of(kind)
         self._execute(
-            f"""UPDATE sync_stage SET action = CASE
+            f"""UPDATE {staged} SET action = CASE
                   WHEN op = 'delete' THEN 'delete'
                   ELSE coalesce((
                     SELECT CASE
-                      WHEN t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
-                        OR sync_stage.structures = t.structures) THEN 'restore'
+                      WHEN t.content_hash = c.hash AND (c.structures IS NULL
+                        OR c.structures = t.structures) THEN 'restore'
                       ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
-                    FROM {name} t WHERE t.scope = :scope AND t.source_key = sync_stage.key),
+                    FROM {name} t WHERE t.scope = :scope AND t.source_key = c.key),
                   'create') END
-                WHERE kind = :kind AND action IS NULL AND (op = 'delete' OR NOT EXISTS (
+                WHERE {of_kind} AND c.action IS NULL AND (c.op = 'delete' OR NOT EXISTS (
                   SELECT 1 FROM {name} t WHERE t.scope = :scope
-                    AND t.source_key = sync_stage.key AND t.status = 'active'
-                    AND t.content_hash = sync_stage.hash AND (sync_stage.structures IS NULL
-                      OR sync_stage.structures = t.structures)))""",
+                    AND t.source_key = c.key AND t.status = 'active'
+                    AND t.content_hash = c.hash AND (c.structures IS NULL
+                      OR c.structures = t.structures)))""",
             scope=self.scope_key,
-            kind=kind.value,
         )
 
     def _supersede(self) -> None:
@@ -542,10 +547,11 @@ class Applier:
         if not creates + updates + restores:
             return  # only deletes or superseded rows: handled by the removal passes
         self._stage_changes(kind, "('create', 'update', 'return', 'restore')")
+        staged, of_kind = self._stage_of(kind)
         if creates:
             self._execute(
-                f"INSERT INTO {name} ({columns}) SELECT {values} FROM sync_stage c "
-                "WHERE c.kind = :kind AND c.action = 'create' ORDER BY c.n",
+                f"INSERT INTO {name} ({columns}) SELECT {values} FROM {staged} WHERE {of_kind} "
+                "AND c.action = 'create' ORDER BY c.n",
                 kind=kind.value,
                 scope=scope,
                 source=self.scope.source,
@@ -582,7 +588,7 @@ class Applier:
         insert_ids = (
             "INSERT INTO external_id (entity_type, entity_id, type, value, scope) "
             f"SELECT {_TEXT_KIND}, c.id, {id_type}, {id_value}, {_TEXT_SCOPE} "
-            f"FROM sync_stage c, {source} WHERE c.kind = :kind "
+            f"FROM {staged}, {source} WHERE {of_kind} "
         )
         if creates:
             self._execute(
@@ -609,8 +615,19 @@ class Applier:
                 scope=scope,
             )
 
+    def _stage_of(self, kind: EntityKind) -> tuple[str, str]:
+        """The staged rows ``c`` of ``kind`` as a FROM item and a condition: the range of
+        ``n`` of the kind's block. SQLite reads that range in order, where its index on the
+        kind would fetch the rows at random, then sort them by ``n``."""
+        base = _KIND_BASE[kind.value]
+        scan = "sync_stage AS c" if self.sql.postgres else "sync_stage AS c NOT INDEXED"
+        return scan, (
+            f"c.n > {base} AND c.n < {base + (1 << _KIND_BITS)} AND c.kind = '{kind.value}'"
+        )
+
     def _stage_changes(self, kind: EntityKind, actions: str) -> None:
         name = self.table(kind).name
+        staged, of_kind = self._stage_of(kind)
         result = self._execute(
             f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
@@ -619,7 +636,7 @@ class Applier:
             # not evaluated otherwise: a created row is never looked up).
             f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, "
             f"(SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
-            f"FROM sync_stage c WHERE c.kind = :kind AND c.action IN {actions} "
+            f"FROM {staged} WHERE {of_kind} AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,
             now=self.now,

@@ -43,6 +43,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,11 @@ def apply_run(
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
-    # Hashed before the transaction: its locks are not held while a delivery is read again.
-    sources = [_file_digest(f) for f in report.files] if not dry_run else []
     recorded = functools.partial(_record_failure, engine, registre, report, started_at, clock)
+    # The files are hashed by a helper thread (hashlib releases the GIL) while the run reads its
+    # stream: only the flow entry needs their digests, at the end.
+    digests = ThreadPoolExecutor(1, thread_name_prefix="sync-digest")
+    sources = digests.submit(_file_digests, [] if dry_run else report.files)
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
             _lock_scope(connection, scope)
@@ -132,7 +135,7 @@ def apply_run(
             persons, uais, kinds = applier.recorder.concerned()
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
-            flow = _import_flow(registre, report, sources, persons, uais, kinds)
+            flow = _import_flow(registre, report, sources.result(), persons, uais, kinds)
             registre.log.append(connection, flow)
         _refresh_statistics(engine, report)
     except _DryRun:
@@ -152,6 +155,8 @@ def apply_run(
         if exc.safe:  # else the run's connection may still hold its lock: the process ends
             recorded(RunOutcome.FAILED, str(exc))
         raise
+    finally:
+        digests.shutdown(cancel_futures=True)
     return report
 
 
@@ -196,6 +201,10 @@ def _import_flow(
         outcome=outcome,
         detail=(report.message or "")[:255] or None,
     )
+
+
+def _file_digests(names: Iterable[str]) -> list[dict[str, str | None]]:
+    return [_file_digest(name) for name in names]
 
 
 def _file_digest(name: str) -> dict[str, str | None]:
@@ -332,7 +341,7 @@ def _record_failure(
     report.outcome = outcome
     report.message = message
     report.duration_s = time.monotonic() - clock
-    sources = [_file_digest(f) for f in report.files]
+    sources = _file_digests(report.files)
     flow = _import_flow(registre, report, sources, set(), set(), set(), outcome=outcome.value)
     with write_transaction(engine) as connection:
         connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
