@@ -150,7 +150,9 @@ def subject_set_digest(subjects: Sequence[str]) -> str | None:
     """The key of a list of pseudonyms in ``flow_subject_set`` (None for nobody)."""
     if not subjects:
         return None
-    return hashlib.sha256(orjson.dumps(list(subjects))).hexdigest()
+    return hashlib.sha256(
+        orjson.dumps(subjects if type(subjects) is list else list(subjects))
+    ).hexdigest()
 
 
 def entries_query() -> Select[Any]:
@@ -334,6 +336,11 @@ class FlowLog:
         list of hub ids: the same pages, parts and children come back, and a known list costs
         a tuple and a look-up instead of a hundred look-ups and a sort (bounded by the hub ids it
         holds, :data:`KNOWN_IDS_IN_LISTS`)."""
+        if len(subjects) > KNOWN_IDS_IN_LISTS:  # an import's: it never comes back
+            pseudonyms = self.keys.pseudonyms(subjects, remember=False)
+            pseudonyms.sort()  # in place, and repeats dropped in place: no second copy
+            pseudonyms[:] = [p for i, p in enumerate(pseudonyms) if not i or p != pseudonyms[i - 1]]
+            return pseudonyms, subject_set_digest(pseudonyms)
         key = tuple([s.int for s in subjects])
         known = self._persons_of.get(key)
         if known is None:

@@ -63,7 +63,7 @@ class RegistreKeys:
         """The pseudonym of a person in the log (32 hex digits)."""
         return self.pseudonyms([person_id])[0]
 
-    def pseudonyms(self, person_ids: Iterable[uuid.UUID]) -> list[str]:
+    def pseudonyms(self, person_ids: Iterable[uuid.UUID], *, remember: bool = True) -> list[str]:
         """The pseudonyms of persons, in order (repeats kept).
 
         Cached, by the id's integer (hashed in C, where a UUID hashes in Python), in a plain
@@ -71,6 +71,9 @@ class RegistreKeys:
         again, and a method call per person cost a page more than the rest of its entry.
         Bounded: past :data:`KNOWN_PSEUDONYMS` the cache starts again (an export of a whole
         académie must not grow the worker)."""
+        if not remember:  # an import's persons, who do not come back: nothing is cached
+            key = self.pseudonym_key
+            return [hmac.digest(key, p.bytes, "sha256")[:16].hex() for p in person_ids]
         ints = [p.int for p in person_ids]
         found = list(map(self._known.get, ints))
         if None in found:

@@ -11,9 +11,10 @@ which gives the same guarantee.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, delete, insert, select, text
@@ -21,7 +22,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, delete, ins
 from annuaire.schema import ChangeEntry
 from annuaire.store.bulk import bulk_insert
 
-__all__ = ["ChangePage", "ChangeRecorder", "changes_after", "structures_text"]
+__all__ = ["ChangePage", "ChangeRecorder", "PackedIds", "changes_after", "structures_text"]
 
 #: Arbitrary, fixed key of the advisory lock that orders change-log commits on PostgreSQL.
 _FEED_LOCK_KEY = 0x41494755  # "AIGU"
@@ -79,12 +80,13 @@ class ChangeRecorder:
         )
         self.staged += len(rows)
 
-    def concerned(self) -> tuple[set[uuid.UUID], set[str], set[str]]:
+    def concerned(self) -> tuple[PackedIds, set[str], set[str]]:
         """What the staged entries touch: person ids, UAIs and entity kinds (before publish)."""
-        persons = set(
-            self.connection.execute(
-                select(_pending.c.entity_id).where(_pending.c.entity_type == "person").distinct()
-            ).scalars()
+        persons = PackedIds(
+            value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
+            for (value,) in self.connection.exec_driver_sql(
+                "SELECT DISTINCT entity_id FROM pending_change WHERE entity_type = 'person'"
+            )
         )
         kinds: set[str] = set()
         uais: set[str] = set()
@@ -111,6 +113,42 @@ class ChangeRecorder:
             self.connection.exec_driver_sql("TRUNCATE pending_change")  # leaves no dead rows
         else:
             self.connection.execute(delete(_pending))
+
+
+class PackedIds(Collection[uuid.UUID]):
+    """A set of hub ids kept as one bytes object, 16 bytes per id, sorted.
+
+    A run's concerned persons are every person of an académie on its first import: a set of
+    UUID objects would cost about 130 bytes per person, this 16. Iterating gives UUIDs, in
+    order; membership is a binary search.
+    """
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, ids: Iterable[bytes]) -> None:
+        self._packed = b"".join(sorted(set(ids)))
+
+    def __len__(self) -> int:
+        return len(self._packed) // 16
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        packed = self._packed
+        return (uuid.UUID(bytes=packed[i : i + 16]) for i in range(0, len(packed), 16))
+
+    def __getitem__(self, index: int) -> bytes:
+        """The 16 bytes of the ``index``-th id (what the binary search compares)."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._packed[index * 16 : index * 16 + 16]
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, uuid.UUID):
+            return False
+        index = bisect.bisect_left(self, item.bytes)
+        return index < len(self) and self[index] == item.bytes
+
+    def __repr__(self) -> str:
+        return f"PackedIds({len(self)} ids)"
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,10 @@ class Applier:
         with contextlib.suppress(Exception):
             self._wait_for_count()
         self._helper.shutdown()
+        # What staging remembered is freed for what comes next (the flow entry's persons).
+        self.ids = ScopeIds(self.scope_key)
+        self._structures.clear()
+        self._held = []
 
     def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
         """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""

@@ -42,7 +42,7 @@ import operator
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,7 @@ def _import_flow(
     registre: Registre,
     report: RunReport,
     sources: list[dict[str, str | None]],
-    persons: set[uuid.UUID],
+    persons: Collection[uuid.UUID],
     uais: set[str],
     kinds: set[str],
     outcome: str = "success",

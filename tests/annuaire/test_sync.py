@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from annuaire.errors import BadInput, Refused
+from annuaire.registre.flowlog import ENTRY, SUBJECT_SET
+from annuaire.registre.runtime import open_registre
 from annuaire.schema import (
     TABLES,
     ChangeEntry,
@@ -22,6 +25,7 @@ from annuaire.schema import (
     StreamItem,
 )
 from annuaire.store import changes_after
+from annuaire.store.changes import PackedIds
 from annuaire.sync import Scope, apply_run, hub_id, purge
 from annuaire.sync.engine import RUN_GC_THRESHOLDS
 from tests.annuaire import toy
@@ -384,3 +388,32 @@ def test_a_run_collects_cycles_less_often_and_restores_the_collector(store: Stor
     with pytest.raises(BadInput):
         run(store, observed(failing_stream(3)))
     assert seen[-1] == RUN_GC_THRESHOLDS and gc.get_threshold() == before
+
+
+def test_packed_ids_are_a_sorted_set_of_hub_ids() -> None:
+    ids = [uuid.uuid4() for _ in range(500)]
+    packed = PackedIds(i.bytes for i in [*ids, *ids[:50]])  # repeats count once
+    assert len(packed) == 500
+    assert list(packed) == sorted(ids, key=lambda i: i.bytes)
+    assert all(i in packed for i in ids)
+    assert uuid.uuid4() not in packed and ids[0].hex not in packed
+    assert len(PackedIds([])) == 0 and uuid.uuid4() not in PackedIds([])
+
+
+def test_a_run_names_every_person_it_wrote_in_its_flow_entry(store: Store) -> None:
+    report = run(store, toy.academie(range(30)))
+    with store.engine.connect() as connection:
+        entry = connection.execute(
+            select(ENTRY.c.subject_set, ENTRY.c.persons).where(
+                ENTRY.c.target.like("import aaf complet%")
+            )
+        ).one()
+        subjects = connection.execute(
+            select(SUBJECT_SET.c.subjects).where(SUBJECT_SET.c.digest == entry.subject_set)
+        ).scalar_one()
+    keys = [f"P{n}" for n in range(30)] + [f"G{n}" for n in range(30)]
+    persons = [hub_id(SCOPE.key, EntityKind.PERSON, key) for key in keys]
+    assert report.counts[EntityKind.PERSON].created == entry.persons == 60
+    assert list(subjects) == sorted(
+        open_registre(store.settings, store.engine).keys.pseudonyms(persons)
+    )

@@ -582,3 +582,30 @@ def test_the_lists_of_persons_remembered_stay_within_their_budget(
         subjects(part)
         assert sum(len(ids) for ids in log._persons_of) <= KNOWN_IDS_IN_LISTS
     assert subjects(parts[0]) == first  # computed again once forgotten: the same list
+
+
+def test_a_list_larger_than_the_budget_is_named_in_full_and_not_remembered(
+    store: Store, registre: Registre
+) -> None:
+    """An import names every person it wrote (hundreds of thousands): its list is computed like
+    any other, and neither evicts the remembered lists nor stays in memory after the entry."""
+    if store.backend != "sqlite":
+        pytest.skip("builds entries without the database: one backend is enough")
+    from annuaire.registre.flowlog import KNOWN_IDS_IN_LISTS, subject_set_digest
+
+    log = FlowLog(registre.keys, registre.log.versions, checkpoint_interval=NEVER)
+    page = [uuid.uuid4() for _ in range(100)]
+    everyone = [uuid.uuid4() for _ in range(KNOWN_IDS_IN_LISTS + 1)]
+    entries = log.entries(
+        [
+            operator_record(registre, "GET /v1/persons", page, Operation.READ),
+            operator_record(registre, "import", everyone, Operation.COLLECT),
+        ],
+        0,
+        "0" * 64,
+    )
+    expected = sorted(set(registre.keys.pseudonyms(everyone)))
+    assert entries[1]["subjects"] == expected
+    assert entries[1]["subject_set"] == subject_set_digest(expected)
+    assert entries[1]["persons"] == len(everyone)
+    assert list(log._persons_of) == [tuple(p.int for p in page)]
