@@ -167,10 +167,10 @@ class _Dialect:
             cast = "double precision"
         return f"(c.payload ->> '{name}')::{cast}"
 
-    def scanned(self, table: str) -> str:
-        """``table`` as ``t``, read in full in its own order (SQLite would otherwise walk an
-        index on the scope and fetch every row at random)."""
-        return f"{table} t" if self.postgres else f"{table} t NOT INDEXED"
+    def scanned(self, table: str, alias: str = "t") -> str:
+        """``table`` as ``alias``, read in its own order (SQLite would otherwise walk an index
+        on a column of the condition and fetch every row at random)."""
+        return f"{table} AS {alias}" if self.postgres else f"{table} AS {alias} NOT INDEXED"
 
     def external_ids(self) -> tuple[str, str, str]:
         """A FROM item over the staged external ids of ``c``, and its type and value."""
@@ -327,10 +327,6 @@ class Applier:
         with contextlib.suppress(Exception):
             self._wait_for_count()
         self._helper.shutdown()
-        # What staging remembered is freed for what comes next (the flow entry's persons).
-        self.ids = ScopeIds(self.scope_key)
-        self._structures.clear()
-        self._held = []
 
     def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
         """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""
@@ -493,6 +489,7 @@ class Applier:
                     AND t.content_hash = c.hash AND (c.structures IS NULL
                       OR c.structures = t.structures)))""",
             scope=self.scope_key,
+            kind=kind.value,
         )
 
     def _supersede(self) -> None:
@@ -624,9 +621,8 @@ class Applier:
         ``n`` of the kind's block. SQLite reads that range in order, where its index on the
         kind would fetch the rows at random, then sort them by ``n``."""
         base = _KIND_BASE[kind.value]
-        scan = "sync_stage AS c" if self.sql.postgres else "sync_stage AS c NOT INDEXED"
-        return scan, (
-            f"c.n > {base} AND c.n < {base + (1 << _KIND_BITS)} AND c.kind = '{kind.value}'"
+        return self.sql.scanned("sync_stage", "c"), (
+            f"c.n > {base} AND c.n < {base + (1 << _KIND_BITS)} AND c.kind = :kind"
         )
 
     def _stage_changes(self, kind: EntityKind, actions: str) -> None:

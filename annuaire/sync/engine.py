@@ -43,7 +43,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Collection, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +113,13 @@ def apply_run(
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
-    recorded = functools.partial(_record_failure, engine, registre, report, started_at, clock)
     # The files are hashed by a helper thread (hashlib releases the GIL) while the run reads its
-    # stream: only the flow entry needs their digests, at the end.
+    # stream: only the flow entry needs their digests, at the end (or the failure's record).
     digests = ThreadPoolExecutor(1, thread_name_prefix="sync-digest")
-    sources = digests.submit(_file_digests, [] if dry_run else report.files)
+    sources = None if dry_run else digests.submit(_file_digests, report.files)
+    recorded = functools.partial(
+        _record_failure, engine, registre, report, started_at, clock, sources
+    )
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
             _lock_scope(connection, scope)
@@ -135,6 +137,7 @@ def apply_run(
             persons, uais, kinds = applier.recorder.concerned()
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
+            assert sources is not None  # a dry run has ended above
             flow = _import_flow(registre, report, sources.result(), persons, uais, kinds)
             registre.log.append(connection, flow)
         _refresh_statistics(engine, report)
@@ -325,7 +328,7 @@ def record_refused(
     started_at = dt.datetime.now(dt.UTC)
     registre = registre or open_registre(settings, engine)
     _record_failure(
-        engine, registre, report, started_at, time.monotonic(), RunOutcome.REFUSED, message
+        engine, registre, report, started_at, time.monotonic(), None, RunOutcome.REFUSED, message
     )
 
 
@@ -335,14 +338,16 @@ def _record_failure(
     report: RunReport,
     started_at: dt.datetime,
     clock: float,
+    sources: Future[list[dict[str, str | None]]] | None,
     outcome: RunOutcome,
     message: str,
 ) -> None:
+    """Record a refused or failed run; ``sources``: its files' digests if being computed."""
     report.outcome = outcome
     report.message = message
     report.duration_s = time.monotonic() - clock
-    sources = _file_digests(report.files)
-    flow = _import_flow(registre, report, sources, set(), set(), set(), outcome=outcome.value)
+    files = sources.result() if sources is not None else _file_digests(report.files)
+    flow = _import_flow(registre, report, files, set(), set(), set(), outcome=outcome.value)
     with write_transaction(engine) as connection:
         connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
         registre.log.append(connection, flow)
