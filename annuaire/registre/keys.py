@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from annuaire.encoding import b64url_decode, b64url_encode
 from annuaire.errors import ConfigurationError
 from annuaire.settings import Settings
+from annuaire.store.changes import PackedIds
 
 __all__ = ["KEY_FILE_FORMAT", "RegistreKeys", "generate_key_file", "load_keys"]
 
@@ -73,7 +74,13 @@ class RegistreKeys:
         académie must not grow the worker)."""
         if not remember:  # an import's persons, who do not come back: nothing is cached
             key = self.pseudonym_key
-            return [hmac.digest(key, p.bytes, "sha256")[:16].hex() for p in person_ids]
+            # A run's packed ids give their bytes without a UUID object each (a third faster).
+            raw = (
+                person_ids.raw()
+                if isinstance(person_ids, PackedIds)
+                else (p.bytes for p in person_ids)
+            )
+            return [hmac.digest(key, b, "sha256")[:16].hex() for b in raw]
         ints = [p.int for p in person_ids]
         found = list(map(self._known.get, ints))
         if None in found:

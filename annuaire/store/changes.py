@@ -82,10 +82,12 @@ class ChangeRecorder:
 
     def concerned(self) -> tuple[PackedIds, set[str], set[str]]:
         """What the staged entries touch: person ids, UAIs and entity kinds (before publish)."""
+        # No DISTINCT: PackedIds drops repeats itself, for a third of what SQLite's temporary
+        # B-tree costs (a first import names every person of the académie).
         persons = PackedIds(
             value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
             for (value,) in self.connection.exec_driver_sql(
-                "SELECT DISTINCT entity_id FROM pending_change WHERE entity_type = 'person'"
+                "SELECT entity_id FROM pending_change WHERE entity_type = 'person'"
             )
         )
         kinds: set[str] = set()
@@ -146,6 +148,11 @@ class PackedIds(Collection[uuid.UUID]):
             return False
         index = bisect.bisect_left(self, item.bytes)
         return index < len(self) and self[index] == item.bytes
+
+    def raw(self) -> Iterator[bytes]:
+        """The 16 bytes of each id, in order (no UUID object built)."""
+        packed = self._packed
+        return (packed[i : i + 16] for i in range(0, len(packed), 16))
 
     def __repr__(self) -> str:
         return f"PackedIds({len(self)} ids)"

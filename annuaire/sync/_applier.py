@@ -209,6 +209,8 @@ class Applier:
         #: Staged rows per action, per kind (filled by ``apply``).
         self.actions: dict[EntityKind, dict[str, int]] = {}
         self._structures: dict[tuple[str, ...], str] = {}
+        #: Active rows of the scope per kind (value) before the run, counted by a helper thread.
+        self.active: dict[str, int] = {}
         #: Kinds (values) of which the scope holds no row yet (its first import): their rows
         #: are staged with their action (create, or delete), with nothing to compare.
         self.fresh = {kind.value for kind in EntityKind if not self._holds(kind)}
@@ -252,20 +254,14 @@ class Applier:
         return self.connection.execute(probe).first() is not None
 
     def _count_active_before(self) -> None:
-        self.report.active_before = self._count_active()
-
-    def _count_active(self) -> int:
-        total = 0
-        for kind in EntityKind:
-            if kind.value in self.fresh:
-                continue  # holds no row
+        for kind in self._held_kinds():
             table = self.table(kind)
-            total += self.connection.execute(
+            self.active[kind.value] = self.connection.execute(
                 select(func.count())
                 .select_from(table)
                 .where(table.c.scope == self.scope_key, table.c.status == Status.ACTIVE.value)
             ).scalar_one()
-        return total
+        self.report.active_before = sum(self.active.values())
 
     def _check_columns(self, record: NeutralRecord) -> None:
         table = self.table(record.kind)
@@ -764,7 +760,7 @@ class Applier:
         self._select_owners(
             "o.is_owner = 1 AND o.op != 'delete' AND (o.action IS NULL OR o.action != 'superseded')"
         )
-        for kind in EntityKind:
+        for kind in self._held_kinds():
             self._mark_leaving(
                 kind,
                 True,
@@ -772,9 +768,20 @@ class Applier:
                 "AND s.key = t.source_key)",
             )
 
+    def _held_kinds(self) -> list[EntityKind]:
+        """The kinds the scope held rows of before this run. A kind it held none of has only
+        rows that this run staged: none of them is missing from the stream (a first import's
+        full scan of every table for absent keys is skipped)."""
+        return [kind for kind in EntityKind if kind.value not in self.fresh]
+
     def _mark_missing(self) -> None:
         """Complet: what the scope holds and the stream did not contain leaves."""
-        for kind in EntityKind:
+        for kind in self._held_kinds():
+            counts = self.actions.get(kind, {})
+            if counts.get("unchanged", 0) + counts.get("update", 0) == self.active[kind.value]:
+                # Every active row was matched by a staged row (keys are unique on both sides,
+                # superseded rows aside): none is missing, and the scan is skipped.
+                continue
             self._mark_leaving(
                 kind,
                 False,

@@ -25,7 +25,7 @@ from annuaire.schema import (
     StreamItem,
 )
 from annuaire.store import changes_after
-from annuaire.store.changes import PackedIds
+from annuaire.store.changes import ChangeRecorder, PackedIds
 from annuaire.sync import Scope, apply_run, hub_id, purge
 from annuaire.sync.engine import RUN_GC_THRESHOLDS
 from tests.annuaire import toy
@@ -148,6 +148,27 @@ def test_returning_entity_is_restored(store: Store) -> None:
     assert report.counts[EntityKind.PERSON].returning == 2
     assert person_status(store, "P5") == (Status.ACTIVE, None)
     assert feed(store)[-1].op == "return"
+
+
+def test_a_complet_finds_the_missing_even_when_as_many_come_back_or_repeat(store: Store) -> None:
+    """A complet skips its scan for absent keys only when every active row was matched: rows
+    that come back, and keys given twice, must not stand in for those that left."""
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(n for n in range(30) if n != 5))
+    # P5 and its guardian come back as P6 and its guardian leave: as many rows either way.
+    report = run(store, toy.academie(n for n in range(30) if n != 6))
+    assert report.counts[EntityKind.PERSON].returning == 2
+    assert report.counts[EntityKind.PERSON].leaving == 2
+    assert person_status(store, "P6")[0] == Status.TOBEDELETED
+    # P7 is given twice as P8 is missing.
+    items = [*toy.academie(n for n in range(30) if n not in (6, 8)), *toy.pupil(7)]
+    report = run(store, items, allow_mass_removal=True)
+    assert report.warning_codes["duplicate-record"] > 0
+    assert report.counts[EntityKind.PERSON].leaving == 2
+    assert person_status(store, "P8")[0] == Status.TOBEDELETED
+    # Nothing missing: nothing leaves.
+    report = run(store, toy.academie(n for n in range(30) if n not in (6, 8)))
+    assert sum(c.leaving for c in report.counts.values()) == 0
 
 
 def test_mass_removal_is_refused_and_changes_nothing(store: Store) -> None:
@@ -398,6 +419,29 @@ def test_packed_ids_are_a_sorted_set_of_hub_ids() -> None:
     assert all(i in packed for i in ids)
     assert uuid.uuid4() not in packed and ids[0].hex not in packed
     assert len(PackedIds([])) == 0 and uuid.uuid4() not in PackedIds([])
+    assert list(packed.raw()) == [i.bytes for i in packed]
+
+
+def test_the_persons_a_run_concerns_are_named_once(store: Store) -> None:
+    """A person with several change entries in one run is one subject of its flow entry."""
+    person, other, role = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = dt.datetime.now(dt.UTC)
+    with store.engine.connect() as connection, connection.begin() as transaction:
+        recorder = ChangeRecorder(connection, scope="s", run_id=None)
+        recorder.stage(
+            [
+                ("person", person, "update", "|0750001A|"),
+                ("person", other, "create", ""),
+                ("person", person, "leave", "|0750002B|"),
+                ("role", role, "create", "|0750003C|"),
+            ],
+            now,
+        )
+        persons, uais, kinds = recorder.concerned()
+        transaction.rollback()
+    assert list(persons) == sorted([person, other], key=lambda i: i.bytes)
+    assert uais == {"0750001A", "0750002B", "0750003C"}
+    assert kinds == {"person", "role"}
 
 
 def test_a_run_names_every_person_it_wrote_in_its_flow_entry(store: Store) -> None:

@@ -34,6 +34,7 @@ from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.verify import Verification, verify_log
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 from annuaire.registre.writer import OPTIMISTIC_TRIES, FlowWriter, _Pending
+from annuaire.store.changes import PackedIds
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
@@ -606,6 +607,12 @@ def test_a_list_larger_than_the_budget_is_named_in_full_and_not_remembered(
     )
     expected = sorted(set(registre.keys.pseudonyms(everyone)))
     assert entries[1]["subjects"] == expected
+    # An import's packed ids give the same pseudonyms, in the ids' order, without caching.
+    packed = PackedIds(p.bytes for p in everyone)
+    assert registre.keys.pseudonyms(packed, remember=False) == registre.keys.pseudonyms(
+        sorted(everyone, key=lambda p: p.bytes), remember=False
+    )
+    assert sorted(registre.keys.pseudonyms(packed, remember=False)) == expected
     assert entries[1]["subject_set"] == subject_set_digest(expected)
     assert entries[1]["persons"] == len(everyone)
     assert list(log._persons_of) == [tuple(p.int for p in page)]
