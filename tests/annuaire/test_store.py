@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from annuaire.settings import Settings, normalise_database_url
 from annuaire.specs import generated_spec_files
 from annuaire.store import make_engine
+from annuaire.store.bulk import insert_tuples
 from annuaire.store.migrate import current_revision, head_revision, objects_for
 from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
@@ -108,3 +109,26 @@ def test_cli_refuses_to_import_into_an_unmigrated_database(tmp_path: Path) -> No
     result = _cli("runs", url=f"sqlite:///{tmp_path / 'empty.db'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "aiguillage db upgrade" in result.stderr
+
+
+@pytest.mark.parametrize("count", [0, 1, 70, 71, 72, 200, 2000])
+def test_bulk_inserts_keep_every_row_in_order(store: Store, count: int) -> None:
+    """Rows go to SQLite as many-row INSERTs (71 rows of 14 columns per statement) plus the
+    rest one at a time, to PostgreSQL by COPY: every row arrives once, in the order given (the
+    numbers the table draws say so)."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, select
+
+    table = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("n", Integer, primary_key=True, autoincrement=True),
+        *[Column(f"c{i}", String) for i in range(14)],
+    )
+    rows = [tuple(f"{n}-{i}" if (n + i) % 3 else None for i in range(14)) for n in range(count)]
+    columns = tuple(c.name for c in table.c)[1:]
+    with store.engine.connect() as connection, connection.begin() as transaction:
+        table.create(connection)
+        insert_tuples(connection, table, columns, rows)
+        stored = connection.execute(select(table).order_by(table.c.n)).all()
+        transaction.rollback()
+    assert [tuple(row)[1:] for row in stored] == rows
