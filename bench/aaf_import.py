@@ -1,6 +1,6 @@
 """AAF import benchmark: ratios against a parse-only baseline measured in the same run.
 
-    python bench/aaf_import.py [--pupils 100000] [--small 20000] [--workdir bench/out]
+    python bench/aaf_import.py [--pupils 100000] [--small 20000] [--workdir bench/out] [--rounds 1]
 
 On a generated 2D académie (seeded, with its guardians and staff) it measures, each step in a
 fresh process so that peak RSS belongs to that step alone:
@@ -21,6 +21,11 @@ pages with the importing process it was forked from).
 Targets (issue #3): b/a <= 3, c <= 0.5 b, d <= 0.05 b, peak RSS <= 400 MB growing < 20 %
 between the two sizes. Figures are printed, never asserted: wall-clock time depends on the
 machine, ratios measured in one run much less.
+
+``--rounds N`` repeats (a) to (d) N times, each round from an empty database, and prints each
+round's figures, then the median of each step and of each ratio (ratios taken within a round)
+with their range: on a shared machine whose speed drifts by 10 % or more between minutes, a
+single round can land either side of a target.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -145,6 +151,7 @@ def main() -> None:
     parser.add_argument("--pupils", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat (a) to (d) N times")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -166,16 +173,29 @@ def main() -> None:
     complet, delta = _generate(args.workdir, args.pupils)
     database = args.workdir / f"bench-{args.pupils}.db"
     small_database = args.workdir / f"bench-{args.small}.db"
-    for path in (database, small_database):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{small_database}{suffix}").unlink(missing_ok=True)
 
     print("measuring (each step in its own process) ...", flush=True)
-    a = _in_child("parse", str(complet))
-    b = _in_child("import", str(complet), str(database))
-    c = _in_child("import", str(complet), str(database))
-    d = _in_child("import", str(delta), str(database))
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        a = _in_child("parse", str(complet))
+        b = _in_child("import", str(complet), str(database))
+        c = _in_child("import", str(complet), str(database))
+        d = _in_child("import", str(delta), str(database))
+        rounds.append((a, b, c, d))
+        if args.rounds > 1:
+            print(
+                f"  round {number}: a {a['seconds']:.2f}  b {b['seconds']:.2f}  "
+                f"c {c['seconds']:.2f}  d {d['seconds']:.2f} s   b/a "
+                f"{b['seconds'] / a['seconds']:.3f}  c/b {c['seconds'] / b['seconds']:.3f}  "
+                f"d/b {d['seconds'] / b['seconds']:.3f}",
+                flush=True,
+            )
     small = _in_child("import", str(small_complet), str(small_database))
+    a, b, c, d = (_median_step([r[i] for r in rounds]) for i in range(4))
 
     records = b["aaf_requests"]
     entities = b["counts"].get("created", 0)
@@ -209,21 +229,27 @@ def main() -> None:
             small["peak_rss_mb"],
         ),
     ]
-    print(f"\nAAF import benchmark, {args.pupils:,} pupils (2D, seed 2026), SQLite")
+    over = f", median of {args.rounds} rounds" if args.rounds > 1 else ""
+    print(f"\nAAF import benchmark, {args.pupils:,} pupils (2D, seed 2026), SQLite{over}")
     workers = [a, b, c, d, small]
     print(f"{'step':34} {'seconds':>9} {'peak RSS MB':>12} {'worker':>7}  detail")
-    for (label, seconds, detail, rss), step in zip(rows, workers, strict=True):
+    for (name, seconds, detail, rss), step in zip(rows, workers, strict=True):
         worker = f"{step['worker_rss_mb']:7.0f}" if step.get("worker_rss_mb") else f"{'-':>7}"
-        print(f"{label:34} {seconds:9.2f} {rss:12.0f} {worker}  {detail}")
+        print(f"{name:34} {seconds:9.2f} {rss:12.0f} {worker}  {detail}")
+
+    def ratio(i: int, j: int) -> list[float]:
+        return [r[i]["seconds"] / r[j]["seconds"] for r in rounds]
+
     ratios = [
-        ("b / a   (target <= 3)", b["seconds"] / a["seconds"]),
-        ("c / b   (target <= 0.5)", c["seconds"] / b["seconds"]),
-        ("d / b   (target <= 0.05)", d["seconds"] / b["seconds"]),
-        (f"RSS growth {args.small:,} -> {args.pupils:,} (target < 20 %)", growth),
+        ("b / a   (target <= 3)", ratio(1, 0)),
+        ("c / b   (target <= 0.5)", ratio(2, 1)),
+        ("d / b   (target <= 0.05)", ratio(3, 1)),
+        (f"RSS growth {args.small:,} -> {args.pupils:,} (target < 20 %)", [growth]),
     ]
     print()
-    for label, value in ratios:
-        print(f"{label:48} {value:8.3f}")
+    for name, values in ratios:
+        spread = f"   (rounds: {min(values):.3f} to {max(values):.3f})" if len(values) > 1 else ""
+        print(f"{name:48} {statistics.median(values):8.3f}{spread}")
     scale = LARGEST_ACADEMIE_RECORDS / records
     print(
         f"\nthroughput: {records / b['seconds']:,.0f} AAF records/s, "
@@ -232,6 +258,12 @@ def main() -> None:
         f"min, re-import {c['seconds'] * scale / 60:.1f} min, 1 % delta "
         f"{d['seconds'] * scale / 60:.1f} min"
     )
+
+
+def _median_step(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the round whose time is the median (the lower one for an even count)."""
+    ordered = sorted(steps, key=lambda step: step["seconds"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 if __name__ == "__main__":
