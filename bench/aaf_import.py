@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat (a) to (d) N times")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
 
     if args.step:
         name, *rest = args.step

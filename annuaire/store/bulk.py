@@ -7,7 +7,7 @@ JSON, timezone-aware datetimes) are prepared once per table and column set, then
 driver as plain tuples: ``COPY ... FROM STDIN`` on PostgreSQL; on SQLite ``executemany`` of
 an INSERT of many rows at once (as many as 999 parameters allow, the oldest SQLite's bound):
 SQLite then steps and resets its statement once per 60-odd rows instead of once per row, and
-the driver loops that much less (about a third off inserting an import's 900,000 staged rows,
+the driver loops that much less (inserting an import's 900,000 staged rows: 3.9 → 3.4 s,
 measured). Everything runs on the caller's connection, inside its transaction.
 """
 
