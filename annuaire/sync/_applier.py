@@ -706,16 +706,16 @@ class Applier:
         scanning the table.
         """
         name = self.table(kind).name
-        if not by_owner:
-            source = f"{name} t"
-        else:
-            # SQLite: CROSS JOIN keeps the owners as the outer loop (its planner has no
-            # statistics on temporary tables and would otherwise scan the stored rows).
-            join = "JOIN" if self.sql.postgres else "CROSS JOIN"
-            source = (
-                f"sync_owner o {join} {name} t ON t.scope = :scope AND t.owner_key = o.owner_key"
-            )
+        source = f"{name} t"
         where = f"t.scope = :scope AND t.status = 'active' AND {condition}"
+        if by_owner and self.sql.postgres:
+            source = f"sync_owner o JOIN {source} ON t.scope = :scope AND t.owner_key = o.owner_key"
+        elif by_owner:
+            # SQLite: the owners as an IN list drive the (scope, owner_key) index. Joined to
+            # the owners, the rows were reached the same way, but only after SQLite had built
+            # a Bloom filter over that whole index, once per statement: 0.11 s for the persons
+            # of 100,000 pupils, where the look-ups take 0.017 s.
+            where += " AND t.owner_key IN (SELECT owner_key FROM sync_owner)"
         params = {
             "kind": kind.value,
             "now": self.now,
