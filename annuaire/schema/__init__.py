@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from ._columns import NOT_ACTIVE
 from ._tracked import Status, Tracked, TrackedPublic, utcnow
 from .client import (
     ApiClient,
@@ -52,6 +53,7 @@ from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunP
 from .structure import Structure, StructureKind, StructurePublic
 
 __all__ = [
+    "NOT_ACTIVE",
     "PUBLIC_MODELS",
     "REFERENCES",
     "TABLES",

@@ -44,13 +44,13 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
-    func,
     select,
     text,
 )
 from sqlalchemy.sql.elements import TextClause
 
 from annuaire.schema import (
+    NOT_ACTIVE,
     REFERENCES,
     TABLES,
     ChangeOp,
@@ -59,7 +59,6 @@ from annuaire.schema import (
     Provenance,
     Ref,
     SourceWarning,
-    Status,
     StreamItem,
     Structure,
     Tracked,
@@ -257,12 +256,17 @@ class Applier:
         return self.connection.execute(probe).first() is not None
 
     def _count_active_before(self) -> None:
+        # All the scope's rows (the owner index holds them, and is read alone) less those that
+        # are not active (a partial index holds them): two index reads, where a condition on
+        # the status read every row of the table.
         for kind in self._held_kinds():
-            table = self.table(kind)
+            name = self.table(kind).name
             self.active[kind.value] = self.connection.execute(
-                select(func.count())
-                .select_from(table)
-                .where(table.c.scope == self.scope_key, table.c.status == Status.ACTIVE.value)
+                text(
+                    f"SELECT (SELECT count(*) FROM {name} WHERE scope = :scope) - "
+                    f"(SELECT count(*) FROM {name} WHERE scope = :scope AND {NOT_ACTIVE})"
+                ),
+                {"scope": self.scope_key},
             ).scalar_one()
         self.report.active_before = sum(self.active.values())
 
