@@ -134,8 +134,7 @@ class PackedIds(Collection[uuid.UUID]):
         return len(self._packed) // 16
 
     def __iter__(self) -> Iterator[uuid.UUID]:
-        packed = self._packed
-        return (uuid.UUID(bytes=packed[i : i + 16]) for i in range(0, len(packed), 16))
+        return (uuid.UUID(bytes=raw) for raw in self.raw())
 
     def __getitem__(self, index: int) -> bytes:
         """The 16 bytes of the ``index``-th id (what the binary search compares)."""
