@@ -11,8 +11,12 @@ Staging (``sync_stage``, temporary): one row per record with its op, hub id, own
 hash, the JSON of its column values (references already resolved to hub ids) and of its
 external ids. Each batch, once staged, is compared with the store: every row gets the action
 it calls for: create, update, return (came back, changed), restore (came back, unchanged) or
-delete; an unchanged row keeps a NULL action (it is not rewritten). A kind the scope holds no
-row of (a first import) is staged with its actions already set: there is nothing to compare.
+delete; an unchanged row keeps a NULL action (it is not rewritten). A row to compare is
+staged with what the compare and the removal passes read (key, owner, op, hash, structures);
+its hub id, provenance and two JSON documents, which only a row with an action needs, are
+added once the compare has given it one: most rows of a nightly complet are unchanged, and
+these details are most of the stage's bytes and a hash per row. A kind the scope holds no row
+of (a first import) is staged whole with its actions already set: there is nothing to compare.
 Applying then marks superseded the rows whose key a later row repeats (the last one wins),
 counts the actions of all kinds in one scan, and writes each kind.
 """
@@ -95,6 +99,11 @@ _STAGE = Table(
 # The columns that scans filter on come first (a row is decoded up to the last column read),
 # the payload last.
 _STAGE_COLUMNS = tuple(column.name for column in _STAGE.c)
+#: What a row to compare is staged with (see ``_flush``); its details are added to the rows
+#: that the compare gives an action (unchanged rows, most of a nightly complet, need none).
+_DETAILS = ("id", "file", "record", "line", "ext", "payload")
+_COMPARED_COLUMNS = tuple(name for name in _STAGE_COLUMNS if name not in _DETAILS)
+_COMPARED = len(_COMPARED_COLUMNS)
 _STAGE_DDL = {
     "sqlite": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n INTEGER PRIMARY KEY, kind TEXT, action TEXT, key TEXT, id CHAR(32), owner_key TEXT,
@@ -166,6 +175,14 @@ class _Dialect:
         elif isinstance(kind, Float):
             cast = "double precision"
         return f"(c.payload ->> '{name}')::{cast}"
+
+    def document(self, parameter: str) -> str:
+        """A bound JSON document (text) as the stage's column type takes it."""
+        return f"CAST({parameter} AS JSONB)" if self.postgres else parameter
+
+    def hub_id(self, parameter: str) -> str:
+        """A bound hub id (32 hex digits) as the stage's column type takes it."""
+        return f"CAST({parameter} AS UUID)" if self.postgres else parameter
 
     def scanned(self, table: str, alias: str = "t") -> str:
         """``table`` as ``alias``, read in its own order (SQLite would otherwise walk an index
@@ -319,15 +336,66 @@ class Applier:
             rows, self._held = self._held + rows, []
         if not rows:
             return
-        insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, rows)
+        fresh = self.fresh
+        whole = [row for row in rows if row[1] in fresh] if fresh else []
+        if whole:
+            insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, whole)
+        if len(whole) == len(rows):
+            return
+        compared = [row for row in rows if row[1] not in fresh] if whole else rows
+        insert_tuples(
+            self.connection, _STAGE, _COMPARED_COLUMNS, [row[:_COMPARED] for row in compared]
+        )
         # Each batch is compared as soon as it is staged: while the parsing worker is the
         # slower side (an unchanged re-import), these statements fill this process's wait for
         # the next batch instead of running after the stream. The rows of a kind staged since
         # the last flush are the range of its block between the two counts.
         since, self._compared = self._compared, self.staged
-        for kind_value in {row[1] for row in rows} - self.fresh:
+        ranges = []
+        for kind_value in {row[1] for row in compared}:
             base = _KIND_BASE[kind_value]
-            self._compare(EntityKind(kind_value), base + since, base + self.staged)
+            ranges.append((base + since, base + self.staged))
+            self._compare(EntityKind(kind_value), *ranges[-1])
+        self._add_details(compared, ranges)
+
+    def _add_details(self, rows: list[tuple[Any, ...]], ranges: list[tuple[int, int]]) -> None:
+        """Complete the staged rows among ``rows`` (the compared ones, their ``n`` in one of
+        ``ranges``) that the compare gave an action: their hub id, provenance and documents."""
+        acting = [
+            n
+            for after, last in ranges
+            for (n,) in self._execute(
+                "SELECT n FROM sync_stage WHERE n > :after AND n <= :last AND action IS NOT NULL",
+                after=after,
+                last=last,
+            )
+        ]
+        if not acting:
+            return
+        by_n = {row[0]: row for row in rows}
+        hex_id = self.ids.hex
+        details = []
+        for n in acting:
+            _, kind, _, key, *_, file, record_id, line, ext, payload = by_n[n]
+            details.append(
+                {
+                    "id": hex_id(kind, key),
+                    "file": file,
+                    "record": record_id,
+                    "line": line,
+                    "ext": None if ext is None else ext.decode(),
+                    "payload": None if payload is None else payload.decode(),
+                    "n": n,
+                }
+            )
+        self.connection.execute(
+            text(
+                f"UPDATE sync_stage SET id = {self.sql.hub_id(':id')}, file = :file, "
+                f"record = :record, line = :line, ext = {self.sql.document(':ext')}, "
+                f"payload = {self.sql.document(':payload')} WHERE n = :n"
+            ),
+            details,
+        )
 
     def _wait_for_count(self) -> None:
         counting, self._counting = self._counting, None
@@ -342,7 +410,12 @@ class Applier:
         self._helper.shutdown()
 
     def _stage_row(self, record: NeutralRecord) -> tuple[Any, ...]:
-        """The staging tuple of a record (columns of ``_STAGE_COLUMNS``); the hot path."""
+        """The staging tuple of a record; the hot path.
+
+        A row of a fresh kind is whole (the columns of ``_STAGE_COLUMNS``). A row to compare is
+        its columns of ``_COMPARED_COLUMNS``, then its details (``_DETAILS``, the documents as
+        bytes), which ``_add_details`` adds to the stage for the rows to write only.
+        """
         # ``_value_``, not ``.value`` (a property, slow in Python 3.11) nor the member itself
         # (an Enum hashes by name, so it would miss the keys, which are values).
         kind = record.kind._value_
@@ -360,25 +433,45 @@ class Applier:
             owner_kind = owner.kind._value_
             owner_key = f"{owner_kind}:{owner.key}"
             is_owner = 1 if owner_kind == kind and owner.key == key else 0
-        identity = self.ids.hex(kind, key)
         if provenance is None:
-            where: tuple[Any, ...] = (None, None, None)
+            file = record_id = line = None
         else:
-            where = (provenance.file[-255:], provenance.record_id, provenance.line)
+            file, record_id, line = provenance.file[-255:], provenance.record_id, provenance.line
+        fresh = kind in self.fresh
         if record.op == "delete":
             # A delete names the owner that leaves, with everything it carries.
+            if fresh:
+                identity = self.ids.hex(kind, key)
+                return (
+                    n,
+                    kind,
+                    "delete",
+                    key,
+                    identity,
+                    self_key,
+                    "delete",
+                    1,
+                    None,
+                    "",
+                    file,
+                    record_id,
+                    line,
+                    None,
+                    None,
+                )
             return (
                 n,
                 kind,
-                "delete" if kind in self.fresh else None,
+                None,
                 key,
-                identity,
                 self_key,
                 "delete",
                 1,
                 None,
                 "",
-                *where,
+                file,
+                record_id,
+                line,
                 None,
                 None,
             )
@@ -414,20 +507,41 @@ class Applier:
         digest = hashlib.blake2b(
             b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
+        if fresh:
+            identity = self.ids.hex(kind, key)
+            return (
+                n,
+                kind,
+                "create",
+                key,
+                identity,
+                owner_key,
+                record.op,
+                is_owner,
+                digest,
+                structures,
+                file,
+                record_id,
+                line,
+                ext.decode(),
+                payload.decode(),
+            )
+        # Compared first: no hub id yet, and the documents stay bytes (see ``_add_details``).
         return (
             n,
             kind,
-            "create" if kind in self.fresh else None,
+            None,
             key,
-            identity,
             owner_key,
             record.op,
             is_owner,
             digest,
             structures,
-            *where,
-            ext.decode(),
-            payload.decode(),
+            file,
+            record_id,
+            line,
+            ext,
+            payload,
         )
 
     # -- applying ----------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from annuaire.schema import (
     EntityKind,
     ExternalId,
     ImportRun,
+    NeutralRecord,
     Person,
+    Provenance,
     Status,
     StreamItem,
 )
@@ -148,6 +150,58 @@ def test_returning_entity_is_restored(store: Store) -> None:
     assert report.counts[EntityKind.PERSON].returning == 2
     assert person_status(store, "P5") == (Status.ACTIVE, None)
     assert feed(store)[-1].op == "return"
+
+
+def test_rows_a_later_run_writes_carry_its_ids_provenance_and_content(store: Store) -> None:
+    """A run compares its rows with the store before their hub id, provenance and documents
+    are staged: the rows it writes (created, updated, returning) carry this run's, exactly,
+    and the rows it leaves as they are (unchanged, restored) keep the earlier run's."""
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(range(2, 30)))  # P0 and P1 (and their guardians) leave
+
+    def moved(items: Iterator[StreamItem]) -> Iterator[StreamItem]:
+        for item in items:
+            if isinstance(item, NeutralRecord) and item.provenance is not None:
+                where = item.provenance
+                item.provenance = Provenance(
+                    f"B_{where.file}", (where.line or 0) + 1000, where.record_id
+                )
+            yield item
+
+    # P1 comes back renamed (return), P0 as it was (restore), P12 is renamed (update),
+    # P30 to P34 are new (create), the others are unchanged.
+    report = run(store, moved(toy.academie(range(35), renamed={1: "RETOUR", 12: "DURAND"})))
+    counts = report.counts[EntityKind.PERSON]
+    assert (counts.created, counts.updated, counts.returning) == (10, 1, 4)
+    with store.engine.connect() as connection:
+        rows = {
+            row.source_key: row
+            for row in connection.execute(select(Person).where(Person.scope == SCOPE.key))
+        }
+        ids = connection.execute(
+            select(ExternalId.entity_id, ExternalId.type, ExternalId.value)
+        ).all()
+    external: dict[uuid.UUID, set[tuple[str, str]]] = {}
+    for entity_id, id_type, value in ids:
+        external.setdefault(entity_id, set()).add((id_type, value))
+    for n in (1, 12, 30, 34):
+        pupil = rows[f"P{n}"]
+        assert pupil.id == hub_id(SCOPE.key, EntityKind.PERSON, f"P{n}")
+        assert (pupil.source_file, pupil.source_record) == ("B_toy_Eleve.xml", f"P{n}")
+        assert pupil.import_run_id == report.run_id and pupil.status == Status.ACTIVE
+        assert pupil.birth_date == dt.date(2012, 1, 1) + dt.timedelta(days=n)
+        assert pupil.other_first_names == ["Deux"]
+        assert external[pupil.id] == {("aaf:ENTPersonJointure", f"P{n}"), ("ine", f"{n:010d}X")}
+    assert (rows["P1"].usage_name, rows["P12"].usage_name) == ("RETOUR", "DURAND")
+    for n in (0, 20):  # restored, unchanged
+        pupil = rows[f"P{n}"]
+        assert pupil.status == Status.ACTIVE and pupil.source_file == "toy_Eleve.xml"
+        assert external[pupil.id] == {("aaf:ENTPersonJointure", f"P{n}"), ("ine", f"{n:010d}X")}
+    assert rows["P0"].import_run_id == report.run_id  # restored: its status was written
+    assert rows["P20"].import_run_id != report.run_id
+    # The same input, delta-style: a modify of an unknown id is reported where it was read.
+    delta = run(store, moved(toy.pupil(50, op="modify")), mode="delta")
+    assert any("B_toy_Eleve.xml, line 1051, record P50" in str(w) for w in delta.warnings)
 
 
 def test_a_complet_finds_the_missing_even_when_as_many_come_back_or_repeat(store: Store) -> None:
