@@ -29,3 +29,13 @@ def test_reference_cache_stays_bounded() -> None:
         ids.reference("person", str(n))
     assert len(ids._cache) <= ScopeIds._CACHE_LIMIT
     assert ids.reference("person", "5") == hub_id("aaf:099:2d", EntityKind.PERSON, "5").hex
+
+
+def test_a_list_of_ids_is_written_in_the_canonical_dashed_form() -> None:
+    from annuaire.sync._applier import _dashed
+
+    ids = ScopeIds("aaf:099:2d")
+    for key in ["1", "4001$6A", "é$ü", "x" * 300]:
+        expected = hub_id("aaf:099:2d", EntityKind.CLASS, key)
+        assert _dashed(ids.reference("class", key)) == str(expected)
+    assert _dashed("0" * 32) == str(uuid.UUID(int=0))
