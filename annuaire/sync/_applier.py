@@ -124,9 +124,6 @@ _BIND_TYPES: dict[str, Any] = {
 }
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
-_PENDING_INSERT = (
-    "INSERT INTO pending_change (entity_type, entity_id, op, at, scope, run_id, structures)"
-)
 
 
 def _blank_row(kind: EntityKind) -> dict[str, Any]:
@@ -760,7 +757,7 @@ class Applier:
         name = self.table(kind).name
         staged, of_kind = self._stage_of(kind)
         result = self._execute(
-            f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, c.id, "
+            f"{self.recorder.insert} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
             # The stored structures only where the source could not tell (the sub-select is
@@ -845,25 +842,26 @@ class Applier:
             "scope": self.scope_key,
             "run": self.report.run_id,
         }
-        last = self.connection.exec_driver_sql("SELECT max(n) FROM pending_change").scalar()
+        recorder = self.recorder
+        last = recorder.last()
         result = self._execute(
-            f"{_PENDING_INSERT} SELECT {_TEXT_KIND}, t.id, '{ChangeOp.LEAVE.value}', :now, "
+            f"{recorder.insert} SELECT {_TEXT_KIND}, t.id, '{ChangeOp.LEAVE.value}', :now, "
             f"{_TEXT_SCOPE}, :run, t.structures FROM {source} WHERE {where} "
             "ORDER BY t.source_key",
             **params,
         )
         if not result.rowcount:
             return
-        self.recorder.staged += result.rowcount
+        recorder.staged += result.rowcount
         self.report.counts[kind].leaving += result.rowcount
-        # The rows that leave are the change entries just staged: no second search for them.
+        # The rows that leave are the change entries just recorded: no second search for them.
         self._execute(
             f"UPDATE {name} SET status = 'tobedeleted', leaving_since = :now, modified_at = :now, "
-            "import_run_id = :run WHERE id IN (SELECT entity_id FROM pending_change "
-            "WHERE n > :last)",
+            f"import_run_id = :run WHERE id IN (SELECT entity_id FROM {recorder.table} "
+            f"WHERE {recorder.key} > :last)",
             now=self.now,
             run=self.report.run_id,
-            last=last or 0,
+            last=last,
         )
 
     def _apply_deletes(self) -> None:

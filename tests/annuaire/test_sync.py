@@ -487,9 +487,14 @@ def test_packed_ids_are_a_sorted_set_of_hub_ids() -> None:
 
 
 def test_the_persons_a_run_concerns_are_named_once(store: Store) -> None:
-    """A person with several change entries in one run is one subject of its flow entry."""
+    """A person with several change entries in one run is one subject of its flow entry; the
+    entries of earlier transactions are not this run's (on SQLite they are in the same table)."""
     person, other, role = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = dt.datetime.now(dt.UTC)
+    with store.engine.connect() as connection, connection.begin():
+        earlier = ChangeRecorder(connection, scope="s", run_id=None)
+        earlier.stage([("person", uuid.uuid4(), "create", "|0750009Z|")], now)
+        earlier.publish()
     with store.engine.connect() as connection, connection.begin() as transaction:
         recorder = ChangeRecorder(connection, scope="s", run_id=None)
         recorder.stage(
@@ -502,7 +507,10 @@ def test_the_persons_a_run_concerns_are_named_once(store: Store) -> None:
             now,
         )
         persons, uais, kinds = recorder.concerned()
+        recorder.publish()
+        published = [e.entity_id for e in changes_after(connection, 0, 100).entries]
         transaction.rollback()
+    assert published[1:] == [person, other, person, role]  # in the order they were recorded
     assert list(persons) == sorted([person, other], key=lambda i: i.bytes)
     assert uais == {"0750001A", "0750002B", "0750003C"}
     assert kinds == {"person", "role"}
