@@ -38,7 +38,9 @@ _EMBEDS: dict[str, dict[str, str]] = {
             "'structure_uai', s.uai, 'role', r.role, 'function_code', r.function_code, "
             "'function_label', r.function_label, 'discipline_code', r.discipline_code, "
             "'discipline_label', r.discipline_label, 'start_date', r.start_date, "
-            "'end_date', r.end_date, 'status', r.status) ORDER BY s.uai, r.role, r.id) "
+            "'end_date', r.end_date, 'level_code', r.level_code, "
+            "'subject_codes', r.subject_codes, 'status', r.status) "
+            "ORDER BY s.uai, r.role, r.id) "
             "FROM role r LEFT JOIN structure s ON s.id = r.structure_id "
             "WHERE r.person_id = {t}.id), '[]'::json)"
         ),
@@ -47,7 +49,8 @@ _EMBEDS: dict[str, dict[str, str]] = {
             "{uuid_r}, 'structure_uai', s.uai, 'role', r.role, 'function_code', "
             "r.function_code, 'function_label', r.function_label, 'discipline_code', "
             "r.discipline_code, 'discipline_label', r.discipline_label, 'start_date', "
-            "r.start_date, 'end_date', r.end_date, 'status', r.status) AS o "
+            "r.start_date, 'end_date', r.end_date, 'level_code', r.level_code, "
+            "'subject_codes', json(r.subject_codes), 'status', r.status) AS o "
             "FROM role r LEFT JOIN structure s ON s.id = r.structure_id "
             "WHERE r.person_id = {t}.id ORDER BY s.uai, r.role, r.id) x)"
         ),

@@ -30,6 +30,8 @@ _ROLE_SUMMARY = {
     "discipline_label": None,
     "start_date": None,
     "end_date": None,
+    "level_code": "10010012110",
+    "subject_codes": ["030201", "030602"],
     "status": "active",
 }
 
@@ -96,6 +98,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "discipline_label": "LETTRES MODERNES",
         "start_date": None,
         "end_date": None,
+        "level_code": None,
+        "subject_codes": [],
     },
     "SchoolClassPublic": {
         "id": _CLASS_ID,

@@ -145,6 +145,8 @@ PERSON_CATEGORIES = {
 ROLE_CATEGORIES = {
     "person_id": DataCategory.IDENTIFIERS,
     **_fields_of(DataCategory.PROFESSIONAL, *_ROLE_FIELDS, "start_date", "end_date"),
+    # A pupil's MEF or level, and their options.
+    **_fields_of(DataCategory.SCHOOLING, "level_code", "subject_codes"),
 }
 ENROLLMENT_CATEGORIES = {
     "person_id": DataCategory.IDENTIFIERS,

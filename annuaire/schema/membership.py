@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import uuid
 
+from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from ._columns import tracked_table_args
@@ -47,6 +48,20 @@ class RoleBase(SQLModel):
     discipline_label: str | None = Field(default=None, max_length=128)
     start_date: dt.date | None = None
     end_date: dt.date | None = None
+    level_code: str | None = Field(
+        default=None,
+        max_length=32,
+        description="A pupil's MEF (2D, `ENTEleveMEF`) or level (1D, `ENTEleveNiveau`): a "
+        "code of `/v1/levels`.",
+        schema_extra={"examples": ["10310019110"]},
+    )
+    subject_codes: list[str] = Field(
+        default_factory=list,
+        sa_type=JSON,
+        description="A pupil's options, the subjects they follow (`ENTEleveCodeEnseignements`), "
+        "in the source's order: codes of `/v1/subjects`. Empty for other roles.",
+        schema_extra={"examples": [["030201", "030602"]]},
+    )
 
 
 class Role(RoleBase, Tracked, table=True):
@@ -55,8 +70,8 @@ class Role(RoleBase, Tracked, table=True):
 
 
 class RolePublic(RoleBase, TrackedPublic):
-    """What a person is in a structure: pupil, teacher, staff, head, director (with the
-    function and discipline codes of the source)."""
+    """What a person is in a structure: pupil (with their MEF or level, and their options),
+    teacher, staff, head, director (with the function and discipline codes of the source)."""
 
 
 class RoleSummary(SQLModel):
@@ -71,6 +86,10 @@ class RoleSummary(SQLModel):
     discipline_label: str | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
+    level_code: str | None = Field(default=None, description="A pupil's MEF or 1D level.")
+    subject_codes: list[str] = Field(
+        default_factory=list, description="A pupil's options (subject codes)."
+    )
     status: str = Field(description="`active`, or `tobedeleted` once the role left its source.")
 
 

@@ -142,8 +142,11 @@ def _role(
     function: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None),
     start: dt.date | None = None,
     end: dt.date | None = None,
+    schooling: tuple[str | None, list[str]] = (None, []),
 ) -> NeutralRecord:
+    """A role; ``schooling``: a pupil's MEF or level code, and their options (subject codes)."""
     fcode, flabel, dcode, dlabel = function
+    level, subjects = schooling
     return NeutralRecord(
         _ROLE,
         f"{person.key}|{structure}|{role}|{fcode or ''}|{dcode or ''}",
@@ -155,6 +158,8 @@ def _role(
             "discipline_label": dlabel,
             "start_date": start,
             "end_date": end,
+            "level_code": level,
+            "subject_codes": subjects,
         },
         {"person_id": person, "structure_id": _structure_ref(structure)},
         structures=(uai,) if uai else (),
@@ -314,6 +319,14 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
         )
     )
 
+    # The pupil's MEF (2D) or level (1D) and options, on their role.
+    level_code = one(a, "ENTEleveMEF")
+    if "ENTEleveNiveau" in a:
+        level_code = _level(ctx, record, "ENTEleveNiveau", "1d_level", out)
+    if "ENTEleveCycle" in a:
+        _level(ctx, record, "ENTEleveCycle", "1d_cycle", out)
+    schooling = (level_code, list(a.get("ENTEleveCodeEnseignements", ())))
+
     uai_of = ctx.uais.get
     person = Ref(_PERSON, key)
     for structure in [attachment] if attachment else structure_keys:
@@ -339,14 +352,9 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
                     one(a, "ENTEleveDateSortieStructRattach"),
                     out,
                 ),
+                schooling=schooling,
             )
         )
-
-    level_code = one(a, "ENTEleveMEF")
-    if "ENTEleveNiveau" in a:
-        level_code = _level(ctx, record, "ENTEleveNiveau", "1d_level", out)
-    if "ENTEleveCycle" in a:
-        _level(ctx, record, "ENTEleveCycle", "1d_cycle", out)
 
     starts = (
         _class_dates(ctx, record, "ENTEleveDateEntreeClasses", out)

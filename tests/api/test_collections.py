@@ -74,6 +74,28 @@ def test_person_embeds_roles_and_external_ids(api: Api) -> None:
         assert any(r["role"] == "pupil" and r["structure_uai"] for r in pupil["roles"])
         assert {"type", "value"} <= set(pupil["external_ids"][0])
         assert "aaf:ENTPersonJointure" in {e["type"] for e in pupil["external_ids"]}
+    # A pupil's role says their MEF and their options, as the roles collection does.
+    stored = {
+        (str(role.person_id), role.level_code, tuple(role.subject_codes))
+        for role in walk_rows(api, Role, Role.role == "pupil")
+    }
+    embedded = {
+        (pupil["id"], r["level_code"], tuple(r["subject_codes"]))
+        for pupil in pupils
+        for r in pupil["roles"]
+        if r["role"] == "pupil"
+    }
+    served = {
+        (r["person_id"], r["level_code"], tuple(r["subject_codes"]))
+        for r in walk(api, "/v1/roles", role="pupil", limit=1000)
+    }
+    assert embedded == stored == served
+    assert all(level for _, level, _ in stored) and any(codes for _, _, codes in stored)
+
+
+def walk_rows(api: Api, model: Any, *where: Any) -> list[Any]:
+    with api.engine.connect() as connection:
+        return list(connection.execute(select(model).where(*where)))
 
 
 def test_filters_narrow_to_what_they_name(api: Api) -> None:

@@ -969,7 +969,13 @@ def test_first_and_second_degree(store: Store, tmp_path: Path) -> None:
     structures = structure_keys(store)
     levels = {lv.code for lv in rows(store.engine, LEVEL, scope) if lv.kind == "1d_level"}
     assert all(s.degree == "1d" for s in rows(store.engine, STRUCTURE, scope))
+    pupil_roles = [r for r in rows(store.engine, ROLE, scope) if r.role == "pupil"]
     for pupil in grouped["Eleve"]:
+        # The pupil's role carries their level (the code of ENTEleveNiveau's code$label).
+        held = [r for r in pupil_roles if r.person_id == persons[pupil.id].id]
+        assert held and {r.level_code for r in held} == {
+            pupil.first("ENTEleveNiveau").split("$")[0]  # type: ignore[union-attr]
+        }, pupil.id
         expected = set()
         for value in pupil.attrs["ENTPersonClasses"]:
             structure, _type, _label, number, _name = value.split("$")
@@ -1115,6 +1121,20 @@ def test_every_generated_record_is_in_the_store(store: Store, academie_300: Path
 
     subjects = {s.code for s in rows(engine, SUBJECT, scope)}
     assert subjects == {r.id for r in grouped["MatEducNat"]}
+    # A pupil's role carries their MEF and their options (in the source's order).
+    pupil_roles: dict[str, list[Any]] = {}
+    for role in rows(engine, ROLE, scope):
+        if role.role == "pupil":
+            pupil_roles.setdefault(by_hub[role.person_id].source_key, []).append(role)
+    for pupil in grouped["Eleve"]:
+        schooling = (pupil.first("ENTEleveMEF"), pupil.attrs.get("ENTEleveCodeEnseignements", []))
+        held = pupil_roles[pupil.id]
+        assert held and all((r.level_code, r.subject_codes) == schooling for r in held), pupil.id
+    options = {code for held in pupil_roles.values() for r in held for code in r.subject_codes}
+    assert options and options <= subjects
+    assert {r.level_code for held in pupil_roles.values() for r in held} <= {
+        r.id for r in grouped["MefEducNat"]
+    }
     mefs = {lv.code for lv in rows(engine, LEVEL, scope) if lv.kind == "mef"}
     assert mefs == {r.id for r in grouped["MefEducNat"]}
     taught = {e[4] for v in enrollments.values() for e in v if e[4]}
