@@ -14,6 +14,7 @@ __all__ = [
     "CATEGORY_BY_VALUE",
     "EXPECTED_CATEGORIES",
     "REQUEST_OPS",
+    "UNMAPPED",
 ]
 
 #: File-name tokens of the six categories, in dependency order (AAF.md §11 item 10).
@@ -207,3 +208,66 @@ _KNOWN: tuple[str, ...] = (
 
 #: Attribute name as written -> canonical name; a name missing here is unknown.
 CANONICAL: dict[str, str] = {name: name for name in _KNOWN} | _ALIASES
+
+#: Known attributes that no mapping reads (README.md, "Known but not mapped"): the parser reads
+#: past their values. A pupil's option labels and schooling labels are a quarter of an Eleve
+#: file's values, which would otherwise cross the parsing worker's pipe only to be dropped.
+#: A test fails when a mapping names one of them.
+UNMAPPED: frozenset[str] = frozenset(
+    (
+        # EtabEducNat
+        "ENTEtablissementCodeMinistereTutelle",
+        "postOfficeBox",
+        "facsimileTelephoneNumber",
+        "ENTEtablissementStructRattachAdmin",
+        "ENTEtablissementBassin",
+        "ENTEcoleCirconscription",
+        "ENTEcoleCommune",
+        "ENTEcoleRPI",
+        # persons
+        "ENTPersonAdresseDiffusion",
+        # Eleve
+        "ENTEleveStructureRattachIdMEN",
+        "ENTEleveParents",
+        "ENTElevePersRelEleve1",
+        "ENTElevePersRelEleve2",
+        "ENTEleveQualitePersRelEleve1",
+        "ENTEleveQualitePersRelEleve2",
+        "ENTEleveBoursier",
+        "ENTEleveTransport",
+        "ENTEleveRegime",
+        "ENTEleveStatutEleve",
+        "ENTEleveLibelleMEF",
+        "ENTEleveNivFormation",
+        "ENTEleveFiliere",
+        "ENTEleveEnseignements",
+        "ENTEleveEnseignementsEtablissementsAccueil",
+        "ENTEleveMajeur",
+        "ENTEleveMajeurAnticipe",
+        "ENTEleveDelegClasse",
+        "ENTEleveTypeClasse",
+        "ENTEleveRestaurantScolaire",
+        "ENTEleveGarderieMatin",
+        "ENTEleveGarderieSoir",
+        "ENTEleveEtudesSurveillees",
+        # PersEducNat
+        "ENTAuxEnsCategoDiscipline",
+        "ENTAuxEnsDisciplinesPoste",
+        "ENTAuxEnsMEF",
+        "ENTAuxEnsMatiereEnseignEtab",
+        "ENTEnsSpecialites",
+        "ENTPersonSTSId",
+        "ENTPersonStructRattachDate",
+        "ENTAuxEnsCategoDisciplineDate",
+        "ENTAuxEnsMEFDate",
+        "ENTAuxEnsClassesMatieresDate",
+        "ENTAuxEnsGroupesMatieresDate",
+        "ENTAuxEnsClassesPrincipalDate",
+        "ENTPersonFonctionsDate",
+        "ENTPersonCategorieEnseignantDate",
+        "ENTEnsFonctionDirDate",
+        # MefEducNat
+        "ENTNivFormation",
+        "ENTFiliere",
+    )
+)

@@ -36,7 +36,7 @@ from lxml import etree
 from annuaire.errors import BadInput
 from annuaire.schema import Provenance, RecordOp, SourceWarning
 
-from ._names import CANONICAL, CATEGORY_BY_VALUE, REQUEST_OPS
+from ._names import CANONICAL, CATEGORY_BY_VALUE, REQUEST_OPS, UNMAPPED
 
 __all__ = ["RawFile", "RawRecord", "parse_header_comment"]
 
@@ -80,7 +80,8 @@ _HEADER_ITEM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 
 @dataclass(slots=True)
 class RawRecord:
-    """One request of an AAF file, values as sent (canonical attribute names)."""
+    """One request of an AAF file, values as sent (canonical attribute names), but for the known
+    attributes that no mapping reads (``_names.UNMAPPED``)."""
 
     op: RecordOp
     category: str
@@ -312,6 +313,7 @@ class RawFile:
         unknown: list[str] | None = None
         current: list[str] = operational
         canonical_of = CANONICAL.get
+        unmapped = UNMAPPED
         for node in element.iter("attr", "modification", "value"):
             name = node.get("name")
             if name is None:
@@ -331,6 +333,9 @@ class RawFile:
                 if unknown is None:
                     unknown = []
                 unknown.append(name)
+            elif canonical in unmapped:
+                current = []  # its values are read into a list that is dropped
+                continue
             known = attrs.get(canonical)
             if known is None:
                 known = attrs[canonical] = []

@@ -369,3 +369,37 @@ def test_hostile_files_of_a_delivery_fail_the_export(tmp_path: Path, data: bytes
         list(AafReader(export).stream())
     assert caught.value.file == str(path)
     assert "root:" not in str(caught.value)  # nothing of /etc/passwd leaks into the message
+
+
+def test_known_attributes_that_no_mapping_reads_are_skipped() -> None:
+    text = document(
+        [
+            pupil(
+                "1",
+                ("ENTEleveEnseignements", "ANGLAIS LV1"),
+                ("ENTEleveCodeEnseignements", "030201"),
+            )
+        ]
+    )
+    records, warnings = read_raw(text.encode())
+    assert "ENTEleveEnseignements" not in records[0].attrs  # the labels: skipped
+    assert records[0].attrs["ENTEleveCodeEnseignements"] == ["030201"]  # the codes: mapped
+    assert warnings == []  # known, so not reported as unknown
+
+
+def test_no_mapping_reads_an_attribute_the_parser_skips() -> None:
+    """``UNMAPPED`` must name only known attributes that no module of the connector reads: a
+    mapping that starts to read one must take it out of the set."""
+    from pathlib import Path
+
+    import connectors.aaf
+    from connectors.aaf._names import CANONICAL, UNMAPPED
+
+    assert UNMAPPED.issubset(CANONICAL.values())
+    folder = Path(connectors.aaf.__file__).parent
+    for module in folder.glob("*.py"):
+        if module.name == "_names.py":
+            continue
+        source = module.read_text(encoding="utf-8")
+        named = {name for name in UNMAPPED if f'"{name}"' in source or f"'{name}'" in source}
+        assert named == set(), f"{module.name} reads {sorted(named)}, which the parser skips"
