@@ -436,47 +436,15 @@ class Applier:
             owner_key = f"{owner_kind}:{owner.key}"
             is_owner = 1 if owner_kind == kind and owner.key == key else 0
         if provenance is None:
-            file = record_id = line = None
+            where: tuple[Any, ...] = (None, None, None)
         else:
-            file, record_id, line = provenance.file[-255:], provenance.record_id, provenance.line
+            where = (provenance.file[-255:], provenance.record_id, provenance.line)
         fresh = kind in self.fresh
         if record.op == "delete":
             # A delete names the owner that leaves, with everything it carries.
-            if fresh:
-                identity = self.ids.hex(kind, key)
-                return (
-                    n,
-                    kind,
-                    "delete",
-                    key,
-                    identity,
-                    self_key,
-                    "delete",
-                    1,
-                    None,
-                    "",
-                    file,
-                    record_id,
-                    line,
-                    None,
-                    None,
-                )
-            return (
-                n,
-                kind,
-                None,
-                key,
-                self_key,
-                "delete",
-                1,
-                None,
-                "",
-                file,
-                record_id,
-                line,
-                None,
-                None,
-            )
+            head = (n, kind, "delete" if fresh else None, key)
+            tail = (self_key, "delete", 1, None, "", *where, None, None)
+            return (*head, self.ids.hex(kind, key), *tail) if fresh else (*head, *tail)
         # Blank first: its key order is the table's, so the JSON needs no sorting to be stable.
         values = _BLANKS_BY_VALUE[kind].copy()
         values.update(record.data)
@@ -509,42 +477,12 @@ class Applier:
         digest = hashlib.blake2b(
             b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
+        head = (n, kind, "create" if fresh else None, key)
+        tail = (owner_key, record.op, is_owner, digest, structures, *where)
         if fresh:
-            identity = self.ids.hex(kind, key)
-            return (
-                n,
-                kind,
-                "create",
-                key,
-                identity,
-                owner_key,
-                record.op,
-                is_owner,
-                digest,
-                structures,
-                file,
-                record_id,
-                line,
-                ext.decode(),
-                payload.decode(),
-            )
+            return (*head, self.ids.hex(kind, key), *tail, ext.decode(), payload.decode())
         # Compared first: no hub id yet, and the documents stay bytes (see ``_add_details``).
-        return (
-            n,
-            kind,
-            None,
-            key,
-            owner_key,
-            record.op,
-            is_owner,
-            digest,
-            structures,
-            file,
-            record_id,
-            line,
-            ext,
-            payload,
-        )
+        return (*head, *tail, ext, payload)
 
     # -- applying ----------------------------------------------------------------------------
 

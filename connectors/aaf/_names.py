@@ -213,61 +213,24 @@ CANONICAL: dict[str, str] = {name: name for name in _KNOWN} | _ALIASES
 #: past their values. A pupil's option labels and schooling labels are a quarter of an Eleve
 #: file's values, which would otherwise cross the parsing worker's pipe only to be dropped.
 #: A test fails when a mapping names one of them.
-UNMAPPED: frozenset[str] = frozenset(
-    (
-        # EtabEducNat
-        "ENTEtablissementCodeMinistereTutelle",
-        "postOfficeBox",
-        "facsimileTelephoneNumber",
-        "ENTEtablissementStructRattachAdmin",
-        "ENTEtablissementBassin",
-        "ENTEcoleCirconscription",
-        "ENTEcoleCommune",
-        "ENTEcoleRPI",
-        # persons
-        "ENTPersonAdresseDiffusion",
-        # Eleve
-        "ENTEleveStructureRattachIdMEN",
-        "ENTEleveParents",
-        "ENTElevePersRelEleve1",
-        "ENTElevePersRelEleve2",
-        "ENTEleveQualitePersRelEleve1",
-        "ENTEleveQualitePersRelEleve2",
-        "ENTEleveBoursier",
-        "ENTEleveTransport",
-        "ENTEleveRegime",
-        "ENTEleveStatutEleve",
-        "ENTEleveLibelleMEF",
-        "ENTEleveNivFormation",
-        "ENTEleveFiliere",
-        "ENTEleveEnseignements",
-        "ENTEleveEnseignementsEtablissementsAccueil",
-        "ENTEleveMajeur",
-        "ENTEleveMajeurAnticipe",
-        "ENTEleveDelegClasse",
-        "ENTEleveTypeClasse",
-        "ENTEleveRestaurantScolaire",
-        "ENTEleveGarderieMatin",
-        "ENTEleveGarderieSoir",
-        "ENTEleveEtudesSurveillees",
-        # PersEducNat
-        "ENTAuxEnsCategoDiscipline",
-        "ENTAuxEnsDisciplinesPoste",
-        "ENTAuxEnsMEF",
-        "ENTAuxEnsMatiereEnseignEtab",
-        "ENTEnsSpecialites",
-        "ENTPersonSTSId",
-        "ENTPersonStructRattachDate",
-        "ENTAuxEnsCategoDisciplineDate",
-        "ENTAuxEnsMEFDate",
-        "ENTAuxEnsClassesMatieresDate",
-        "ENTAuxEnsGroupesMatieresDate",
-        "ENTAuxEnsClassesPrincipalDate",
-        "ENTPersonFonctionsDate",
-        "ENTPersonCategorieEnseignantDate",
-        "ENTEnsFonctionDirDate",
-        # MefEducNat
-        "ENTNivFormation",
-        "ENTFiliere",
-    )
-)
+# One line per category: EtabEducNat, persons, Eleve, PersEducNat, MefEducNat.
+_UNMAPPED_NAMES = """
+    ENTEtablissementCodeMinistereTutelle postOfficeBox facsimileTelephoneNumber
+        ENTEtablissementStructRattachAdmin ENTEtablissementBassin ENTEcoleCirconscription
+        ENTEcoleCommune ENTEcoleRPI
+    ENTPersonAdresseDiffusion
+    ENTEleveStructureRattachIdMEN ENTEleveParents ENTElevePersRelEleve1 ENTElevePersRelEleve2
+        ENTEleveQualitePersRelEleve1 ENTEleveQualitePersRelEleve2 ENTEleveBoursier
+        ENTEleveTransport ENTEleveRegime ENTEleveStatutEleve ENTEleveLibelleMEF
+        ENTEleveNivFormation ENTEleveFiliere ENTEleveEnseignements
+        ENTEleveEnseignementsEtablissementsAccueil ENTEleveMajeur ENTEleveMajeurAnticipe
+        ENTEleveDelegClasse ENTEleveTypeClasse ENTEleveRestaurantScolaire ENTEleveGarderieMatin
+        ENTEleveGarderieSoir ENTEleveEtudesSurveillees
+    ENTAuxEnsCategoDiscipline ENTAuxEnsDisciplinesPoste ENTAuxEnsMEF
+        ENTAuxEnsMatiereEnseignEtab ENTEnsSpecialites ENTPersonSTSId ENTPersonStructRattachDate
+        ENTAuxEnsCategoDisciplineDate ENTAuxEnsMEFDate ENTAuxEnsClassesMatieresDate
+        ENTAuxEnsGroupesMatieresDate ENTAuxEnsClassesPrincipalDate ENTPersonFonctionsDate
+        ENTPersonCategorieEnseignantDate ENTEnsFonctionDirDate
+    ENTNivFormation ENTFiliere
+"""
+UNMAPPED: frozenset[str] = frozenset(_UNMAPPED_NAMES.split())
