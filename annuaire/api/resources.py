@@ -81,8 +81,11 @@ class Resource:
     #: Sort key, ascending unless ``descending``; the last column must be unique.
     order: tuple[str, ...] = ("id",)
     descending: bool = False
-    #: The data category of every field that carries personal data (none: not personal data).
-    categories: Mapping[str, DataCategory] = field(default_factory=dict, hash=False)
+    #: The data category (or categories) of every field that carries personal data (none: not
+    #: personal data).
+    categories: Mapping[str, DataCategory | frozenset[DataCategory]] = field(
+        default_factory=dict, hash=False
+    )
     #: Columns holding the hub ids of the persons an object concerns.
     subjects: tuple[str, ...] = ()
 
@@ -92,7 +95,14 @@ class Resource:
 
     def categories_of(self, fields: Sequence[str]) -> set[DataCategory]:
         """The data categories an object narrowed to ``fields`` carries."""
-        return {self.categories[f] for f in fields if f in self.categories}
+        found: set[DataCategory] = set()
+        for name in fields:
+            category = self.categories.get(name)
+            if isinstance(category, DataCategory):
+                found.add(category)
+            elif category is not None:
+                found.update(category)
+        return found
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -127,7 +137,7 @@ def _fields_of(categories: DataCategory, *names: str) -> dict[str, DataCategory]
 
 
 _ROLE_FIELDS = ("role", "function_code", "function_label", "discipline_code", "discipline_label")
-PERSON_CATEGORIES = {
+PERSON_CATEGORIES: dict[str, DataCategory | frozenset[DataCategory]] = {
     **_fields_of(DataCategory.IDENTIFIERS, "id", "external_ids"),
     **_fields_of(
         DataCategory.IDENTITY_NAME,
@@ -140,7 +150,8 @@ PERSON_CATEGORIES = {
     "birth_date": DataCategory.IDENTITY_BIRTH_DATE,
     # The demographics scope's fields: the birth date and the contact details.
     **_fields_of(DataCategory.CONTACT, *sorted(DEMOGRAPHICS - {"birth_date"})),
-    "roles": DataCategory.PROFESSIONAL,
+    # What a person is where: staff functions, and a pupil's MEF or level and options.
+    "roles": frozenset((DataCategory.PROFESSIONAL, DataCategory.SCHOOLING)),
 }
 ROLE_CATEGORIES = {
     "person_id": DataCategory.IDENTIFIERS,

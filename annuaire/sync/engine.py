@@ -171,7 +171,8 @@ _KIND_CATEGORIES = {
         DataCategory.IDENTITY_BIRTH_DATE,
         DataCategory.CONTACT,
     ),
-    EntityKind.ROLE.value: (DataCategory.PROFESSIONAL,),
+    # Staff functions; a pupil's MEF or level and options.
+    EntityKind.ROLE.value: (DataCategory.PROFESSIONAL, DataCategory.SCHOOLING),
     EntityKind.ENROLLMENT.value: (DataCategory.SCHOOLING,),
     EntityKind.CLASS.value: (DataCategory.SCHOOLING,),
     EntityKind.GROUP.value: (DataCategory.SCHOOLING,),

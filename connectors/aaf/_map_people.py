@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -142,7 +143,7 @@ def _role(
     function: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None),
     start: dt.date | None = None,
     end: dt.date | None = None,
-    schooling: tuple[str | None, list[str]] = (None, []),
+    schooling: tuple[str | None, Sequence[str]] = (None, ()),
 ) -> NeutralRecord:
     """A role; ``schooling``: a pupil's MEF or level code, and their options (subject codes)."""
     fcode, flabel, dcode, dlabel = function
@@ -159,7 +160,7 @@ def _role(
             "start_date": start,
             "end_date": end,
             "level_code": level,
-            "subject_codes": subjects,
+            "subject_codes": list(subjects),
         },
         {"person_id": person, "structure_id": _structure_ref(structure)},
         structures=(uai,) if uai else (),
@@ -325,7 +326,7 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
         level_code = _level(ctx, record, "ENTEleveNiveau", "1d_level", out)
     if "ENTEleveCycle" in a:
         _level(ctx, record, "ENTEleveCycle", "1d_cycle", out)
-    schooling = (level_code, list(a.get("ENTEleveCodeEnseignements", ())))
+    schooling = (level_code, a.get("ENTEleveCodeEnseignements", ()))
 
     uai_of = ctx.uais.get
     person = Ref(_PERSON, key)

@@ -171,6 +171,16 @@ def test_narrowed_fields_log_only_their_categories(api: Api) -> None:
     assert entry["categories"] == ["identifiers", "identity.name"]
 
 
+def test_a_person_s_roles_are_logged_as_professional_and_schooling_data(api: Api) -> None:
+    """Roles say a staff member's functions and a pupil's MEF and options."""
+    before = _last_seq(api)
+    api.client.get("/v1/persons", params={"limit": 3, "fields": "id,roles"})
+    api.client.get("/v1/roles", params={"limit": 3, "fields": "id,subject_codes"})
+    persons, roles = _entries_after(api, before)
+    assert persons["categories"] == ["identifiers", "professional", "schooling"]
+    assert roles["categories"] == ["schooling"]
+
+
 def test_an_empty_answer_or_a_304_writes_nothing(api: Api) -> None:
     person = _an_id(api.client, "/v1/persons")
     etag = api.client.get(f"/v1/persons/{person}").headers["etag"]
