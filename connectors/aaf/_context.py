@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -123,6 +123,17 @@ class Context:
             EntityKind.GROUP: {},
         }
         self.levels: set[str] = set()
+        #: The codes of this export's nomenclatures (file category -> codes), which persons
+        #: name: a pupil's options and MEF, a teacher's subjects. They are checked only in a
+        #: complete complet that has the nomenclature's file (a delta, or an incomplete
+        #: complet, shows part of it; the store may hold the rest).
+        self.codes: dict[str, set[str]] = {"MatiereEducNat": set(), "MefEducNat": set()}
+        self.checked_codes = (
+            set()
+            if self.partial_view
+            else {f.category for f in export.files if f.category in self.codes}
+        )
+        self._reported_codes: set[tuple[str, str]] = set()
         # Guardianships seen from the pupil side, waiting for their guardian's record. Kept as
         # one compact string each (see _encode): this buffer is the reader's only state that
         # grows with the number of pupils, so it must stay small.
@@ -182,6 +193,26 @@ class Context:
                 self.provenance(record),
             )
         return None
+
+    def check_codes(
+        self, category: str, codes: Iterable[str], record: RawRecord, out: Output
+    ) -> None:
+        """Report the ``codes`` that ``category``, this export's nomenclature, does not hold,
+        once per export each (see ``codes``); the records keep them as given."""
+        if category not in self.checked_codes:
+            return
+        known = self.codes[category]
+        for code in codes:
+            if code in known or (category, code) in self._reported_codes:
+                continue
+            self._reported_codes.add((category, code))
+            self.warn(
+                out,
+                "dangling-reference",
+                f"code {code!r} (first named by {record.category} record {record.id}) is not"
+                f" in this export's {category}; kept as given",
+                self.provenance(record),
+            )
 
     def uais_of(self, structures: list[str], record: RawRecord, out: Output) -> tuple[str, ...]:
         found: dict[str, None] = {}

@@ -322,11 +322,15 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
 
     # The pupil's MEF (2D) or level (1D) and options, on their role.
     level_code = one(a, "ENTEleveMEF")
+    if level_code:
+        ctx.check_codes("MefEducNat", (level_code,), record, out)
     if "ENTEleveNiveau" in a:
         level_code = _level(ctx, record, "ENTEleveNiveau", "1d_level", out)
     if "ENTEleveCycle" in a:
         _level(ctx, record, "ENTEleveCycle", "1d_cycle", out)
-    schooling = (level_code, a.get("ENTEleveCodeEnseignements", ()))
+    options = a.get("ENTEleveCodeEnseignements", ())
+    ctx.check_codes("MatiereEducNat", options, record, out)
+    schooling = (level_code, options)
 
     uai_of = ctx.uais.get
     person = Ref(_PERSON, key)
@@ -619,6 +623,7 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
                     BadValue(value, "structJointure$code$subjectCode", attribute),
                     "value skipped",
                 )
+    ctx.check_codes("MatiereEducNat", [t[4] for t in teaching if t[4]], record, out)
     for attribute, kind, superseded_by in (
         ("ENTAuxEnsClasses", _CLASS, "ENTAuxEnsClassesMatieres"),
         ("ENTAuxEnsGroupes", _GROUP, "ENTAuxEnsGroupesMatieres"),

@@ -173,6 +173,7 @@ def map_subject(ctx: Context, record: RawRecord, out: Output) -> None:
         _delete(EntityKind.SUBJECT, record.id, ctx, record, out)
         return
     a = record.attrs
+    ctx.codes["MatiereEducNat"].add(record.id)
     out.append(
         NeutralRecord(
             EntityKind.SUBJECT,
@@ -194,6 +195,7 @@ def map_mef(ctx: Context, record: RawRecord, out: Output) -> None:
         _delete(EntityKind.LEVEL, key, ctx, record, out)
         return
     a = record.attrs
+    ctx.codes["MefEducNat"].add(record.id)
     out.append(
         NeutralRecord(
             EntityKind.LEVEL,

@@ -640,3 +640,63 @@ def test_unknown_attributes_are_counted_by_the_reader(tmp_path: Path) -> None:
     assert read.reader.stats.warnings == {"unknown-attribute": 1}
     assert read.reader.stats.requests == {("PersRelEleve", "add"): 2}
     assert len(read.records) == 2
+
+
+def _nomenclature_codes_export(folder: Path, mode: str) -> AafExport:
+    """A 2D export whose persons name subject and MEF codes, some absent from its nomenclatures."""
+    stamp = f"ENT_{mode}_20240916"
+    files = {
+        "EtabEducNat": [
+            request(
+                "EtabEducNat",
+                "4931",
+                [("ENTStructureJointure", "4931"), ("ENTStructureUAI", "0940072T")],
+            )
+        ],
+        "MatiereEducNat": [request("MatEducNat", "030201", [("ENTLibelleMatiere", "ANGLAIS")])],
+        "MefEducNat": [request("MefEducNat", "10310019110", [("ENTLibelleMef", "3EME")])],
+        "Eleve": [
+            request(
+                "Eleve",
+                ident,
+                [
+                    ("ENTPersonJointure", ident),
+                    ("ENTPersonStructRattach", "4931"),
+                    ("ENTEleveMEF", mef),
+                    ("ENTEleveCodeEnseignements", ["030201", "999999"]),
+                ],
+            )
+            for ident, mef in (("1", "10310019199"), ("2", "10310019110"))
+        ],
+        "PersRelEleve": [request("PersRelEleve", "8", [("ENTPersonJointure", "8")])],
+        "PersEducNat": [
+            request(
+                "PersEducNat",
+                "5",
+                [
+                    ("ENTPersonJointure", "5"),
+                    ("ENTPersonStructRattach", "4931"),
+                    ("ENTAuxEnsClassesMatieres", ["4931$3A$030201", "4931$3B$888888"]),
+                ],
+            )
+        ],
+    }
+    for category, requests in files.items():
+        write(folder / f"{stamp}_{category}_0000.xml", document(requests))
+    (export,) = plan([folder])
+    return export
+
+
+def test_codes_absent_from_the_nomenclatures_are_reported_once_and_kept(tmp_path: Path) -> None:
+    read = Read(_nomenclature_codes_export(tmp_path, "Complet"))
+    messages = [w.message for w in read.warnings if w.code == "dangling-reference"]
+    assert len(messages) == 3, messages  # 999999 once for two pupils, the MEF, the taught code
+    assert any("'999999' (first named by Eleve record 1)" in m for m in messages)
+    assert any("'10310019199'" in m and "MefEducNat" in m for m in messages)
+    assert any("'888888' (first named by PersEducNat record 5)" in m for m in messages)
+    (role,) = read.owned("1", EntityKind.ROLE)
+    assert role.data["level_code"] == "10310019199"
+    assert role.data["subject_codes"] == ["030201", "999999"]
+    # A delta shows part of the nomenclatures (the store holds the rest): nothing to report.
+    delta = Read(_nomenclature_codes_export(tmp_path / "delta", "Delta"))
+    assert not [w for w in delta.warnings if w.code == "dangling-reference"]
