@@ -52,6 +52,7 @@ from annuaire.schema import (
     SchoolClass,
     Structure,
 )
+from annuaire.store.engine import placeholder
 
 from .principal import Principal, PrincipalKind, StaffRole, Unauthenticated
 
@@ -129,7 +130,7 @@ class AccessRules:
     def _resolve_client(self, connection: Connection, principal: Principal) -> Principal:
         # On every request (revocation applies at once), so through the driver directly: the
         # statement never changes, and SQLAlchemy's statement machinery would triple its cost.
-        marker = "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        marker = placeholder(connection)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .changes import ChangePage, ChangeRecorder, changes_after, structures_text
-from .engine import make_engine, write_transaction
+from .engine import make_engine, placeholder, write_transaction
 
 __all__ = [
     "ChangePage",
     "ChangeRecorder",
     "changes_after",
     "make_engine",
+    "placeholder",
     "structures_text",
     "write_transaction",
 ]

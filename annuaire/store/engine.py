@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from annuaire.settings import Settings
 
-__all__ = ["make_engine", "write_transaction"]
+__all__ = ["make_engine", "placeholder", "write_transaction"]
 
 
 def make_engine(settings: Settings, *, serving: bool = False, **kwargs: Any) -> Engine:
@@ -98,3 +98,9 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             connection = connection.execution_options(sqlite_immediate=True)
         with connection.begin():
             yield connection
+
+
+def placeholder(connection: Connection) -> str:
+    """The driver's positional parameter marker, for SQL sent to it directly (``?`` for
+    sqlite3, ``%s`` for psycopg)."""
+    return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"

@@ -69,6 +69,7 @@ from annuaire.schema import (
 from annuaire.settings import Settings
 from annuaire.store.bulk import insert_tuples
 from annuaire.store.changes import ChangeRecorder, structures_text
+from annuaire.store.engine import placeholder
 
 from ._ids import ScopeIds
 from ._report import RunReport
@@ -178,13 +179,10 @@ class _Dialect:
             cast = "double precision"
         return f"(c.payload ->> '{name}')::{cast}"
 
-    def document(self, parameter: str) -> str:
-        """A bound JSON document (text) as the stage's column type takes it."""
-        return f"CAST({parameter} AS JSONB)" if self.postgres else parameter
-
-    def hub_id(self, parameter: str) -> str:
-        """A bound hub id (32 hex digits) as the stage's column type takes it."""
-        return f"CAST({parameter} AS UUID)" if self.postgres else parameter
+    def bound(self, parameter: str, postgres_type: str) -> str:
+        """A bound text parameter as a stage column of ``postgres_type`` takes it (SQLite's
+        columns take the text as it is)."""
+        return f"CAST({parameter} AS {postgres_type})" if self.postgres else parameter
 
     def scanned(self, table: str, alias: str = "t") -> str:
         """``table`` as ``alias``, read in its own order (SQLite would otherwise walk an index
@@ -391,11 +389,11 @@ class Applier:
                 )
             )
         # Positional parameters, straight to the driver: a delta completes most of its rows.
-        mark = "%s" if self.connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        mark, bound = placeholder(self.connection), self.sql.bound
         self.connection.exec_driver_sql(
-            f"UPDATE sync_stage SET id = {self.sql.hub_id(mark)}, file = {mark}, "
-            f"record = {mark}, line = {mark}, ext = {self.sql.document(mark)}, "
-            f"payload = {self.sql.document(mark)} WHERE n = {mark}",
+            f"UPDATE sync_stage SET id = {bound(mark, 'UUID')}, file = {mark}, "
+            f"record = {mark}, line = {mark}, ext = {bound(mark, 'JSONB')}, "
+            f"payload = {bound(mark, 'JSONB')} WHERE n = {mark}",
             details,
         )
 
