@@ -184,6 +184,16 @@ class _Dialect:
         columns take the text as it is)."""
         return f"CAST({parameter} AS {postgres_type})" if self.postgres else parameter
 
+    def leaving(self, table: str, log: str, key: str) -> str:
+        """The condition on ``table`` of the rows whose change entries follow ``:last`` in
+        ``log``. SQLite: found by id, then updated in rowid order, where the ids (random) would
+        visit the table's pages and its time index at random: 15 % less time for the rows of
+        a nightly delta that leave (bench/aaf_import.py)."""
+        entries = f"SELECT entity_id FROM {log} WHERE {key} > :last"
+        if self.postgres:
+            return f"id IN ({entries})"
+        return f"rowid IN (SELECT rowid FROM {table} WHERE id IN ({entries}))"
+
     def scanned(self, table: str, alias: str = "t") -> str:
         """``table`` as ``alias``, read in its own order (SQLite would otherwise walk an index
         on a column of the condition and fetch every row at random)."""
@@ -793,8 +803,7 @@ class Applier:
         # The rows that leave are the change entries just recorded: no second search for them.
         self._execute(
             f"UPDATE {name} SET status = 'tobedeleted', leaving_since = :now, modified_at = :now, "
-            f"import_run_id = :run WHERE id IN (SELECT entity_id FROM {recorder.table} "
-            f"WHERE {recorder.key} > :last)",
+            f"import_run_id = :run WHERE {self.sql.leaving(name, recorder.table, recorder.key)}",
             now=self.now,
             run=self.report.run_id,
             last=last,
