@@ -123,17 +123,16 @@ class Context:
             EntityKind.GROUP: {},
         }
         self.levels: set[str] = set()
-        #: The codes of this export's nomenclatures (file category -> codes), which persons
-        #: name: a pupil's options and MEF, a teacher's subjects. They are checked only in a
-        #: complete complet that has the nomenclature's file (a delta, or an incomplete
-        #: complet, shows part of it; the store may hold the rest).
+        #: The codes of this export's nomenclatures (file category -> codes), which records
+        #: name: a pupil's options and MEF, a teacher's subjects, a class's MEFs. A
+        #: nomenclature's file is a full list in a delta too (AAF.md §8.1): the codes are
+        #: checked whenever the export has that file with no chunk missing.
         self.codes: dict[str, set[str]] = {"MatiereEducNat": set(), "MefEducNat": set()}
-        self.checked_codes = (
-            set()
-            if self.partial_view
-            else {f.category for f in export.files if f.category in self.codes}
-        )
+        self.checked_codes = {c for c in export.whole_categories if c in self.codes}
         self._reported_codes: set[tuple[str, str]] = set()
+        #: Codes named before their nomenclature is read (a class's MEFs: EtabEducNat comes
+        #: first), with the first record naming each; checked once the export is read.
+        self._deferred_codes: dict[tuple[str, str], tuple[str, Provenance]] = {}
         # Guardianships seen from the pupil side, waiting for their guardian's record. Kept as
         # one compact string each (see _encode): this buffer is the reader's only state that
         # grows with the number of pupils, so it must stay small.
@@ -203,16 +202,51 @@ class Context:
             return
         known = self.codes[category]
         for code in codes:
-            if code in known or (category, code) in self._reported_codes:
-                continue
-            self._reported_codes.add((category, code))
-            self.warn(
-                out,
-                "dangling-reference",
-                f"code {code!r} (first named by {record.category} record {record.id}) is not"
-                f" in this export's {category}; kept as given",
-                self.provenance(record),
-            )
+            if code not in known:
+                # Named first by a record read before the nomenclature (a class), maybe.
+                named_by, provenance = self._deferred_codes.get(
+                    (category, code), (self._named_by(record), self.provenance(record))
+                )
+                self._report_code(category, code, named_by, provenance, out)
+
+    def defer_codes(self, category: str, codes: Iterable[str], record: RawRecord) -> None:
+        """:meth:`check_codes` for codes named before ``category`` is read: see
+        :meth:`deferred_code_warnings`."""
+        if category not in self.checked_codes:
+            return
+        for code in codes:
+            if (category, code) not in self._deferred_codes:
+                self._deferred_codes[(category, code)] = (
+                    self._named_by(record),
+                    self.provenance(record),
+                )
+
+    def deferred_code_warnings(self) -> Output:
+        """The deferred codes that their nomenclature does not hold, reported once the export is
+        read (in the order first named)."""
+        out: Output = []
+        for (category, code), (named_by, provenance) in self._deferred_codes.items():
+            if code not in self.codes[category]:
+                self._report_code(category, code, named_by, provenance, out)
+        return out
+
+    @staticmethod
+    def _named_by(record: RawRecord) -> str:
+        return f"{record.category} record {record.id}"
+
+    def _report_code(
+        self, category: str, code: str, named_by: str, provenance: Provenance, out: Output
+    ) -> None:
+        if (category, code) in self._reported_codes:
+            return
+        self._reported_codes.add((category, code))
+        self.warn(
+            out,
+            "dangling-reference",
+            f"code {code!r} (first named by {named_by}) is not"
+            f" in this export's {category}; kept as given",
+            provenance,
+        )
 
     def uais_of(self, structures: list[str], record: RawRecord, out: Output) -> tuple[str, ...]:
         found: dict[str, None] = {}

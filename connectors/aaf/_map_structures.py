@@ -130,6 +130,7 @@ def map_structure(ctx: Context, record: RawRecord, out: Output) -> None:
             continue
         class_key = f"{key}${code}"
         declared_classes.add(class_key)
+        ctx.defer_codes("MefEducNat", [m for m in mefs if m], record)
         out.append(
             NeutralRecord(
                 EntityKind.CLASS,

@@ -111,6 +111,7 @@ class AafReader:
                     stats.records += emitted - (ctx.warnings_in_stream - warned)
         if not guardianships_done:
             yield from self._produced(ctx.unclaimed_guardianships)
+        yield from self._produced(ctx.deferred_code_warnings)
         yield from self._produced(ctx.derived_records)
 
     def _produced(self, produce: Callable[[], Iterable[StreamItem]]) -> Iterator[StreamItem]:

@@ -642,15 +642,26 @@ def test_unknown_attributes_are_counted_by_the_reader(tmp_path: Path) -> None:
     assert len(read.records) == 2
 
 
-def _nomenclature_codes_export(folder: Path, mode: str) -> AafExport:
-    """A 2D export whose persons name subject and MEF codes, some absent from its nomenclatures."""
+def _nomenclature_codes_export(
+    folder: Path, mode: str, *, without: tuple[str, ...] = (), chunks: dict[str, int] | None = None
+) -> AafExport:
+    """A 2D export whose classes and persons name subject and MEF codes, some absent from its
+    nomenclatures; ``without`` leaves categories out, ``chunks`` numbers a category's only
+    file (anything but 0 makes a gap)."""
     stamp = f"ENT_{mode}_20240916"
     files = {
         "EtabEducNat": [
             request(
                 "EtabEducNat",
                 "4931",
-                [("ENTStructureJointure", "4931"), ("ENTStructureUAI", "0940072T")],
+                [
+                    ("ENTStructureJointure", "4931"),
+                    ("ENTStructureUAI", "0940072T"),
+                    (
+                        "ENTStructureClasses",
+                        ["3A$3EME A$10310019110", "3B$3EME B$10310019177$10310019199"],
+                    ),
+                ],
             )
         ],
         "MatiereEducNat": [request("MatEducNat", "030201", [("ENTLibelleMatiere", "ANGLAIS")])],
@@ -682,21 +693,55 @@ def _nomenclature_codes_export(folder: Path, mode: str) -> AafExport:
         ],
     }
     for category, requests in files.items():
-        write(folder / f"{stamp}_{category}_0000.xml", document(requests))
+        if category not in without:
+            chunk = (chunks or {}).get(category, 0)
+            write(folder / f"{stamp}_{category}_{chunk:04d}.xml", document(requests))
     (export,) = plan([folder])
     return export
 
 
+def _absent_codes(read: Read) -> dict[str, str]:
+    """Code -> message of the nomenclature codes reported as absent."""
+    found = {}
+    for warning in read.warnings:
+        if warning.code == "dangling-reference" and warning.message.startswith("code "):
+            code = warning.message.split("'")[1]
+            assert code not in found, f"{code} reported twice"
+            found[code] = warning.message
+    return found
+
+
 def test_codes_absent_from_the_nomenclatures_are_reported_once_and_kept(tmp_path: Path) -> None:
     read = Read(_nomenclature_codes_export(tmp_path, "Complet"))
-    messages = [w.message for w in read.warnings if w.code == "dangling-reference"]
-    assert len(messages) == 3, messages  # 999999 once for two pupils, the MEF, the taught code
-    assert any("'999999' (first named by Eleve record 1)" in m for m in messages)
-    assert any("'10310019199'" in m and "MefEducNat" in m for m in messages)
-    assert any("'888888' (first named by PersEducNat record 5)" in m for m in messages)
+    absent = _absent_codes(read)
+    # 999999 is named by two pupils; 10310019199 by a class, then by a pupil: once each, naming
+    # the first record (a class's MEFs are checked once the MefEducNat file, read after the
+    # EtabEducNat file, is known).
+    assert sorted(absent) == ["10310019177", "10310019199", "888888", "999999"]
+    assert (
+        "(first named by Eleve record 1) is not in this export's MatiereEducNat"
+        in (absent["999999"])
+    )
+    assert (
+        "(first named by EtabEducNat record 4931) is not in this export's MefEducNat"
+        in (absent["10310019199"])
+    )
+    assert "(first named by EtabEducNat record 4931)" in absent["10310019177"]
+    assert "(first named by PersEducNat record 5)" in absent["888888"]
     (role,) = read.owned("1", EntityKind.ROLE)
     assert role.data["level_code"] == "10310019199"
     assert role.data["subject_codes"] == ["030201", "999999"]
-    # A delta shows part of the nomenclatures (the store holds the rest): nothing to report.
+    (klass,) = [r for r in read.records if r.key.endswith("$3B")]
+    assert klass.data["level_codes"] == ["10310019177", "10310019199"]
+    # A delta's nomenclature files are full lists (AAF.md §8.1): its codes are checked alike.
     delta = Read(_nomenclature_codes_export(tmp_path / "delta", "Delta"))
-    assert not [w for w in delta.warnings if w.code == "dangling-reference"]
+    assert _absent_codes(delta) == absent
+    # Without a nomenclature's file, or with a chunk of it missing, its codes are not checked
+    # (the store may hold them); the other nomenclature's still are.
+    without = Read(
+        _nomenclature_codes_export(tmp_path / "without", "Delta", without=("MatiereEducNat",))
+    )
+    assert sorted(_absent_codes(without)) == ["10310019177", "10310019199"]
+    gap = _nomenclature_codes_export(tmp_path / "gap", "Complet", chunks={"MefEducNat": 1})
+    assert not gap.complete
+    assert sorted(_absent_codes(Read(gap))) == ["888888", "999999"]
