@@ -266,7 +266,9 @@ def collection_response(
         body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + orjson.dumps(next_cursor)
         body += b"}"
         if resource.personal and page.documents:
-            reader.record(Operation.READ, resource.categories_of(fields), page, payload=body)
+            reader.record(
+                Operation.READ, reader.categories_of(resource, fields), page, payload=body
+            )
     if next_cursor:
         headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     return Response(body, media_type="application/json", headers=headers)
@@ -306,7 +308,7 @@ def _stream(
     except BaseException:
         connection.close()
         raise
-    categories = resource.categories_of(fields)
+    categories = streaming.categories_of(resource, fields)
 
     def send(part: Page) -> bytes:
         if resource.personal:
@@ -356,7 +358,9 @@ def single_response(
             # Nothing is sent: the caller already holds these bytes.
             return Response(status_code=304, headers={"ETag": etag})
         if resource.personal:
-            reader.record(Operation.READ, resource.categories_of(wanted), page, payload=body)
+            reader.record(
+                Operation.READ, reader.categories_of(resource, wanted), page, payload=body
+            )
     return Response(body, media_type="application/json", headers={"ETag": etag})
 
 

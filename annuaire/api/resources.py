@@ -93,8 +93,14 @@ class Resource:
     def personal(self) -> bool:
         return bool(self.categories)
 
-    def categories_of(self, fields: Sequence[str]) -> set[DataCategory]:
-        """The data categories an object narrowed to ``fields`` carries."""
+    def categories_of(self, fields: Sequence[str], *, family: bool = False) -> set[DataCategory]:
+        """The data categories an object narrowed to ``fields`` carries.
+
+        A field's categories cover every person it may describe: a role is a staff member's
+        function (professional) or a pupil's schooling. Read by a ``family`` (a guardian or a
+        pupil, who see themselves and their pupils only: see annuaire.auth.access), it
+        describes a pupil: schooling only.
+        """
         found: set[DataCategory] = set()
         for name in fields:
             category = self.categories.get(name)
@@ -102,6 +108,9 @@ class Resource:
                 found.add(category)
             elif category is not None:
                 found.update(category)
+        if family and DataCategory.PROFESSIONAL in found:
+            found.discard(DataCategory.PROFESSIONAL)
+            found.add(DataCategory.SCHOOLING)
         return found
 
     @property
@@ -320,6 +329,10 @@ class Reader:
 
     def visibility(self, resource: Resource) -> Visibility:
         return self.rules.visibility(self.principal, resource.name, resource.table)
+
+    def categories_of(self, resource: Resource, fields: Sequence[str]) -> set[DataCategory]:
+        """The categories of ``fields`` of ``resource`` as this principal reads them."""
+        return resource.categories_of(fields, family=self.visibility(resource).family)
 
     def readable_fields(self, resource: Resource) -> tuple[str, ...]:
         allowed = self.visibility(resource).fields

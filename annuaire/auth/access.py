@@ -94,9 +94,14 @@ class Visibility:
     rows: ColumnElement[bool] | None
     #: Fields the principal may read, or None for all of them.
     fields: frozenset[str] | None
+    #: The rows are a family's (a guardian's or a pupil's own, and their pupils'): what these
+    #: persons are in a school is schooling data, never professional (see
+    #: annuaire.api.resources.Resource.categories_of).
+    family: bool = False
 
 
 _FALSE = false()
+_FAMILY = frozenset((PrincipalKind.GUARDIAN, PrincipalKind.PUPIL))
 _EVERYTHING = Visibility(rows=None, fields=None)
 _NOTHING = Visibility(rows=_FALSE, fields=None)
 
@@ -273,7 +278,7 @@ class AccessRules:
         fields = None
         if resource == "persons" and principal.kind is PrincipalKind.STAFF:
             fields = _public_fields_without_demographics()
-        return Visibility(predicate(table), fields)
+        return Visibility(predicate(table), fields, family=principal.kind in _FAMILY)
 
     @staticmethod
     def _may_read_roster(principal: Principal) -> bool:

@@ -181,6 +181,36 @@ def test_a_person_s_roles_are_logged_as_professional_and_schooling_data(api: Api
     assert roles["categories"] == ["schooling"]
 
 
+def test_a_family_reads_roles_as_schooling_data(api: Api) -> None:
+    """A guardian sees themself and their pupils: the roles served are pupils' schooling, and
+    logged so, within what the families' fiche declares (no professional data)."""
+    app = api.client.app
+    with api.engine.connect() as connection:
+        (guardian,) = connection.execute(
+            text("SELECT guardian_id FROM guardianship WHERE legal ORDER BY id LIMIT 1")
+        ).one()
+    guardian = uuid.UUID(str(guardian))
+    principal = Principal(PrincipalKind.GUARDIAN, str(guardian), person_id=guardian, resolved=True)
+    app.dependency_overrides[current_principal] = lambda: principal  # type: ignore[attr-defined]
+    try:
+        before = _last_seq(api)
+        persons = api.client.get("/v1/persons", params={"fields": "id,roles"})
+        roles = api.client.get("/v1/roles")
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert any(p["roles"] for p in persons.json()["items"])
+    assert {r["role"] for r in roles.json()["items"]} == {"pupil"}
+    entries = _entries_after(api, before)
+    assert [e["categories"] for e in entries] == [
+        ["identifiers", "schooling"],
+        ["identifiers", "schooling"],
+    ]
+    (activity,) = {e["activity"] for e in entries}
+    declared = app.state.registre.config.activity(activity).data_categories  # type: ignore[attr-defined]
+    assert {"identifiers", "schooling"} <= {str(c) for c in declared}
+    assert "professional" not in {str(c) for c in declared}
+
+
 def test_an_empty_answer_or_a_304_writes_nothing(api: Api) -> None:
     person = _an_id(api.client, "/v1/persons")
     etag = api.client.get(f"/v1/persons/{person}").headers["etag"]
