@@ -8,7 +8,10 @@ fresh process so that peak RSS belongs to that step alone:
   (a) parse only: lxml iterparse of the same files, touching every value;
   (b) the full import into a new SQLite store (reader + sync engine + commit);
   (c) re-import of the unchanged set;
-  (d) a 1 % delta;
+  (d) a 1 % delta: about 1 % of the pupils, guardians and staff added, 1 % modified and 1 %
+      deleted (the generator's default, ``--delta-from``): 3.3 % of the AAF records;
+  (d1) a delta of 1 % of the AAF records (a third each added, modified, deleted), on a copy of
+      the same database: the other reading of "a 1 % delta";
   (e) peak RSS of the full import at ``--small`` and ``--pupils`` pupils.
 
 Beside (b) and (d), the database pages the step's largest transaction wrote (SQLite's WAL
@@ -22,7 +25,7 @@ Targets (issue #3): b/a <= 3, c <= 0.5 b, d <= 0.05 b, peak RSS <= 400 MB growin
 between the two sizes. Figures are printed, never asserted: wall-clock time depends on the
 machine, ratios measured in one run much less.
 
-``--rounds N`` repeats (a) to (d) N times, each round from an empty database, and prints each
+``--rounds N`` repeats (a) to (d1) N times, each round from an empty database, and prints each
 round's figures, then the median of each step and of each ratio (ratios taken within a round)
 with their range: on a shared machine whose speed drifts by 10 % or more between minutes, a
 single round can land either side of a target.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,16 +138,20 @@ def _in_child(*args: str) -> dict[str, Any]:
     return json.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _generate(workdir: Path, pupils: int) -> tuple[Path, Path]:
+def _generate(workdir: Path, pupils: int) -> tuple[Path, Path, Path]:
+    """The complet, its delta of 1 % adds + 1 % modifies + 1 % deletes, and its delta of 1 % of
+    the records in all."""
     from connectors.sample import generate_academie, generate_delta
 
     complet, delta = workdir / f"complet-{pupils}", workdir / f"delta-{pupils}"
+    delta1 = workdir / f"delta1-{pupils}"
     if not (complet / ".sample-manifest.json").exists():
         print(f"generating {pupils:,} pupils into {complet} ...", flush=True)
         generate_academie(complet, pupils=pupils, seed=2026, degree="2d")
-    if not (delta / ".sample-manifest.json").exists():
-        generate_delta(complet, delta, seed=2027, rate=0.01)
-    return complet, delta
+    for folder, rate in ((delta, 0.01), (delta1, 0.01 / 3)):
+        if not (folder / ".sample-manifest.json").exists():
+            generate_delta(complet, folder, seed=2027, rate=rate)
+    return complet, delta, delta1
 
 
 def main() -> None:
@@ -171,9 +179,10 @@ def main() -> None:
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    small_complet, _ = _generate(args.workdir, args.small)
-    complet, delta = _generate(args.workdir, args.pupils)
+    small_complet, _, _ = _generate(args.workdir, args.small)
+    complet, delta, delta1 = _generate(args.workdir, args.pupils)
     database = args.workdir / f"bench-{args.pupils}.db"
+    database1 = args.workdir / f"bench-{args.pupils}-d1.db"
     small_database = args.workdir / f"bench-{args.small}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{small_database}{suffix}").unlink(missing_ok=True)
@@ -183,21 +192,28 @@ def main() -> None:
     for number in range(1, args.rounds + 1):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
+            Path(f"{database1}{suffix}").unlink(missing_ok=True)
         a = _in_child("parse", str(complet))
         b = _in_child("import", str(complet), str(database))
         c = _in_child("import", str(complet), str(database))
+        for suffix in ("", "-wal"):  # the same committed state (the WAL, if one was left)
+            if Path(f"{database}{suffix}").exists():
+                shutil.copyfile(f"{database}{suffix}", f"{database1}{suffix}")
+        d1 = _in_child("import", str(delta1), str(database1))
         d = _in_child("import", str(delta), str(database))
-        rounds.append((a, b, c, d))
+        rounds.append((a, b, c, d, d1))
         if args.rounds > 1:
             print(
                 f"  round {number}: a {a['seconds']:.2f}  b {b['seconds']:.2f}  "
-                f"c {c['seconds']:.2f}  d {d['seconds']:.2f} s   b/a "
+                f"c {c['seconds']:.2f}  d {d['seconds']:.2f}  d1 {d1['seconds']:.2f} s   b/a "
                 f"{b['seconds'] / a['seconds']:.3f}  c/b {c['seconds'] / b['seconds']:.3f}  "
-                f"d/b {d['seconds'] / b['seconds']:.3f}",
+                f"d/b {d['seconds'] / b['seconds']:.3f}  d1/b {d1['seconds'] / b['seconds']:.3f}",
                 flush=True,
             )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database1}{suffix}").unlink(missing_ok=True)
     small = _in_child("import", str(small_complet), str(small_database))
-    a, b, c, d = (_median_step([r[i] for r in rounds]) for i in range(4))
+    a, b, c, d, d1 = (_median_step([r[i] for r in rounds]) for i in range(5))
 
     records = b["aaf_requests"]
     entities = b["counts"].get("created", 0)
@@ -225,6 +241,12 @@ def main() -> None:
             d["peak_rss_mb"],
         ),
         (
+            "(d1) delta of 1 % of the records",
+            d1["seconds"],
+            f"{d1['aaf_requests']:,} AAF requests, {d1['pages_written']:,} pages written",
+            d1["peak_rss_mb"],
+        ),
+        (
             f"(e) full import, {args.small:,} pupils",
             small["seconds"],
             f"{small['aaf_requests']:,} AAF records",
@@ -233,7 +255,7 @@ def main() -> None:
     ]
     over = f", median of {args.rounds} rounds" if args.rounds > 1 else ""
     print(f"\nAAF import benchmark, {args.pupils:,} pupils (2D, seed 2026), SQLite{over}")
-    workers = [a, b, c, d, small]
+    workers = [a, b, c, d, d1, small]
     print(f"{'step':34} {'seconds':>9} {'peak RSS MB':>12} {'worker':>7}  detail")
     for (name, seconds, detail, rss), step in zip(rows, workers, strict=True):
         worker = f"{step['worker_rss_mb']:7.0f}" if step.get("worker_rss_mb") else f"{'-':>7}"
@@ -246,6 +268,7 @@ def main() -> None:
         ("b / a   (target <= 3)", ratio(1, 0)),
         ("c / b   (target <= 0.5)", ratio(2, 1)),
         ("d / b   (target <= 0.05)", ratio(3, 1)),
+        ("d1 / b  (the same target, other reading)", ratio(4, 1)),
         (f"RSS growth {args.small:,} -> {args.pupils:,} (target < 20 %)", [growth]),
     ]
     print()
@@ -258,7 +281,8 @@ def main() -> None:
         f"{entities / b['seconds']:,.0f} entities/s; projection for "
         f"{LARGEST_ACADEMIE_RECORDS:,} AAF records: full import {b['seconds'] * scale / 60:.1f} "
         f"min, re-import {c['seconds'] * scale / 60:.1f} min, 1 % delta "
-        f"{d['seconds'] * scale / 60:.1f} min"
+        f"{d['seconds'] * scale / 60:.1f} min, delta of 1 % of the records "
+        f"{d1['seconds'] * scale / 60:.1f} min"
     )
 
 

@@ -24,11 +24,17 @@ def test_the_benchmark_prints_each_round_and_the_median_ratios(tmp_path: Path) -
         cwd=PROJECT_ROOT,
         timeout=300,
     ).stdout
-    rounds = re.findall(r"round (\d): a [\d.]+ +b ([\d.]+) +c [\d.]+ +d [\d.]+ s +b/a", output)
+    rounds = re.findall(
+        r"round (\d): a [\d.]+ +b ([\d.]+) +c [\d.]+ +d [\d.]+ +d1 [\d.]+ s +b/a", output
+    )
     assert [number for number, _ in rounds] == ["1", "2", "3"]
     assert "median of 3 rounds" in output
     for step in ("(a) parse only", "(b) full import", "(c) re-import", "(d) 1 % delta"):
         assert step in output
+    # The delta of 1 % of the records is the smaller one.
+    assert _count(
+        r"\(d1\) delta of 1 % of the records +[\d.]+ .*? ([\d,]+) AAF requests", output
+    ) < (_count(r"\(d\) 1 % delta +[\d.]+ .*? ([\d,]+) AAF requests", output))
     # The unchanged re-import found every entity of the full import unchanged.
     assert _count(r"-> ([\d,]+) entities", output) == _count(
         r"([\d,]+) unchanged, 0 created", output
@@ -36,9 +42,12 @@ def test_the_benchmark_prints_each_round_and_the_median_ratios(tmp_path: Path) -
     assert _count(r"-> ([\d,]+) entities", output) > 0
     medians = {
         name: float(value)
-        for name, value in re.findall(r"^(b / a|c / b|d / b) .*? ([\d.]+)   \(rounds", output, re.M)
+        for name, value in re.findall(
+            r"^(b / a|c / b|d / b|d1 / b) .*? ([\d.]+)   \(rounds", output, re.M
+        )
     }
-    assert set(medians) == {"b / a", "c / b", "d / b"} and all(v > 0 for v in medians.values())
+    assert set(medians) == {"b / a", "c / b", "d / b", "d1 / b"}
+    assert all(v > 0 for v in medians.values())
     assert "projection for 2,800,000 AAF records" in output
 
 
