@@ -130,12 +130,13 @@ def map_structure(ctx: Context, record: RawRecord, out: Output) -> None:
             continue
         class_key = f"{key}${code}"
         declared_classes.add(class_key)
-        ctx.defer_codes("MefEducNat", [m for m in mefs if m], record)
+        level_codes = [m for m in mefs if m]
+        ctx.defer_codes("MefEducNat", level_codes, record)
         out.append(
             NeutralRecord(
                 EntityKind.CLASS,
                 class_key,
-                {"code": code, "label": label or None, "level_codes": [m for m in mefs if m]},
+                {"code": code, "label": label or None, "level_codes": level_codes},
                 {"structure_id": structure_ref},
                 structures=structures,
                 owner=structure_ref,
