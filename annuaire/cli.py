@@ -341,6 +341,10 @@ def sample_academie(
             ("deletes", summary.deletes),
         ):
             console.print(f"  {label}: " + ", ".join(f"{n} {k}" for k, n in figures.items() if n))
+        console.print(
+            "  (the structures and nomenclatures are sent again in full as adds, as the real "
+            "deltas do; the import finds them unchanged)"
+        )
 
 
 import_app = typer.Typer(help="Import a source into the store (one run per export).")

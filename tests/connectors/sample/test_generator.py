@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from typer.testing import CliRunner
 
+from annuaire.cli import app
 from annuaire.errors import BadInput
 from connectors.sample import (
     MANIFEST_NAME,
@@ -500,3 +502,21 @@ def test_delta_needs_a_generated_folder(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_NAME).write_text("{not json", encoding="utf-8")
     with pytest.raises(BadInput):
         generate_delta(tmp_path, tmp_path / "out", seed=1)
+
+
+def test_the_command_says_what_a_delta_holds(tmp_path: Path) -> None:
+    """``sample academie --delta-from`` prints the requests per kind, and that the structures
+    and nomenclatures it counts as adds are the full copies every real delta carries."""
+    runner = CliRunner()
+    base, delta = tmp_path / "base", tmp_path / "delta"
+    made = runner.invoke(app, ["sample", "academie", "--out", str(base), "--pupils", "200"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(
+        app, ["sample", "academie", "--out", str(delta), "--delta-from", str(base), "--seed", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    adds = re.search(r"adds: ([^\n]*?) modifies:", text)
+    assert adds is not None and "structures" in adds[1] and "pupils" in adds[1], text
+    assert "deletes:" in text
+    assert "structures and nomenclatures are sent again in full as adds" in text
