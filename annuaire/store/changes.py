@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, delete, insert, select, text
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, insert, select, text
 
 from annuaire.schema import ChangeEntry
 from annuaire.store.bulk import bulk_insert
@@ -131,18 +131,15 @@ class ChangeRecorder:
         if self.staged == 0 or self.direct:
             self.staged = 0
             return
-        if self.connection.dialect.name == "postgresql":
-            self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK_KEY})
+        # Staged entries are PostgreSQL's only (see the module's docstring).
+        self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK_KEY})
         source = select(*[_pending.c[name] for name in _COPIED]).order_by(_pending.c.n)
         self.connection.execute(insert(_CHANGE_LOG).from_select(_COPIED, source))
         self._empty()
         self.staged = 0
 
     def _empty(self) -> None:
-        if self.connection.dialect.name == "postgresql":
-            self.connection.exec_driver_sql("TRUNCATE pending_change")  # leaves no dead rows
-        else:
-            self.connection.execute(delete(_pending))
+        self.connection.exec_driver_sql("TRUNCATE pending_change")  # leaves no dead rows
 
 
 class PackedIds(Collection[uuid.UUID]):
