@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import gc
 import hashlib
 import itertools
@@ -113,13 +112,16 @@ def apply_run(
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
-    # The files are hashed by a helper thread (hashlib releases the GIL) while the run reads its
-    # stream: only the flow entry needs their digests, at the end (or the failure's record).
+    # The files are hashed by a helper thread (hashlib releases the GIL) once the stream is read,
+    # while the run applies it: only the flow entry needs their digests, at the end. Reading the
+    # stream keeps both cores of a small machine busy (this process maps, a worker parses);
+    # applying it is the database's work, on one. A run that fails before hashes its files then.
     digests = ThreadPoolExecutor(1, thread_name_prefix="sync-digest")
-    sources = None if dry_run else digests.submit(_file_digests, report.files)
-    recorded = functools.partial(
-        _record_failure, engine, registre, report, started_at, clock, sources
-    )
+    sources: Future[list[dict[str, str | None]]] | None = None
+
+    def recorded(outcome: RunOutcome, message: str) -> None:
+        _record_failure(engine, registre, report, started_at, clock, sources, outcome, message)
+
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
             _lock_scope(connection, scope)
@@ -127,6 +129,8 @@ def apply_run(
             try:
                 for batch in _batched(items, settings.batch_size):
                     applier.stage(batch)
+                if not dry_run:
+                    sources = digests.submit(_file_digests, report.files)
                 applier.apply(allow_mass_removal=allow_mass_removal)
             finally:
                 applier.close()  # nothing of it left running when the transaction ends

@@ -8,6 +8,8 @@ then raises, as a process killed before its commit would leave things.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -102,23 +104,44 @@ def academie(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def import_academie(store: Store, folder: Path, registre: Registre) -> RunReport:
-    """The académie's complet export applied as one run, with ``registre`` logging it."""
+def import_academie(
+    store: Store, folder: Path, registre: Registre, *, failing_after: int | None = None
+) -> RunReport:
+    """The académie's complet export applied as one run, with ``registre`` logging it;
+    ``failing_after``: its stream breaks after that many items."""
     (export,) = plan([folder])
     code, _note = academie_of(export, None)
     scope = Scope("aaf", academie=code, degree=export.degree)
     files = [f.path for f in export.files]
     report = RunReport(uuid.uuid4(), scope, "complet", files)
+    stream: Iterator[Any] = AafReader(export).stream()
+    if failing_after is not None:
+        stream = itertools.chain(itertools.islice(stream, failing_after), _broken())
     return apply_run(
         store.engine,
         scope,
-        AafReader(export).stream(),
+        stream,
         mode="complet",
         settings=store.settings,
         files=files,
         report=report,
         registre=registre,
     )
+
+
+def _broken() -> Iterator[Any]:
+    raise OSError("the disk holding the export went away")
+    yield
+
+
+def file_digests(folder: Path) -> list[dict[str, str]]:
+    """What a flow entry of the académie's import must name: each file and its SHA-256, in
+    the export's order."""
+    (export,) = plan([folder])
+    return [
+        {"file": Path(f.path).name, "sha256": hashlib.sha256(Path(f.path).read_bytes()).hexdigest()}
+        for f in export.files
+    ]
 
 
 def person_ids(store: Store) -> set[uuid.UUID]:
@@ -161,6 +184,7 @@ def test_a_crash_before_the_import_commits_leaves_neither_data_nor_entry(
     assert entry["outcome"] == "failed"
     assert entry["persons"] == 0 and entry["structures"] == [] and entry["categories"] == []
     assert entry["source"]["run"] == str(run["id"])  # type: ignore[index]
+    assert entry["source"]["files"] == file_digests(academie)  # type: ignore[index]
     assert entry["detail"] == "simulated crash after flow entry 1"
     assert entry["subjects"] == subjects(store, 1) == []
     with store.engine.connect() as connection:
@@ -179,9 +203,29 @@ def test_an_import_writes_one_entry_naming_exactly_its_persons(
     (entry,) = flow_entries(store)
     assert entry["outcome"] == "success" and entry["operation"] == "collect"
     assert entry["source"]["run"] == str(run["id"])  # type: ignore[index]
+    assert entry["source"]["files"] == file_digests(academie)  # type: ignore[index]
     assert entry["persons"] == len(persons)
     # Exactly the store's persons, each once, sorted, as the entry's HMAC covers them.
     assert subjects(store, 1) == sorted(registre.keys.pseudonym(p) for p in persons)
+    with store.engine.connect() as connection:
+        assert verify_log(connection, registre.keys).ok
+
+
+def test_a_run_failing_while_it_reads_its_stream_still_names_its_files(
+    store: Store, academie: Path
+) -> None:
+    """The files are hashed once the stream is read; a run that fails before hashes them for
+    its failure's entry: the DPO still sees which files were attempted."""
+    registre = open_registre(store.settings, store.engine)
+    with pytest.raises(OSError, match="went away"):
+        import_academie(store, academie, registre, failing_after=40)
+    assert person_ids(store) == set()
+    (run,) = import_runs(store)
+    assert run["outcome"] == "failed"
+    (entry,) = flow_entries(store)
+    assert entry["outcome"] == "failed"
+    assert entry["detail"] == "the disk holding the export went away"
+    assert entry["source"]["files"] == file_digests(academie)  # type: ignore[index]
     with store.engine.connect() as connection:
         assert verify_log(connection, registre.keys).ok
 
