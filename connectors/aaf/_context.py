@@ -412,9 +412,13 @@ class Context:
     def unclaimed_guardianships(self) -> Iterator[StreamItem]:
         """After the PersRelEleve pass: the links no guardian record claimed.
 
-        In a Complet such a link names a person who is not a PersRelEleve record of the
-        export: it is reported and dropped. In a Delta it is kept (the guardian may already be
-        stored).
+        In a complete Complet such a link names a person who is not a PersRelEleve record of
+        the export: it is reported and dropped. In a Delta, or a Complet imported as partial
+        (a chunk or a file missing), it is kept: the guardian may already be stored, or be in
+        what this delivery lacks. Dropped there, the link would make the stored guardianship
+        leave (a pupil's record replaces what it carries): a removal inferred from absence,
+        which a partial import never does. The sync engine reports a kept link whose guardian
+        the store does not hold (``dangling-reference``).
         """
         if not self._sorted:
             self.links_of("")  # sorts and sizes the claim flags
@@ -422,7 +426,7 @@ class Context:
             if self._emitted[index]:
                 continue
             link = self._decode(text)
-            if self.delta:
+            if self.partial_view:
                 yield self.guardianship(link)
                 continue
             self.stats.dropped_guardianships += 1

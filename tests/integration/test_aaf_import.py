@@ -241,18 +241,21 @@ def check_sample_store(store: Store, name: str, paths: list[Path], runs: list[Ex
             structure_id = hub_id(scope_of[pupil.id], STRUCTURE, attachment)
             assert pupil_roles[(pupil.id, structure_id)] == 1
 
-    # Guardianships: built from the pupil side; in a Complet, a link whose guardian is not a
-    # PersRelEleve record of the export is dropped (connector README, dangling-reference).
-    relatives = {r.id for r in grouped.get("PersRelEleve", [])}
+    # Guardianships: built from the pupil side. The sets are imported as partial: a link whose
+    # guardian is not a PersRelEleve record of the set is kept all the same (the guardian may be
+    # stored, or in what the delivery lacks), and the sync engine reports it as dangling.
     links = {(f[0], p.id) for p in grouped.get("Eleve", []) for f in guardian_links(p)}
-    kept = {link for link in links if link[0] in relatives}
-    stored = {
-        (by_hub[g.guardian_id].source_key, by_hub[g.pupil_id].source_key)
-        for g in rows(engine, GUARDIANSHIP)
-        if g.scope in scopes
-    }
-    assert stored == kept
-    assert sum(r.stats.dropped_guardianships for r in runs) == len(links - kept)
+    guardianships = [g for g in rows(engine, GUARDIANSHIP) if g.scope in scopes]
+    stored = {(g.guardian_id, by_hub[g.pupil_id].source_key) for g in guardianships}
+    assert stored == {(hub_id(scope_of[p], PERSON, g), p) for g, p in links}
+    assert sum(r.stats.dropped_guardianships for r in runs) == 0
+    # A link may name a person of the set who is not a PersRelEleve record (entcore-2020's
+    # pupil names their own id).
+    dangling = {link for link in links if link[0] not in person_requests}
+    assert sum(g.guardian_id not in by_hub for g in guardianships) == len(dangling)
+    reported = [w.message for r in runs for w in report_of(r).warnings]
+    if dangling and len(reported) < store.settings.warnings_kept:
+        assert any("through guardian_id to a person the store" in m for m in reported)
 
     # Nothing leaves in a partial import; the report counted what the store holds.
     assert sum(report_of(r).leaving for r in runs) == 0
@@ -635,10 +638,12 @@ def test_eole_delta_delete_makes_the_pupil_and_what_it_carries_leave(store: Stor
     row = person(store, pupil.id)
     assert pupil.first("ENTPersonJointure") != pupil.id
     assert external_ids(store.engine, JOIN_ID)[row.id] == [pupil.first("ENTPersonJointure")]
-    # The Complet has no PersRelEleve: its guardianships are dropped (connector README).
-    assert first.stats.dropped_guardianships == len(guardian_links(pupil)) > 0
+    # The Complet has no PersRelEleve: imported as partial, it keeps the pupil's links to
+    # guardians it does not hold (they may be stored), and the engine reports them.
+    assert first.stats.dropped_guardianships == 0
+    assert report_of(first).counts[GUARDIANSHIP].created == len(guardian_links(pupil)) > 0
     carried = carried_by(store, row.id)
-    assert {k for k, _ in carried} == {ROLE, ENROLLMENT}
+    assert {k for k, _ in carried} == {ROLE, ENROLLMENT, GUARDIANSHIP}
 
     before = snapshot(store.engine)
     with pytest.raises(Refused, match="allow-mass-removal"):
@@ -648,7 +653,7 @@ def test_eole_delta_delete_makes_the_pupil_and_what_it_carries_leave(store: Stor
     ((run,),) = steps(store, delta)
     report = report_of(run)
     assert report.counts[PERSON].leaving == 1
-    assert report.counts[ROLE].leaving + report.counts[ENROLLMENT].leaving == len(carried)
+    assert sum(report.counts[k].leaving for k in (ROLE, ENROLLMENT, GUARDIANSHIP)) == len(carried)
     row = person(store, pupil.id)
     assert row.status == LEAVING and row.leaving_since is not None
     for kind, old in carried:
@@ -750,11 +755,17 @@ def test_eole_delta_add_of_a_guardian(store: Store) -> None:
     assert person(store, added.id).status == ACTIVE
     assert stored_fields(person(store, added.id)) == person_fields(added)
     assert person(store, relative.id).status == ACTIVE
-    # The pupil's Complet names the guardian the Delta adds: in a Complet the link is dropped
-    # because that guardian is not a PersRelEleve record of the same export (documented).
+    # The pupil's partial Complet names the guardian the Delta adds: the link is kept though
+    # the guardian is not there yet, so that the Delta's add completes it.
     assert added.id in {f[0] for f in guardian_links(pupil)}
-    assert runs[1][0].stats.dropped_guardianships == len(guardian_links(pupil))
-    assert rows(store.engine, GUARDIANSHIP) == []
+    assert runs[1][0].stats.dropped_guardianships == 0
+    links = {
+        g.guardian_id: g.status
+        for g in rows(store.engine, GUARDIANSHIP)
+        if g.pupil_id == person(store, pupil.id).id
+    }
+    assert len(links) == len(guardian_links(pupil))
+    assert links[person(store, added.id).id] == ACTIVE
 
 
 def test_eole_delta_modify_of_a_guardian(store: Store) -> None:
@@ -908,19 +919,26 @@ def test_mass_removal_guard(store: Store, academie: Path, tmp_path: Path) -> Non
     assert {k for k, p in persons.items() if p.status == LEAVING} == removed
 
 
-def test_missing_chunk_guard(store: Store, chunked_academie: Path, tmp_path: Path) -> None:
-    eleves = category_files(chunked_academie, "Eleve")
-    assert len(eleves) >= 3  # several chunks, so that one in the middle can go missing
+@pytest.mark.parametrize("category", ["Eleve", "PersRelEleve"])
+def test_missing_chunk_guard(
+    store: Store, chunked_academie: Path, tmp_path: Path, category: str
+) -> None:
+    """A chunk missing in the middle: refused; with --partial, what is there is imported and
+    nothing leaves. Without the PersRelEleve chunk, the pupils name guardians this delivery
+    lacks: their stored guardianships stay (dropping the links would make them leave, since a
+    pupil's record replaces what it carries)."""
+    chunks = category_files(chunked_academie, category)
+    assert len(chunks) >= 3  # several chunks, so that one in the middle can go missing
     (first,) = run_import(store, [chunked_academie])
     before = snapshot(store.engine)
     state = signature(store.engine)
     gapped = tmp_path / "gapped"
     shutil.copytree(chunked_academie, gapped)
-    (missing,) = gapped.glob("*_Eleve_0001.xml")
-    missing_pupils = {r.id for r in read_requests(missing)}
+    (missing,) = gapped.glob(f"*_{category}_0001.xml")
+    missing_persons = {r.id for r in read_requests(missing)}
     missing.unlink()
 
-    with pytest.raises(Refused, match=r"Eleve: chunk 0001 missing"):
+    with pytest.raises(Refused, match=rf"{category}: chunk 0001 missing"):
         import_aaf(store.engine, store.settings, [gapped])
     assert snapshot(store.engine) == before
 
@@ -928,11 +946,47 @@ def test_missing_chunk_guard(store: Store, chunked_academie: Path, tmp_path: Pat
     report = report_of(run)
     assert run.mode == "partial" and report.leaving == 0
     assert report.counts[PERSON].created == 0
+    assert sum(c.created + c.updated for c in report.counts.values()) == 0
+    assert run.stats.dropped_guardianships == 0
     after = signature(store.engine)
     assert set(after) == set(state)
     assert all(status == ACTIVE for _, _, status in after.values())
     persons = by_key(store.engine, PERSON, first.scope.key)
-    assert all(persons[p].status == ACTIVE for p in missing_pupils)
+    assert all(persons[p].status == ACTIVE for p in missing_persons)
+    if category == "PersRelEleve":
+        guardians = {persons[p].id for p in missing_persons}
+        kept = [g for g in rows(store.engine, GUARDIANSHIP) if g.guardian_id in guardians]
+        assert kept and all(g.status == ACTIVE for g in kept)
+
+
+def test_a_complete_complet_drops_a_link_to_a_guardian_it_does_not_hold(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """Only a complete Complet is authoritative for the guardians: a pupil's link to a person
+    who is not one of its PersRelEleve records is dropped, with a warning naming the pupil; a
+    stored guardianship through it leaves. Kept in a partial import (the test above)."""
+    run_import(store, [academie])
+    pupil = next(r for r in requests_of(academie) if r.category == "Eleve" and guardian_links(r))
+    guardian = guardian_links(pupil)[0][0]
+    links_to = [
+        p.id
+        for p in requests_of(academie)
+        if p.category == "Eleve"
+        for f in guardian_links(p)
+        if f[0] == guardian
+    ]
+    changed = tmp_path / "without-guardian"
+    shutil.copytree(academie, changed)
+    assert sum(drop_requests(f, {guardian}) for f in category_files(changed, "PersRelEleve")) == 1
+
+    (run,) = run_import(store, [changed])
+    assert run.mode == "complet"
+    assert run.stats.dropped_guardianships == len(links_to)
+    report = report_of(run)
+    assert report.counts[GUARDIANSHIP].leaving == len(links_to)
+    assert report.counts[PERSON].leaving == 1  # the guardian
+    warned = [w for w in report.warnings if guardian in w.message and "dropped" in w.message]
+    assert {w.provenance.record_id for w in warned if w.provenance} == set(links_to)
 
 
 def test_partial_import_with_a_missing_chunk_updates_nothing(
