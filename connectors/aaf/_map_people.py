@@ -674,9 +674,13 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
     roles: dict[str, NeutralRecord] = {}
     covered: set[str] = set()
     headed: set[str] = set()
-    # Structures the person runs: 1D school directors (ENTEnsFonctionDir, or a function whose
-    # speciality is DIRECTION: `ENS$ENSEIGNEMENT$D0000$DIRECTION`), 2D ENTEnsFonctionDir.
+    # Structures the person runs: 2D ENTEnsFonctionDir; 1D school directors, which
+    # ENTEnsFonctionDir names (AAF.md §5.4). A 1D function whose speciality is DIRECTION
+    # (`ENS$ENSEIGNEMENT$D0000$DIRECTION`) counts only in a record without that attribute: in
+    # besancon-1d, which sends it in every record, 25 holders of the speciality are not listed
+    # there, and counting them gave 18 schools several directors (1 with the attribute alone).
     leads: dict[str, None] = dict.fromkeys(directs)
+    by_speciality = first_degree and "ENTEnsFonctionDir" not in a
     for structure, fcode, flabel, dcode, dlabel in functions:
         direction = fcode == "DIR" or (dlabel is not None and dlabel in _DIRECTION_LABELS)
         if direction and not first_degree:
@@ -686,7 +690,7 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
             role = _TEACHER
         else:
             role = _STAFF
-        if direction and first_degree:
+        if direction and by_speciality:
             leads[structure] = None
         made = _role(
             person,

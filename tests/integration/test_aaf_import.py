@@ -1049,13 +1049,14 @@ def test_first_and_second_degree(store: Store, tmp_path: Path) -> None:
         assert all(level in classes[e.class_id].level_codes for e in enrolled)
         assert level in levels
 
+    # Directors: ENTEnsFonctionDir; the DIRECTION speciality only in a record without it.
     directors = set()
     for staff in grouped["PersEducNat"]:
         for structure in staff.attrs.get("ENTEnsFonctionDir", []):
             directors.add((staff.id, structure))
         for value in staff.attrs.get("ENTPersonFonctions", []):
             fields = value.split("$")
-            if fields[4] == "DIRECTION":
+            if fields[4] == "DIRECTION" and "ENTEnsFonctionDir" not in staff.attrs:
                 directors.add((staff.id, fields[0]))
     assert directors
     by_hub = by_id(store.engine, PERSON)

@@ -10,7 +10,7 @@ import pytest
 from aaf_support import aaf_samples, document, request, write
 
 from annuaire.schema import TABLES, EntityKind, NeutralRecord, Ref, SourceWarning
-from connectors.aaf import AafExport, AafReader, plan
+from connectors.aaf import AafExport, AafReader, RawRecord, iter_raw, plan
 
 P = EntityKind.PERSON
 S = EntityKind.STRUCTURE
@@ -197,6 +197,26 @@ def test_besancon_1d_staff_and_schools() -> None:
     assert set(roles) == {"teacher", "director"}
     director = read.owned("19474", EntityKind.ROLE)
     assert ("director", "270") in {(r.data["role"], r.refs["structure_id"].key) for r in director}  # type: ignore[union-attr]
+    # Every record sends ENTEnsFonctionDir: the directors are exactly whom it lists (25 more
+    # people have the DIRECTION speciality), one per school but for one school.
+    (export,) = plan([aaf_samples("besancon-1d")])
+    staff = [
+        r
+        for f in export.files
+        if f.category == "PersEducNat"
+        for r in iter_raw(f)
+        if isinstance(r, RawRecord)
+    ]
+    assert all("ENTEnsFonctionDir" in r.attrs for r in staff)
+    listed = {(r.id, school) for r in staff for school in r.attrs["ENTEnsFonctionDir"]}
+    directors = [
+        (r.owner.key, r.refs["structure_id"].key)  # type: ignore[union-attr]
+        for r in read.records
+        if r.kind is EntityKind.ROLE and r.data["role"] == "director" and r.owner is not None
+    ]
+    assert len(listed) == 154 and sorted(directors) == sorted(listed)
+    per_school = Counter(school for _, school in directors)
+    assert sum(1 for n in per_school.values() if n > 1) == 1
     assert read.warnings == []
 
 
@@ -347,6 +367,29 @@ def _one_d_export(folder: Path) -> AafExport:
                 ("ENTPersonCategorieEnseignant", "O"),
             ],
         ),
+        # The DIRECTION speciality without being listed in ENTEnsFonctionDir: not a director.
+        request(
+            "PersEducNat",
+            "10",
+            [
+                ("ENTPersonJointure", "10"),
+                ("ENTPersonNom", "ADJ"),
+                ("ENTPersonFonctions", "490$ENS$ENSEIGNEMENT$D0000$DIRECTION"),
+                ("ENTEnsFonctionDir", None),
+                ("ENTPersonCategorieEnseignant", "O"),
+            ],
+        ),
+        # A record without the attribute (older files): the speciality says it.
+        request(
+            "PersEducNat",
+            "11",
+            [
+                ("ENTPersonJointure", "11"),
+                ("ENTPersonNom", "OLD"),
+                ("ENTPersonFonctions", "491$ENS$ENSEIGNEMENT$D0000$DIRECTION"),
+                ("ENTPersonCategorieEnseignant", "O"),
+            ],
+        ),
     ]
     for category, requests in (
         ("EtabEducNat", etab),
@@ -413,8 +456,16 @@ def test_a_1d_export(tmp_path: Path) -> None:
     # ENTPersRelEleveEleve lists 101 only, while 102 names this person too.
     assert read.codes()["link-mismatch"] == 1
 
-    roles = {(r.data["role"], r.data["function_code"]) for r in read.owned("9", EntityKind.ROLE)}
-    assert roles == {("teacher", "ENS"), ("director", None)}
+    def roles_of(key: str) -> set[tuple[Any, Any, str]]:
+        return {
+            (r.data["role"], r.data["function_code"], r.refs["structure_id"].key)  # type: ignore[union-attr]
+            for r in read.owned(key, EntityKind.ROLE)
+        }
+
+    # 1D directors: ENTEnsFonctionDir; the DIRECTION speciality only where it is absent.
+    assert roles_of("9") == {("teacher", "ENS", "490"), ("director", None, "490")}
+    assert roles_of("10") == {("teacher", "ENS", "490")}
+    assert roles_of("11") == {("teacher", "ENS", "491"), ("director", None, "491")}
 
 
 def test_2d_structure_classes_and_groups(tmp_path: Path) -> None:
