@@ -100,6 +100,9 @@ class NeutralRecord:
     owner: Ref | None = None
     op: RecordOp = "add"
     provenance: Provenance | None = None
+    #: True when ``structures`` are some of the entity's UAIs, not all of them (a guardian of
+    #: whose pupils a delta shows only some): the store adds them to the UAIs it has.
+    structures_floor: bool = False
 
     @property
     def ref(self) -> Ref:

@@ -123,6 +123,9 @@ _BIND_TYPES: dict[str, Any] = {
     "now": Structure.__table__.c.modified_at.type,  # type: ignore[attr-defined]
     "run": Structure.__table__.c.import_run_id.type,  # type: ignore[attr-defined]
 }
+#: Marks staged UAIs that are a floor (``NeutralRecord.structures_floor``): merged with the
+#: stored ones before anything is written (``Applier._merge_floors``).
+_FLOOR = "+"
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
 
@@ -198,6 +201,25 @@ class _Dialect:
         """``table`` as ``alias``, read in its own order (SQLite would otherwise walk an index
         on a column of the condition and fetch every row at random)."""
         return f"{table} AS {alias}" if self.postgres else f"{table} AS {alias} NOT INDEXED"
+
+    def same_structures(self) -> str:
+        """The condition that the staged UAIs of ``c`` leave the stored ones of ``t`` as they are:
+        none given (the source cannot tell), the same, or a floor (``_FLOOR``) they contain."""
+        if self.postgres:
+            contained = (
+                "string_to_array(btrim(substr(c.structures, 2), '|'), '|') "
+                "<@ string_to_array(btrim(t.structures, '|'), '|')"
+            )
+        else:  # UAIs are letters and digits: the floor's list spelt as a JSON array
+            contained = (
+                """NOT EXISTS (SELECT 1 FROM json_each('["' || replace(trim(substr(c.structures, """
+                """2), '|'), '|', '","') || '"]') AS u """
+                "WHERE instr(t.structures, '|' || u.value || '|') = 0)"
+            )
+        return (
+            "(c.structures IS NULL OR c.structures = t.structures OR "
+            f"(substr(c.structures, 1, 1) = '{_FLOOR}' AND {contained}))"
+        )
 
     def external_ids(self) -> tuple[str, str, str]:
         """A FROM item over the staged external ids of ``c``, and its type and value."""
@@ -383,6 +405,9 @@ class Applier:
         if not acting:
             return
         by_n = {row[0]: row for row in rows}
+        floors = [by_n[n] for n in acting if (by_n[n][8] or "")[:1] == _FLOOR]
+        if floors:
+            self._merge_floors(floors)
         hex_id = self.ids.hex
         details = []
         for n in acting:
@@ -405,6 +430,25 @@ class Applier:
             f"record = {mark}, line = {mark}, ext = {bound(mark, 'JSONB')}, "
             f"payload = {bound(mark, 'JSONB')} WHERE n = {mark}",
             details,
+        )
+
+    def _merge_floors(self, rows: list[tuple[Any, ...]]) -> None:
+        """Give the staged ``rows`` whose UAIs are a floor, and that the compare gave an action,
+        the union of the floor and the stored UAIs (a created row: the floor alone), so that
+        the statements that write them, and their change entries, see plain UAIs."""
+        mark = placeholder(self.connection)
+        merged = []
+        for row in rows:
+            n, kind, _, key = row[:4]
+            stored = self.connection.exec_driver_sql(
+                f"SELECT structures FROM {self.table(EntityKind(kind)).name} "
+                f"WHERE scope = {mark} AND source_key = {mark}",
+                (self.scope_key, key),
+            ).scalar()
+            uais = set(row[8][len(_FLOOR) :].split("|")) | set((stored or "").split("|"))
+            merged.append((structures_text(uais), n))
+        self.connection.exec_driver_sql(
+            f"UPDATE sync_stage SET structures = {mark} WHERE n = {mark}", merged
         )
 
     def _wait_for_count(self) -> None:
@@ -482,6 +526,8 @@ class Applier:
                 if len(self._structures) > 4096:
                     self._structures.clear()
                 structures = self._structures[uais] = structures_text(uais)
+            if record.structures_floor and structures and kind not in self.fresh:
+                structures = _FLOOR + structures  # merged with the stored UAIs (``_merge_floors``)
         digest = hashlib.blake2b(
             b"\x1f".join((payload, ext, owner_key.encode())), digest_size=16
         ).hexdigest()
@@ -544,6 +590,7 @@ class Applier:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their
         action against the store."""
         name = self.table(kind).name
+        same = self.sql.same_structures()
         # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
         # not rewriting them (a staged row carries its JSON payload) is most of its cost.
         self._execute(
@@ -551,16 +598,14 @@ class Applier:
                   WHEN op = 'delete' THEN 'delete'
                   ELSE coalesce((
                     SELECT CASE
-                      WHEN t.content_hash = c.hash AND (c.structures IS NULL
-                        OR c.structures = t.structures) THEN 'restore'
+                      WHEN t.content_hash = c.hash AND {same} THEN 'restore'
                       ELSE CASE t.status WHEN 'active' THEN 'update' ELSE 'return' END END
                     FROM {name} t WHERE t.scope = :scope AND t.source_key = c.key),
                   'create') END
                 WHERE c.n > :after AND c.n <= :last AND (c.op = 'delete' OR NOT EXISTS (
                   SELECT 1 FROM {name} t WHERE t.scope = :scope
                     AND t.source_key = c.key AND t.status = 'active'
-                    AND t.content_hash = c.hash AND (c.structures IS NULL
-                      OR c.structures = t.structures)))""",
+                    AND t.content_hash = c.hash AND {same}))""",
             scope=self.scope_key,
             after=after,
             last=last,

@@ -530,8 +530,14 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
     for link in links:
         uais.update(dict.fromkeys(link.structures))
     # A guardian's structures are those of their pupils. When none of them is in a delta (or
-    # in an incomplete complet), the delivery cannot tell: the store keeps what it knows.
+    # in an incomplete complet), the delivery cannot tell: the store keeps what it knows. When
+    # only some are (the guardian's own list of pupils names others, or is absent), their UAIs
+    # are a floor: the store adds them to those it has, and the next Complet sets them all.
     structures = tuple(uais) if links or not ctx.partial_view else None
+    listed = record.attrs.get("ENTAuxPersRelEleveEleve")
+    floor = ctx.partial_view and bool(links)
+    if floor and listed:
+        floor = not {link.pupil for link in links}.issuperset(listed)
     out.append(
         NeutralRecord(
             _PERSON,
@@ -542,10 +548,10 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
             structures,
             op=record.op,
             provenance=ctx.provenance(record),
+            structures_floor=floor,
         )
     )
     out.extend(ctx.guardianship(link) for link in links)
-    listed = record.attrs.get("ENTAuxPersRelEleveEleve")
     if listed:
         # AAF.md §6.4: links come from the pupil side; the reverse list is only a check.
         missing = {link.pupil for link in links}.difference(listed)

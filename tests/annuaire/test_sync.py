@@ -26,6 +26,7 @@ from annuaire.schema import (
     Status,
     StreamItem,
 )
+from annuaire.schema.records import RecordOp
 from annuaire.store import changes_after
 from annuaire.store.changes import ChangeRecorder, PackedIds
 from annuaire.sync import Scope, apply_run, hub_id, purge
@@ -533,3 +534,52 @@ def test_a_run_names_every_person_it_wrote_in_its_flow_entry(store: Store) -> No
     assert list(subjects) == sorted(
         open_registre(store.settings, store.engine).keys.pseudonyms(persons)
     )
+
+
+def guardian_with(uais: tuple[str, ...], *, floor: bool, op: RecordOp = "modify") -> Any:
+    """Guardian G1 as ``toy.guardian`` gives it, with other UAIs, given as a floor or not."""
+    record = toy.guardian(1, op=op)
+    record.structures = uais
+    record.structures_floor = floor
+    return record
+
+
+def stored_structures(store: Store, key: str) -> str:
+    with store.engine.connect() as connection:
+        return str(
+            connection.execute(
+                select(Person.structures).where(
+                    Person.id == hub_id(SCOPE.key, EntityKind.PERSON, key)
+                )
+            ).scalar_one()
+        )
+
+
+def test_uais_given_as_a_floor_are_added_to_the_stored_ones(store: Store) -> None:
+    """A guardian of whose pupils a delta shows only some: the UAIs seen are a floor. Within
+    the stored ones: nothing changes; beyond them: the union is written, with its change
+    entry; a Complet's UAIs replace them; a new entity takes the floor as it is."""
+    run(store, toy.academie(range(30)))
+    run(store, [guardian_with((toy.UAI, "0770002B"), floor=False)], mode="delta")
+    assert stored_structures(store, "G1") == f"|{toy.UAI}|0770002B|"
+    before, last = snapshot(store), feed(store)[-1].seq
+
+    report = run(store, [guardian_with(("0770002B",), floor=True)], mode="delta")
+    assert report.counts[EntityKind.PERSON].unchanged == 1
+    assert snapshot(store) == before
+
+    report = run(store, [guardian_with(("0770003C",), floor=True)], mode="delta")
+    assert report.counts[EntityKind.PERSON].updated == 1
+    union = f"|{toy.UAI}|0770002B|0770003C|"
+    assert stored_structures(store, "G1") == union
+    (entry,) = [e for e in feed(store, last) if e.entity_type == "person"]
+    assert (entry.op, entry.structures) == ("update", union)
+
+    run(store, [guardian_with((toy.UAI,), floor=False)], mode="delta")
+    assert stored_structures(store, "G1") == f"|{toy.UAI}|"
+
+    new = toy.guardian(99, op="add")
+    new.structures, new.structures_floor = ("0770004D",), True
+    report = run(store, [new], mode="delta")
+    assert report.counts[EntityKind.PERSON].created == 1
+    assert stored_structures(store, "G99") == "|0770004D|"

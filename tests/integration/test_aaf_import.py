@@ -959,6 +959,65 @@ def test_missing_chunk_guard(
         assert kept and all(g.status == ACTIVE for g in kept)
 
 
+def move_pupil(folder: Path, pupil: Request, structure: str) -> None:
+    """Attach ``pupil`` to ``structure`` in its Eleve file, by text surgery on its request."""
+    text = pupil.file.read_text(encoding="utf-8")
+    head = text.index(f"<id>{pupil.id}</id>")
+    attached = text.index('<attr name="ENTPersonStructRattach">', head)
+    value = text.index("<value>", attached) + len("<value>")
+    close = text.index("</value>", value)
+    pupil.file.write_text(text[:value] + structure + text[close:], encoding="utf-8")
+
+
+def test_a_delta_showing_some_of_a_guardians_pupils_keeps_their_other_schools(
+    store: Store, tmp_path: Path
+) -> None:
+    """A guardian's UAIs are those of their pupils. A Delta holding the guardian's record and
+    one of their pupils, in another school than the other, tells only that school: it is a
+    floor, added to the stored UAIs, which it must not replace."""
+    complet = tmp_path / "complet"
+    generate_academie(complet, pupils=1200, seed=11)  # two schools
+    pupils = [r for r in requests_of(complet) if r.category == "Eleve"]
+    children: dict[str, list[Request]] = {}
+    for pupil in pupils:
+        for link in guardian_links(pupil):
+            children.setdefault(link[0], []).append(pupil)
+    guardian, (shown, moved, *_) = next((g, c) for g, c in children.items() if len(c) >= 2)
+    elsewhere = next(
+        r.id
+        for r in requests_of(complet)
+        if r.category == "EtabEducNat" and r.id != shown.first("ENTPersonStructRattach")
+    )
+    move_pupil(complet, moved, elsewhere)
+    (first,) = run_import(store, [complet])
+    persons = by_key(store.engine, PERSON, first.scope.key)
+    before = persons[guardian].structures
+    assert before.count("|") > 2 and persons[shown.id].structures != before
+
+    (run,) = run_import(store, [delta_of(complet, tmp_path / "d1", {guardian, shown.id})])
+    assert run.mode == "delta"
+    assert sum(c.created + c.updated + c.leaving for c in report_of(run).counts.values()) == 0
+    assert by_key(store.engine, PERSON, first.scope.key)[guardian].structures == before
+
+    # All the pupils the guardian lists (ENTAuxPersRelEleveEleve), the moved one back in the
+    # first school: the Delta tells all their UAIs, which replace the stored ones.
+    original = tmp_path / "original"
+    generate_academie(original, pupils=1200, seed=11)
+    run_import(store, [delta_of(original, tmp_path / "d2", {guardian, shown.id, moved.id})])
+    persons = by_key(store.engine, PERSON, first.scope.key)
+    assert persons[guardian].structures == persons[shown.id].structures != before
+
+
+def delta_of(complet: Path, delta: Path, kept: set[str]) -> Path:
+    """A Delta of the pupils and guardians of ``kept``, as the Complet has them."""
+    delta.mkdir()
+    for source in category_files(complet, "Eleve") + category_files(complet, "PersRelEleve"):
+        target = delta / source.name.replace("_Complet_", "_Delta_")
+        shutil.copyfile(source, target)
+        drop_requests(target, {r.id for r in read_requests(target)} - kept)
+    return delta
+
+
 def test_a_complete_complet_drops_a_link_to_a_guardian_it_does_not_hold(
     store: Store, academie: Path, tmp_path: Path
 ) -> None:
