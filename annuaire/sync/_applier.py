@@ -104,6 +104,7 @@ _STAGE_COLUMNS = tuple(column.name for column in _STAGE.c)
 _DETAILS = ("id", "file", "record", "line", "ext", "payload")
 _COMPARED_COLUMNS = tuple(name for name in _STAGE_COLUMNS if name not in _DETAILS)
 _COMPARED = len(_COMPARED_COLUMNS)
+_STRUCTURES = _COMPARED_COLUMNS.index("structures")  # in a row to compare (floors only)
 _STAGE_DDL = {
     "sqlite": """CREATE TEMP TABLE IF NOT EXISTS sync_stage (
         n INTEGER PRIMARY KEY, kind TEXT, action TEXT, key TEXT, id CHAR(32), owner_key TEXT,
@@ -405,7 +406,7 @@ class Applier:
         if not acting:
             return
         by_n = {row[0]: row for row in rows}
-        floors = [by_n[n] for n in acting if (by_n[n][8] or "")[:1] == _FLOOR]
+        floors = [by_n[n] for n in acting if (by_n[n][_STRUCTURES] or "")[:1] == _FLOOR]
         if floors:
             self._merge_floors(floors)
         hex_id = self.ids.hex
@@ -445,7 +446,8 @@ class Applier:
                 f"WHERE scope = {mark} AND source_key = {mark}",
                 (self.scope_key, key),
             ).scalar()
-            uais = set(row[8][len(_FLOOR) :].split("|")) | set((stored or "").split("|"))
+            floor = row[_STRUCTURES][len(_FLOOR) :]
+            uais = set(floor.split("|")) | set((stored or "").split("|"))
             merged.append((structures_text(uais), n))
         self.connection.exec_driver_sql(
             f"UPDATE sync_stage SET structures = {mark} WHERE n = {mark}", merged
