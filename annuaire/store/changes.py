@@ -106,6 +106,14 @@ class ChangeRecorder:
         )
         self.staged += len(rows)
 
+    def entities(self, entity_type: str) -> str:
+        """SQL selecting the ids of the ``entity_type`` entities this transaction's entries name
+        (before publish)."""
+        return (
+            f"SELECT entity_id FROM {self.table} "
+            f"WHERE entity_type = '{entity_type}' AND {self.key} > {self._before:d}"
+        )
+
     def concerned(self) -> tuple[PackedIds, set[str], set[str]]:
         """What the staged entries touch: person ids, UAIs and entity kinds (before publish)."""
         # No DISTINCT: PackedIds drops repeats itself, for a third of what SQLite's temporary
@@ -113,9 +121,7 @@ class ChangeRecorder:
         mine = f"{self.key} > {self._before:d}"
         persons = PackedIds(
             value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
-            for (value,) in self.connection.exec_driver_sql(
-                f"SELECT entity_id FROM {self.table} WHERE entity_type = 'person' AND {mine}"
-            )
+            for (value,) in self.connection.exec_driver_sql(self.entities("person"))
         )
         kinds: set[str] = set()
         uais: set[str] = set()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -586,7 +587,66 @@ class Applier:
                 f"{detail}); nothing was applied. Check the input (a missing file?) or pass "
                 "--allow-mass-removal if this is expected."
             )
+        if mode in ("delta", "partial"):
+            self._derive_guardian_structures()
         self._check_references()
+
+    def _derive_guardian_structures(self) -> None:
+        """Delta and partial runs: a guardian (a person without an active role) belongs to the
+        structures of their active pupils. A run that writes or removes a pupil or a
+        guardianship may change them without the guardian's record in the delivery (a pupil
+        moves to another school): they are derived again for the guardians of what the run
+        changed, and written, with an update entry, where they differ. A Complet gives every
+        guardian's UAIs itself."""
+        recorder = self.recorder
+        person, guardianship, role = (
+            self.table(kind).name
+            for kind in (EntityKind.PERSON, EntityKind.GUARDIANSHIP, EntityKind.ROLE)
+        )
+        joined = "string_agg" if self.sql.postgres else "group_concat"
+        rows = self._execute(
+            f"""SELECT p.id, p.structures, (SELECT {joined}(pupil.structures, '')
+                  FROM {guardianship} g JOIN {person} pupil ON pupil.id = g.pupil_id
+                  WHERE g.guardian_id = p.id AND g.status = 'active'
+                    AND pupil.status = 'active')
+                FROM {person} p
+                WHERE p.id IN (SELECT g.guardian_id FROM {guardianship} g
+                    WHERE g.scope = :scope AND (g.id IN ({recorder.entities("guardianship")})
+                      OR g.pupil_id IN ({recorder.entities("person")})))
+                  AND p.status = 'active' AND NOT EXISTS (SELECT 1 FROM {role} r
+                    WHERE r.person_id = p.id AND r.status = 'active')""",
+            scope=self.scope_key,
+        ).all()
+        changed = [
+            (uuid.UUID(str(person_id)), derived)
+            for person_id, stored, pupils in rows
+            if (derived := structures_text((pupils or "").split("|"))) != (stored or "")
+        ]
+        if not changed:
+            return
+        table = self.table(EntityKind.PERSON)
+        self.connection.execute(
+            text(
+                f"UPDATE {person} SET structures = :structures, modified_at = :now, "
+                "import_run_id = :run WHERE id = :id"
+            ).bindparams(
+                bindparam("now", type_=_BIND_TYPES["now"]),
+                bindparam("run", type_=_BIND_TYPES["run"]),
+                bindparam("id", type_=table.c.id.type),
+            ),
+            [
+                {"structures": uais, "now": self.now, "run": self.report.run_id, "id": person_id}
+                for person_id, uais in changed
+            ],
+        )
+        recorder.stage(
+            [
+                (EntityKind.PERSON.value, person_id, ChangeOp.UPDATE.value, uais)
+                for person_id, uais in changed
+            ],
+            self.now,
+        )
+        self.report.counts[EntityKind.PERSON].updated += len(changed)
 
     def _compare(self, kind: EntityKind, after: int, last: int) -> None:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their

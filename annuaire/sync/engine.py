@@ -14,6 +14,11 @@ Modes
     ``partial``  a complet known to be incomplete (missing chunks): adds and updates with delta
                  replacement per owner, and no removal inferred from absence.
 
+    A guardian (a person without a role) belongs to the structures of their active pupils. A
+    delta or partial run derives them again for the guardians of the pupils and guardianships
+    it changed (a pupil may change school without their guardians' records in the delivery);
+    a complet's records give them all.
+
 Guards
     A run that would make more than ``mass_removal_threshold`` of the scope's active entities
     leave is refused (``Refused``) unless ``allow_mass_removal``. A second run of the same scope

@@ -23,6 +23,7 @@ from annuaire.schema import (
     NeutralRecord,
     Person,
     Provenance,
+    Ref,
     Status,
     StreamItem,
 )
@@ -583,3 +584,34 @@ def test_uais_given_as_a_floor_are_added_to_the_stored_ones(store: Store) -> Non
     report = run(store, [new], mode="delta")
     assert report.counts[EntityKind.PERSON].created == 1
     assert stored_structures(store, "G99") == "|0770004D|"
+
+
+def test_a_delta_derives_the_uais_of_the_guardians_of_what_it_changed(store: Store) -> None:
+    """A guardian (no active role) belongs to the structures of their active pupils: a Delta
+    that moves a pupil derives them again; a person with a role keeps what their records say."""
+    staff_role = NeutralRecord(
+        EntityKind.ROLE,
+        "G1|S1|staff",
+        data={"role": "staff"},
+        refs={
+            "person_id": Ref(EntityKind.PERSON, "G1"),
+            "structure_id": Ref(EntityKind.STRUCTURE, "S1"),
+        },
+        structures=(toy.UAI,),
+        owner=Ref(EntityKind.PERSON, "G1"),
+    )
+    run(store, [*toy.academie(range(30)), staff_role])
+    moved = []
+    for n in (1, 2):
+        records = toy.pupil(n, op="modify")
+        records[0].structures = ("0770002B",)
+        moved += records
+    last = feed(store)[-1].seq
+    report = run(store, moved, mode="delta")
+    assert stored_structures(store, "P2") == stored_structures(store, "G2") == "|0770002B|"
+    assert stored_structures(store, "G1") == f"|{toy.UAI}|"  # a role: not derived
+    assert report.counts[EntityKind.PERSON].updated == 3  # P1, P2, G2
+    g2 = hub_id(SCOPE.key, EntityKind.PERSON, "G2")
+    assert [(e.op, e.structures) for e in feed(store, last) if e.entity_id == g2] == [
+        ("update", "|0770002B|")
+    ]

@@ -28,7 +28,7 @@ from annuaire.errors import BadInput, Refused
 from annuaire.importing import ExportRun, import_aaf
 from annuaire.schema import EntityKind, ImportRun, Status
 from annuaire.settings import Settings
-from annuaire.store import make_engine
+from annuaire.store import changes_after, make_engine
 from annuaire.store.migrate import upgrade
 from annuaire.sync import hub_id
 from connectors.aaf import _feed as feed
@@ -959,7 +959,7 @@ def test_missing_chunk_guard(
         assert kept and all(g.status == ACTIVE for g in kept)
 
 
-def move_pupil(folder: Path, pupil: Request, structure: str) -> None:
+def move_pupil(pupil: Request, structure: str) -> None:
     """Attach ``pupil`` to ``structure`` in its Eleve file, by text surgery on its request."""
     text = pupil.file.read_text(encoding="utf-8")
     head = text.index(f"<id>{pupil.id}</id>")
@@ -969,6 +969,23 @@ def move_pupil(folder: Path, pupil: Request, structure: str) -> None:
     pupil.file.write_text(text[:value] + structure + text[close:], encoding="utf-8")
 
 
+def two_schools(folder: Path) -> tuple[str, Request, Request, str]:
+    """A generated académie with two schools: a guardian, two of their pupils (in the same
+    school), and the join key of the other school."""
+    generate_academie(folder, pupils=1200, seed=11)
+    children: dict[str, list[Request]] = {}
+    for pupil in (r for r in requests_of(folder) if r.category == "Eleve"):
+        for link in guardian_links(pupil):
+            children.setdefault(link[0], []).append(pupil)
+    guardian, (first, second, *_) = next((g, c) for g, c in children.items() if len(c) >= 2)
+    elsewhere = next(
+        r.id
+        for r in requests_of(folder)
+        if r.category == "EtabEducNat" and r.id != first.first("ENTPersonStructRattach")
+    )
+    return guardian, first, second, elsewhere
+
+
 def test_a_delta_showing_some_of_a_guardians_pupils_keeps_their_other_schools(
     store: Store, tmp_path: Path
 ) -> None:
@@ -976,19 +993,8 @@ def test_a_delta_showing_some_of_a_guardians_pupils_keeps_their_other_schools(
     one of their pupils, in another school than the other, tells only that school: it is a
     floor, added to the stored UAIs, which it must not replace."""
     complet = tmp_path / "complet"
-    generate_academie(complet, pupils=1200, seed=11)  # two schools
-    pupils = [r for r in requests_of(complet) if r.category == "Eleve"]
-    children: dict[str, list[Request]] = {}
-    for pupil in pupils:
-        for link in guardian_links(pupil):
-            children.setdefault(link[0], []).append(pupil)
-    guardian, (shown, moved, *_) = next((g, c) for g, c in children.items() if len(c) >= 2)
-    elsewhere = next(
-        r.id
-        for r in requests_of(complet)
-        if r.category == "EtabEducNat" and r.id != shown.first("ENTPersonStructRattach")
-    )
-    move_pupil(complet, moved, elsewhere)
+    guardian, shown, moved, elsewhere = two_schools(complet)
+    move_pupil(moved, elsewhere)
     (first,) = run_import(store, [complet])
     persons = by_key(store.engine, PERSON, first.scope.key)
     before = persons[guardian].structures
@@ -1006,6 +1012,42 @@ def test_a_delta_showing_some_of_a_guardians_pupils_keeps_their_other_schools(
     run_import(store, [delta_of(original, tmp_path / "d2", {guardian, shown.id, moved.id})])
     persons = by_key(store.engine, PERSON, first.scope.key)
     assert persons[guardian].structures == persons[shown.id].structures != before
+
+
+def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
+    store: Store, tmp_path: Path
+) -> None:
+    """A Delta that moves a pupil to another school, without their guardians' records: each
+    guardian's UAIs are derived again from their pupils (the engine), with an update entry in
+    the feed; moved back, the pupil takes the new school off them again."""
+    complet = tmp_path / "complet"
+    guardian, stays, moved, elsewhere = two_schools(complet)
+    (first,) = run_import(store, [complet])
+    scope = first.scope.key
+    before = by_key(store.engine, PERSON, scope)[guardian].structures
+    with store.engine.connect() as connection:
+        last = changes_after(connection, 0, 1_000_000).next_cursor
+
+    delta = delta_of(complet, tmp_path / "d1", {moved.id})
+    move_pupil(next(r for r in requests_of(delta) if r.id == moved.id), elsewhere)
+    (run,) = run_import(store, [delta])
+    persons = by_key(store.engine, PERSON, scope)
+    assert persons[moved.id].structures not in ("", before)
+    guardians = {f[0] for f in guardian_links(moved)}
+    assert guardian in guardians
+    for key in guardians:  # the UAIs of their pupils: the moved one, and the other if theirs
+        theirs = [p for p in (moved, stays) if key in {f[0] for f in guardian_links(p)}]
+        uais = {u for p in theirs for u in persons[p.id].structures.split("|") if u}
+        assert persons[key].structures == "|" + "|".join(sorted(uais)) + "|", key
+    assert persons[guardian].structures.count("|") == 3  # both schools
+    with store.engine.connect() as connection:
+        entries = changes_after(connection, last, 1_000).entries
+    updated = {e.entity_id: e.structures for e in entries if e.op == "update"}
+    assert updated[persons[guardian].id] == persons[guardian].structures
+    assert report_of(run).counts[PERSON].updated == 1 + len(guardians)
+
+    run_import(store, [delta_of(complet, tmp_path / "d2", {moved.id})])
+    assert by_key(store.engine, PERSON, scope)[guardian].structures == before
 
 
 def delta_of(complet: Path, delta: Path, kept: set[str]) -> Path:
