@@ -437,19 +437,24 @@ class Applier:
     def _merge_floors(self, rows: list[tuple[Any, ...]]) -> None:
         """Give the staged ``rows`` whose UAIs are a floor, and that the compare gave an action,
         the union of the floor and the stored UAIs (a created row: the floor alone), so that
-        the statements that write them, and their change entries, see plain UAIs."""
+        the statements that write them, and their change entries, see plain UAIs. One look-up
+        per kind: the kind's floors are the marked rows with an action in their range of ``n``
+        (a floor merged by an earlier batch is no longer marked)."""
         mark = placeholder(self.connection)
         merged = []
-        for row in rows:
-            n, kind, _, key = row[:4]
-            stored = self.connection.exec_driver_sql(
-                f"SELECT structures FROM {self.table(EntityKind(kind)).name} "
-                f"WHERE scope = {mark} AND source_key = {mark}",
-                (self.scope_key, key),
-            ).scalar()
-            floor = row[_STRUCTURES][len(_FLOOR) :]
-            uais = set(floor.split("|")) | set((stored or "").split("|"))
-            merged.append((structures_text(uais), n))
+        for kind in {row[1] for row in rows}:
+            numbers = [row[0] for row in rows if row[1] == kind]
+            found = self.connection.exec_driver_sql(
+                f"SELECT c.n, c.structures, t.structures FROM sync_stage c "
+                f"LEFT JOIN {self.table(EntityKind(kind)).name} t "
+                f"ON t.scope = {mark} AND t.source_key = c.key "
+                f"WHERE c.n >= {mark} AND c.n <= {mark} AND c.action IS NOT NULL "
+                f"AND substr(c.structures, 1, 1) = '{_FLOOR}'",
+                (self.scope_key, min(numbers), max(numbers)),
+            )
+            for n, floor, stored in found:
+                uais = set(floor[len(_FLOOR) :].split("|")) | set((stored or "").split("|"))
+                merged.append((structures_text(uais), n))
         self.connection.exec_driver_sql(
             f"UPDATE sync_stage SET structures = {mark} WHERE n = {mark}", merged
         )
