@@ -19,6 +19,12 @@ Ownership (delta semantics)
     and everything it owns leave. ``owner`` defaults to the record itself; an entity derived from
     many records (a 1D class seen in pupil records) keeps that default.
 
+    A connector yields the entities a record carries after that record. An owner given twice in
+    one stream (a person in two chunks of a delivery) is replaced by its last record, with what
+    it carries: the entities yielded between an earlier record of that owner and its last one
+    are the earlier version's and are not written; those yielded after its last record (a
+    pupil's guardianships, which AAF gives in a later file) count as the last version's.
+
 Content
     ``data`` holds column values of the neutral table for ``kind`` (see ``annuaire.schema``):
     plain JSON-able values, ``datetime.date`` and lists. ``refs`` maps a reference column to a

@@ -17,8 +17,9 @@ its hub id, provenance and two JSON documents, which only a row with an action n
 added once the compare has given it one: most rows of a nightly complet are unchanged, and
 these details are most of the stage's bytes and a hash per row. A kind the scope holds no row
 of (a first import) is staged whole with its actions already set: there is nothing to compare.
-Applying then marks superseded the rows whose key a later row repeats (the last one wins),
-counts the actions of all kinds in one scan, and writes each kind.
+Applying then marks superseded the rows whose key a later row repeats (the last one wins), and
+the rows that an earlier record of an owner given twice carried; counts the actions of all
+kinds in one scan, and writes each kind.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ _BIND_TYPES: dict[str, Any] = {
 #: Marks staged UAIs that are a floor (``NeutralRecord.structures_floor``): merged with the
 #: stored ones before anything is written (``Applier._merge_floors``).
 _FLOOR = "+"
+#: The condition on a stored row ``t`` of kind ``:kind`` that the run does not yield: no
+#: staged row has its key, superseded rows aside (an earlier version's, see ``_supersede``).
+_NOT_STAGED = (
+    "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind AND s.key = t.source_key "
+    "AND (s.action IS NULL OR s.action != 'superseded'))"
+)
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
 
@@ -679,16 +686,18 @@ class Applier:
         )
 
     def _supersede(self) -> None:
-        """Warn about keys staged more than once and keep the last row of each."""
+        """Warn about keys staged more than once and keep the last row of each; an owner staged
+        more than once keeps what its last record carries only (``_supersede_versions``)."""
         duplicates = self._execute(
-            "SELECT kind, key, count(*) FROM sync_stage GROUP BY kind, key HAVING count(*) > 1"
+            "SELECT kind, key, count(*), max(is_owner), max(n) FROM sync_stage "
+            "GROUP BY kind, key HAVING count(*) > 1"
         ).all()
         if not duplicates:
             return
         kept = self.settings.warnings_kept
         order = {kind.value: index for index, kind in enumerate(EntityKind)}
         duplicates.sort(key=lambda row: order[row[0]])  # warnings kind by kind, as applied
-        for kind_value, key, count in duplicates[:kept]:
+        for kind_value, key, count, *_ in duplicates[:kept]:
             self.warn(
                 "duplicate-record",
                 f"{kind_value} {key!r} appears {count} times in this run; the last one wins",
@@ -700,6 +709,38 @@ class Applier:
                  SELECT kind, key FROM sync_stage GROUP BY kind, key HAVING count(*) > 1)
                AND n < (SELECT max(s.n) FROM sync_stage s
                  WHERE s.kind = sync_stage.kind AND s.key = sync_stage.key)"""
+        )
+        owners = [
+            (f"{kind_value}:{key}", last - _KIND_BASE[kind_value])
+            for kind_value, key, _, is_owner, last in duplicates
+            if is_owner
+        ]
+        if owners:
+            self._supersede_versions(owners)
+
+    def _supersede_versions(self, owners: list[tuple[str, int]]) -> None:
+        """Supersede the rows that an earlier record of an owner given twice carried.
+
+        ``owners``: (owner key, rank in the stream of its last record). A record's carried
+        rows follow it in the stream (see ``annuaire.schema.records``): those staged before
+        the owner's last record are an earlier version's, and only what the last version
+        yields is written; a row that only an earlier version carried then leaves like any
+        row the owner no longer yields. The stage numbers rows by kind (``_KIND_BASE``): a
+        row's rank in the stream is ``n`` less its kind's base, the low bits of ``n``.
+        """
+        mark = placeholder(self.connection)
+        self.connection.exec_driver_sql("DROP TABLE IF EXISTS sync_version")
+        self.connection.exec_driver_sql(
+            "CREATE TEMP TABLE sync_version (owner_key TEXT PRIMARY KEY, last BIGINT)"
+        )
+        self.connection.exec_driver_sql(
+            f"INSERT INTO sync_version (owner_key, last) VALUES ({mark}, {mark})", owners
+        )
+        self._execute(
+            "UPDATE sync_stage SET action = 'superseded' WHERE is_owner = 0 "
+            "AND owner_key IN (SELECT owner_key FROM sync_version) "
+            f"AND n % {1 << _KIND_BITS} < "
+            "(SELECT v.last FROM sync_version v WHERE v.owner_key = sync_stage.owner_key)"
         )
 
     def _apply_kind(self, kind: EntityKind, counts: dict[str, int]) -> None:
@@ -954,8 +995,7 @@ class Applier:
             self._mark_leaving(
                 kind,
                 True,
-                "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
-                "AND s.key = t.source_key)",
+                _NOT_STAGED,
             )
 
     def _held_kinds(self) -> list[EntityKind]:
@@ -975,8 +1015,7 @@ class Applier:
             self._mark_leaving(
                 kind,
                 False,
-                "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind "
-                "AND s.key = t.source_key)",
+                _NOT_STAGED,
             )
 
     def _check_references(self) -> None:

@@ -428,6 +428,61 @@ def test_a_record_given_twice_is_reported_and_the_last_one_wins(store: Store) ->
     assert name == "SECOND"
 
 
+def statuses(store: Store, kind: EntityKind, owner: str) -> dict[str, str]:
+    """Source key -> status of the rows of ``kind`` that ``owner`` (``kind:key``) carries."""
+    table = TABLES[kind].__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(table.c.source_key, table.c.status).where(table.c.owner_key == owner)
+        )
+        return {key: status for key, status in rows}
+
+
+def test_an_owner_given_twice_carries_what_its_last_record_carries(store: Store) -> None:
+    """Of a pupil given twice in one run, the enrollments of the earlier record are not
+    written: the last record replaces the owner and everything it carries, in a first import,
+    a delta and a complet alike."""
+    enrollment = "P{n}|class|S1${code}|pupil".format
+    # First import: P5's earlier record (class C9) is staged whole, already as a create.
+    items = [*toy.pupil(5, class_code="C9"), *toy.academie(range(30))]
+    report = run(store, items)
+    assert report.warning_codes["duplicate-record"] == 3  # person, role, link
+    assert statuses(store, EntityKind.ENROLLMENT, "person:P5") == {
+        enrollment(n=5, code="C0"): Status.ACTIVE
+    }
+    assert report.counts[EntityKind.ENROLLMENT].created == 30
+    # A delta gives P3 (class C0) twice: moved to C1, then to C2.
+    before = len(feed(store))
+    items = [
+        *toy.pupil(3, op="modify", class_code="C1"),
+        *toy.pupil(3, op="modify", class_code="C2"),
+    ]
+    report = run(store, items, mode="delta")
+    assert statuses(store, EntityKind.ENROLLMENT, "person:P3") == {
+        enrollment(n=3, code="C0"): Status.TOBEDELETED,
+        enrollment(n=3, code="C2"): Status.ACTIVE,
+    }
+    counts = report.counts[EntityKind.ENROLLMENT]
+    assert (counts.created, counts.leaving, counts.updated) == (1, 1, 0)
+    assert [e.op for e in feed(store, before) if e.entity_type == "enrollment"] == [
+        "create",
+        "leave",
+    ]
+    # A complet gives P4 twice, in C1 then in its class C0 again: nothing of C1 is written,
+    # and P3's C2 enrollment, which the complet does not give, leaves.
+    items = [*toy.pupil(4, class_code="C1"), *toy.academie(range(30))]
+    report = run(store, items)
+    assert statuses(store, EntityKind.ENROLLMENT, "person:P4") == {
+        enrollment(n=4, code="C0"): Status.ACTIVE
+    }
+    assert (
+        statuses(store, EntityKind.ENROLLMENT, "person:P3")[enrollment(n=3, code="C2")]
+        == Status.TOBEDELETED
+    )
+    counts = report.counts[EntityKind.ENROLLMENT]
+    assert (counts.created, counts.leaving, counts.returning) == (0, 1, 1)
+
+
 def dangling(report: Any) -> list[str]:
     return sorted(w.message for w in report.warnings if w.code == "dangling-reference")
 

@@ -1060,6 +1060,43 @@ def delta_of(complet: Path, delta: Path, kept: set[str]) -> Path:
     return delta
 
 
+def test_a_pupil_in_two_chunks_of_a_delta_keeps_the_classes_of_the_later_one(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A Delta whose two Eleve chunks both hold a pupil, in another class then in their own:
+    the later request replaces the earlier one with everything it carries, so the class the
+    earlier request names is never written (a duplicate is reported)."""
+    (first,) = run_import(store, [academie])
+    pupils = [r for r in requests_of(academie) if r.category == "Eleve" and classes_of(r)]
+    pupil = pupils[0]
+    school = pupil.first("ENTPersonStructRattach")
+    (own,) = pupil.attrs["ENTEleveClasses"]
+    other = next(
+        c
+        for p in pupils
+        if p.first("ENTPersonStructRattach") == school
+        for c in p.attrs["ENTEleveClasses"]
+        if c != own
+    )
+    delta = delta_of(academie, tmp_path / "delta", {pupil.id})
+    # Chunk 0 moves the pupil to the other class; chunk 1, read after it, gives their own.
+    (chunk_0,) = category_files(delta, "Eleve")
+    assert chunk_0.name.endswith("_0000.xml")
+    shutil.copyfile(chunk_0, chunk_0.with_name(chunk_0.name.replace("_0000.xml", "_0001.xml")))
+    text = chunk_0.read_text(encoding="utf-8")
+    assert text.count(f"<value>{own}</value>") == 1
+    chunk_0.write_text(text.replace(f"<value>{own}</value>", f"<value>{other}</value>"), "utf-8")
+    person_id = hub_id(first.scope.key, PERSON, pupil.id)
+    before = pupil_enrollments(store, person_id)
+
+    (run,) = run_import(store, [delta])
+    assert report_of(run).warning_codes["duplicate-record"] >= 1
+    assert pupil_enrollments(store, person_id) == before
+    assert before == {tuple(own.split("$", 1)): ACTIVE}
+    counts = report_of(run).counts[ENROLLMENT]
+    assert (counts.created, counts.updated, counts.leaving) == (0, 0, 0)
+
+
 def test_a_complete_complet_drops_a_link_to_a_guardian_it_does_not_hold(
     store: Store, academie: Path, tmp_path: Path
 ) -> None:
