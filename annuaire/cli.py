@@ -91,7 +91,7 @@ def purge(
         int | None, typer.Option(help="Override the configured delay (days leaving).")
     ] = None,
     scope: Annotated[
-        str | None, typer.Option(help="Only this scope (source:académie:degree).")
+        str | None, typer.Option(help="Only this scope (source:académie-or-UAI:degree).")
     ] = None,
 ) -> None:
     """Delete for good the entities that left their source longer ago than the delay."""

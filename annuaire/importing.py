@@ -49,15 +49,21 @@ class ExportRun:
 
 
 def academie_of(export: AafExport, override: str | None) -> tuple[str, str | None]:
-    """The académie part of the scope, and a note when it had to be guessed."""
+    """The académie of an export's scope (which a per-school delivery names by its UAI
+    instead), and a note when it had to be guessed."""
     code = override or export.academie
     if code:
         code = code.strip()
         return (code.zfill(3) if code.isdigit() else code.upper()), None
     guessed = re.sub(r"[^A-Z0-9_-]+", "-", export.prefix.upper()).strip("-")[:32] or "UNKNOWN"
+    named = (
+        f"académie recorded as {guessed!r} (the scope is school {export.uai}'s)"
+        if export.uai
+        else f"scope named {guessed!r} after the file prefix"
+    )
     return guessed, (
-        f"no académie code in {export.prefix!r} (no codeAcademieExport header): scope named "
-        f"{guessed!r} after the file prefix; pass --academie CODE to pin it"
+        f"no académie code in {export.prefix!r} (no codeAcademieExport header): {named}; "
+        "pass --academie CODE to pin it"
     )
 
 
@@ -127,7 +133,7 @@ def import_aaf(
         if stop is not None:
             stop.check()
         code, note = academie_of(export, academie)
-        scope = Scope("aaf", academie=code, degree=export.degree)
+        scope = Scope("aaf", academie=code, uai=export.uai, degree=export.degree)
         files = [f.path for f in export.files]
         try:
             mode = _mode_of(export, partial)

@@ -35,7 +35,16 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, select
 
 from annuaire.errors import BadInput, Refused
-from annuaire.schema import ExternalId, Guardianship, Person, Role, RoleKind, Status, Structure
+from annuaire.schema import (
+    ExternalId,
+    Guardianship,
+    ImportRun,
+    Person,
+    Role,
+    RoleKind,
+    Status,
+    Structure,
+)
 from annuaire.settings import IssuerSettings, Settings
 
 from . import _jose
@@ -185,6 +194,18 @@ def _educonnect_claims(engine: Engine, kind: DevTokenKind, person_id: uuid.UUID)
             )
             .order_by(_EXTERNAL_IDS.c.scope, _EXTERNAL_IDS.c.value)
         ).all()
+        # The académie of each scope, as its import runs recorded it (the last one wins): a
+        # per-school scope names its UAI, not its académie.
+        runs = ImportRun.__table__  # type: ignore[attr-defined]
+        academies = {
+            scope: academie
+            for scope, academie in connection.execute(
+                select(runs.c.scope, runs.c.academie)
+                .where(runs.c.scope.in_({scope for scope, _ in join_keys}))
+                .where(runs.c.academie.is_not(None))
+                .order_by(runs.c.started_at)
+            )
+        }
         uais = [uai for uai in (person.structures or "").split("|") if uai]
         degrees = set(
             connection.execute(
@@ -197,7 +218,10 @@ def _educonnect_claims(engine: Engine, kind: DevTokenKind, person_id: uuid.UUID)
         )
     degree = "1d" if degrees == {"1d"} else "2d"
     affiliation = ("eleve" if kind is DevTokenKind.PUPIL else "resp") + degree
-    ref_ids = [f"{{AAF}}{_academie(scope)}|dev|{value}" for scope, value in join_keys]
+    ref_ids = [
+        f"{{AAF}}{academies.get(scope) or _academie(scope)}|dev|{value}"
+        for scope, value in join_keys
+    ]
     return {
         "FrEduCtPersonAffiliation": affiliation,
         "FrEduCtRefId": ref_ids,
@@ -206,7 +230,7 @@ def _educonnect_claims(engine: Engine, kind: DevTokenKind, person_id: uuid.UUID)
 
 
 def _academie(scope: str) -> str:
-    # Import scopes are `source:académie:degree` (aaf:099:2d).
+    # Import scopes are `source:académie-or-UAI:degree` (aaf:099:2d).
     parts = scope.split(":")
     if len(parts) != 3 or not parts[1]:
         raise BadInput(f"cannot read an académie code from the import scope {scope!r}")

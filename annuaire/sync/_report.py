@@ -16,7 +16,11 @@ Mode = Literal["complet", "delta", "partial"]
 
 @dataclass(frozen=True)
 class Scope:
-    """What one import run is authoritative for: a source, an académie or a UAI, a degree."""
+    """What one import run is authoritative for: a source, an académie or a UAI, a degree.
+
+    A per-school delivery (its UAI set) is authoritative for that school alone: its key names
+    the UAI, so that each school's Complet leaves the other schools' entities as they are.
+    """
 
     source: str
     academie: str | None = None
@@ -25,7 +29,7 @@ class Scope:
 
     @property
     def key(self) -> str:
-        return f"{self.source}:{self.academie or self.uai or '-'}:{self.degree or '-'}"
+        return f"{self.source}:{self.uai or self.academie or '-'}:{self.degree or '-'}"
 
 
 @dataclass

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
+from annuaire.schema.uai import is_valid_uai
+
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
 from ._xml import ROOT_TAG, parse_header_comment
 
@@ -89,6 +91,9 @@ class AafExport:
     missing_categories: list[str] = field(default_factory=list)
     #: Folder (or archive folder) the files were found in.
     location: str = ""
+    #: The school a per-school delivery is about: the UAI its file prefix names
+    #: (``ENT_0691670R_Complet_...``, AAF.md §2), else None (an académie-wide delivery).
+    uai: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -521,4 +526,10 @@ def _export(
         gaps=gaps,
         missing_categories=missing,
         location=location,
+        uai=_prefix_uai(prefix),
     )
+
+
+def _prefix_uai(prefix: str) -> str | None:
+    """The last token of ``prefix`` that is a UAI (seven digits and their key letter)."""
+    return next((t for t in reversed(re.split(r"[_.\-]", prefix)) if is_valid_uai(t)), None)

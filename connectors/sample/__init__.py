@@ -18,6 +18,8 @@ See README.md in this folder for the distributions and the CLI.
 
 from __future__ import annotations
 
+from annuaire.schema.uai import is_valid_uai, uai_check_letter
+
 from ._generate import (
     DEFAULT_DATE,
     MANIFEST_NAME,
@@ -26,7 +28,6 @@ from ._generate import (
     generate_academie,
     generate_delta,
 )
-from ._uai import is_valid_uai, uai_check_letter
 
 __all__ = [
     "DEFAULT_DATE",

@@ -16,6 +16,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from annuaire.schema.uai import uai_check_letter
+
 from ._catalog import (
     BOARDER,
     CIVILITY,
@@ -45,7 +47,6 @@ from ._model import (
     Structure,
 )
 from ._people import Family, PeopleFactory, academic_domain
-from ._uai import uai_check_letter
 
 __all__ = [
     "FIRST_IDS",

@@ -919,6 +919,35 @@ def test_mass_removal_guard(store: Store, academie: Path, tmp_path: Path) -> Non
     assert {k for k, p in persons.items() if p.status == LEAVING} == removed
 
 
+def test_per_school_deliveries_are_a_scope_each(store: Store, tmp_path: Path) -> None:
+    """An académie that delivers one export per school (its UAI in the file prefix, AAF.md §2):
+    each school's Complet is authoritative for that school alone. In one scope, the second
+    school's Complet would make the first school's people leave."""
+    schools = {"0691670R": 11, "0940072T": 12}
+    folders = []
+    for uai, seed in schools.items():
+        folder = tmp_path / uai
+        generate_academie(folder, pupils=60, seed=seed, academie=uai, academie_code="010")
+        folders.append(folder)
+    runs = run_import(store, folders)
+    assert sorted(r.scope.key for r in runs) == ["aaf:0691670R:2d", "aaf:0940072T:2d"]
+    for run in runs:
+        assert (run.scope.academie, run.notes) == ("010", [])
+        report = report_of(run)
+        assert report.outcome == "applied" and report.leaving == 0
+        pupils = pupil_ids(tmp_path / run.scope.uai)  # type: ignore[operator]
+        persons = by_key(store.engine, PERSON, run.scope.key)
+        assert {p for p in pupils if persons[p].status == ACTIVE} == set(pupils)
+    stored = {(r.scope, r.uai, r.academie) for r in import_runs(store)}
+    assert stored == {
+        ("aaf:0691670R:2d", "0691670R", "010"),
+        ("aaf:0940072T:2d", "0940072T", "010"),
+    }
+    # The next night, the same deliveries again: nothing changes in either school.
+    again = run_import(store, folders)
+    assert [report_of(r).leaving + report_of(r).counts[PERSON].created for r in again] == [0, 0]
+
+
 @pytest.mark.parametrize("category", ["Eleve", "PersRelEleve"])
 def test_missing_chunk_guard(
     store: Store, chunked_academie: Path, tmp_path: Path, category: str

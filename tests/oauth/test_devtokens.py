@@ -25,10 +25,13 @@ from annuaire.auth.devtokens import (
     mint_dev_token,
     parse_subject,
 )
+from annuaire.auth.principal import principal_from_claims
 from annuaire.cli import app
 from annuaire.errors import BadInput, Refused
+from annuaire.importing import import_aaf
 from annuaire.schema import ExternalId
 from annuaire.settings import Settings, get_settings
+from connectors.sample import generate_academie
 from tests.conftest import ENT_ACTIVITY, Store
 
 FRE_DU_RNE = re.compile(r"^[0-9]{7}[A-Z]\$UAJ\$PU\$[A-Z]+\$[0-9]{7}[A-Z]\$T3\$LYC\$3000$")
@@ -138,6 +141,24 @@ def test_dev_tokens_carry_the_claims_of_each_upstream(
     key_file = settings.dev_key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert dev_jwks_file(settings) == key_file.with_name("dev-key.jwks.json")
+
+
+def test_a_pupil_of_a_per_school_delivery_gets_their_academie_in_their_ref_id(
+    clients_store: Store, tmp_path: Path
+) -> None:
+    """A per-school scope is named by its UAI (``aaf:0691670R:2d``): the académie EduConnect
+    names the pupil with is the one the import runs recorded, and the API resolves it."""
+    engine = clients_store.engine
+    folder = tmp_path / "0691670R"
+    generate_academie(folder, pupils=20, seed=5, academie="0691670R", academie_code="10")
+    (run,) = import_aaf(engine, clients_store.settings, [folder])
+    assert run.scope.key == "aaf:0691670R:2d"
+    settings = _dev_settings(clients_store, tmp_path)
+    pupil = _person(engine, "p.id IN (SELECT person_id FROM role WHERE role = 'pupil')")
+    claims = _claims(settings, mint_dev_token(engine, settings, DevTokenKind.PUPIL, pupil))
+    assert claims["FrEduCtRefId"] == [f"{{AAF}}010|dev|{_join_key(engine, pupil)}"]
+    principal = principal_from_claims("educonnect", "dev", claims)
+    assert principal.join_keys == (_join_key(engine, pupil),)
 
 
 def test_dev_tokens_refuse_what_the_issuer_could_not_know(

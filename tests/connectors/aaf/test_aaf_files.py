@@ -137,6 +137,17 @@ def test_per_school_exports_stay_apart(tmp_path: Path) -> None:
     _chunk(tmp_path, "ENT_0691670R_Complet_20120504_Eleve_0000.xml", _pupil("1"))
     _chunk(tmp_path, "ENT_0691671S_Complet_20120504_Eleve_0000.xml", _pupil("2"))
     assert sorted(e.prefix for e in plan([tmp_path])) == ["ENT_0691670R", "ENT_0691671S"]
+    # Each names its school. A UAI's key letter is checked: 0691671T is not one.
+    _chunk(tmp_path, "ENT_0691671T_Complet_20120504_Eleve_0000.xml", _pupil("3"))
+    _chunk(tmp_path, "EnvOLE_ENT2DVA_0940072T_Complet_20180830_Eleve_0000.xml", _pupil("4"))
+    _chunk(tmp_path, "ENT_SANDBOX_Complet_20180830_Eleve_0000.xml", _pupil("5"))
+    assert {e.prefix: e.uai for e in plan([tmp_path])} == {
+        "ENT_0691670R": "0691670R",
+        "ENT_0691671S": "0691671S",
+        "ENT_0691671T": None,
+        "EnvOLE_ENT2DVA_0940072T": "0940072T",
+        "ENT_SANDBOX": None,
+    }
 
 
 def test_one_export_per_folder() -> None:

@@ -1,4 +1,5 @@
-"""UAI (unité administrative immatriculée) check letter: seven digits and a key letter.
+"""UAI (unité administrative immatriculée, a school's national number): seven digits and a key
+letter.
 
 The key is ``"ABCDEFGHJKLMNPRSTUVWXYZ"[int(digits) % 23]`` (23 letters: no I, O, Q).
 """
