@@ -147,7 +147,8 @@ def test_a_pupil_of_a_per_school_delivery_gets_their_academie_in_their_ref_id(
     clients_store: Store, tmp_path: Path
 ) -> None:
     """A per-school scope is named by its UAI (``aaf:0691670R:2d``): the académie EduConnect
-    names the pupil with is the one the import runs recorded, and the API resolves it."""
+    names the pupil with is the one the import runs recorded, which the token's principal
+    accepts (a numeric académie) and reads the pupil's join key from."""
     engine = clients_store.engine
     folder = tmp_path / "0691670R"
     generate_academie(folder, pupils=20, seed=5, academie="0691670R", academie_code="10")
