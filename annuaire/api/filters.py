@@ -13,6 +13,7 @@ from fastapi import Path, Query
 from sqlalchemy import ColumnElement, Table, exists, select
 
 from annuaire.schema import ExternalId, Structure
+from annuaire.schema.uai import UAI_PATTERN
 
 from .problems import ApiProblem, ProblemType
 
@@ -30,7 +31,6 @@ __all__ = [
 _STRUCTURE: Table = Structure.__table__  # type: ignore[attr-defined]
 _EXTERNAL_ID: Table = ExternalId.__table__  # type: ignore[attr-defined]
 
-UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 EXAMPLE_ID = "0b8e4c39-5d3e-5f6a-9c1d-2f3b4a5c6d7e"
 
 UaiQuery = Annotated[

@@ -44,6 +44,7 @@ from annuaire.errors import AiguillageError, BadInput
 from annuaire.registre.activities import Activity
 from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
 from annuaire.schema import ApiClient, ClientAssertionUse, ClientScope, utcnow
+from annuaire.schema.uai import UAI_PATTERN as UAI_SHAPE
 from annuaire.store import write_transaction
 
 from . import _jose
@@ -63,7 +64,7 @@ __all__ = [
     "verify_secret",
 ]
 
-UAI_PATTERN = re.compile(r"^[0-9]{7}[A-Z]$")
+UAI_PATTERN = re.compile(UAI_SHAPE)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Longest validity an assertion may claim (``exp`` - now): assertions are made per request.
 MAX_ASSERTION_LIFETIME_S = 300

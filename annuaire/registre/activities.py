@@ -69,6 +69,7 @@ from pydantic import (
 )
 
 from annuaire.errors import ConfigurationError
+from annuaire.schema.uai import UAI_PATTERN
 
 from .vocabulary import (
     EU_EEA,
@@ -110,7 +111,7 @@ EXAMPLE_FILE = Path(__file__).with_name("example.toml")
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.\w+$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Uai = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}[A-Z]$")]
+Uai = Annotated[str, StringConstraints(pattern=UAI_PATTERN)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)

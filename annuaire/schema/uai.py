@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_valid_uai", "uai_check_letter"]
+__all__ = ["UAI_PATTERN", "is_valid_uai", "uai_check_letter"]
 
+#: The shape of a UAI (its key letter unchecked): what the API and the registre accept.
+UAI_PATTERN = r"^[0-9]{7}[A-Z]$"
 _KEY_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
-_UAI = re.compile(r"[0-9]{7}[A-Z]")
+_UAI = re.compile(UAI_PATTERN)
 
 
 def uai_check_letter(digits: str) -> str:

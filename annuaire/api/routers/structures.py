@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from annuaire.api.deps import ReaderDep
-from annuaire.api.filters import UAI_PATTERN, ExternalIdQuery, by_external_id
+from annuaire.api.filters import ExternalIdQuery, by_external_id
 from annuaire.api.listing import ListParamsDep, collection_response
 from annuaire.api.models import list_responses, page_model
 from annuaire.api.resources import RESOURCES
 from annuaire.api.single import add_single_route
 from annuaire.schema import StructureKind, StructurePublic
+from annuaire.schema.uai import UAI_PATTERN
 
 router = APIRouter(prefix="/structures", tags=["structures"])
 STRUCTURES = RESOURCES["structures"]
