@@ -17,9 +17,10 @@ its hub id, provenance and two JSON documents, which only a row with an action n
 added once the compare has given it one: most rows of a nightly complet are unchanged, and
 these details are most of the stage's bytes and a hash per row. A kind the scope holds no row
 of (a first import) is staged whole with its actions already set: there is nothing to compare.
-Applying then marks superseded the rows whose key a later row repeats (the last one wins), and
-the rows that an earlier record of an owner given twice carried; counts the actions of all
-kinds in one scan, and writes each kind.
+Applying then indexes the stage by key, unique unless a key is given twice: only then are the
+rows whose key a later row repeats marked superseded (the last one wins), with the rows that
+an earlier record of an owner given twice carried. It counts the actions of all kinds in one
+scan, and writes each kind.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import operator
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -52,6 +55,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import TextClause
 
 from annuaire.schema import (
@@ -135,6 +139,11 @@ _NOT_STAGED = (
     "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind AND s.key = t.source_key "
     "AND (s.action IS NULL OR s.action != 'superseded'))"
 )
+#: The same, for a stage where no key is given twice (no row is superseded): read from the
+#: stage's unique index alone.
+_NOT_STAGED_UNIQUE = (
+    "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind AND s.key = t.source_key)"
+)
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
 
@@ -155,6 +164,7 @@ _BLANKS_BY_VALUE = {kind.value: _blank_row(kind) for kind in EntityKind}
 # the stream): a kind's rows are then a range of the stage's primary key, read in order.
 _KIND_BITS = 40
 _KIND_BASE = {kind.value: index << _KIND_BITS for index, kind in enumerate(EntityKind)}
+_KIND_AND_ACTION = operator.itemgetter(1, 2)  # of a staged row
 
 
 def _dashed(hex_id: str) -> str:
@@ -293,6 +303,10 @@ class Applier:
         self._counting: Future[None] | None = self._helper.submit(self._count_active_before)
         #: Rows mapped while the count ran, staged once it is done.
         self._held: list[tuple[Any, ...]] = []
+        #: Staged rows per (kind value, action): None while unchanged (see ``_flush``).
+        self._tally: Counter[tuple[str, str | None]] = Counter()
+        #: The removal passes' condition that a stored row is not staged (see ``_index_stage``).
+        self._not_staged = _NOT_STAGED
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -379,11 +393,15 @@ class Applier:
             return
         fresh = self.fresh
         whole = [row for row in rows if row[1] in fresh] if fresh else []
+        tally = self._tally
         if whole:
             insert_tuples(self.connection, _STAGE, _STAGE_COLUMNS, whole)
+            tally.update(map(_KIND_AND_ACTION, whole))  # staged with their action
         if len(whole) == len(rows):
             return
         compared = [row for row in rows if row[1] not in fresh] if whole else rows
+        # Unchanged until the compare says otherwise (``_add_details`` moves the others).
+        tally.update((row[1], None) for row in compared)
         insert_tuples(
             self.connection, _STAGE, _COMPARED_COLUMNS, [row[:_COMPARED] for row in compared]
         )
@@ -395,22 +413,26 @@ class Applier:
         ranges = []
         for kind_value in {row[1] for row in compared}:
             base = _KIND_BASE[kind_value]
-            ranges.append((base + since, base + self.staged))
-            self._compare(EntityKind(kind_value), *ranges[-1])
+            ranges.append((kind_value, base + since, base + self.staged))
+            self._compare(EntityKind(kind_value), base + since, base + self.staged)
         self._add_details(compared, ranges)
 
-    def _add_details(self, rows: list[tuple[Any, ...]], ranges: list[tuple[int, int]]) -> None:
+    def _add_details(self, rows: list[tuple[Any, ...]], ranges: list[tuple[str, int, int]]) -> None:
         """Complete the staged rows among ``rows`` (the compared ones, their ``n`` in one of
-        ``ranges``) that the compare gave an action: their hub id, provenance and documents."""
-        acting = [
-            n
-            for after, last in ranges
-            for (n,) in self._execute(
-                "SELECT n FROM sync_stage WHERE n > :after AND n <= :last AND action IS NOT NULL",
+        ``ranges``, with their kind) that the compare gave an action: their hub id, provenance
+        and documents. They are counted under that action instead of as unchanged."""
+        acting: list[int] = []
+        tally = self._tally
+        for kind_value, after, last in ranges:
+            found = self._execute(
+                "SELECT n, action FROM sync_stage "
+                "WHERE n > :after AND n <= :last AND action IS NOT NULL",
                 after=after,
                 last=last,
-            )
-        ]
+            ).all()
+            acting.extend(n for n, _ in found)
+            tally[(kind_value, None)] -= len(found)
+            tally.update((kind_value, action) for _, action in found)
         if not acting:
             return
         by_n = {row[0]: row for row in rows}
@@ -559,9 +581,7 @@ class Applier:
         from annuaire.errors import Refused
 
         self._flush([])
-        self.connection.exec_driver_sql(
-            f"CREATE INDEX {self._stage_index} ON sync_stage (kind, key, action)"
-        )
+        unique = self._index_stage()
         if self.sql.postgres:
             # Temporary tables are never auto-analysed: without statistics the planner picks
             # nested loops over the whole stage for every stored row.
@@ -569,13 +589,18 @@ class Applier:
         # Every staged row has its action (compared batch by batch, see ``_flush``) but for
         # keys staged twice, whose earlier rows are superseded; then one scan counts them all,
         # then each kind is written.
-        self._supersede()
+        if not unique:
+            self._supersede()
         counted: dict[str, dict[str, int]] = {}
-        for kind_value, action, count in self._execute(
-            "SELECT kind, coalesce(action, 'unchanged'), count(*) FROM sync_stage "
-            "GROUP BY kind, action"
-        ):
-            counted.setdefault(kind_value, {})[action] = count
+        if unique:  # no row superseded: the actions as staging and the compares counted them
+            tallied = ((kind, action, count) for (kind, action), count in self._tally.items())
+        else:
+            tallied = self._execute(
+                "SELECT kind, action, count(*) FROM sync_stage GROUP BY kind, action"
+            )
+        for kind_value, action, count in tallied:
+            if count:
+                counted.setdefault(kind_value, {})[action or "unchanged"] = count
         for kind in EntityKind:
             self._apply_kind(kind, counted.get(kind.value, {}))
         mode = self.report.mode
@@ -684,6 +709,28 @@ class Applier:
             after=after,
             last=last,
         )
+
+    def _index_stage(self) -> bool:
+        """Index the stage by (kind, key) once it is full; True when no key is staged twice.
+
+        The index is first built unique: a run that gives every key once (nearly every run)
+        learns it from the index build, and needs neither the search for keys given twice nor
+        the superseded rows' condition in the removal passes (``_not_staged``). A key given
+        twice makes the build fail (in a savepoint: PostgreSQL would abort the transaction);
+        the index is then built with the action, which those passes read beside the key.
+        """
+        try:
+            with self.connection.begin_nested():
+                self.connection.exec_driver_sql(
+                    f"CREATE UNIQUE INDEX {self._stage_index} ON sync_stage (kind, key)"
+                )
+        except IntegrityError:
+            self.connection.exec_driver_sql(
+                f"CREATE INDEX {self._stage_index} ON sync_stage (kind, key, action)"
+            )
+            return False
+        self._not_staged = _NOT_STAGED_UNIQUE
+        return True
 
     def _supersede(self) -> None:
         """Warn about keys staged more than once and keep the last row of each; an owner staged
@@ -995,7 +1042,7 @@ class Applier:
             self._mark_leaving(
                 kind,
                 True,
-                _NOT_STAGED,
+                self._not_staged,
             )
 
     def _held_kinds(self) -> list[EntityKind]:
@@ -1015,7 +1062,7 @@ class Applier:
             self._mark_leaving(
                 kind,
                 False,
-                _NOT_STAGED,
+                self._not_staged,
             )
 
     def _check_references(self) -> None:
