@@ -144,6 +144,11 @@ _NOT_STAGED = (
 _NOT_STAGED_UNIQUE = (
     "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind AND s.key = t.source_key)"
 )
+#: The (kind, column) pairs that point to each kind (``REFERENCES`` read the other way).
+_REFERRED_BY: dict[EntityKind, list[tuple[EntityKind, str]]] = {}
+for _source, _columns in REFERENCES.items():
+    for _column, _target in _columns.items():
+        _REFERRED_BY.setdefault(_target, []).append((_source, _column))
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
 
@@ -1034,15 +1039,53 @@ class Applier:
             self._mark_leaving(kind, True, "1 = 1")
 
     def _replace_owned(self) -> None:
-        """Delta: what an owner carried and its new version no longer yields leaves."""
+        """Delta: what an owner carried and its new version no longer yields leaves, unless
+        active rows still point to it.
+
+        A structure's new record that no longer lists a class, while pupils that the delivery
+        does not give are still enrolled in it: the class stays (a Complet would give it too,
+        derived from those pupils' records), with a ``kept-referenced`` warning; it leaves with
+        a later run that makes it leave once nothing active points to it. Kinds are visited
+        referencing kinds first (a reference points to a kind applied before it): the
+        enrollments that leave in this run no longer hold their class back.
+        """
         self._select_owners(
             "o.is_owner = 1 AND o.op != 'delete' AND (o.action IS NULL OR o.action != 'superseded')"
         )
-        for kind in self._held_kinds():
-            self._mark_leaving(
-                kind,
-                True,
-                self._not_staged,
+        for kind in reversed(self._held_kinds()):
+            referenced = self._referenced(kind)
+            if referenced:
+                self._warn_kept(kind, referenced)
+                self._mark_leaving(kind, True, f"{self._not_staged} AND NOT ({referenced})")
+            else:
+                self._mark_leaving(kind, True, self._not_staged)
+
+    def _referenced(self, kind: EntityKind) -> str:
+        """The condition that active rows point to the row ``t`` of ``kind``; "" for a kind that
+        nothing references."""
+        return " OR ".join(
+            f"EXISTS (SELECT 1 FROM {self.table(source).name} r "
+            f"WHERE r.{column} = t.id AND r.status = 'active')"
+            for source, column in _REFERRED_BY.get(kind, ())
+        )
+
+    def _warn_kept(self, kind: EntityKind, referenced: str) -> None:
+        """Warn about the rows of ``kind`` that owners of ``sync_owner`` no longer yield and
+        that ``_replace_owned`` keeps, because active rows point to them."""
+        count, example, owner = self._execute(
+            f"SELECT count(*), min(t.source_key), min(t.owner_key) FROM {self.table(kind).name} t "
+            "WHERE t.scope = :scope AND t.status = 'active' "
+            f"AND t.owner_key IN (SELECT owner_key FROM sync_owner) AND {self._not_staged} "
+            f"AND ({referenced})",
+            scope=self.scope_key,
+            kind=kind.value,
+        ).one()
+        if count:
+            self.warn(
+                "kept-referenced",
+                f"{count} {kind.value} row(s) that their owner's new record no longer gives are "
+                f"kept: active rows still point to them (e.g. {kind.value} {example!r}, "
+                f"given by {owner})",
             )
 
     def _held_kinds(self) -> list[EntityKind]:

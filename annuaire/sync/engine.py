@@ -11,6 +11,9 @@ Modes
     ``delta``    add / modify / delete. A modify (or add) of an owner record replaces what that
                  owner carries; a delete makes the owner and what it carries leave. A modify of
                  an unknown id is an add, with a warning; a delete of an unknown id is a warning.
+                 A row that an owner's new version no longer yields, but that active rows still
+                 point to (a class its structure no longer lists, with pupils enrolled in it),
+                 stays, with a ``kept-referenced`` warning.
     ``partial``  a complet known to be incomplete (missing chunks): adds and updates with delta
                  replacement per owner, and no removal inferred from absence.
 

@@ -483,6 +483,50 @@ def test_an_owner_given_twice_carries_what_its_last_record_carries(store: Store)
     assert (counts.created, counts.leaving, counts.returning) == (0, 1, 1)
 
 
+def test_a_class_its_structure_no_longer_gives_stays_while_pupils_are_enrolled_in_it(
+    store: Store,
+) -> None:
+    """A delta's structure record that drops a class whose pupils the delta does not give:
+    the class stays, with a warning, until a later run finds nothing active pointing to it."""
+    run(store, toy.academie(range(30)))  # classes C0, C1, C2; pupil n is in C{n // 10}
+    structure = [toy.structure("modify"), toy.school_class("C0"), toy.school_class("C1")]
+    report = run(store, structure, mode="delta")
+    assert statuses(store, EntityKind.CLASS, "structure:S1") == {
+        "S1$C0": Status.ACTIVE,
+        "S1$C1": Status.ACTIVE,
+        "S1$C2": Status.ACTIVE,
+    }
+    assert report.counts[EntityKind.CLASS].leaving == 0
+    (kept,) = [w for w in report.warnings if w.code == "kept-referenced"]
+    assert "1 class row(s)" in kept.message and "'S1$C2'" in kept.message
+    # C2's pupils move to C1 in a delta that does not give the structure: C2 is not looked
+    # at; the structure's next record that does not give it makes it leave.
+    moved = [r for n in range(20, 30) for r in toy.pupil(n, op="modify", class_code="C1")]
+    run(store, moved, mode="delta")
+    assert statuses(store, EntityKind.CLASS, "structure:S1")["S1$C2"] == Status.ACTIVE
+    report = run(store, structure, mode="delta")
+    assert statuses(store, EntityKind.CLASS, "structure:S1")["S1$C2"] == Status.TOBEDELETED
+    assert report.counts[EntityKind.CLASS].leaving == 1
+    assert "kept-referenced" not in report.warning_codes
+
+
+def test_a_class_leaves_with_the_enrollments_that_leave_in_the_same_delta(store: Store) -> None:
+    run(store, toy.academie(range(30)))
+    cursor = feed(store)[-1].seq
+    moved = [r for n in range(20, 30) for r in toy.pupil(n, op="modify", class_code="C1")]
+    structure = [toy.structure("modify"), toy.school_class("C0"), toy.school_class("C1")]
+    report = run(store, [*structure, *moved], mode="delta")
+    assert statuses(store, EntityKind.CLASS, "structure:S1")["S1$C2"] == Status.TOBEDELETED
+    assert (
+        report.counts[EntityKind.CLASS].leaving,
+        report.counts[EntityKind.ENROLLMENT].leaving,
+    ) == (1, 10)
+    assert "kept-referenced" not in report.warning_codes
+    # Dependents first in the feed: the enrollments leave before their class.
+    leaving = [e.entity_type for e in feed(store, cursor) if e.op == "leave"]
+    assert leaving == ["enrollment"] * 10 + ["class"]
+
+
 def dangling(report: Any) -> list[str]:
     return sorted(w.message for w in report.warnings if w.code == "dangling-reference")
 
