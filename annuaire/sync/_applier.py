@@ -169,7 +169,8 @@ _BLANKS_BY_VALUE = {kind.value: _blank_row(kind) for kind in EntityKind}
 # the stream): a kind's rows are then a range of the stage's primary key, read in order.
 _KIND_BITS = 40
 _KIND_BASE = {kind.value: index << _KIND_BITS for index, kind in enumerate(EntityKind)}
-_KIND_AND_ACTION = operator.itemgetter(1, 2)  # of a staged row
+_KIND = operator.itemgetter(1)  # of a staged row
+_KIND_AND_ACTION = operator.itemgetter(1, 2)
 
 
 def _dashed(hex_id: str) -> str:
@@ -405,8 +406,6 @@ class Applier:
         if len(whole) == len(rows):
             return
         compared = [row for row in rows if row[1] not in fresh] if whole else rows
-        # Unchanged until the compare says otherwise (``_add_details`` moves the others).
-        tally.update((row[1], None) for row in compared)
         insert_tuples(
             self.connection, _STAGE, _COMPARED_COLUMNS, [row[:_COMPARED] for row in compared]
         )
@@ -416,7 +415,8 @@ class Applier:
         # the last flush are the range of its block between the two counts.
         since, self._compared = self._compared, self.staged
         ranges = []
-        for kind_value in {row[1] for row in compared}:
+        for kind_value, count in Counter(map(_KIND, compared)).items():
+            tally[(kind_value, None)] += count  # unchanged, until the compare says otherwise
             base = _KIND_BASE[kind_value]
             ranges.append((kind_value, base + since, base + self.staged))
             self._compare(EntityKind(kind_value), base + since, base + self.staged)
