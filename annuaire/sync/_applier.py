@@ -19,8 +19,9 @@ these details are most of the stage's bytes and a hash per row. A kind the scope
 of (a first import) is staged whole with its actions already set: there is nothing to compare.
 Applying then indexes the stage by key, unique unless a key is given twice: only then are the
 rows whose key a later row repeats marked superseded (the last one wins), with the rows that
-an earlier record of an owner given twice carried. It counts the actions of all kinds in one
-scan, and writes each kind.
+an earlier record of an owner given twice carried. The actions of every kind are counted as
+rows are staged and compared (by one scan of the stage when rows were superseded); then each
+kind is written.
 """
 
 from __future__ import annotations
@@ -592,8 +593,8 @@ class Applier:
             # nested loops over the whole stage for every stored row.
             self.connection.exec_driver_sql("ANALYZE sync_stage")
         # Every staged row has its action (compared batch by batch, see ``_flush``) but for
-        # keys staged twice, whose earlier rows are superseded; then one scan counts them all,
-        # then each kind is written.
+        # keys staged twice, whose earlier rows are superseded; the actions are counted, then
+        # each kind is written.
         if not unique:
             self._supersede()
         counted: dict[str, dict[str, int]] = {}
@@ -1072,20 +1073,21 @@ class Applier:
     def _warn_kept(self, kind: EntityKind, referenced: str) -> None:
         """Warn about the rows of ``kind`` that owners of ``sync_owner`` no longer yield and
         that ``_replace_owned`` keeps, because active rows point to them."""
-        count, example, owner = self._execute(
-            f"SELECT count(*), min(t.source_key), min(t.owner_key) FROM {self.table(kind).name} t "
-            "WHERE t.scope = :scope AND t.status = 'active' "
+        kept = (
+            f"FROM {self.table(kind).name} t WHERE t.scope = :scope AND t.status = 'active' "
             f"AND t.owner_key IN (SELECT owner_key FROM sync_owner) AND {self._not_staged} "
-            f"AND ({referenced})",
-            scope=self.scope_key,
-            kind=kind.value,
-        ).one()
+            f"AND ({referenced})"
+        )
+        params = {"scope": self.scope_key, "kind": kind.value}
+        count = self._execute(f"SELECT count(*) {kept}", **params).scalar_one()
         if count:
+            key, owner = self._execute(
+                f"SELECT t.source_key, t.owner_key {kept} ORDER BY t.source_key LIMIT 1", **params
+            ).one()
             self.warn(
                 "kept-referenced",
                 f"{count} {kind.value} row(s) that their owner's new record no longer gives are "
-                f"kept: active rows still point to them (e.g. {kind.value} {example!r}, "
-                f"given by {owner})",
+                f"kept: active rows still point to them (e.g. {kind.value} {key!r} of {owner})",
             )
 
     def _held_kinds(self) -> list[EntityKind]:

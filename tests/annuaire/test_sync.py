@@ -498,7 +498,7 @@ def test_a_class_its_structure_no_longer_gives_stays_while_pupils_are_enrolled_i
     }
     assert report.counts[EntityKind.CLASS].leaving == 0
     (kept,) = [w for w in report.warnings if w.code == "kept-referenced"]
-    assert "1 class row(s)" in kept.message and "'S1$C2'" in kept.message
+    assert "1 class row(s)" in kept.message and "'S1$C2' of structure:S1" in kept.message
     # C2's pupils move to C1 in a delta that does not give the structure: C2 is not looked
     # at; the structure's next record that does not give it makes it leave.
     moved = [r for n in range(20, 30) for r in toy.pupil(n, op="modify", class_code="C1")]
