@@ -25,6 +25,13 @@ Ownership (delta semantics)
     are the earlier version's and are not written; those yielded after its last record (a
     pupil's guardianships, which AAF gives in a later file) count as the last version's.
 
+Operations
+    ``add`` and ``modify`` write the record (a full replacement of its owner, above); ``delete``
+    makes the owner leave. ``ensure`` is for an entity the source knows only in part (a class
+    seen in the few pupil records of a delta): it is created if the store does not hold it, made
+    active again if it was leaving, and otherwise left as stored, content and owner alike, so
+    that a partial view never overwrites what a complete one said.
+
 Content
     ``data`` holds column values of the neutral table for ``kind`` (see ``annuaire.schema``):
     plain JSON-able values, ``datetime.date`` and lists. ``refs`` maps a reference column to a
@@ -64,7 +71,7 @@ class EntityKind(enum.StrEnum):
     GUARDIANSHIP = "guardianship"
 
 
-RecordOp = Literal["add", "modify", "delete"]
+RecordOp = Literal["add", "modify", "delete", "ensure"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -697,10 +697,13 @@ class Applier:
         name = self.table(kind).name
         same = self.sql.same_structures()
         # Unchanged rows keep their NULL action: most rows of a re-import are unchanged, and
-        # not rewriting them (a staged row carries its JSON payload) is most of its cost.
+        # not rewriting them (a staged row carries its JSON payload) is most of its cost. An
+        # ``ensure`` row is unchanged whenever the row is stored and active, whatever it says.
         self._execute(
             f"""UPDATE {self.sql.scanned("sync_stage", "c")} SET action = CASE
                   WHEN op = 'delete' THEN 'delete'
+                  WHEN op = 'ensure' THEN coalesce((SELECT 'restore' FROM {name} t
+                    WHERE t.scope = :scope AND t.source_key = c.key), 'create')
                   ELSE coalesce((
                     SELECT CASE
                       WHEN t.content_hash = c.hash AND {same} THEN 'restore'
@@ -710,7 +713,7 @@ class Applier:
                 WHERE c.n > :after AND c.n <= :last AND (c.op = 'delete' OR NOT EXISTS (
                   SELECT 1 FROM {name} t WHERE t.scope = :scope
                     AND t.source_key = c.key AND t.status = 'active'
-                    AND t.content_hash = c.hash AND {same}))""",
+                    AND (c.op = 'ensure' OR (t.content_hash = c.hash AND {same}))))""",
             scope=self.scope_key,
             after=after,
             last=last,

@@ -22,6 +22,10 @@ Modes
     it changed (a pupil may change school without their guardians' records in the delivery);
     a complet's records give them all.
 
+    In every mode, an ``ensure`` record (an entity its source knows in part, see
+    ``annuaire.schema.records``) is created if the store lacks it, made active again if it was
+    leaving, and otherwise left as stored: it never rewrites a row.
+
 Guards
     A run that would make more than ``mass_removal_threshold`` of the scope's active entities
     leave is refused (``Refused``) unless ``allow_mass_removal``. A second run of the same scope

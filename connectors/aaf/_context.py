@@ -270,12 +270,18 @@ class Context:
     ) -> None:
         """Remember a class/group seen in a person record, unless its structure declares it.
 
-        Only in a Complet, and only for a structure of this export's EtabEducNat: a Delta (or
-        a set without EtabEducNat) sees a few pupils of a class, so a record built from them
-        would overwrite the class with partial content; such classes come with the next
-        Complet, and the enrollments naming them are emitted all the same.
+        A complete Complet derives it from all its pupils, for a structure of its EtabEducNat.
+        A Delta or an incomplete Complet sees some of its pupils only: a record built from
+        them would overwrite the class with partial content. There it is derived, for a
+        structure whose UAI is known (from the export or the store), as an ``ensure`` record:
+        created if the store lacks it (a class new since the last Complet, which the
+        enrollments name), made active again if it was leaving, and otherwise left as stored.
         """
-        if self.delta or self.structures_read is None or structure not in self.structures_read:
+        if self.partial_view:
+            if structure not in self.uais:
+                return
+            op = "ensure"
+        elif self.structures_read is None or structure not in self.structures_read:
             return
         key = f"{structure}${code}"
         if key in self.declared[kind]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import uuid
@@ -525,6 +526,52 @@ def test_a_class_leaves_with_the_enrollments_that_leave_in_the_same_delta(store:
     # Dependents first in the feed: the enrollments leave before their class.
     leaving = [e.entity_type for e in feed(store, cursor) if e.op == "leave"]
     assert leaving == ["enrollment"] * 10 + ["class"]
+
+
+def ensured_class(code: str, label: str) -> NeutralRecord:
+    """A class known in part (from a few pupil records): self-owned, op ``ensure``."""
+    known = toy.school_class(code)
+    return dataclasses.replace(known, data={**known.data, "label": label}, owner=None, op="ensure")
+
+
+def class_row(store: Store, code: str, scope: Scope = SCOPE) -> Any:
+    table = TABLES[EntityKind.CLASS].__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        return connection.execute(
+            select(table).where(table.c.id == hub_id(scope.key, EntityKind.CLASS, f"S1${code}"))
+        ).one()
+
+
+def test_an_ensure_record_creates_what_is_missing_and_leaves_the_rest_as_stored(
+    store: Store,
+) -> None:
+    run(store, toy.academie(range(30)))  # classes C0, C1, C2, declared (owned by S1)
+    cursor = feed(store)[-1].seq
+    report = run(store, [ensured_class("C1", "seen"), ensured_class("C7", "seen")], mode="delta")
+    counts = report.counts[EntityKind.CLASS]
+    assert (counts.created, counts.updated, counts.unchanged) == (1, 0, 1)
+    stored, new = class_row(store, "C1"), class_row(store, "C7")
+    assert (stored.label, stored.owner_key) == ("classe C1", "structure:S1")  # as it was
+    assert (new.label, new.owner_key, new.status) == ("seen", "class:S1$C7", Status.ACTIVE)
+    assert [(e.op, e.entity_id) for e in feed(store, cursor)] == [("create", new.id)]
+    # C2 leaves with its pupils (a complet without them); ensured, it is active again, as it
+    # was stored.
+    run(store, toy.academie(range(20)), allow_mass_removal=True)
+    assert class_row(store, "C2").status == Status.TOBEDELETED
+    report = run(store, [ensured_class("C2", "seen")], mode="delta")
+    assert report.counts[EntityKind.CLASS].returning == 1
+    returned = class_row(store, "C2")
+    assert (returned.status, returned.label, returned.leaving_since) == (
+        Status.ACTIVE,
+        "classe C2",
+        None,
+    )
+    # A scope's first rows of the kind: created.
+    other = Scope("aaf", academie="078", degree="2d")
+    apply_run(
+        store.engine, other, [ensured_class("C4", "seen")], mode="delta", settings=store.settings
+    )
+    assert class_row(store, "C4", other).label == "seen"
 
 
 def dangling(report: Any) -> list[str]:

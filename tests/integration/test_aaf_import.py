@@ -1126,6 +1126,48 @@ def test_a_pupil_in_two_chunks_of_a_delta_keeps_the_classes_of_the_later_one(
     assert (counts.created, counts.updated, counts.leaving) == (0, 0, 0)
 
 
+def test_a_class_new_in_a_delta_is_created_and_a_known_one_left_as_stored(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A Delta's pupil in a class that no Complet gave yet: the class is created from what
+    the Delta shows (an ``ensure`` record), so that the enrollment does not dangle; the
+    classes the store holds are not rewritten by the few pupils a Delta shows."""
+    (first,) = run_import(store, [academie])
+    pupils = [r for r in requests_of(academie) if r.category == "Eleve" and classes_of(r)]
+    moved = pupils[0]
+    (own,) = moved.attrs["ENTEleveClasses"]
+    stays = next(p for p in pupils if own not in p.attrs["ENTEleveClasses"])
+    structure, code = own.split("$", 1)
+    new = f"{structure}$9Z NEW"
+    delta = delta_of(academie, tmp_path / "delta", {moved.id, stays.id})
+    (chunk,) = category_files(delta, "Eleve")
+    text = chunk.read_text(encoding="utf-8")
+    assert text.count(f"<value>{own}</value>") == 1
+    chunk.write_text(text.replace(f"<value>{own}</value>", f"<value>{new}</value>"), "utf-8")
+    scope = first.scope.key
+    classes_before = {
+        k: (r.content_hash, r.owner_key) for k, r in by_key(store.engine, CLASS).items()
+    }
+
+    (run,) = run_import(store, [delta])
+    report = report_of(run)
+    classes = by_key(store.engine, CLASS)
+    created = classes[f"{structure}$9Z NEW"]
+    assert (created.status, created.code, created.owner_key) == (ACTIVE, "9Z NEW", f"class:{new}")
+    assert created.structure_id == hub_id(scope, STRUCTURE, structure)
+    assert pupil_enrollments(store, hub_id(scope, PERSON, moved.id)) == {
+        (structure, code): LEAVING,
+        (structure, "9Z NEW"): ACTIVE,
+    }
+    assert not [w for w in report.warnings if "class_id" in w.message]
+    counts = report.counts[CLASS]
+    assert (counts.created, counts.updated, counts.leaving) == (1, 0, 0)
+    assert counts.unchanged >= 1  # the other pupil's class, as the store has it
+    assert {
+        k: (r.content_hash, r.owner_key) for k, r in classes.items() if k != new
+    } == classes_before
+
+
 def test_a_complete_complet_drops_a_link_to_a_guardian_it_does_not_hold(
     store: Store, academie: Path, tmp_path: Path
 ) -> None:
@@ -1467,8 +1509,9 @@ def compare_delta_with_complet(
             c for c in r1._mapping if c not in BOOKKEEPING and r1._mapping[c] != r2._mapping[c]
         }
         if key[0] in ("class", "group") and r1.owner_key == f"{key[0]}:{key[2]}":
-            # A class or group derived from its persons (all of 1D) is derived by a complet
-            # only: its level codes are those of the last complet's pupils.
+            # A class or group derived from its persons (all of 1D) is written by a complete
+            # complet: its level codes are those of its pupils; a delta only creates one that
+            # the store lacks (connectors/aaf/README.md).
             differing.discard("level_codes")
         if not differing:
             continue
