@@ -535,9 +535,10 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
     # are a floor: the store adds them to those it has, and the next Complet sets them all.
     structures = tuple(uais) if links or not ctx.partial_view else None
     listed = record.attrs.get("ENTAuxPersRelEleveEleve")
+    linked = {link.pupil for link in links} if listed else set()
     floor = ctx.partial_view and bool(links)
     if floor and listed:
-        floor = not {link.pupil for link in links}.issuperset(listed)
+        floor = not linked.issuperset(listed)
     out.append(
         NeutralRecord(
             _PERSON,
@@ -554,7 +555,7 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
     out.extend(ctx.guardianship(link) for link in links)
     if listed:
         # AAF.md §6.4: links come from the pupil side; the reverse list is only a check.
-        missing = {link.pupil for link in links}.difference(listed)
+        missing = linked.difference(listed)
         if missing:
             ctx.warn(
                 out,
