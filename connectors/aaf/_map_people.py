@@ -269,6 +269,7 @@ def _level(ctx: Context, record: RawRecord, attribute: str, kind: str, out: Outp
 
 
 def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
+    ctx.pupil_record(record)
     if record.op == "delete":
         _delete_person(ctx, record, out)
         return
@@ -525,7 +526,7 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
         _delete_person(ctx, record, out)
         return
     key = record.id
-    links = ctx.links_of(key)
+    links, claimed = ctx.links_of(key)
     uais: dict[str, None] = {}
     for link in links:
         uais.update(dict.fromkeys(link.structures))
@@ -552,7 +553,7 @@ def map_relative(ctx: Context, record: RawRecord, out: Output) -> None:
             structures_floor=floor,
         )
     )
-    out.extend(ctx.guardianship(link) for link in links)
+    out.extend(ctx.guardianship(link) for link in claimed)
     if listed:
         # AAF.md §6.4: links come from the pupil side; the reverse list is only a check.
         missing = linked.difference(listed)

@@ -31,6 +31,7 @@ from annuaire.settings import Settings
 from annuaire.store import changes_after, make_engine
 from annuaire.store.migrate import upgrade
 from annuaire.sync import hub_id
+from connectors.aaf import _context as aaf_context
 from connectors.aaf import _feed as feed
 from connectors.aaf import legal_flag, parse_relation, rank_semantics
 from connectors.sample import generate_academie, generate_delta
@@ -1124,6 +1125,93 @@ def test_a_pupil_in_two_chunks_of_a_delta_keeps_the_classes_of_the_later_one(
     assert before == {tuple(own.split("$", 1)): ACTIVE}
     counts = report_of(run).counts[ENROLLMENT]
     assert (counts.created, counts.updated, counts.leaving) == (0, 0, 0)
+
+
+def pupil_guardianships(store: Store, person_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Guardian id -> status of the guardianships of one pupil."""
+    return {
+        row.guardian_id: row.status
+        for row in rows(store.engine, GUARDIANSHIP)
+        if row.pupil_id == person_id
+    }
+
+
+@pytest.mark.parametrize("bits", [None, 8], ids=["seen-map", "8-bit-seen-map"])
+def test_a_pupil_in_two_chunks_of_a_delta_keeps_the_guardians_of_the_later_one(
+    store: Store, academie: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bits: int | None
+) -> None:
+    """The pupil's earlier request also names two other persons, one a PersRelEleve record
+    of the Delta, one not: AAF gives guardianships from the pupil side and the guardians'
+    records come later, yet what the earlier request names is never written. With a map of
+    8 bits, nearly every pupil shares a bit with another one: only the pupil given twice
+    loses links."""
+    if bits is not None:
+        monkeypatch.setattr(aaf_context, "_PUPIL_BITS", bits)
+    (first,) = run_import(store, [academie])
+    expected = {
+        f"{fields[0]}|{p.id}"
+        for p in requests_of(academie)
+        if p.category == "Eleve"
+        for fields in guardian_links(p)
+    }
+    assert {row.source_key for row in rows(store.engine, GUARDIANSHIP)} == expected
+    scope = first.scope.key
+    pupils = [r for r in requests_of(academie) if r.category == "Eleve" and guardian_links(r)]
+    pupil = pupils[0]
+    own = {fields[0] for fields in guardian_links(pupil)}
+    others = [fields[0] for p in pupils[1:] for fields in guardian_links(p) if fields[0] not in own]
+    in_delta, not_in_delta = others[0], next(g for g in others if g != others[0])
+    delta = delta_of(academie, tmp_path / "delta", {pupil.id, *own, in_delta})
+    (chunk_0,) = category_files(delta, "Eleve")
+    shutil.copyfile(chunk_0, chunk_0.with_name(chunk_0.name.replace("_0000.xml", "_0001.xml")))
+    value = "$".join(guardian_links(pupil)[0][1:])
+    extra = "".join(f"<value>{g}${value}</value>" for g in (in_delta, not_in_delta))
+    text = chunk_0.read_text(encoding="utf-8")
+    anchor = '<attr name="ENTElevePersRelEleve">'
+    assert text.count(anchor) == 1
+    chunk_0.write_text(text.replace(anchor, anchor + extra), "utf-8")
+    person_id = hub_id(scope, PERSON, pupil.id)
+    before = pupil_guardianships(store, person_id)
+    assert set(before) == {hub_id(scope, PERSON, g) for g in own}
+    others_before = {g: person(store, g).structures for g in (in_delta, not_in_delta)}
+
+    (run,) = run_import(store, [delta])
+    assert report_of(run).warning_codes["duplicate-record"] >= 1
+    assert pupil_guardianships(store, person_id) == before
+    counts = report_of(run).counts[GUARDIANSHIP]
+    assert (counts.created, counts.updated, counts.leaving) == (0, 0, 0)
+    assert {g: person(store, g).structures for g in others_before} == others_before
+
+
+def test_a_guardian_given_twice_in_a_complet_keeps_the_schools_of_their_pupils(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A PersRelEleve record repeated in a chunk of its own: the later record is the one
+    written, and it belongs to the structures of the pupils who name the person, as the
+    earlier one does; their guardianships stay as they are."""
+    run_import(store, [academie])
+    pupil = next(r for r in requests_of(academie) if r.category == "Eleve" and guardian_links(r))
+    guardian = guardian_links(pupil)[0][0]
+    stored = person(store, guardian)
+    assert stored.structures
+    repeated = tmp_path / "repeated"
+    shutil.copytree(academie, repeated)
+    chunks = category_files(repeated, "PersRelEleve")
+    last = chunks[-1]
+    number = int(last.name[-8:-4])
+    extra = last.with_name(f"{last.name[:-8]}{number + 1:04d}.xml")
+    shutil.copyfile(chunks[0], extra)
+    ids = {r.id for r in read_requests(extra)}
+    assert guardian in ids
+    drop_requests(extra, ids - {guardian})
+    guardianships_before = snapshot(store.engine)["guardianship"]
+
+    (run,) = run_import(store, [repeated])
+    report = report_of(run)
+    assert report.warning_codes["duplicate-record"] == 1
+    assert person(store, guardian).structures == stored.structures
+    assert snapshot(store.engine)["guardianship"] == guardianships_before
+    assert sum(c.created + c.updated + c.leaving for c in report.counts.values()) == 0
 
 
 def test_a_class_new_in_a_delta_is_created_and_a_known_one_left_as_stored(
