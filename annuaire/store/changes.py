@@ -23,7 +23,18 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from annuaire.schema import ChangeEntry
 from annuaire.store.bulk import bulk_insert
@@ -105,6 +116,24 @@ class ChangeRecorder:
             ],
         )
         self.staged += len(rows)
+
+    def restate(self, entity_type: str, rows: Sequence[tuple[uuid.UUID, str]]) -> None:
+        """Give this transaction's entries of these (entity id, structures) the structures an
+        entity ends with, when it is written again after its entry was recorded: one entry per
+        entity and run."""
+        if not rows:
+            return
+        table = _CHANGE_LOG if self.direct else _pending
+        self.connection.execute(
+            update(table)
+            .where(
+                table.c.entity_type == entity_type,
+                table.c.entity_id == bindparam("entity"),
+                table.c[self.key] > self._before,
+            )
+            .values(structures=bindparam("uais")),
+            [{"entity": entity_id, "uais": structures} for entity_id, structures in rows],
+        )
 
     def entities(self, entity_type: str) -> str:
         """SQL selecting the ids of the ``entity_type`` entities this transaction's entries name

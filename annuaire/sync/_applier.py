@@ -640,8 +640,9 @@ class Applier:
         structures of their active pupils. A run that writes or removes a pupil or a
         guardianship may change them without the guardian's record in the delivery (a pupil
         moves to another school): they are derived again for the guardians of what the run
-        changed, and written, with an update entry, where they differ. A Complet gives every
-        guardian's UAIs itself."""
+        changed, and written, with an update entry, where they differ. A guardian that the run
+        wrote already (their record, its UAIs a floor) keeps the entry it has, with the UAIs
+        they end with, and is counted once. A Complet gives every guardian's UAIs itself."""
         recorder = self.recorder
         person, guardianship, role = (
             self.table(kind).name
@@ -652,7 +653,8 @@ class Applier:
             f"""SELECT p.id, p.structures, (SELECT {joined}(pupil.structures, '')
                   FROM {guardianship} g JOIN {person} pupil ON pupil.id = g.pupil_id
                   WHERE g.guardian_id = p.id AND g.status = 'active'
-                    AND pupil.status = 'active')
+                    AND pupil.status = 'active'),
+                  CASE WHEN p.id IN ({recorder.entities("person")}) THEN 1 ELSE 0 END
                 FROM {person} p
                 WHERE p.id IN (SELECT g.guardian_id FROM {guardianship} g
                     WHERE g.scope = :scope AND (g.id IN ({recorder.entities("guardianship")})
@@ -662,8 +664,8 @@ class Applier:
             scope=self.scope_key,
         ).all()
         changed = [
-            (uuid.UUID(str(person_id)), derived)
-            for person_id, stored, pupils in rows
+            (uuid.UUID(str(person_id)), derived, written)
+            for person_id, stored, pupils, written in rows
             if (derived := structures_text((pupils or "").split("|"))) != (stored or "")
         ]
         if not changed:
@@ -680,17 +682,20 @@ class Applier:
             ),
             [
                 {"structures": uais, "now": self.now, "run": self.report.run_id, "id": person_id}
-                for person_id, uais in changed
+                for person_id, uais, _ in changed
             ],
         )
-        recorder.stage(
-            [
-                (EntityKind.PERSON.value, person_id, ChangeOp.UPDATE.value, uais)
-                for person_id, uais in changed
-            ],
-            self.now,
+        person_value = EntityKind.PERSON.value
+        recorder.restate(
+            person_value, [(person_id, uais) for person_id, uais, written in changed if written]
         )
-        self.report.counts[EntityKind.PERSON].updated += len(changed)
+        entries = [
+            (person_value, person_id, ChangeOp.UPDATE.value, uais)
+            for person_id, uais, written in changed
+            if not written
+        ]
+        recorder.stage(entries, self.now)
+        self.report.counts[EntityKind.PERSON].updated += len(entries)
 
     def _compare(self, kind: EntityKind, after: int, last: int) -> None:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their

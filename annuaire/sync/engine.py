@@ -20,7 +20,8 @@ Modes
     A guardian (a person without a role) belongs to the structures of their active pupils. A
     delta or partial run derives them again for the guardians of the pupils and guardianships
     it changed (a pupil may change school without their guardians' records in the delivery);
-    a complet's records give them all.
+    a complet's records give them all. A guardian whose record the run also wrote keeps one
+    change entry, with the UAIs they end with.
 
     In every mode, an ``ensure`` record (an entity its source knows in part, see
     ``annuaire.schema.records``) is created if the store lacks it, made active again if it was

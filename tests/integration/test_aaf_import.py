@@ -1080,6 +1080,45 @@ def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
     assert by_key(store.engine, PERSON, scope)[guardian].structures == before
 
 
+def test_a_guardian_written_then_derived_in_one_delta_has_one_entry(
+    store: Store, tmp_path: Path
+) -> None:
+    """A Delta holding a guardian's new record (another country) and one of their two pupils,
+    moved back to the other one's school: the record's UAIs are a floor (the other pupil is not
+    shown), written with the stored ones, then the engine derives them from the pupils, which
+    are now in one school. The guardian has one update entry, with the UAIs they end with, and
+    is counted once."""
+    complet = tmp_path / "complet"
+    guardian, stays, moved, elsewhere = two_schools(complet)
+    move_pupil(moved, elsewhere)
+    (first,) = run_import(store, [complet])
+    scope = first.scope.key
+    assert by_key(store.engine, PERSON, scope)[guardian].structures.count("|") == 3
+    with store.engine.connect() as connection:
+        last = changes_after(connection, 0, 1_000_000).next_cursor
+    original = tmp_path / "original"
+    generate_academie(original, pupils=1200, seed=11)
+    delta = delta_of(original, tmp_path / "delta", {guardian, moved.id})
+    (chunk,) = category_files(delta, "PersRelEleve")
+    text = chunk.read_text(encoding="utf-8")
+    head = text.index(f"<id>{guardian}</id>")
+    country = text.index('<attr name="ENTPersonPays"><value>FRANCE</value>', head)
+    assert country < text.index("</addRequest>", head)
+    chunk.write_text(text[:country] + text[country:].replace("FRANCE", "BELGIQUE", 1), "utf-8")
+
+    (run,) = run_import(store, [delta])
+    persons = by_key(store.engine, PERSON, scope)
+    assert persons[guardian].country == "BELGIQUE"
+    assert persons[guardian].structures == persons[stays.id].structures
+    with store.engine.connect() as connection:
+        entries = changes_after(connection, last, 1_000).entries
+    assert [e.structures for e in entries if e.entity_id == persons[guardian].id] == [
+        persons[guardian].structures
+    ]
+    updated = [e.entity_id for e in entries if e.entity_type == "person" and e.op == "update"]
+    assert len(updated) == len(set(updated)) == report_of(run).counts[PERSON].updated
+
+
 def delta_of(complet: Path, delta: Path, kept: set[str]) -> Path:
     """A Delta of the pupils and guardians of ``kept``, as the Complet has them."""
     delta.mkdir()
