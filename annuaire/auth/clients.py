@@ -31,7 +31,6 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -44,7 +43,7 @@ from annuaire.errors import AiguillageError, BadInput
 from annuaire.registre.activities import Activity
 from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
 from annuaire.schema import ApiClient, ClientAssertionUse, ClientScope, utcnow
-from annuaire.schema.uai import UAI_PATTERN as UAI_SHAPE
+from annuaire.schema.uai import has_uai_shape
 from annuaire.store import write_transaction
 
 from . import _jose
@@ -52,7 +51,6 @@ from . import _jose
 __all__ = [
     "CLIENT_ASSERTION_TYPE",
     "MAX_ASSERTION_LIFETIME_S",
-    "UAI_PATTERN",
     "InvalidClient",
     "active_client",
     "authenticate_assertion",
@@ -64,7 +62,6 @@ __all__ = [
     "verify_secret",
 ]
 
-UAI_PATTERN = re.compile(UAI_SHAPE)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Longest validity an assertion may claim (``exp`` - now): assertions are made per request.
 MAX_ASSERTION_LIFETIME_S = 300
@@ -136,7 +133,7 @@ def _decoy_hash() -> str:
 
 def _checked_structures(structures: Iterable[str]) -> list[str]:
     uais = sorted(set(structures))
-    bad = [uai for uai in uais if not UAI_PATTERN.match(uai)]
+    bad = [uai for uai in uais if not has_uai_shape(uai)]
     if bad:
         raise BadInput(f"not a UAI (7 digits and a capital letter): {', '.join(bad)}")
     if not uais:
