@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select
 
 from annuaire.errors import Refused
 from annuaire.registre.runtime import open_registre
-from annuaire.schema import RunOutcome, StreamItem, Structure
+from annuaire.schema import RunOutcome, StreamItem, Structure, academie_code
 from annuaire.settings import Settings
 from annuaire.sync import Mode, RunReport, Scope, Stop, apply_run, record_refused
 from connectors.aaf import AafExport, AafReader, ReadStats, plan
@@ -53,8 +53,7 @@ def academie_of(export: AafExport, override: str | None) -> tuple[str, str | Non
     instead), and a note when it had to be guessed."""
     code = override or export.academie
     if code:
-        code = code.strip()
-        return (code.zfill(3) if code.isdigit() else code.upper()), None
+        return academie_code(code), None
     guessed = re.sub(r"[^A-Z0-9_-]+", "-", export.prefix.upper()).strip("-")[:32] or "UNKNOWN"
     named = (
         f"académie recorded as {guessed!r} (the scope is school {export.uai}'s)"

@@ -6,7 +6,8 @@ builds the same JSON in C (``json_build_object`` on PostgreSQL, ``json_object`` 
 the API only joins the texts. Both backends give the same values in the same key order:
 UUIDs in their dashed form, instants as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, dates as
 ``YYYY-MM-DD``, booleans, JSON lists. Only identifiers of our own models are spliced into
-the SQL; values never are.
+the SQL, and the caller's access rule on the roles a person document embeds, as SQLAlchemy
+renders it (its values as escaped literals): no value of a request is.
 """
 
 from __future__ import annotations
@@ -34,25 +35,25 @@ _EMBEDS: dict[str, dict[str, str]] = {
     },
     "roles": {
         "postgresql": (
-            "coalesce((SELECT json_agg(json_build_object('structure_id', r.structure_id, "
-            "'structure_uai', s.uai, 'role', r.role, 'function_code', r.function_code, "
-            "'function_label', r.function_label, 'discipline_code', r.discipline_code, "
-            "'discipline_label', r.discipline_label, 'start_date', r.start_date, "
-            "'end_date', r.end_date, 'level_code', r.level_code, "
-            "'subject_codes', r.subject_codes, 'status', r.status) "
-            "ORDER BY s.uai, r.role, r.id) "
-            "FROM role r LEFT JOIN structure s ON s.id = r.structure_id "
-            "WHERE r.person_id = {t}.id), '[]'::json)"
+            "coalesce((SELECT json_agg(json_build_object('structure_id', role.structure_id, "
+            "'structure_uai', s.uai, 'role', role.role, 'function_code', role.function_code, "
+            "'function_label', role.function_label, 'discipline_code', role.discipline_code, "
+            "'discipline_label', role.discipline_label, 'start_date', role.start_date, "
+            "'end_date', role.end_date, 'level_code', role.level_code, "
+            "'subject_codes', role.subject_codes, 'status', role.status) "
+            "ORDER BY s.uai, role.role, role.id) "
+            "FROM role LEFT JOIN structure s ON s.id = role.structure_id "
+            "WHERE role.person_id = {t}.id{rule}), '[]'::json)"
         ),
         "sqlite": (
             "(SELECT json_group_array(json(x.o)) FROM (SELECT json_object('structure_id', "
-            "{uuid_r}, 'structure_uai', s.uai, 'role', r.role, 'function_code', "
-            "r.function_code, 'function_label', r.function_label, 'discipline_code', "
-            "r.discipline_code, 'discipline_label', r.discipline_label, 'start_date', "
-            "r.start_date, 'end_date', r.end_date, 'level_code', r.level_code, "
-            "'subject_codes', json(r.subject_codes), 'status', r.status) AS o "
-            "FROM role r LEFT JOIN structure s ON s.id = r.structure_id "
-            "WHERE r.person_id = {t}.id ORDER BY s.uai, r.role, r.id) x)"
+            "{uuid_r}, 'structure_uai', s.uai, 'role', role.role, 'function_code', "
+            "role.function_code, 'function_label', role.function_label, 'discipline_code', "
+            "role.discipline_code, 'discipline_label', role.discipline_label, 'start_date', "
+            "role.start_date, 'end_date', role.end_date, 'level_code', role.level_code, "
+            "'subject_codes', json(role.subject_codes), 'status', role.status) AS o "
+            "FROM role LEFT JOIN structure s ON s.id = role.structure_id "
+            "WHERE role.person_id = {t}.id{rule} ORDER BY s.uai, role.role, role.id) x)"
         ),
     },
 }
@@ -89,12 +90,15 @@ def _value(dialect: str, table: Table, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def _document(dialect: str, table: Table, fields: tuple[str, ...], kind: str | None) -> str:
+def _document(
+    dialect: str, table: Table, fields: tuple[str, ...], kind: str | None, roles_rule: str | None
+) -> str:
+    rule = "" if roles_rule is None else f" AND ({roles_rule})"
     pairs = []
     for name in fields:
         if name in _EMBEDS:
             value = _EMBEDS[name][dialect].format(
-                t=table.name, kind=kind or "", uuid_r=_sqlite_uuid("r.structure_id")
+                t=table.name, kind=kind or "", uuid_r=_sqlite_uuid("role.structure_id"), rule=rule
             )
         else:
             value = _value(dialect, table, name)
@@ -105,11 +109,20 @@ def _document(dialect: str, table: Table, fields: tuple[str, ...], kind: str | N
     return f"json_object({', '.join(pairs)})"
 
 
-def document_sql(dialect: str, table: Table, fields: Sequence[str], kind: str | None) -> str:
-    """SQL for one row's JSON object with ``fields`` in that order (``kind``: external ids)."""
+def document_sql(
+    dialect: str,
+    table: Table,
+    fields: Sequence[str],
+    kind: str | None,
+    roles_rule: str | None = None,
+) -> str:
+    """SQL for one row's JSON object with ``fields`` in that order (``kind``: external ids).
+
+    ``roles_rule``: the condition on table ``role`` that the embedded roles meet (the caller's
+    rule on roles: a person document shows no role that ``/v1/roles`` would not)."""
     if dialect not in ("postgresql", "sqlite"):
         raise ValueError(f"no JSON rendering for the {dialect} dialect")
-    return _document(dialect, table, tuple(fields), kind)
+    return _document(dialect, table, tuple(fields), kind, roles_rule)
 
 
 def feed_document_sql(dialect: str) -> str:

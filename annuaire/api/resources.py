@@ -363,12 +363,29 @@ class Reader:
         """Rows of (document, *sort key, *person ids, structures)."""
         table = resource.table
         keys = [table.c[c] for c in resource.order]
-        document = document_sql(self.engine.dialect.name, table, fields, resource.entity_type)
+        roles_rule = self._roles_rule() if "roles" in fields else None
+        document = document_sql(
+            self.engine.dialect.name, table, fields, resource.entity_type, roles_rule
+        )
         query = select(literal_column(document).label("document"), *keys, *_concerned(resource))
         conditions = self._where(resource, predicates, after)
         if conditions:
             query = query.where(and_(*conditions))
         return query.order_by(*[k.desc() if resource.descending else k for k in keys])
+
+    def _roles_rule(self) -> str | None:
+        """The principal's rule on roles, as SQL on table ``role`` (None: every role), for the
+        roles a person document embeds. Its values (ids, UAIs) are rendered by SQLAlchemy as
+        escaped literals: it is spliced into the document's SQL text."""
+        roles = RESOURCES["roles"]
+        rule = self.visibility(roles).rows
+        if rule is None:
+            return None
+        dialect = self.engine.dialect
+        sql = str(rule.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        # Literals are rendered for the driver's paramstyle (``%%`` for psycopg), and the
+        # document's text is escaped again for it: undo the first.
+        return sql.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else sql
 
     def page(
         self,

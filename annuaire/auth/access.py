@@ -47,9 +47,11 @@ from annuaire.schema import (
     Enrollment,
     ExternalId,
     Guardianship,
+    ImportRun,
     Person,
     Role,
     SchoolClass,
+    Status,
     Structure,
 )
 from annuaire.store.engine import placeholder
@@ -84,6 +86,15 @@ _EXTERNAL_ID: Table = ExternalId.__table__  # type: ignore[attr-defined]
 _STRUCTURE: Table = Structure.__table__  # type: ignore[attr-defined]
 _CLASS: Table = SchoolClass.__table__  # type: ignore[attr-defined]
 _CHANGES: Table = ChangeEntry.__table__  # type: ignore[attr-defined]
+_IMPORT_RUN: Table = ImportRun.__table__  # type: ignore[attr-defined]
+# What grants rights is what the source still gives: a person, role, guardianship or teaching
+# link that is leaving (``tobedeleted``, until the purge) grants none. The rows a principal may
+# read can be leaving (a sync client must learn that they leave).
+_ACTIVE = Status.ACTIVE.value
+_PERSON_ACTIVE = _PERSON.c.status == _ACTIVE
+_ROLE_ACTIVE = _ROLE.c.status == _ACTIVE
+_ENROLLED = _ENROLLMENT.c.status == _ACTIVE
+_LEGAL_GUARDIANSHIP = and_(_GUARDIANSHIP.c.legal.is_(True), _GUARDIANSHIP.c.status == _ACTIVE)
 _JOIN_KEY = "aaf:ENTPersonJointure"
 _EDUCONNECT_ID = "educonnect:FrEduCtId"
 
@@ -157,19 +168,8 @@ class AccessRules:
 
     def _resolve_educonnect(self, connection: Connection, principal: Principal) -> Principal:
         if principal.join_keys:
-            ext = _EXTERNAL_ID
-            found = (
-                connection.execute(
-                    select(ext.c.entity_id).where(
-                        ext.c.entity_type == "person",
-                        ext.c.type == _JOIN_KEY,
-                        ext.c.value.in_(principal.join_keys),
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            unknown = "no person of the annuaire has this AAF join key"
+            found = self._match_join_keys(connection, principal.join_keys)
+            unknown = "no active person of the annuaire has this AAF join key"
         else:
             found = self._match_vector(connection, principal)
             unknown = "FrEduVecteur does not designate exactly one person of the annuaire"
@@ -180,7 +180,9 @@ class AccessRules:
         if (
             expected
             and not connection.execute(
-                select(func.count()).where(_ROLE.c.person_id == person_id, _ROLE.c.role == expected)
+                select(func.count()).where(
+                    _ROLE.c.person_id == person_id, _ROLE.c.role == expected, _ROLE_ACTIVE
+                )
             ).scalar()
         ):
             raise Unauthenticated("the affiliation does not match the annuaire", "identity")
@@ -188,18 +190,53 @@ class AccessRules:
             self._keep_educonnect_id(connection, person_id, principal.educonnect_id)
         return principal.resolved_as(person_id=person_id)
 
+    def _match_join_keys(
+        self, connection: Connection, join_keys: Sequence[tuple[str, str]]
+    ) -> Sequence[uuid.UUID]:
+        """The active persons with these (académie, AAF join key): the key is looked up in the
+        scopes whose import runs recorded that académie (a per-school scope included)."""
+        runs = _IMPORT_RUN
+        found: list[uuid.UUID] = []
+        for academie, key in join_keys:
+            scopes = (
+                connection.execute(select(runs.c.scope).where(runs.c.academie == academie))
+                .scalars()
+                .all()
+            )
+            if not scopes:
+                raise Unauthenticated(
+                    f"no import of académie {academie} is known: its AAF identities cannot be "
+                    "resolved",
+                    "identity",
+                )
+            ext = _EXTERNAL_ID
+            found.extend(
+                connection.execute(
+                    select(ext.c.entity_id)
+                    .join(_PERSON, _PERSON.c.id == ext.c.entity_id)
+                    .where(
+                        ext.c.entity_type == "person",
+                        ext.c.type == _JOIN_KEY,
+                        ext.c.value == key,
+                        ext.c.scope.in_(set(scopes)),
+                        _PERSON_ACTIVE,
+                    )
+                ).scalars()
+            )
+        return found
+
     def _match_vector(self, connection: Connection, principal: Principal) -> Sequence[uuid.UUID]:
         _profile, last, first, pupil_ref, uai = principal.vector
         ext = _EXTERNAL_ID
         pupils = select(ext.c.entity_id).where(
             ext.c.entity_type == "person", ext.c.type == "siecle:ELEVE_ID", ext.c.value == pupil_ref
         )
-        in_school = _PERSON.c.structures.contains(f"|{uai}|")
+        in_school = and_(_PERSON.c.structures.contains(f"|{uai}|"), _PERSON_ACTIVE)
         if principal.kind is PrincipalKind.PUPIL:
             query = select(_PERSON.c.id).where(_PERSON.c.id.in_(pupils), in_school)
         else:
             guardians = select(_GUARDIANSHIP.c.guardian_id).where(
-                _GUARDIANSHIP.c.pupil_id.in_(pupils), _GUARDIANSHIP.c.legal.is_(True)
+                _GUARDIANSHIP.c.pupil_id.in_(pupils), _LEGAL_GUARDIANSHIP
             )
             query = select(_PERSON.c.id).where(
                 _PERSON.c.id.in_(guardians),
@@ -230,12 +267,22 @@ class AccessRules:
                 connection.commit()
 
     def _resolve_staff(self, connection: Connection, principal: Principal) -> Principal:
+        """The agent of the token's e-mail, with the structures both the token and the annuaire
+        give them: structure-wide rights (a head, an administrative agent) where the annuaire
+        gives them an active role other than teacher, at the ``FrEduRneResp`` structures of a
+        head who has some; teacher rights where it gives them any active role. A head or
+        agent whom the annuaire knows only as a teacher there is resolved as a teacher."""
         staff_roles = ("teacher", "staff", "head", "director")
         rows = connection.execute(
-            select(_PERSON.c.id, _STRUCTURE.c.uai)
+            select(_PERSON.c.id, _STRUCTURE.c.uai, _ROLE.c.role)
             .join_from(_PERSON, _ROLE, _ROLE.c.person_id == _PERSON.c.id)
             .join(_STRUCTURE, _STRUCTURE.c.id == _ROLE.c.structure_id)
-            .where(func.lower(_PERSON.c.email) == principal.email, _ROLE.c.role.in_(staff_roles))
+            .where(
+                func.lower(_PERSON.c.email) == principal.email,
+                _ROLE.c.role.in_(staff_roles),
+                _PERSON_ACTIVE,
+                _ROLE_ACTIVE,
+            )
         ).all()
         people = {row.id for row in rows}
         if len(people) != 1:
@@ -243,10 +290,21 @@ class AccessRules:
                 "the e-mail of this token designates no staff member of the annuaire, or several",
                 "identity",
             )
-        # The token's structures, intersected with what the annuaire says of this person.
+        person_id = people.pop()
         known = frozenset(row.uai for row in rows if row.uai)
+        if principal.staff_role is not StaffRole.TEACHER:
+            wide = principal.responsible or principal.structures
+            wide &= frozenset(row.uai for row in rows if row.uai and row.role != "teacher")
+            teaching = principal.structures & frozenset(
+                row.uai for row in rows if row.uai and row.role == "teacher"
+            )
+            if wide or not teaching:
+                return principal.resolved_as(person_id=person_id, structures=wide)
+            known = teaching
         return principal.resolved_as(
-            person_id=people.pop(), structures=principal.structures & known
+            person_id=person_id,
+            structures=principal.structures & known,
+            staff_role=StaffRole.TEACHER,
         )
 
     # -- rules -------------------------------------------------------------------------------
@@ -292,7 +350,7 @@ class AccessRules:
         extra: dict[str, Callable[[Table], ColumnElement[bool]]] = {}
         if principal.kind is PrincipalKind.GUARDIAN:
             pupils = select(_GUARDIANSHIP.c.pupil_id).where(
-                _GUARDIANSHIP.c.guardian_id == me, _GUARDIANSHIP.c.legal.is_(True)
+                _GUARDIANSHIP.c.guardian_id == me, _LEGAL_GUARDIANSHIP
             )
 
             def persons_clause(column: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
@@ -305,7 +363,7 @@ class AccessRules:
                 return column == me
 
         else:
-            return self._teacher_rules(me)
+            return self._teacher_rules(me, principal.structures)
         mine = select(_PERSON.c.id).where(persons_clause(_PERSON.c.id))
         return {
             "persons": lambda t: persons_clause(t.c.id),
@@ -324,8 +382,15 @@ class AccessRules:
         }
 
     @staticmethod
-    def _teacher_rules(me: uuid.UUID | None) -> dict[str, Callable[[Table], ColumnElement[bool]]]:
-        teaching = _ENROLLMENT.c.role.in_(("teacher", "head_teacher"))
+    def _teacher_rules(
+        me: uuid.UUID | None, structures: frozenset[str]
+    ) -> dict[str, Callable[[Table], ColumnElement[bool]]]:
+        """A teacher's classes and groups are those they teach in the token's structures."""
+        teaching = and_(
+            _ENROLLMENT.c.role.in_(("teacher", "head_teacher")),
+            _ENROLLED,
+            _in_structures(_ENROLLMENT, structures),
+        )
         my_classes = select(_ENROLLMENT.c.class_id).where(
             _ENROLLMENT.c.person_id == me, teaching, _ENROLLMENT.c.class_id.is_not(None)
         )
@@ -333,7 +398,8 @@ class AccessRules:
             _ENROLLMENT.c.person_id == me, teaching, _ENROLLMENT.c.group_id.is_not(None)
         )
         people = select(_ENROLLMENT.c.person_id).where(
-            or_(_ENROLLMENT.c.class_id.in_(my_classes), _ENROLLMENT.c.group_id.in_(my_groups))
+            or_(_ENROLLMENT.c.class_id.in_(my_classes), _ENROLLMENT.c.group_id.in_(my_groups)),
+            _ENROLLED,
         )
         return {
             "persons": lambda t: or_(t.c.id == me, t.c.id.in_(people)),
@@ -344,7 +410,9 @@ class AccessRules:
             "classes": lambda t: t.c.id.in_(my_classes),
             "groups": lambda t: t.c.id.in_(my_groups),
             "structures": lambda t: t.c.id.in_(
-                select(_ROLE.c.structure_id).where(_ROLE.c.person_id == me)
+                select(_ROLE.c.structure_id).where(
+                    _ROLE.c.person_id == me, _ROLE_ACTIVE, _in_structures(_ROLE, structures)
+                )
             ),
         }
 

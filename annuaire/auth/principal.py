@@ -5,17 +5,21 @@ Three claim profiles, one per kind of issuer (IDENTITY.md §2, §3, §6):
 - ``educonnect`` (pupils and guardians): ``FrEduCtPersonAffiliation`` (``eleve1d|2d``,
   ``resp1d|2d``) says which; the person is found **only** through the ``{AAF}`` values of
   ``FrEduCtRefId`` (``{AAF}<académie>|<field>|<ENTPersonJointure>``), joined to the typed
-  external id ``aaf:ENTPersonJointure``. Several distinct ``{AAF}`` identities are refused
-  (rights are never merged implicitly). ``FrEduVecteur`` (``profil|nom|prénom|idEleve|UAI``)
-  is accepted as a fallback when no ``{AAF}`` value is present: it names the pupil by its
-  SIECLE id and the guardian by exact names among that pupil's legal guardians, which is
-  ambiguous for homonyms, so any match that is not unique is refused. ``FrEduCtId`` is kept
-  as the external id ``educonnect:FrEduCtId`` of the person it resolved to.
+  external id ``aaf:ENTPersonJointure`` of the import scopes of that académie (join keys are
+  unique within an académie's annuaire only): an académie no import run recorded is refused.
+  Several distinct ``{AAF}`` identities are refused (rights are never merged implicitly).
+  ``FrEduVecteur`` (``profil|nom|prénom|idEleve|UAI``) is accepted as a fallback when no
+  ``{AAF}`` value is present: it names the pupil by its SIECLE id and the guardian by exact
+  names among that pupil's legal guardians, which is ambiguous for homonyms, so any match that
+  is not unique is refused. ``FrEduCtId`` is kept as the external id ``educonnect:FrEduCtId``
+  of the person it resolved to. Only an active person (one the source still gives) is found.
 - ``guichet_agent`` (staff): the person is the one whose AAF ``mail`` is the token's ``email``
-  (or ``ctemail``); structures come from ``FrEduRne`` and ``FrEduRneResp``, intersected with
-  the structures the annuaire gives that person; ``FrEduFonctAdm=DIR`` or any ``FrEduRneResp``
-  makes a head of school, a teaching function only (``ENS``) a teacher, anything else
-  administrative staff.
+  (or ``ctemail``); structures come from ``FrEduRne`` and ``FrEduRneResp``; ``FrEduFonctAdm=DIR``
+  or any ``FrEduRneResp`` makes a head of school (of the ``FrEduRneResp`` structures when
+  there are any), a teaching function only (``ENS``) a teacher, anything else administrative
+  staff. Resolution keeps what the annuaire agrees with: a head's or an administrative
+  agent's structures where it gives them an active role other than teacher; a teacher's
+  where it gives them any active role (see annuaire.auth.access).
 - ``client_credentials`` (ENT vendors): ``client_id`` names a client whose contract (structures,
   scopes) is in the database; the token's ``scope`` is intersected with the contract.
 
@@ -36,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import Request
+
+from annuaire.schema import academie_code
 
 __all__ = [
     "Principal",
@@ -79,13 +85,15 @@ class Principal:
     client_id: str | None = None
     #: The issuer's name (settings), for the logs and the register.
     issuer: str | None = None
-    #: How the person is named by the claims (unresolved principals).
-    join_keys: tuple[str, ...] = ()
+    #: How the person is named by the claims (unresolved principals): (académie, join key).
+    join_keys: tuple[tuple[str, str], ...] = ()
     vector: tuple[str, ...] = ()
     email: str | None = None
     educonnect_id: str | None = None
     #: UAIs: a client's contract, a staff member's structures.
     structures: frozenset[str] = field(default_factory=frozenset)
+    #: A guichet agent's ``FrEduRneResp`` UAIs: the structures they head.
+    responsible: frozenset[str] = field(default_factory=frozenset)
     staff_role: StaffRole | None = None
     #: A client's contract: the register activity it runs under.
     activity: str | None = None
@@ -132,7 +140,7 @@ def _educonnect(claims: Mapping[str, Any], base: Principal) -> Principal:
         fields = value[len("{AAF}") :].split("|")
         if len(fields) != 3 or not fields[0].isdigit() or not fields[2]:
             raise Unauthenticated(f"malformed {{AAF}} value in FrEduCtRefId: {value!r}", "identity")
-        keys.append(fields[2])
+        keys.append((academie_code(fields[0]), fields[2]))
     vector: tuple[str, ...] = ()
     if not keys:
         vectors = _values(claims, "FrEduVecteur")
@@ -193,6 +201,7 @@ def _guichet_agent(claims: Mapping[str, Any], base: Principal) -> Principal:
         kind=PrincipalKind.STAFF,
         email=emails[0].strip().lower(),
         structures=frozenset(u.upper() for u in structures | responsible if u),
+        responsible=frozenset(u.upper() for u in responsible),
         staff_role=role,
     )
 

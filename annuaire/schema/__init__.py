@@ -49,7 +49,15 @@ from .registre import (
     FlowSubjectSet,
     ProcessingActivity,
 )
-from .run import ChangeEntry, ChangeEntryPublic, ChangeOp, ImportRun, ImportRunPublic, RunOutcome
+from .run import (
+    ChangeEntry,
+    ChangeEntryPublic,
+    ChangeOp,
+    ImportRun,
+    ImportRunPublic,
+    RunOutcome,
+    academie_code,
+)
 from .structure import Structure, StructureKind, StructurePublic
 
 __all__ = [
@@ -110,6 +118,7 @@ __all__ = [
     "SubjectPublic",
     "Tracked",
     "TrackedPublic",
+    "academie_code",
     "utcnow",
 ]
 

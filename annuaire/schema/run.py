@@ -20,7 +20,15 @@ __all__ = [
     "ImportRunBase",
     "ImportRunPublic",
     "RunOutcome",
+    "academie_code",
 ]
+
+
+def academie_code(code: str) -> str:
+    """An académie code as import runs record it: digits on three (``13`` and ``013`` are one
+    académie, as EduConnect's one- and two-digit forms are), any other name in capitals."""
+    code = code.strip()
+    return code.zfill(3) if code.isdigit() else code.upper()
 
 
 class RunOutcome(enum.StrEnum):

@@ -113,8 +113,16 @@ def expected(world: World, who: Principal) -> dict[str, set[str]]:
         return out
     me = str(who.person_id)
     if who.kind is PrincipalKind.STAFF:
-        classes = {c for p, c, g, r in world.enrollments.values() if p == me and c and r != "pupil"}
-        groups = {g for p, c, g, r in world.enrollments.values() if p == me and g and r != "pupil"}
+        # What they teach in the structures of their token (resolved against the annuaire).
+        teaching = [
+            (c, g)
+            for e, (p, c, g, r) in world.enrollments.items()
+            if p == me
+            and r != "pupil"
+            and any(f"|{u}|" in world.structures_of[e] for u in who.structures)
+        ]
+        classes = {c for c, _ in teaching if c}
+        groups = {g for _, g in teaching if g}
         people = {me} | {
             p for p, c, g, _ in world.enrollments.values() if c in classes or g in groups
         }
@@ -126,7 +134,11 @@ def expected(world: World, who: Principal) -> dict[str, set[str]]:
             for e, (p, c, g, _) in world.enrollments.items()
             if p == me or c in classes or g in groups
         }
-        out["structures"] = {s for _, (p, s, _) in world.roles.items() if p == me}
+        out["structures"] = {
+            s
+            for _, (p, s, _) in world.roles.items()
+            if p == me and world.structures[s] in who.structures
+        }
         return out
     if who.kind is PrincipalKind.GUARDIAN:
         pupils = {pu for g, pu, legal in world.guardianships.values() if g == me and legal}
@@ -170,6 +182,11 @@ def principals(world: World) -> st.SearchStrategy[Principal]:
     contacts = sorted({g for g, _, legal in world.guardianships.values() if not legal})
     pupils = sorted({p for p, _, r in world.roles.values() if r == "pupil"})
     teachers = sorted({p for p, _, r in world.roles.values() if r == "teacher"})
+    # A teacher's token names some of the structures the annuaire gives them (resolution).
+    teaching_uais: dict[str, list[str]] = defaultdict(list)
+    for p, s, _ in world.roles.values():
+        if world.structures[s] not in teaching_uais[p]:
+            teaching_uais[p].append(world.structures[s])
     uais = sorted(world.structures.values())
 
     def person(kind: PrincipalKind, ids: list[str], **extra: Any) -> st.SearchStrategy[Principal]:
@@ -181,7 +198,18 @@ def principals(world: World) -> st.SearchStrategy[Principal]:
         person(PrincipalKind.GUARDIAN, guardians),
         person(PrincipalKind.GUARDIAN, contacts or guardians),
         person(PrincipalKind.PUPIL, pupils),
-        person(PrincipalKind.STAFF, teachers, staff_role=StaffRole.TEACHER),
+        st.sampled_from(teachers).flatmap(
+            lambda pid: st.sets(st.sampled_from(teaching_uais[pid])).map(
+                lambda chosen: Principal(
+                    PrincipalKind.STAFF,
+                    pid,
+                    person_id=uuid.UUID(pid),
+                    staff_role=StaffRole.TEACHER,
+                    structures=frozenset(chosen),
+                    resolved=True,
+                )
+            )
+        ),
         st.builds(
             lambda chosen, role: Principal(
                 PrincipalKind.STAFF,
@@ -276,6 +304,30 @@ def test_lists_exports_and_the_feed_serve_exactly_what_the_rule_allows(
             break
         after = page.json()["next"]
     assert fed == allowed[resource]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_a_person_embeds_only_the_roles_the_rule_allows(
+    guarded: tuple[TestClient, Caller, World], data: st.DataObject
+) -> None:
+    """A person document's ``roles`` are the person's roles that ``/v1/roles`` serves the
+    caller: an ENT client sees no role at a structure outside its contract, a teacher no role
+    of their pupils."""
+    client, world, allowed, _resource = act_as_someone(guarded, data)
+    visible_roles: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for role_id in allowed["roles"]:
+        person, structure, role = world.roles[role_id]
+        visible_roles[person].append((world.structures[structure], role))
+    params: dict[str, Any] = {"limit": 1000, "fields": "id,roles"}
+    while True:
+        page = client.get("/v1/persons", params=params).json()
+        for item in page["items"]:
+            embedded = sorted((r["structure_uai"], r["role"]) for r in item["roles"])
+            assert embedded == sorted(visible_roles[item["id"]]), item["id"]
+        if page["next"] is None:
+            break
+        params = {**params, "cursor": page["next"]}
 
 
 def test_filters_cannot_widen_the_rule(guarded: tuple[TestClient, Caller, World]) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from annuaire.auth import AccessRules, PrincipalKind
+from annuaire.auth import AccessRules, Principal, PrincipalKind, current_principal
 from annuaire.auth.principal import StaffRole, Unauthenticated, principal_from_claims
+from annuaire.importing import import_aaf
 
 from .conftest import Api
 
@@ -91,7 +93,7 @@ def test_a_pupil_token_must_name_a_pupil(api: Api) -> None:
     ok = resolve(
         api,
         "educonnect",
-        {"FrEduCtPersonAffiliation": "eleve2d", "FrEduCtRefId": f"{{AAF}}9|x|{key}"},
+        {"FrEduCtPersonAffiliation": "eleve2d", "FrEduCtRefId": f"{{AAF}}99|x|{key}"},
     )
     assert ok.kind is PrincipalKind.PUPIL and ok.person_id == person
     _, guardian_key = join_key_of(api, "SELECT guardian_id FROM guardianship")
@@ -99,7 +101,7 @@ def test_a_pupil_token_must_name_a_pupil(api: Api) -> None:
         resolve(
             api,
             "educonnect",
-            {"FrEduCtPersonAffiliation": "eleve2d", "FrEduCtRefId": f"{{AAF}}9|x|{guardian_key}"},
+            {"FrEduCtPersonAffiliation": "eleve2d", "FrEduCtRefId": f"{{AAF}}99|x|{guardian_key}"},
         )
 
 
@@ -138,7 +140,208 @@ def test_a_guichet_agent_token_gives_structures_and_a_staff_role(api: Api) -> No
     assert principal.person_id == uuid.UUID(str(person))
     # a structure the annuaire does not give this person is dropped
     assert principal.structures == frozenset({uai})
+    # A DIR token gives a head's rights only where the annuaire agrees: this person is a
+    # teacher there, and is resolved as one.
     head = resolve(api, "guichet_agent", {**claims, "FrEduFonctAdm": "DIR"})
-    assert head.staff_role is StaffRole.HEAD
+    assert (head.staff_role, head.structures) == (StaffRole.TEACHER, frozenset({uai}))
     with pytest.raises(Unauthenticated):
         resolve(api, "guichet_agent", {"email": "nobody@example.invalid"})
+
+
+def claims_of(email: str, rne: list[str]) -> dict[str, Any]:
+    return {"email": email, "FrEduRne": rne}
+
+
+def test_a_head_has_structure_wide_rights_only_where_token_and_annuaire_agree(
+    api: Api,
+) -> None:
+    """``FrEduRneResp`` names the structures an agent heads: structure-wide rights there only,
+    and only where the annuaire gives them an active role other than teacher."""
+    email, uai = one(
+        api,
+        "SELECT p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
+        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'head' "
+        "AND p.email IS NOT NULL ORDER BY p.email LIMIT 1",
+    )
+    other = one(api, f"SELECT uai FROM structure WHERE uai <> '{uai}' ORDER BY uai LIMIT 1")[0]
+    rne = [f"{u}$UAJ$PU$DIR${u}$T3$LYC$3000" for u in (uai, other)]
+    head = resolve(api, "guichet_agent", {**claims_of(email, rne), "FrEduRneResp": uai})
+    assert (head.staff_role, head.structures) == (StaffRole.HEAD, frozenset({uai}))
+    elsewhere = resolve(api, "guichet_agent", {**claims_of(email, rne), "FrEduRneResp": other})
+    assert elsewhere.structures == frozenset()  # they head no structure there
+
+
+def test_a_teacher_sees_what_they_teach_in_the_structures_of_their_token(api: Api) -> None:
+    """A teacher token naming a structure where the annuaire gives them no role resolves to no
+    structure: none of their classes is visible through it."""
+    teacher, email, uai = one(
+        api,
+        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
+        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'teacher' "
+        "AND p.email IS NOT NULL AND EXISTS (SELECT 1 FROM enrollment e WHERE "
+        "e.person_id = p.id AND e.role = 'teacher') ORDER BY p.email LIMIT 1",
+    )
+    elsewhere = one(
+        api,
+        "SELECT uai FROM structure WHERE uai NOT IN (SELECT s.uai FROM role r JOIN structure s "
+        f"ON s.id = r.structure_id WHERE r.person_id = '{sql_id(api, teacher)}') "
+        "AND uai IS NOT NULL ORDER BY uai LIMIT 1",
+    )[0]
+    claims = {"email": email, "FrEduRne": [f"{uai}$UAJ$PU$ENS${uai}$T3$LYC$3000"]}
+    at_school = resolve(api, "guichet_agent", claims)
+    elsewhere_claims = {"email": email, "FrEduRne": [f"{elsewhere}$UAJ$PU$ENS$x$T3$LYC$3000"]}
+    away = resolve(api, "guichet_agent", elsewhere_claims)
+    assert away.structures == frozenset()
+    assert read_as(api, at_school, "/v1/classes?limit=1000") == 200
+    app = api.client.app
+    for principal, expect_some in ((at_school, True), (away, False)):
+        app.dependency_overrides[current_principal] = lambda p=principal: p  # type: ignore[attr-defined]
+        try:
+            classes = api.client.get("/v1/classes", params={"limit": 1000}).json()["items"]
+            persons = api.client.get("/v1/persons", params={"limit": 1000}).json()["items"]
+        finally:
+            app.dependency_overrides.clear()  # type: ignore[attr-defined]
+        assert bool(classes) is expect_some
+        assert {p["id"] for p in persons} >= {str(uuid.UUID(str(teacher)))}
+        if not expect_some:
+            assert len(persons) == 1
+
+
+# -- identities are an académie's; what leaves the source grants nothing ----------------------
+
+
+def educonnect_guardian(code: str, key: str) -> dict[str, Any]:
+    return {"FrEduCtPersonAffiliation": "resp2d", "FrEduCtRefId": f"{{AAF}}{code}|x|{key}"}
+
+
+def test_a_join_key_is_resolved_within_the_academie_the_token_names(
+    fresh_api: Api, academie: Path
+) -> None:
+    """AAF join keys are unique within one académie's annuaire only: the same files imported
+    for académie 10 give the same keys to other persons. The token's académie code picks one
+    (``99`` and ``099`` alike); an académie that no import run recorded is refused."""
+    api = fresh_api
+    person, key = join_key_of(api, "SELECT guardian_id FROM guardianship WHERE legal")
+    import_aaf(api.engine, api.settings, [academie], academie="10")
+    assert resolve(api, "educonnect", educonnect_guardian("99", key)).person_id == person
+    assert resolve(api, "educonnect", educonnect_guardian("099", key)).person_id == person
+    other = resolve(api, "educonnect", educonnect_guardian("10", key)).person_id
+    assert other != person
+    hex_id = other.hex if api.backend == "sqlite" else str(other)
+    assert one(api, f"SELECT scope FROM person WHERE id = '{hex_id}'")[0] == "aaf:010:2d"
+    with pytest.raises(Unauthenticated, match="no import of académie 011") as refused:
+        resolve(api, "educonnect", educonnect_guardian("11", key))
+    assert refused.value.reason == "identity"
+
+
+def set_status(api: Api, table: str, where: str, status: str = "tobedeleted") -> None:
+    with api.engine.begin() as connection:
+        changed = connection.execute(text(f"UPDATE {table} SET status = '{status}' WHERE {where}"))
+        assert changed.rowcount >= 1
+
+
+def read_as(api: Api, principal: Principal, path: str) -> int:
+    app = api.client.app
+    app.dependency_overrides[current_principal] = lambda: principal  # type: ignore[attr-defined]
+    try:
+        return api.client.get(path).status_code
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def sql_id(api: Api, value: Any) -> str:
+    ident = uuid.UUID(str(value))
+    return ident.hex if api.backend == "sqlite" else str(ident)
+
+
+def test_a_leaving_person_cannot_sign_in(fresh_api: Api) -> None:
+    """A guardian whose person the source no longer gives (``tobedeleted`` until the purge)
+    is no longer resolved, by join key or by FrEduVecteur; a pupil whose pupil role is
+    leaving is not a pupil."""
+    api = fresh_api
+    person, key = join_key_of(api, "SELECT guardian_id FROM guardianship WHERE legal")
+    claims = educonnect_guardian("99", key)
+    assert resolve(api, "educonnect", claims).person_id == person
+    set_status(api, "person", f"id = '{sql_id(api, person)}'")
+    with pytest.raises(Unauthenticated, match="no active person"):
+        resolve(api, "educonnect", claims)
+
+    pupil, pupil_key = join_key_of(api, "SELECT person_id FROM role WHERE role = 'pupil'")
+    pupil_claims = {
+        "FrEduCtPersonAffiliation": "eleve2d",
+        "FrEduCtRefId": f"{{AAF}}99|x|{pupil_key}",
+    }
+    assert resolve(api, "educonnect", pupil_claims).person_id == pupil
+    set_status(api, "role", f"person_id = '{sql_id(api, pupil)}' AND role = 'pupil'")
+    with pytest.raises(Unauthenticated, match="affiliation"):
+        resolve(api, "educonnect", pupil_claims)
+
+
+def test_a_leaving_guardianship_role_or_teaching_link_grants_nothing(fresh_api: Api) -> None:
+    """Rights come from what the source still gives: a guardian whose legal link to a pupil
+    is leaving no longer reads that pupil; a head whose role is leaving is no staff member; a
+    teacher whose teaching link to a class is leaving no longer reads its pupils."""
+    api = fresh_api
+    guardian, pupil = one(
+        api,
+        "SELECT guardian_id, pupil_id FROM guardianship g WHERE legal AND NOT EXISTS ("
+        "SELECT 1 FROM guardianship o WHERE o.pupil_id = g.pupil_id AND o.id <> g.id) "
+        "ORDER BY id LIMIT 1",
+    ) or one(api, "SELECT guardian_id, pupil_id FROM guardianship WHERE legal ORDER BY id LIMIT 1")
+    as_guardian = Principal(
+        PrincipalKind.GUARDIAN, "g", person_id=uuid.UUID(str(guardian)), resolved=True
+    )
+    path = f"/v1/persons/{uuid.UUID(str(pupil))}"
+    assert read_as(api, as_guardian, path) == 200
+    set_status(
+        api,
+        "guardianship",
+        f"guardian_id = '{sql_id(api, guardian)}' AND pupil_id = '{sql_id(api, pupil)}'",
+    )
+    assert read_as(api, as_guardian, path) == 404
+    assert read_as(api, as_guardian, f"/v1/persons/{uuid.UUID(str(guardian))}") == 200
+
+    head, email, uai = one(
+        api,
+        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
+        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'head' "
+        "AND p.email IS NOT NULL ORDER BY p.email LIMIT 1",
+    )
+    claims = {"email": email, "FrEduRne": [f"{uai}$UAJ$PU$DIR${uai}$T3$LYC$3000"]}
+    assert resolve(api, "guichet_agent", claims).structures == frozenset({uai})
+    set_status(api, "role", f"person_id = '{sql_id(api, head)}'")
+    with pytest.raises(Unauthenticated, match="no staff member"):
+        resolve(api, "guichet_agent", claims)
+
+    teacher, class_id, uais = one(
+        api,
+        "SELECT person_id, class_id, structures FROM enrollment WHERE role = 'teacher' "
+        "AND class_id IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    (classmate,) = one(
+        api,
+        f"SELECT person_id FROM enrollment WHERE class_id = '{sql_id(api, class_id)}' "
+        "AND role = 'pupil' ORDER BY id LIMIT 1",
+    )
+    as_teacher = Principal(
+        PrincipalKind.STAFF,
+        "t",
+        person_id=uuid.UUID(str(teacher)),
+        staff_role=StaffRole.TEACHER,
+        structures=frozenset(u for u in uais.split("|") if u),
+        resolved=True,
+    )
+    path = f"/v1/persons/{uuid.UUID(str(classmate))}"
+    assert read_as(api, as_teacher, path) == 200
+    set_status(
+        api,
+        "enrollment",
+        f"person_id = '{sql_id(api, teacher)}' AND class_id = '{sql_id(api, class_id)}'",
+    )
+    shared = one(
+        api,
+        "SELECT count(*) FROM enrollment t JOIN enrollment p ON p.group_id = t.group_id "
+        f"WHERE t.person_id = '{sql_id(api, teacher)}' AND t.status = 'active' "
+        f"AND p.person_id = '{sql_id(api, classmate)}'",
+    )[0]
+    assert read_as(api, as_teacher, path) == (200 if shared else 404)

@@ -159,7 +159,7 @@ def test_a_pupil_of_a_per_school_delivery_gets_their_academie_in_their_ref_id(
     claims = _claims(settings, mint_dev_token(engine, settings, DevTokenKind.PUPIL, pupil))
     assert claims["FrEduCtRefId"] == [f"{{AAF}}010|dev|{_join_key(engine, pupil)}"]
     principal = principal_from_claims("educonnect", "dev", claims)
-    assert principal.join_keys == (_join_key(engine, pupil),)
+    assert principal.join_keys == (("010", _join_key(engine, pupil)),)
 
 
 def test_dev_tokens_refuse_what_the_issuer_could_not_know(
