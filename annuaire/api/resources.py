@@ -34,9 +34,9 @@ from sqlalchemy import (
 )
 from sqlmodel import SQLModel
 
-from annuaire.auth import AccessRules, Principal, Visibility
+from annuaire.auth import AccessRules, Principal, PrincipalKind, Visibility
 from annuaire.auth.access import DEMOGRAPHICS
-from annuaire.registre.vocabulary import DataCategory, Operation
+from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation
 from annuaire.schema import (
     ChangeEntry,
     Enrollment,
@@ -289,7 +289,7 @@ class Reader:
     def connected(self) -> Iterator[Connection]:
         """A connection for the block; the principal is resolved in it first (or 401)."""
         with self.engine.connect() as connection:
-            self.principal = self.rules.resolve(connection, self.principal)
+            self.principal = self._resolved(connection)
             self._connection = connection
             try:
                 yield connection
@@ -298,11 +298,18 @@ class Reader:
 
     def bound(self, connection: Connection) -> Reader:
         """The same reader on a connection the caller manages (a streaming export)."""
-        other = Reader(
-            self.engine, self.rules.resolve(connection, self.principal), self.rules, self.journal
-        )
+        other = Reader(self.engine, self._resolved(connection), self.rules, self.journal)
         other._connection = connection
         return other
+
+    def _resolved(self, connection: Connection) -> Principal:
+        """The principal resolved in ``connection`` (or 401); a client whose contract runs
+        under no activity of the register for ENT clients is refused (403) on every route,
+        whether or not it serves personal data."""
+        principal = self.rules.resolve(connection, self.principal)
+        if principal.kind is PrincipalKind.CLIENT and self.journal is not None:
+            self.journal.activity(principal, FlowKind.API_CLIENT)
+        return principal
 
     def record(
         self,

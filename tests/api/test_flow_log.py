@@ -237,6 +237,7 @@ def test_a_client_read_names_the_client_and_its_contract(api: Api) -> None:
     )
     app.dependency_overrides[current_principal] = lambda: principal  # type: ignore[attr-defined]
     try:
+        person = _an_id(api.client, "/v1/persons")
         before = _last_seq(api)
         assert api.client.get("/v1/persons", params={"limit": 5}).status_code == 200
         principal_without = Principal(
@@ -250,6 +251,11 @@ def test_a_client_read_names_the_client_and_its_contract(api: Api) -> None:
         )
         app.dependency_overrides[current_principal] = lambda: principal_without  # type: ignore[attr-defined]
         refused = api.client.get("/v1/persons", params={"limit": 5})
+        # Refused on every route, personal data or not, and before any 304.
+        others = [
+            api.client.get(path).status_code
+            for path in ("/v1/structures", "/v1/classes", "/v1/subjects", "/v1/changes/cursor")
+        ] + [api.client.get(f"/v1/persons/{person}", headers={"If-None-Match": "*"}).status_code]
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
     (entry,) = _entries_after(api, before)
@@ -263,6 +269,7 @@ def test_a_client_read_names_the_client_and_its_contract(api: Api) -> None:
     assert set(entry["structures"]) <= set(uais) and entry["structures"]
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:aiguillage:problem:forbidden"
+    assert others == [403] * 5
 
 
 def _an_object(api: Api, collection: str, field: str) -> list[str]:

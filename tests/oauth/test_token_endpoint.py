@@ -11,6 +11,7 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from annuaire.api import create_app
 from annuaire.auth import _jose
@@ -155,6 +156,21 @@ def test_a_revoked_client_is_refused_at_once(api: OAuthApi) -> None:
     assert _token(api, grant, _basic(client_id, secret)).status_code == 200
     revoke_client(api.store.engine, client_id)
     _refused(_token(api, grant, _basic(client_id, secret)), 401, "invalid_client")
+
+
+def test_a_client_whose_activity_left_the_register_gets_no_token(api: OAuthApi) -> None:
+    """A contract names its processing activity when it is made; if the register no longer
+    holds that activity for ENT clients (retired, or its fiche changed), no token is issued."""
+    client_id, secret = _secret_client(api)
+    grant = {"grant_type": "client_credentials"}
+    assert _token(api, grant, _basic(client_id, secret)).status_code == 200
+    with api.store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE api_client SET activity = 'portail-familles' WHERE client_id = :c"),
+            {"c": client_id},
+        )
+    body = _refused(_token(api, grant, _basic(client_id, secret)), 400, "unauthorized_client")
+    assert "portail-familles" in body["error_description"]
 
 
 def test_malformed_requests(api: OAuthApi) -> None:

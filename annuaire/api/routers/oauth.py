@@ -67,6 +67,7 @@ class OAuthErrorCode(enum.StrEnum):
     INVALID_CLIENT = "invalid_client"
     UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
     INVALID_SCOPE = "invalid_scope"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
     TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
 
 
@@ -148,7 +149,11 @@ _TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: {
         "model": OAuthError,
-        "description": "`invalid_request`, `unsupported_grant_type` or `invalid_scope`.",
+        "description": (
+            "`invalid_request`, `unsupported_grant_type`, `invalid_scope`, or "
+            "`unauthorized_client`: the contract's processing activity is not (or no longer) "
+            "one of the register's activities for ENT clients."
+        ),
         "content": {
             "application/json": {
                 "examples": _error_examples(
@@ -158,6 +163,11 @@ _TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
                         "only grant_type=client_credentials is supported",
                     ),
                     (OAuthErrorCode.INVALID_SCOPE, "unknown scope roster-full.readonly"),
+                    (
+                        OAuthErrorCode.UNAUTHORIZED_CLIENT,
+                        "the contract of client ent-x runs under activity ent-2024, which the "
+                        "register no longer holds for ENT clients",
+                    ),
                 )
             }
         },
@@ -382,7 +392,12 @@ def _authenticate(
 
 
 def _issue(
-    engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None, url: str
+    engine: Engine,
+    settings: Settings,
+    form: dict[str, str],
+    authorization: str | None,
+    url: str,
+    client_activities: frozenset[str] | None,
 ) -> dict[str, Any]:
     grant_type = form.get("grant_type")
     if grant_type is None:
@@ -402,6 +417,12 @@ def _issue(
             status=503,
         ) from None
     client = _authenticate(engine, settings, form, authorization, url)
+    if client_activities is not None and client.activity not in client_activities:
+        raise _Refusal(
+            OAuthErrorCode.UNAUTHORIZED_CLIENT,
+            f"the contract of client {client.client_id} runs under activity {client.activity}, "
+            "which the register no longer holds for ENT clients",
+        )
     try:
         scopes = granted_scopes(client, form["scope"].split() if "scope" in form else None)
     except InvalidScope as exc:
@@ -443,11 +464,18 @@ async def request_token(request: Request, settings: SettingsDep, engine: EngineD
             form,
             request.headers.get("authorization"),
             str(request.url_for("oauth_token")),
+            _client_activities(request),
         )
     except _Refusal as refusal:
         log.warning("token request refused: %s (%s)", refusal.error.value, refusal.reason)
         return refusal.response()
     return JSONResponse(body, headers=_NO_STORE)
+
+
+def _client_activities(request: Request) -> frozenset[str] | None:
+    """The activities a client's contract may run under (None: an app without a register)."""
+    registre = getattr(request.app.state, "registre", None)
+    return None if registre is None else registre.client_activity_ids
 
 
 @router.get(
