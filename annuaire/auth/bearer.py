@@ -30,6 +30,9 @@ from .tokens import InvalidToken, TokenValidator
 __all__ = ["Authenticator", "KeysUnavailable", "trusted_issuers"]
 
 _CACHE_SIZE = 10_000
+#: A validated token is validated again after this long, whatever its lifetime: a key that
+#: left its issuer's JWKS stops being accepted then.
+_CACHE_TTL_S = 300.0
 log = logging.getLogger("aiguillage.auth")
 
 
@@ -112,4 +115,5 @@ class Authenticator:
             raise Unauthenticated(str(exc), exc.reason) from None
         issuer = validated.issuer
         principal = principal_from_claims(issuer.profile, issuer.name, validated.claims)
-        return principal, float(validated.claims["exp"])
+        until = min(self.validator.accepted_until(validated), time.time() + _CACHE_TTL_S)
+        return principal, until

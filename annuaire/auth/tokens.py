@@ -153,6 +153,13 @@ class TokenValidator:
         self._max_age_s = max_age_s
         self._now = now
 
+    def accepted_until(self, validated: ValidatedToken) -> float:
+        """When a validation of this token stops holding: its ``exp``, or the end of the age
+        it may reach (``iat`` + the maximum age), with the leeway, whichever comes first."""
+        claims = validated.claims
+        limit = float(claims["iat"]) + self._max_age_s + self._leeway_s
+        return min(float(claims["exp"]), limit)
+
     def validate(self, token: str) -> ValidatedToken:
         """The validated token, or :class:`InvalidToken` (:class:`KeysUnavailable` passes)."""
         if not isinstance(token, str):

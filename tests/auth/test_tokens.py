@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,10 +30,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from annuaire.auth import _jose
+from annuaire.auth import _jose, bearer
 from annuaire.auth.jwks import JwksCache, KeysUnavailable, usable_keys
+from annuaire.auth.principal import Unauthenticated
 from annuaire.auth.tokens import DEFAULT_MAX_AGE_S, InvalidToken, TokenValidator
 from annuaire.errors import ConfigurationError
+from annuaire.settings import Settings
 
 from .conftest import (
     ABSENT,
@@ -635,6 +638,34 @@ def test_t15_iat_older_than_the_maximum_age(hub: Hub) -> None:
     oldest = now - DEFAULT_MAX_AGE_S - LEEWAY_S
     assert accepted(hub, hub.token(iat=oldest, nbf=oldest, exp=now + 600))
     assert refused(hub, hub.token(iat=oldest - 1, nbf=oldest, exp=now + 600)) == "too_old"
+
+
+def test_t15_a_validation_holds_until_exp_or_the_maximum_age(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a validation is cached for: until ``exp``, or until the token is too old, whichever
+    comes first, and never more than five minutes (a key may leave the issuer's JWKS)."""
+    now = int(hub.clock.now)
+    young = hub.validator.validate(hub.token(iat=now - 60, nbf=ABSENT, exp=now + 600))
+    assert hub.validator.accepted_until(young) == now + 600
+    old = now - DEFAULT_MAX_AGE_S + 30
+    aging = hub.validator.validate(hub.token(iat=old, nbf=ABSENT, exp=now + 30 * 86_400))
+    assert hub.validator.accepted_until(aging) == now + 30 + LEEWAY_S
+
+    authenticator = bearer.Authenticator(Settings(environment="test"), [])
+    authenticator.validator = hub.validator
+    monkeypatch.setattr(bearer.time, "time", hub.clock)
+    for iat, exp in ((old, now + 30 * 86_400), (now, now + 86_400)):
+        token = hub.token(iat=iat, nbf=ABSENT, exp=exp, jti=f"jti-{iat}")
+        hub.clock.now = now
+        assert anyio.run(authenticator.principal_of, token).client_id == "vendor-a"
+        hub.clock.advance(300 + 1)  # past the cache's own limit, still young
+        if iat == now:
+            assert anyio.run(authenticator.principal_of, token).client_id == "vendor-a"
+            continue
+        hub.clock.now = now + 30 + LEEWAY_S + 1  # too old now: validated again, refused
+        with pytest.raises(Unauthenticated, match="issued too long ago"):
+            anyio.run(authenticator.principal_of, token)
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "aud", "iss", "sub", "client_id", "jti"])
