@@ -578,24 +578,53 @@ def clients_add(
         Path | None,
         typer.Option(help="Public JWK file: the client uses private_key_jwt, no secret."),
     ] = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of a configured client-credentials issuer that authenticates this "
+            "client and signs its tokens (the hub keeps no secret for it); with --client-id."
+        ),
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="The client's id at that issuer (with --issuer).")
+    ] = None,
 ) -> None:
     """Register a client; prints its id and, once and only now, its secret."""
     from annuaire.auth.clients import create_client
     from annuaire.registre.runtime import registre_config
 
     try:
-        declared = registre_config(get_settings()).activity(activity)
+        settings = get_settings()
+        if issuer is not None and not any(
+            i.name == issuer and i.profile == "client_credentials" for i in settings.token_issuers
+        ):
+            raise BadInput(
+                f"no configured issuer {issuer!r} with the profile client_credentials "
+                "(token_issuers in the settings)"
+            )
+        declared = registre_config(settings).activity(activity)
         jwk = None
         if public_key is not None:
             try:
                 jwk = json.loads(public_key.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise BadInput(f"cannot read the public key: {exc}", file=str(public_key)) from exc
-        client, secret = create_client(open_store(), name, structure, scope, jwk, activity=declared)
+        client, secret = create_client(
+            open_store(),
+            name,
+            structure,
+            scope,
+            jwk,
+            activity=declared,
+            issuer=issuer,
+            client_id=client_id,
+        )
     except AiguillageError as exc:
         raise fail(exc) from exc
     typer.echo(f"client_id: {client.client_id}")
-    if secret is None:
+    if client.issuer is not None:
+        console.print(f"its tokens come from issuer {client.issuer}", highlight=False)
+    elif secret is None:
         kid = (client.public_jwk or {}).get("kid")
         console.print(f"authenticates with private_key_jwt (key id {kid})", highlight=False)
     else:

@@ -96,6 +96,8 @@ _ROLE_ACTIVE = _ROLE.c.status == _ACTIVE
 _ENROLLED = _ENROLLMENT.c.status == _ACTIVE
 _LEGAL_GUARDIANSHIP = and_(_GUARDIANSHIP.c.legal.is_(True), _GUARDIANSHIP.c.status == _ACTIVE)
 _JOIN_KEY = "aaf:ENTPersonJointure"
+#: The issuers whose tokens carry the contracts of the hub's own clients.
+_HUB_ISSUERS = ("hub", "dev-client-credentials")
 _EDUCONNECT_ID = "educonnect:FrEduCtId"
 
 
@@ -150,7 +152,7 @@ class AccessRules:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(
-                "SELECT structures, scopes, revoked_at, activity FROM api_client "
+                "SELECT structures, scopes, revoked_at, activity, issuer FROM api_client "
                 f"WHERE client_id = {marker}",
                 (principal.client_id,),
             )
@@ -159,6 +161,13 @@ class AccessRules:
             cursor.close()
         if row is None or row[2] is not None:
             raise Unauthenticated("this client is unknown or revoked", "client_revoked")
+        # A contract is carried by the tokens of the issuer that authenticates its client only:
+        # the hub's own for its clients (or the dev issuer, trusted in development only).
+        if principal.issuer not in (_HUB_ISSUERS if row[4] is None else (row[4],)):
+            raise Unauthenticated(
+                f"client {principal.client_id} is not a client of issuer {principal.issuer}",
+                "client_revoked",
+            )
         structures, scopes = (json.loads(v) if isinstance(v, str) else v for v in row[:2])
         return principal.resolved_as(
             structures=frozenset(structures or ()),

@@ -235,22 +235,35 @@ def create_client(
     public_jwk: dict[str, Any] | None = None,
     *,
     activity: Activity,
+    issuer: str | None = None,
+    client_id: str | None = None,
 ) -> tuple[ApiClient, str | None]:
     """Register a client; returns it and its secret (None for a key client), shown only once.
 
+    With ``issuer`` (the name of a configured client-credentials issuer) and that issuer's
+    ``client_id``, the contract is for a client that authenticates there: the hub keeps no
+    secret nor key for it, and accepts its contract only in that issuer's tokens.
+
     Raises :class:`BadInput` for an empty name, a malformed UAI, an unknown scope, an activity
-    that does not cover ENT clients or the scopes' data, or a key that is not a usable public
-    signing JWK.
+    that does not cover ENT clients or the scopes' data, a key that is not a usable public
+    signing JWK, or an issuer without a client id (or a client id without an issuer).
     """
     name = name.strip()
     if not name or len(name) > 255:
         raise BadInput("a client needs a name of 1 to 255 characters")
     uais, granted = _checked_structures(structures), _checked_scopes(scopes)
     activity_id = _checked_activity(activity, granted)
+    if (issuer is None) != (client_id is None):
+        raise BadInput("a client of another issuer needs both the issuer and its client id")
+    if client_id is not None and not 0 < len(client_id.strip()) <= 64:
+        raise BadInput("a client id has 1 to 64 characters")
+    if issuer is not None and public_jwk is not None:
+        raise BadInput("a client of another issuer authenticates there: no key at the hub")
     key = None if public_jwk is None else _checked_public_jwk(public_jwk)
-    secret = None if key is not None else secrets.token_urlsafe(32)
+    secret = None if key is not None or issuer is not None else secrets.token_urlsafe(32)
     client = ApiClient(
-        client_id="ent-" + secrets.token_urlsafe(12),
+        client_id=client_id.strip() if client_id else "ent-" + secrets.token_urlsafe(12),
+        issuer=issuer,
         name=name,
         structures=uais,
         scopes=granted,
@@ -259,8 +272,11 @@ def create_client(
         secret_hash=None if secret is None else hash_secret(secret),
         public_jwk=key,
     )
-    with write_transaction(engine) as connection:
-        connection.execute(insert(_CLIENTS).values(**client.model_dump()))
+    try:
+        with write_transaction(engine) as connection:
+            connection.execute(insert(_CLIENTS).values(**client.model_dump()))
+    except IntegrityError:
+        raise BadInput(f"client {client.client_id} is registered already") from None
     return client, secret
 
 

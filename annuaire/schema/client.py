@@ -46,6 +46,8 @@ class ClientAuthMethod(enum.StrEnum):
 
     SECRET = "client_secret"
     PRIVATE_KEY_JWT = "private_key_jwt"
+    #: Not at the hub: a configured issuer authenticates it and signs its tokens.
+    EXTERNAL_ISSUER = "external_issuer"
 
 
 class ApiClientBase(SQLModel):
@@ -58,6 +60,12 @@ class ApiClientBase(SQLModel):
     )
     activity: str | None = Field(
         default=None, max_length=128, description="RGPD processing activity of the contract."
+    )
+    issuer: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The configured issuer (its name) whose tokens carry this contract; none "
+        "for a client of the hub's own token endpoint.",
     )
     created_at: dt.datetime = Field(default_factory=utcnow)
     revoked_at: dt.datetime | None = Field(default=None, description="Refused from then on.")
@@ -74,6 +82,8 @@ class ApiClient(ApiClientBase, table=True):
 
     @property
     def auth_method(self) -> ClientAuthMethod:
+        if self.issuer is not None:
+            return ClientAuthMethod.EXTERNAL_ISSUER
         if self.public_jwk is not None:
             return ClientAuthMethod.PRIVATE_KEY_JWT
         return ClientAuthMethod.SECRET
@@ -98,6 +108,7 @@ class ApiClientPublic(ApiClientBase):
             structures=list(client.structures),
             scopes=list(client.scopes),
             activity=client.activity,
+            issuer=client.issuer,
             created_at=client.created_at,
             revoked_at=client.revoked_at,
             auth_method=client.auth_method,

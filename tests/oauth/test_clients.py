@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from annuaire.auth import _jose
+from annuaire.auth import AccessRules, Principal, _jose
 from annuaire.auth import clients as clients_module
 from annuaire.auth.clients import (
     InvalidClient,
@@ -23,6 +23,7 @@ from annuaire.auth.clients import (
     revoke_client,
     verify_secret,
 )
+from annuaire.auth.principal import Unauthenticated, principal_from_claims
 from annuaire.errors import BadInput
 from annuaire.schema import ApiClientPublic, ClientAssertionUse, ClientAuthMethod
 from tests.conftest import ENT_ACTIVITY, Store
@@ -58,6 +59,53 @@ def test_a_client_round_trips_through_the_table(clients_store: Store) -> None:
     assert public.auth_method is ClientAuthMethod.SECRET and public.key_id is None
     assert not {"secret_hash", "public_jwk"} & set(public.model_dump())
     assert active_client(engine, client.client_id) == stored
+
+
+def test_a_contract_is_carried_by_the_tokens_of_its_own_issuer_only(clients_store: Store) -> None:
+    """A client of the hub's token endpoint is a client of the hub's tokens (and of dev tokens,
+    trusted in development only); a client that a configured issuer authenticates is that
+    issuer's: a token naming a client id is refused when another trusted issuer signed it."""
+    engine = clients_store.engine
+    hub_client, _ = create_client(engine, "ENT", UAIS, [CORE], activity=ENT_ACTIVITY)
+    external, secret = create_client(
+        engine,
+        "Broker's ENT",
+        UAIS[:1],
+        [CORE],
+        activity=ENT_ACTIVITY,
+        issuer="broker",
+        client_id="vendor-7",
+    )
+    assert secret is None and external.issuer == "broker"
+    assert ApiClientPublic.of(external).auth_method is ClientAuthMethod.EXTERNAL_ISSUER
+
+    def resolve(client_id: str, issuer: str) -> Principal:
+        claims = {"sub": client_id, "client_id": client_id, "scope": CORE}
+        principal = principal_from_claims("client_credentials", issuer, claims)
+        with engine.connect() as connection:
+            return AccessRules().resolve(connection, principal)
+
+    assert resolve(hub_client.client_id, "hub").structures == frozenset(UAIS)
+    assert resolve(hub_client.client_id, "dev-client-credentials").resolved
+    assert resolve("vendor-7", "broker").structures == frozenset(UAIS[:1])
+    for client_id, issuer in (
+        (hub_client.client_id, "broker"),
+        ("vendor-7", "hub"),
+        ("vendor-7", "other-broker"),
+    ):
+        with pytest.raises(Unauthenticated, match="not a client of issuer"):
+            resolve(client_id, issuer)
+    with pytest.raises(InvalidClient):  # nothing to authenticate with at the hub
+        authenticate_secret(engine, "vendor-7", "anything")
+    for issuer, client_id in (("broker", None), (None, "vendor-8")):
+        with pytest.raises(BadInput, match="both the issuer and its client id"):
+            create_client(
+                engine, "X", UAIS, [CORE], activity=ENT_ACTIVITY, issuer=issuer, client_id=client_id
+            )
+    with pytest.raises(BadInput, match="registered already"):
+        create_client(
+            engine, "Y", UAIS, [CORE], activity=ENT_ACTIVITY, issuer="broker", client_id="vendor-7"
+        )
 
 
 def test_a_key_client_has_no_secret_and_a_pinned_algorithm(clients_store: Store) -> None:

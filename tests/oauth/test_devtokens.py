@@ -267,6 +267,12 @@ def test_cli_clients_and_dev_token(
               "--activity", ENT_ACTIVITY.id],
     )  # fmt: skip
     assert bad.exit_code == 2 and "not a UAI" in bad.output
+    elsewhere = runner.invoke(
+        app, ["clients", "add", "--name", "X", "--structure", "0289029M",
+              "--scope", "roster-core.readonly", "--activity", ENT_ACTIVITY.id,
+              "--issuer", "nowhere", "--client-id", "vendor-1"],
+    )  # fmt: skip
+    assert elsewhere.exit_code == 2 and "no configured issuer 'nowhere'" in elsewhere.output
     # A contract runs under an activity of the register that covers ENT clients.
     for activity, expected in [
         ("nulle-part", "no activity 'nulle-part'"),
