@@ -632,14 +632,14 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
                     "value skipped",
                 )
     ctx.check_codes("MatiereEducNat", [t[4] for t in teaching if t[4]], record, out)
-    for attribute, kind, superseded_by in (
-        ("ENTAuxEnsClasses", _CLASS, "ENTAuxEnsClassesMatieres"),
-        ("ENTAuxEnsGroupes", _GROUP, "ENTAuxEnsGroupesMatieres"),
-    ):
-        # The older 2-field links only count when the record has none with a subject.
-        if attribute in a and not a.get(superseded_by):
+    # The older 2-field links (AAF.md §7.1: a fallback) count for the classes and groups that no
+    # link with a subject names: a record may give the subjects of some classes only.
+    with_subject = {(kind, structure, code) for kind, structure, code, *_ in teaching}
+    for attribute, kind in (("ENTAuxEnsClasses", _CLASS), ("ENTAuxEnsGroupes", _GROUP)):
+        if attribute in a:
             for structure, code in _pairs(ctx, record, attribute, out):
-                teaching.append((kind, structure, code, _TEACHES, None))
+                if (kind, structure, code) not in with_subject:
+                    teaching.append((kind, structure, code, _TEACHES, None))
     if "ENTAuxEnsClassesPrincipal" in a:
         for structure, code in _pairs(ctx, record, "ENTAuxEnsClassesPrincipal", out):
             teaching.append((_CLASS, structure, code, _HEAD_TEACHER, None))

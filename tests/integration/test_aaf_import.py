@@ -1430,12 +1430,14 @@ def expected_enrollments(request: Request) -> set[tuple[str, str, str, str, str 
         ("ENTAuxEnsClassesMatieres", "class", "ENTAuxEnsClasses"),
         ("ENTAuxEnsGroupesMatieres", "group", "ENTAuxEnsGroupes"),
     ):
+        with_subject = set()
         for value in request.attrs.get(attribute, []):
             structure, code, subject = value.split("$")
             found.add((kind, structure, code, "teacher", subject or None))
-        if not request.attrs.get(attribute):
-            for value in request.attrs.get(legacy, []):
-                structure, code = value.split("$")
+            with_subject.add((structure, code))
+        for value in request.attrs.get(legacy, []):  # a fallback for the classes left out
+            structure, code = value.split("$")
+            if (structure, code) not in with_subject:
                 found.add((kind, structure, code, "teacher", None))
     for value in request.attrs.get("ENTAuxEnsClassesPrincipal", []):
         structure, code = value.split("$")

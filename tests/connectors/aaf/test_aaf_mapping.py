@@ -133,6 +133,11 @@ def test_men_2013_teacher(men: Read) -> None:
         ("teacher", Ref(c, "50222$2 CAP"), "202100"),
         ("teacher", Ref(g, "50222$SECOURIS"), "312800"),
         ("head_teacher", Ref(c, "50222$2 CAP"), None),
+        # The older links name the same codes in 52007, which no link with a subject names
+        # (the anonymised sample moved the subject links to 50222): a fallback each.
+        ("teacher", Ref(c, "52007$T CAP"), None),
+        ("teacher", Ref(c, "52007$2 CAP"), None),
+        ("teacher", Ref(g, "52007$SECOURIS"), None),
     }
     roles = {
         (r.data["role"], r.refs["structure_id"].key, r.data["discipline_code"])  # type: ignore[union-attr]
@@ -635,8 +640,9 @@ def test_staff_links_and_fallbacks(tmp_path: Path) -> None:
                             "ENTAuxEnsClasses",
                             ["42$1A", "42$1B"],
                         ),  # no ClassesMatieres: the fallback
-                        ("ENTAuxEnsGroupes", "42$G1"),
-                        ("ENTAuxEnsGroupesMatieres", "42$G2$030201"),  # supersedes ENTAuxEnsGroupes
+                        # The older links count for the groups no link with a subject names.
+                        ("ENTAuxEnsGroupes", ["42$G1", "42$G2"]),
+                        ("ENTAuxEnsGroupesMatieres", "42$G2$030201"),
                         ("ENTAuxEnsClassesPrincipal", "42$1A"),
                         (
                             "ENTPersonFonctions",
@@ -660,6 +666,7 @@ def test_staff_links_and_fallbacks(tmp_path: Path) -> None:
     assert enrollments == {
         "5|class|42$1A|teacher|",
         "5|class|42$1B|teacher|",
+        "5|group|42$G1|teacher|",
         "5|group|42$G2|teacher|030201",
         "5|class|42$1A|head_teacher|",
     }
