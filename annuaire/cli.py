@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine, select
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
@@ -38,8 +39,16 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 app.add_typer(db_app, name="db")
 app.add_typer(registre_app, name="registre")
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)  # messages whole, whatever the terminal width
+# No markup nor emoji codes: what is printed quotes files, records and scopes as they are
+# (``[/]`` in a value is no closing tag, ``aaf:X:1d`` no emoji); styled labels are ``said``'s.
+console = Console(markup=False, emoji=False)
+errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)  # messages whole
+
+
+def said(label: str, message: str, style: str = "bold red") -> Text:
+    """``label: message``, the label styled, the message as it is."""
+    return Text.assemble((f"{label}:", style), " ", message)
+
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
@@ -61,7 +70,7 @@ def open_store(*, require_current: bool = True) -> Engine:
 def fail(exc: AiguillageError) -> typer.Exit:
     code = EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
     label = {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
-    errors.print(f"[bold red]{label}:[/] {exc}", highlight=False)
+    errors.print(said(label, str(exc)), highlight=False)
     return typer.Exit(code)
 
 
@@ -210,9 +219,13 @@ def serve(
     console.print(f"register of processing activities: {activities}", highlight=False)
     if settings.api_open_access:
         errors.print(
-            f"[bold yellow]open access:[/] environment={settings.environment} and no token "
-            "issuer configured: requests without a token see everything. Set "
-            "AIGUILLAGE_ENVIRONMENT=production for any real data.",
+            said(
+                "open access",
+                f"environment={settings.environment} and no token issuer configured: requests "
+                "without a token see everything. Set AIGUILLAGE_ENVIRONMENT=production for any "
+                "real data.",
+                "bold yellow",
+            ),
             highlight=False,
         )
     console.print("try:", highlight=False)
@@ -328,7 +341,7 @@ def sample_academie(
                 chunk_size=chunk_size,
             )
     except (FileExistsError, ValueError) as exc:
-        errors.print(f"[bold red]error:[/] {exc}")
+        errors.print(said("error", str(exc)))
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     except AiguillageError as exc:
         raise fail(exc) from exc
@@ -378,7 +391,7 @@ def import_aaf(
 
     for path in paths:
         if not path.exists():
-            errors.print(f"[bold red]bad input:[/] {path} does not exist")
+            errors.print(said("bad input", f"{path} does not exist"))
             raise typer.Exit(EXIT_BAD_INPUT)
     progress = _ImportProgress()
     runs: list[ExportRun] = []
@@ -414,8 +427,11 @@ def import_aaf(
         )
     if interrupted is not None:
         errors.print(
-            f"[bold red]{interrupted}:[/] nothing of the export being imported was applied (the "
-            "runs above that say so were); running the command again is safe"
+            said(
+                str(interrupted),
+                "nothing of the export being imported was applied (the runs above that say so "
+                "were); running the command again is safe",
+            )
         )
         raise typer.Exit(128 + interrupted.signum)
     if failure is not None:
@@ -430,7 +446,7 @@ class _ImportProgress:
 
         self.live = Progress(
             SpinnerColumn(finished_text="✓"),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             TextColumn("{task.completed:>9,} records"),
             TimeElapsedColumn(),
             console=errors,
@@ -447,8 +463,11 @@ class _ImportProgress:
         self._category_of = {f.path: f.category for f in export.files}
         self._export_warnings = self.warnings.setdefault(id(export), Counter())
         self.live.console.print(
-            f"[bold]{export.prefix}[/] {export.mode} {export.date or ''} -> scope {scope.key} "
-            f"({mode}, {len(export.files)} files)"
+            Text.assemble(
+                (export.prefix, "bold"),
+                f" {export.mode} {export.date or ''} -> scope {scope.key} "
+                f"({mode}, {len(export.files)} files)",
+            )
         )
 
     def item(self, item: Any) -> None:
@@ -691,8 +710,10 @@ def dev_token(
     settings = get_settings()
     if settings.environment == "production":
         errors.print(
-            "[bold red]refused:[/] development tokens are never minted in production "
-            "(environment = production)"
+            said(
+                "refused",
+                "development tokens are never minted in production (environment = production)",
+            )
         )
         raise typer.Exit(EXIT_REFUSED)
     try:

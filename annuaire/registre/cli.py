@@ -38,8 +38,8 @@ __all__ = ["registre_app"]
 registre_app = typer.Typer(
     help="RGPD: the register of processing activities and the flow log.", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)  # messages whole, whatever the terminal width
+console = Console(markup=False, emoji=False)  # values printed as they are (see annuaire.cli)
+errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 

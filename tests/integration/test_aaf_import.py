@@ -446,6 +446,21 @@ def cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess
     return done
 
 
+def test_the_cli_prints_paths_and_scopes_as_they_are(tmp_path: Path) -> None:
+    """What the command prints quotes paths and scopes: ``[/]`` in a path is no closing tag
+    (which stopped the error message with a traceback), ``aaf:X:2d`` no emoji code."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "gen[/]erated [x]"
+    generate_academie(generated, pupils=20, seed=5)
+    done = cli(url, tmp_path, "import", "aaf", str(generated), "--academie", "X")
+    assert done.returncode == 0, done.stderr
+    assert "-> scope aaf:X:2d (complet" in done.stderr
+    missing = cli(url, tmp_path, "import", "aaf", str(tmp_path / "no[/]where [x]"))
+    assert missing.returncode == 2, missing.stderr
+    assert f"bad input: {tmp_path / 'no[/]where [x]'} does not exist" in missing.stderr
+
+
 @pytest.mark.slow
 def test_cli_exit_codes_and_report(tmp_path: Path) -> None:
     database = tmp_path / "cli.db"
