@@ -372,8 +372,22 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
         if ("ENTEleveDateSortieClasses" in a)
         else {}
     )
+    classes = {(structure, code) for kind, structure, code, _ in memberships if kind is _CLASS}
+    for attribute, dates in (
+        ("ENTEleveDateEntreeClasses", starts),
+        ("ENTEleveDateSortieClasses", ends),
+    ):
+        for structure, code in dates.keys() - classes:
+            ctx.bad_value(
+                out,
+                record,
+                BadValue(f"{structure}$…${code}", "a class of the pupil's classes", attribute),
+                "date ignored",
+            )
     seen: set[str] = set()
     for kind, structure, code, label in memberships:
+        # Class dates are a class's: a group with the same code has none.
+        dated = kind is _CLASS
         record_out = _enrollment(
             person,
             kind,
@@ -384,8 +398,8 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
             uai_of(structure) or None,
             op,
             provenance,
-            starts.get((structure, code)),
-            ends.get((structure, code)),
+            starts.get((structure, code)) if dated else None,
+            ends.get((structure, code)) if dated else None,
         )
         if record_out.key in seen:
             continue
@@ -413,6 +427,18 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
         contact: bool | None,
         payment: bool | None,
     ) -> None:
+        if guardian == pupil and relation is not Relation.PUPIL_SELF:
+            ctx.bad_value(
+                out,
+                record,
+                BadValue(
+                    guardian,
+                    "another person than the pupil (or the relation 7/70, the pupil themself)",
+                    "ENTElevePersRelEleve",
+                ),
+                "link skipped",
+            )
+            return
         if guardian in links:
             ctx.bad_value(
                 out,

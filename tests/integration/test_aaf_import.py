@@ -244,14 +244,20 @@ def check_sample_store(store: Store, name: str, paths: list[Path], runs: list[Ex
 
     # Guardianships: built from the pupil side. The sets are imported as partial: a link whose
     # guardian is not a PersRelEleve record of the set is kept all the same (the guardian may be
-    # stored, or in what the delivery lacks), and the sync engine reports it as dangling.
-    links = {(f[0], p.id) for p in grouped.get("Eleve", []) for f in guardian_links(p)}
+    # stored, or in what the delivery lacks), and the sync engine reports it as dangling. A
+    # pupil named as their own related person is no link, but for the relation "the pupil
+    # themself" (7, 70): entcore-2020's pupil names their own id as their mother.
+    links = {
+        (f[0], p.id)
+        for p in grouped.get("Eleve", [])
+        for f in guardian_links(p)
+        if f[0] != p.id or f[1] in ("7", "70")
+    }
     guardianships = [g for g in rows(engine, GUARDIANSHIP) if g.scope in scopes]
     stored = {(g.guardian_id, by_hub[g.pupil_id].source_key) for g in guardianships}
     assert stored == {(hub_id(scope_of[p], PERSON, g), p) for g, p in links}
     assert sum(r.stats.dropped_guardianships for r in runs) == 0
-    # A link may name a person of the set who is not a PersRelEleve record (entcore-2020's
-    # pupil names their own id).
+    # A link may name a person of the set who is not a PersRelEleve record.
     dangling = {link for link in links if link[0] not in person_requests}
     assert sum(g.guardian_id not in by_hub for g in guardianships) == len(dangling)
     reported = [w.message for r in runs for w in report_of(r).warnings]

@@ -236,10 +236,10 @@ def test_entcore_2020_dangling_references_become_warnings() -> None:
     # stored); the sync engine reports those whose guardian the store does not hold.
     assert not any("dropped" in m for m in messages)
     kept = [r for r in read.records if r.kind is EntityKind.GUARDIANSHIP]
-    assert {r.refs["guardian_id"] for r in kept} == {
-        Ref(P, "3000000"),
-        Ref(P, "2000000"),  # the fixture names the pupil's own id
-    }
+    # The fixture also names the pupil's own id, as their mother: no link, a warning.
+    assert {r.refs["guardian_id"] for r in kept} == {Ref(P, "3000000")}
+    (self_link,) = [w for w in read.warnings if "ENTElevePersRelEleve" in w.message]
+    assert "'2000000'" in self_link.message and "link skipped" in self_link.message
     assert all(r.owner == Ref(P, "2000000") for r in kept)
     for link in kept:
         assert link.provenance is not None and link.provenance.record_id == "2000000"
@@ -571,6 +571,42 @@ def test_2d_structure_classes_and_groups(tmp_path: Path) -> None:
     bad = [w for w in read.warnings if w.code == "bad-value"]
     assert {w.message.split(":")[0] for w in bad} == {"ENTStructureGroupes", "ENTElevePersRelEleve"}
     assert any("'x$1'" in w.message for w in bad) and any("'99'" in w.message for w in bad)
+
+
+def test_class_dates_are_the_classes_of_the_pupil(tmp_path: Path) -> None:
+    """``ENTEleveDateEntreeClasses``/``…SortieClasses`` date the pupil's classes: a group with
+    a class's code gets none, and a date of a class the pupil is not in is reported."""
+    write(
+        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
+        document(
+            [
+                request(
+                    "Eleve",
+                    "1",
+                    [
+                        ("ENTPersonJointure", "1"),
+                        ("ENTEleveClasses", "43$3A"),
+                        ("ENTEleveGroupes", "43$3A"),
+                        ("ENTEleveDateEntreeClasses", "43$01/09/2024$3A"),
+                        ("ENTEleveDateSortieClasses", "43$15/10/2024$3C"),
+                    ],
+                ),
+            ],
+            header={"versionAF": "AAF-VE2407"},
+        ),
+    )
+    (export,) = plan([tmp_path])
+    read = Read(export, known_structures={"43": "0430000B"})
+    dates = {
+        r.key: (str(r.data["start_date"]), r.data["end_date"])
+        for r in read.owned("1", EntityKind.ENROLLMENT)
+    }
+    assert dates == {
+        "1|class|43$3A|pupil|": ("2024-09-01", None),
+        "1|group|43$3A|pupil|": ("None", None),
+    }
+    (reported,) = [w for w in read.warnings if "ENTEleveDateSortieClasses" in w.message]
+    assert "43$…$3C" in reported.message and "date ignored" in reported.message
 
 
 @pytest.mark.parametrize(
