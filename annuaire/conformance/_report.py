@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["CheckResult", "Findings", "Outcome", "Report", "render_report"]
 
@@ -112,8 +113,10 @@ _STYLE = {Outcome.PASS: "bold green", Outcome.FAIL: "bold red", Outcome.SKIP: "y
 
 
 def render_report(report: Report, console: Console) -> None:
+    """The report as a table, then the failures: what the server answered is printed as it is
+    (no markup), the outcomes styled."""
     table = Table(
-        title=f"Conformance of {report.base_url} to {report.spec}",
+        title=Text(f"Conformance of {report.base_url} to {report.spec}"),
         title_justify="left",
     )
     table.add_column("check")
@@ -124,18 +127,20 @@ def render_report(report: Report, console: Console) -> None:
         style = _STYLE[result.outcome]
         table.add_row(
             result.name,
-            f"[{style}]{result.outcome.value}[/]",
-            result.detail,
+            Text(result.outcome.value, style),
+            Text(result.detail),
             f"{result.duration_s:.1f}",
         )
     console.print(table)
     for result in report.results:
         if not result.failures:
             continue
-        console.print(f"[bold red]{result.name}[/]: {len(result.failures)} failure(s)")
+        console.print(
+            Text.assemble((result.name, "bold red"), f": {len(result.failures)} failure(s)")
+        )
         for failure in result.failures[:_SHOWN_FAILURES]:
-            console.print(f"  - {failure}", highlight=False, soft_wrap=True)
+            console.print(Text(f"  - {failure}"), highlight=False, soft_wrap=True)
         if len(result.failures) > _SHOWN_FAILURES:
             console.print(f"  ... and {len(result.failures) - _SHOWN_FAILURES} more")
-    verdict = "[bold green]conforms[/]" if report.passed else "[bold red]does not conform[/]"
-    console.print(f"{report.base_url} {verdict} ({report.duration_s:.1f} s)")
+    verdict = ("conforms", "bold green") if report.passed else ("does not conform", "bold red")
+    console.print(Text.assemble(f"{report.base_url} ", verdict, f" ({report.duration_s:.1f} s)"))
