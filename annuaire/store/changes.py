@@ -58,6 +58,15 @@ _pending = Table(
 )
 
 
+#: (entity type, table, column): the persons a change of a linking row is about.
+_PERSONS_OF_LINKS = (
+    ("role", "role", "person_id"),
+    ("enrollment", "enrollment", "person_id"),
+    ("guardianship", "guardianship", "guardian_id"),
+    ("guardianship", "guardianship", "pupil_id"),
+)
+
+
 def structures_text(uais: Iterable[str]) -> str:
     """``|A|B|`` form, searchable with ``LIKE '%|A|%'`` on both backends."""
     ordered = sorted({u for u in uais if u})
@@ -143,14 +152,27 @@ class ChangeRecorder:
             f"WHERE entity_type = '{entity_type}' AND {self.key} > {self._before:d}"
         )
 
-    def concerned(self) -> tuple[PackedIds, set[str], set[str]]:
-        """What the staged entries touch: person ids, UAIs and entity kinds (before publish)."""
+    def concerned(self, *, linked: bool = True) -> tuple[PackedIds, set[str], set[str]]:
+        """What the staged entries touch: person ids, UAIs and entity kinds (before publish).
+
+        The persons are those of the person entries and, with ``linked``, those that the
+        role, enrollment and guardianship entries are about (a pupil moved to another class is
+        concerned, their person row unchanged). A run that created every person it names (a
+        first import) passes ``linked=False``: the linked rows name those persons again."""
         # No DISTINCT: PackedIds drops repeats itself, for a third of what SQLite's temporary
         # B-tree costs (a first import names every person of the académie).
         mine = f"{self.key} > {self._before:d}"
+        queries = [self.entities("person")]
+        if linked:
+            queries += [
+                f"SELECT t.{column} FROM {table} t WHERE t.id IN ({self.entities(kind)}) "
+                f"AND t.{column} IS NOT NULL"
+                for kind, table, column in _PERSONS_OF_LINKS
+            ]
         persons = PackedIds(
             value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
-            for (value,) in self.connection.exec_driver_sql(self.entities("person"))
+            for query in queries
+            for (value,) in self.connection.exec_driver_sql(query)
         )
         kinds: set[str] = set()
         uais: set[str] = set()

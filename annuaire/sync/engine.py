@@ -137,7 +137,7 @@ def apply_run(
 
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
-            _lock_scope(connection, scope)
+            _lock_scope(connection, scope.key)
             applier = Applier(connection, report, settings, started_at, stop)
             try:
                 for batch in _batched(items, settings.batch_size):
@@ -151,7 +151,10 @@ def apply_run(
             report.duration_s = time.monotonic() - clock
             if dry_run:
                 raise _DryRun
-            persons, uais, kinds = applier.recorder.concerned()
+            # A run that created every person names them all already (a first import).
+            persons, uais, kinds = applier.recorder.concerned(
+                linked=EntityKind.PERSON.value not in applier.fresh
+            )
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
             assert sources is not None  # a dry run has ended above
@@ -179,6 +182,13 @@ def apply_run(
         digests.shutdown(cancel_futures=True)
     return report
 
+
+#: The columns of a linking row that name the persons it is about (a purge's flow entry).
+_PERSON_COLUMNS = {
+    EntityKind.ROLE: ("person_id",),
+    EntityKind.ENROLLMENT: ("person_id",),
+    EntityKind.GUARDIANSHIP: ("guardian_id", "pupil_id"),
+}
 
 #: What an entity kind written by an import carries (for the flow log).
 _KIND_CATEGORIES = {
@@ -295,13 +305,15 @@ def _batched(items: Iterable[StreamItem], size: int) -> Iterator[list[StreamItem
         yield batch
 
 
-def _lock_scope(connection: Connection, scope: Scope) -> None:
+def _lock_scope(connection: Connection, scope: str) -> None:
+    """Hold the scope until the transaction ends: an import and a purge of one scope never run
+    together (a purge would delete what the import brings back)."""
     if connection.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already serialises writers
-    key = zlib.crc32(scope.key.encode())
+    key = zlib.crc32(scope.encode())
     acquired = connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
     if not acquired:
-        raise Refused(f"another import of scope {scope.key} is running; try again when it ends")
+        raise Refused(f"an import or a purge of scope {scope} is running; try again when it ends")
 
 
 def _run_row(report: RunReport, started_at: dt.datetime) -> dict[str, Any]:
@@ -392,19 +404,38 @@ def purge(
     with write_transaction(engine) as connection:
         recorder = ChangeRecorder(connection, scope=scope or "*", run_id=None)
         ext = ExternalId.__table__  # type: ignore[attr-defined]
-        for kind in EntityKind:
-            table = TABLES[kind].__table__  # type: ignore[attr-defined]
+        tables = [(kind, TABLES[kind].__table__) for kind in EntityKind]  # type: ignore[attr-defined]
+
+        def leaving(table: Any) -> list[Any]:
             condition = [table.c.status == Status.TOBEDELETED.value, table.c.leaving_since < cutoff]
-            if scope is not None:
-                condition.append(table.c.scope == scope)
+            return condition if scope is None else [*condition, table.c.scope == scope]
+
+        # The scopes purged are held as imports hold theirs (``Refused`` while one runs), so
+        # that no import brings back a row this transaction then deletes.
+        scopes = sorted(
+            {
+                s
+                for _, table in tables
+                for (s,) in connection.execute(
+                    select(table.c.scope).where(*leaving(table)).distinct()
+                )
+            }
+        )
+        for held in scopes:
+            _lock_scope(connection, held)
+        for kind, table in tables:
+            condition = [*leaving(table), table.c.scope.in_(scopes)]
+            # The persons a purged row is about: the person itself, or those a link names.
+            about = [table.c[c] for c in _PERSON_COLUMNS.get(kind, ())]
             rows = connection.execute(
-                select(table.c.id, table.c.scope, table.c.structures).where(*condition)
+                select(table.c.id, table.c.scope, table.c.structures, *about).where(*condition)
             ).all()
             if not rows:
                 continue
             ids = [r.id for r in rows]
             if kind is EntityKind.PERSON:
                 persons.update(ids)
+            persons.update(v for r in rows for v in r[3:] if v is not None)
             uais.update(u for r in rows for u in (r.structures or "").split("|") if u)
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]

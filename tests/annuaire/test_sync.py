@@ -6,11 +6,12 @@ import dataclasses
 import datetime as dt
 import gc
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from annuaire.errors import BadInput, Refused
 from annuaire.registre.flowlog import ENTRY, SUBJECT_SET
@@ -681,6 +682,74 @@ def test_a_run_names_every_person_it_wrote_in_its_flow_entry(store: Store) -> No
     assert list(subjects) == sorted(
         open_registre(store.settings, store.engine).keys.pseudonyms(persons)
     )
+
+
+def flow_persons(store: Store, target: str) -> tuple[int, list[str]]:
+    """(persons, pseudonyms) of the last flow entry whose target starts with ``target``."""
+    with store.engine.connect() as connection:
+        entry = connection.execute(
+            select(ENTRY.c.subject_set, ENTRY.c.persons)
+            .where(ENTRY.c.target.like(f"{target}%"))
+            .order_by(ENTRY.c.seq.desc())
+            .limit(1)
+        ).one()
+        subjects = connection.execute(
+            select(SUBJECT_SET.c.subjects).where(SUBJECT_SET.c.digest == entry.subject_set)
+        ).scalar_one_or_none()
+    return entry.persons, list(subjects or [])
+
+
+def test_the_flow_entries_name_the_persons_whose_links_changed(store: Store) -> None:
+    """A pupil moved to another class (their person row unchanged) is a person the run
+    concerns, and so are a purged enrollment's pupil and a purged guardianship's two persons."""
+    run(store, toy.academie(range(30)))
+    keys = toy.academie(range(30))
+    moved = [
+        dataclasses.replace(item, key=item.key.replace("S1$C0", "S1$C1"))
+        if isinstance(item, NeutralRecord) and item.key == "P3|class|S1$C0|pupil"
+        else item
+        for item in keys
+    ]
+    for item in moved:
+        if isinstance(item, NeutralRecord) and item.key == "P3|class|S1$C1|pupil":
+            item.refs = {**item.refs, "class_id": Ref(EntityKind.CLASS, "S1$C1")}
+    report = run(store, moved)
+    assert report.counts[EntityKind.PERSON].updated == 0
+    assert report.counts[EntityKind.ENROLLMENT].created == 1
+    pseudonyms = open_registre(store.settings, store.engine).keys.pseudonyms
+    pupil = hub_id(SCOPE.key, EntityKind.PERSON, "P3")
+    assert flow_persons(store, "import aaf complet") == (1, pseudonyms([pupil]))
+
+    since = person_status(store, "P3")[1]
+    assert since is None  # the pupil stays; their old enrollment left
+    guardian_link = hub_id(SCOPE.key, EntityKind.PERSON, "G4")
+    run(
+        store,
+        [item for item in moved if not (isinstance(item, NeutralRecord) and item.key == "G4|P4")],
+    )
+    purged = purge(
+        store.engine, store.settings, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=91)
+    )
+    assert purged == {"enrollment": 1, "guardianship": 1}
+    persons = [pupil, hub_id(SCOPE.key, EntityKind.PERSON, "P4"), guardian_link]
+    assert flow_persons(store, "purge") == (3, sorted(pseudonyms(persons)))
+
+
+def test_a_purge_waits_for_no_import_of_its_scopes(store: Store) -> None:
+    """On PostgreSQL an import and a purge of one scope never run together (a purge would
+    delete what the import brings back): each refuses while the other holds the scope."""
+    if store.backend != "postgres":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): PostgreSQL's lock is tested")
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(n for n in range(30) if n != 5))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=91)
+    with store.engine.connect() as other:
+        key = zlib.crc32(SCOPE.key.encode())
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        with pytest.raises(Refused, match=f"an import or a purge of scope {SCOPE.key} is running"):
+            purge(store.engine, store.settings, now=later)
+        other.rollback()
+    assert purge(store.engine, store.settings, now=later)["person"] == 2
 
 
 def guardian_with(uais: tuple[str, ...], *, floor: bool, op: RecordOp = "modify") -> Any:
