@@ -171,14 +171,43 @@ async def _list_params(
 ListParamsDep = Annotated[ListParams, Depends(_list_params)]
 
 
+def _weighted(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header with their weight (RFC 9110 §12.5.1); a range
+    whose ``q`` is not a number weighs 0."""
+    ranges = []
+    for part in accept.split(","):
+        media, *parameters = (p.strip() for p in part.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0
+        ranges.append((media.lower(), weight))
+    return ranges
+
+
 def negotiate(accept: str | None) -> str:
-    """``application/json`` or NDJSON, from the Accept header; 406 for anything else."""
+    """``application/json`` or NDJSON, from the Accept header: the type of highest ``q`` (its
+    own range, else ``*/*`` or ``application/*``), JSON on a tie, none with ``q=0``; 406 when
+    neither is acceptable."""
     if not accept:
         return "application/json"
-    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if NDJSON in ranges:
+    ranges = _weighted(accept)
+
+    def weight_of(served: str) -> float:
+        exact = [weight for media, weight in ranges if media == served]
+        if exact:
+            return max(exact)
+        wild = [weight for media, weight in ranges if media in ("*/*", "application/*")]
+        return max(wild, default=0.0)
+
+    json_weight, ndjson_weight = weight_of("application/json"), weight_of(NDJSON)
+    if ndjson_weight > json_weight:
         return NDJSON
-    if any(r in ("application/json", "*/*", "application/*") for r in ranges):
+    if json_weight > 0:
         return "application/json"
     raise ApiProblem(
         ProblemType.NOT_ACCEPTABLE,
@@ -224,11 +253,15 @@ def json_response(
     )
 
 
+def feed_end(connection: Any) -> int:
+    """Sequence number of the newest change-log entry visible to this connection (0: none)."""
+    table = ChangeEntry.__table__  # type: ignore[attr-defined]
+    return int(connection.execute(select(func.max(table.c.seq))).scalar() or 0)
+
+
 def feed_head(connection: Any) -> str:
     """Cursor of the newest change-log entry visible to this connection."""
-    table = ChangeEntry.__table__  # type: ignore[attr-defined]
-    seq = connection.execute(select(func.max(table.c.seq))).scalar() or 0
-    return encode_cursor("changes", "", [str(seq)])
+    return encode_cursor("changes", "", [str(feed_end(connection))])
 
 
 def collection_response(

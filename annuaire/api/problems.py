@@ -195,10 +195,13 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error (request %s)", request_id(request))
-        return problem_response(
+        response = problem_response(
             request,
             ApiProblem(ProblemType.INTERNAL_ERROR, "the server failed; the request id is logged"),
         )
+        # This handler answers outside the request-id middleware: the header is set here.
+        response.headers["x-request-id"] = request_id(request)
+        return response
 
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -24,9 +24,12 @@ from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
     Select,
     Table,
+    TypeDecorator,
+    Uuid,
     and_,
     literal_column,
     select,
@@ -499,10 +502,12 @@ def _uais(structures: str | None) -> list[str]:
 
 
 def _coerce(column: Any, value: str) -> Any:
-    python_type = column.type.python_type
-    if python_type is uuid.UUID:
+    kind = column.type
+    if isinstance(kind, TypeDecorator):  # SQLModel's UTCDateTime says its type is `object`
+        kind = kind.impl_instance
+    if isinstance(kind, Uuid):
         return uuid.UUID(value)
-    if python_type is dt.datetime:
+    if isinstance(kind, DateTime):
         parsed = dt.datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    raise ValueError(f"no cursor key of type {python_type}")
+    raise ValueError(f"no cursor key of type {kind}")

@@ -156,6 +156,24 @@ def test_fields_narrows_and_always_keeps_id(api: Api) -> None:
     assert runs and all(set(r) == {"id", "outcome"} for r in runs)
 
 
+def test_the_import_runs_page_newest_first(api: Api) -> None:
+    """Runs are ordered by their start, newest first, then id: a cursor of that order (an
+    instant and a UUID) continues the list (it used to be refused as not issued here)."""
+    everything = [r["id"] for r in api.client.get("/v1/import-runs").json()["items"]]
+    assert len(everything) >= 2
+    paged: list[str] = []
+    params: dict[str, Any] = {"limit": 1}
+    while True:
+        response = api.client.get("/v1/import-runs", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        paged += [r["id"] for r in page["items"]]
+        if page["next"] is None:
+            break
+        params = {"limit": 1, "cursor": page["next"]}
+    assert paged == everything
+
+
 def test_a_cursor_only_works_with_the_filters_and_resource_it_was_issued_for(api: Api) -> None:
     first = api.client.get("/v1/persons", params={"limit": 5, "role": "pupil"}).json()
     cursor = first["next"]

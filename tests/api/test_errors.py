@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annuaire.api import create_app
+from annuaire.api.cursors import decode_cursor, encode_cursor
 from annuaire.settings import Settings
 
 from .conftest import Api, TestClient
@@ -66,6 +67,39 @@ def test_feed_cursor_errors(api: Api) -> None:
     assert body["invalid_params"][0]["name"] == "after"
     problem(api.client.get("/v1/changes", params={"after": "123"}), 400, "invalid-cursor")
     problem(api.client.get("/v1/changes", params={"entityType": "pet"}), 400, "invalid-parameter")
+    # Positions a cursor could carry but this API never issued: a digit that is no ASCII digit,
+    # a number beyond any sequence, a position past the end of the feed (another database's).
+    end = int(
+        decode_cursor(api.client.get("/v1/changes/cursor").json()["cursor"], "changes", "")[0]
+    )
+    for position in ("²", "9" * 20, str(end + 1)):
+        forged = encode_cursor("changes", "", [position])
+        body = problem(
+            api.client.get("/v1/changes", params={"after": forged}), 400, "invalid-cursor"
+        )
+        assert body["invalid_params"][0]["name"] == "after"
+    assert (
+        api.client.get(
+            "/v1/changes", params={"after": encode_cursor("changes", "", [str(end)])}
+        ).json()["items"]
+        == []
+    )
+
+
+def test_an_unexpected_error_is_a_500_problem_with_its_request_id(api: Api) -> None:
+    app = create_app(
+        Settings(database_url=api.settings.database_url, environment="test"), api.engine
+    )
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/boom", fail)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = problem(
+            client.get("/boom", headers={"X-Request-Id": "req-500"}), 500, "internal-error"
+        )
+    assert body["request_id"] == "req-500"
 
 
 def test_not_acceptable_not_found_and_method(api: Api) -> None:
@@ -74,6 +108,20 @@ def test_not_acceptable_not_found_and_method(api: Api) -> None:
     problem(api.client.post("/v1/persons", json={}), 405, "method-not-allowed")
     ok = api.client.get("/v1/persons", headers={"Accept": "application/json;q=0.9, */*;q=0.1"})
     assert ok.status_code == 200
+    # The type of highest q is served (JSON on a tie), never one of q=0.
+    for accept, served in (
+        ("application/x-ndjson;q=0, application/json", "application/json"),
+        ("application/json, application/x-ndjson;q=0.1", "application/json"),
+        ("application/json;q=0.5, application/x-ndjson", "application/x-ndjson"),
+        ("*/*;q=0.2, application/x-ndjson;q=0.1", "application/json"),
+    ):
+        response = api.client.get("/v1/structures", params={"limit": 1}, headers={"Accept": accept})
+        assert response.headers["content-type"].startswith(served), accept
+    problem(
+        api.client.get("/v1/persons", headers={"Accept": "application/json;q=0"}),
+        406,
+        "not-acceptable",
+    )
 
 
 def test_a_request_id_is_echoed_or_made(api: Api) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import orjson
@@ -12,7 +13,7 @@ from starlette.responses import Response
 from annuaire.api.cursors import decode_cursor, encode_cursor
 from annuaire.api.deps import ReaderDep
 from annuaire.api.filters import UaiQuery
-from annuaire.api.listing import feed_head, json_response
+from annuaire.api.listing import feed_end, feed_head, json_response
 from annuaire.api.models import FeedCursor, FeedPage
 from annuaire.api.problems import ApiProblem, ProblemType, problem_responses
 from annuaire.registre.vocabulary import DataCategory, Operation
@@ -30,11 +31,15 @@ _ERRORS = problem_responses(
 )
 
 
+#: A feed position as cursors carry it: a change-log sequence number (ASCII digits only).
+_POSITION = re.compile(r"[0-9]{1,18}")
+
+
 def feed_position(cursor: str | None) -> int:
     if cursor is None:
         return 0
     key = decode_cursor(cursor, "changes", "", param="after")
-    if len(key) != 1 or not isinstance(key[0], str) or not key[0].isdigit():
+    if len(key) != 1 or not isinstance(key[0], str) or not _POSITION.fullmatch(key[0]):
         raise ApiProblem(
             ProblemType.INVALID_CURSOR,
             "after: not a cursor this API issued",
@@ -77,7 +82,14 @@ def list_changes(
         predicates.append(_TABLE.c.entity_type == entity_type.value)
     if structure is not None:
         predicates.append(_TABLE.c.structures.contains(f"|{structure}|"))
-    with reader.connected():
+    with reader.connected() as connection:
+        if position and position > feed_end(connection):
+            raise ApiProblem(
+                ProblemType.INVALID_CURSOR,
+                "after: beyond the end of this feed (a cursor of another or a restored "
+                "database?): start again from /v1/changes/cursor or an export",
+                params=[("after", "beyond the end")],
+            )
         page, last = reader.changes(position, limit, predicates)
         next_cursor = orjson.dumps(encode_cursor("changes", "", [str(last)]))
         body = b'{"items":[' + b",".join(page.documents) + b'],"next":' + next_cursor + b"}"
