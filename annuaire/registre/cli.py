@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 
 from annuaire.errors import AiguillageError, BadInput, Refused
 from annuaire.settings import get_settings
-from annuaire.store.engine import write_transaction
+from annuaire.store.engine import read_snapshot, write_transaction
 
 from .flowlog import FlowRecord
 from .keys import generate_key_file
@@ -107,7 +107,7 @@ def verify() -> None:
     breaks if it does."""
     try:
         engine, registre = _opened()
-        with engine.connect() as connection:
+        with read_snapshot(engine) as connection:  # the log as of one instant
             report = verify_log(connection, registre.keys)
     except AiguillageError as exc:
         raise _fail(exc) from exc

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from annuaire.settings import Settings
 
-__all__ = ["make_engine", "placeholder", "write_transaction"]
+__all__ = ["make_engine", "placeholder", "read_snapshot", "write_transaction"]
 
 
 def make_engine(settings: Settings, *, serving: bool = False, **kwargs: Any) -> Engine:
@@ -96,6 +96,19 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(sqlite_immediate=True)
+        with connection.begin():
+            yield connection
+
+
+@contextlib.contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A transaction whose statements all read one snapshot of the database: REPEATABLE READ
+    on PostgreSQL (its default gives each statement its own), a deferred ``BEGIN`` on SQLite
+    (a read transaction keeps its snapshot). For reads of several statements that must agree,
+    such as verifying the flow log while requests append to it."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
             yield connection
 

@@ -44,7 +44,7 @@ from annuaire.registre.flowlog import (
 from annuaire.registre.runtime import Registre, observed_flows, open_registre
 from annuaire.registre.verify import Verification, verify_log
 from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
-from annuaire.store.engine import write_transaction
+from annuaire.store.engine import read_snapshot, write_transaction
 from tests.conftest import REGISTER, Store
 
 from .flowlog_support import (
@@ -586,3 +586,46 @@ def test_tampering_helpers_leave_the_log_as_it_was(store: Store, registre: Regis
     assert verify(store, registre).ok
     with store.engine.connect() as connection:
         assert count(connection, ENTRY) == 4
+
+
+def test_verify_reads_the_log_as_of_one_instant(
+    store: Store, registre: Registre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``registre verify`` (and the DPO's ``verify=true``) read checkpoints, entries and the
+    head with several statements while requests keep appending: in one snapshot, entries that
+    another transaction appends and seals meanwhile are not half seen (a broken chain)."""
+    from annuaire.registre import verify as verify_module
+
+    activity = registre.activity_id(FlowKind.API_OPERATOR)
+
+    def record(n: int) -> FlowRecord:
+        return FlowRecord(
+            flow=FlowKind.API_OPERATOR,
+            operation=Operation.READ,
+            activity=activity,
+            actor_kind=RecipientKind.OPERATOR,
+            actor="operator",
+            target=f"GET /v1/persons {n}",
+            subjects=[uuid.uuid4()],
+        )
+
+    plan = Plan(
+        [record(n) for n in range(6)], 3, [BASE + dt.timedelta(seconds=n) for n in range(6)]
+    )
+    log = write_chain(store, registre, plan)
+    entries_of = verify_module._entries
+
+    def appended_meanwhile(connection: Connection) -> Any:
+        # Once the checkpoints are read, another writer appends three entries and a checkpoint.
+        for n in range(3):
+            with write_transaction(store.engine) as other:
+                log.append(other, record(10 + n), now=BASE + dt.timedelta(minutes=1, seconds=n))
+        return entries_of(connection)
+
+    monkeypatch.setattr(verify_module, "_entries", appended_meanwhile)
+    with read_snapshot(store.engine) as connection:
+        report = verify_log(connection, registre.keys)
+    assert report.ok, report.summary()
+    assert (report.entries, report.checkpoints) == (6, 2)
+    monkeypatch.undo()
+    assert verify(store, registre).entries == 9

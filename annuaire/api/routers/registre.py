@@ -26,6 +26,7 @@ from annuaire.registre.register import Register, render_json
 from annuaire.registre.runtime import Registre
 from annuaire.registre.verify import verify_log
 from annuaire.registre.vocabulary import DataCategory, Operation
+from annuaire.store.engine import read_snapshot
 
 router = APIRouter(prefix="/registre", tags=["registre"])
 _ERRORS = problem_responses(
@@ -70,7 +71,7 @@ def get_register(
     """Every processing activity as declared (one fiche each, with its version history) and
     the flows the log observed under it: recipients, volumes, first and last flow."""
     registre: Registre = request.app.state.registre
-    with request.app.state.flow_engine.connect() as connection:
+    with read_snapshot(request.app.state.flow_engine) as connection:  # the log at one instant
         verification = verify_log(connection, registre.keys) if verify else None
         document = registre.register(connection, verification=verification)
     body = render_json(document)
