@@ -26,6 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from annuaire.auth import Principal, PrincipalKind
+from annuaire.auth.clients import contract_refusal
 from annuaire.registre.flowlog import FlowRecord
 from annuaire.registre.runtime import Registre
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -87,14 +88,16 @@ class Journal:
     def activity(self, principal: Principal, flow: FlowKind) -> str:
         if flow is not FlowKind.API_CLIENT:
             return self.registre.activity_id(flow)
-        activity = principal.activity
-        if activity is None or activity not in self.registre.client_activity_ids:
-            raise ApiProblem(
-                ProblemType.FORBIDDEN,
-                f"the contract of client {principal.client_id} names no processing activity of "
-                "the register that covers ENT clients; nothing can be served under it",
-            )
-        return activity
+        refusal = contract_refusal(
+            self.registre.client_activities,
+            principal.client_id,
+            principal.activity,
+            principal.scopes,
+        )
+        if refusal is not None:
+            raise ApiProblem(ProblemType.FORBIDDEN, f"{refusal}; nothing can be served under it")
+        assert principal.activity is not None  # a refusal otherwise
+        return principal.activity
 
     def actor(self, principal: Principal) -> str:
         if principal.kind is PrincipalKind.CLIENT:

@@ -32,7 +32,7 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -55,6 +55,7 @@ __all__ = [
     "active_client",
     "authenticate_assertion",
     "authenticate_secret",
+    "contract_refusal",
     "create_client",
     "hash_secret",
     "list_clients",
@@ -159,6 +160,39 @@ SCOPE_CATEGORIES: dict[ClientScope, frozenset[DataCategory]] = {
 }
 
 
+def undeclared_categories(activity: Activity, scopes: Iterable[str]) -> list[str]:
+    """The data categories ``scopes`` open that ``activity``'s fiche does not declare."""
+    opened: set[DataCategory] = set()
+    for scope in scopes:
+        if scope in _SCOPE_VALUES:
+            opened |= SCOPE_CATEGORIES[ClientScope(scope)]
+    return sorted(opened - set(activity.data_categories))
+
+
+def contract_refusal(
+    client_activities: Mapping[str, Activity],
+    client_id: str | None,
+    activity_id: str | None,
+    scopes: Iterable[str],
+) -> str | None:
+    """Why nothing may be served under a client's contract now (None: it may): its activity
+    is not, or no longer, one of the register's for ENT clients, or its scopes open data
+    categories the activity's fiche no longer declares (a fiche narrowed after the contract)."""
+    activity = client_activities.get(activity_id) if activity_id else None
+    if activity is None:
+        return (
+            f"the contract of client {client_id} names no processing activity of the register "
+            f"that covers ENT clients ({activity_id or 'none'})"
+        )
+    undeclared = undeclared_categories(activity, scopes)
+    if undeclared:
+        return (
+            f"the scopes of client {client_id} open data categories that activity "
+            f"{activity.id} no longer declares: {', '.join(undeclared)}"
+        )
+    return None
+
+
 def _checked_activity(activity: Activity, scopes: list[str]) -> str:
     if activity.status is ActivityStatus.RETIRED:
         raise BadInput(f"activity {activity.id!r} is retired: no new contract may run under it")
@@ -167,8 +201,7 @@ def _checked_activity(activity: Activity, scopes: list[str]) -> str:
             f"activity {activity.id!r} does not claim the flow 'api-client' in the register: "
             "a client's contract must run under one that does"
         )
-    opened = set().union(*(SCOPE_CATEGORIES[ClientScope(s)] for s in scopes))
-    undeclared = sorted(opened - set(activity.data_categories))
+    undeclared = undeclared_categories(activity, scopes)
     if undeclared:
         raise BadInput(
             f"the scopes {', '.join(scopes)} open data categories that activity {activity.id!r} "
@@ -176,6 +209,9 @@ def _checked_activity(activity: Activity, scopes: list[str]) -> str:
             "fewer scopes"
         )
     return activity.id
+
+
+_SCOPE_VALUES = frozenset(scope.value for scope in ClientScope)
 
 
 def _checked_scopes(scopes: Iterable[str]) -> list[str]:

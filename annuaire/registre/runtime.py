@@ -28,7 +28,7 @@ from annuaire.schema import ApiClient, FlowPurge, ProcessingActivity
 from annuaire.settings import Settings
 from annuaire.store.engine import write_transaction
 
-from .activities import EXAMPLE_FILE, RegistreConfig, load_registre
+from .activities import EXAMPLE_FILE, Activity, RegistreConfig, load_registre
 from .flowlog import CHAIN, ENTRY, FlowLog
 from .keys import RegistreKeys, load_keys
 from .person import PersonReport, person_report
@@ -65,7 +65,12 @@ class Registre:
     @functools.cached_property
     def client_activity_ids(self) -> frozenset[str]:
         """The activities an ENT client's contract may run under (asked on every request)."""
-        return frozenset(a.id for a in self.config.client_activities())
+        return frozenset(self.client_activities)
+
+    @functools.cached_property
+    def client_activities(self) -> dict[str, Activity]:
+        """Those activities by id, as the register declares them now."""
+        return {a.id: a for a in self.config.client_activities()}
 
     def is_dpo(self, email: str | None) -> bool:
         return email is not None and email.lower() in self.config.dpo.accounts

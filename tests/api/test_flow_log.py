@@ -23,6 +23,7 @@ from annuaire.api.listing import EXPORT_PART
 from annuaire.auth import Principal, PrincipalKind, current_principal
 from annuaire.registre.flowlog import ENTRY, SUBJECT_SET, entries_query, entry_row
 from annuaire.registre.runtime import open_registre
+from annuaire.registre.vocabulary import DataCategory
 from annuaire.schema import Person
 from tests.api.conftest import Api
 from tests.conftest import ENT_ACTIVITY, PROJECT_ROOT
@@ -275,6 +276,57 @@ def test_a_client_read_names_the_client_and_its_contract(api: Api) -> None:
 def _an_object(api: Api, collection: str, field: str) -> list[str]:
     items = api.client.get(collection, params={"limit": 2, "fields": f"id,{field}"}).json()
     return [item[field] for item in items["items"]]
+
+
+def test_a_contract_whose_fiche_no_longer_declares_its_data_is_refused(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A contract's scopes were checked against its activity's fiche when it was made; a fiche
+    narrowed since (birth date and contact data dropped) refuses what the scopes would open,
+    on every route, and the refusal names the categories."""
+    app = api.client.app
+    registre = app.state.registre  # type: ignore[attr-defined]
+    declared = registre.client_activities[ENT_ACTIVITY.id]
+    narrowed = declared.model_copy(
+        update={
+            "data_categories": [
+                c
+                for c in declared.data_categories
+                if c not in (DataCategory.IDENTITY_BIRTH_DATE, DataCategory.CONTACT)
+            ]
+        }
+    )
+    monkeypatch.setitem(registre.client_activities, ENT_ACTIVITY.id, narrowed)
+    with api.engine.connect() as connection:
+        uais = list(
+            connection.execute(text("SELECT uai FROM structure WHERE uai IS NOT NULL")).scalars()
+        )
+
+    def client(*scopes: str) -> Principal:
+        return Principal(
+            PrincipalKind.CLIENT,
+            "ent-narrowed",
+            client_id="ent-narrowed",
+            structures=frozenset(uais),
+            scopes=frozenset(scopes),
+            activity=ENT_ACTIVITY.id,
+            resolved=True,
+        )
+
+    try:
+        app.dependency_overrides[current_principal] = lambda: client(  # type: ignore[attr-defined]
+            "roster-core.readonly"
+        )
+        assert api.client.get("/v1/persons", params={"limit": 2}).status_code == 200
+        app.dependency_overrides[current_principal] = lambda: client(  # type: ignore[attr-defined]
+            "roster-core.readonly", "roster-demographics.readonly"
+        )
+        refused = [api.client.get(p) for p in ("/v1/persons", "/v1/structures")]
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert [r.status_code for r in refused] == [403, 403]
+    detail = refused[0].json()["detail"]
+    assert "contact" in detail and "identity.birth_date" in detail
 
 
 def test_the_log_holds_no_name_nor_birth_date(api: Api) -> None:

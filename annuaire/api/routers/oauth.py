@@ -22,6 +22,7 @@ import base64
 import binascii
 import enum
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -39,6 +40,7 @@ from annuaire.auth.clients import (
     InvalidClient,
     authenticate_assertion,
     authenticate_secret,
+    contract_refusal,
 )
 from annuaire.auth.issuing import (
     InvalidScope,
@@ -48,6 +50,7 @@ from annuaire.auth.issuing import (
     mint_access_token,
     signing_key,
 )
+from annuaire.registre.activities import Activity
 from annuaire.schema import ApiClient, ClientScope
 from annuaire.settings import Settings
 
@@ -397,7 +400,7 @@ def _issue(
     form: dict[str, str],
     authorization: str | None,
     url: str,
-    client_activities: frozenset[str] | None,
+    client_activities: Mapping[str, Activity] | None,
 ) -> dict[str, Any]:
     grant_type = form.get("grant_type")
     if grant_type is None:
@@ -417,16 +420,14 @@ def _issue(
             status=503,
         ) from None
     client = _authenticate(engine, settings, form, authorization, url)
-    if client_activities is not None and client.activity not in client_activities:
-        raise _Refusal(
-            OAuthErrorCode.UNAUTHORIZED_CLIENT,
-            f"the contract of client {client.client_id} runs under activity {client.activity}, "
-            "which the register no longer holds for ENT clients",
-        )
     try:
         scopes = granted_scopes(client, form["scope"].split() if "scope" in form else None)
     except InvalidScope as exc:
         raise _Refusal(OAuthErrorCode.INVALID_SCOPE, str(exc)) from None
+    if client_activities is not None:
+        refusal = contract_refusal(client_activities, client.client_id, client.activity, scopes)
+        if refusal is not None:
+            raise _Refusal(OAuthErrorCode.UNAUTHORIZED_CLIENT, refusal)
     token, expires_in = mint_access_token(settings, client, scopes)
     log.info("token issued to client %s (scope %s)", client.client_id, " ".join(scopes))
     return {
@@ -472,10 +473,10 @@ async def request_token(request: Request, settings: SettingsDep, engine: EngineD
     return JSONResponse(body, headers=_NO_STORE)
 
 
-def _client_activities(request: Request) -> frozenset[str] | None:
+def _client_activities(request: Request) -> Mapping[str, Activity] | None:
     """The activities a client's contract may run under (None: an app without a register)."""
     registre = getattr(request.app.state, "registre", None)
-    return None if registre is None else registre.client_activity_ids
+    return None if registre is None else registre.client_activities
 
 
 @router.get(
