@@ -385,17 +385,9 @@ class Reader:
 
     def _roles_rule(self) -> str | None:
         """The principal's rule on roles, as SQL on table ``role`` (None: every role), for the
-        roles a person document embeds. Its values (ids, UAIs) are rendered by SQLAlchemy as
-        escaped literals: it is spliced into the document's SQL text."""
+        roles a person document embeds."""
         roles = RESOURCES["roles"]
-        rule = self.visibility(roles).rows
-        if rule is None:
-            return None
-        dialect = self.engine.dialect
-        sql = str(rule.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        # Literals are rendered for the driver's paramstyle (``%%`` for psycopg), and the
-        # document's text is escaped again for it: undo the first.
-        return sql.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else sql
+        return self.rules.rows_sql(self.principal, roles.name, roles.table, self.engine.dialect)
 
     def page(
         self,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Dialect,
     Table,
     and_,
     false,
@@ -207,19 +208,9 @@ class AccessRules:
         runs = _IMPORT_RUN
         found: list[uuid.UUID] = []
         for academie, key in join_keys:
-            scopes = (
-                connection.execute(select(runs.c.scope).where(runs.c.academie == academie))
-                .scalars()
-                .all()
-            )
-            if not scopes:
-                raise Unauthenticated(
-                    f"no import of académie {academie} is known: its AAF identities cannot be "
-                    "resolved",
-                    "identity",
-                )
+            scopes = select(runs.c.scope).where(runs.c.academie == academie)
             ext = _EXTERNAL_ID
-            found.extend(
+            matched = (
                 connection.execute(
                     select(ext.c.entity_id)
                     .join(_PERSON, _PERSON.c.id == ext.c.entity_id)
@@ -227,11 +218,20 @@ class AccessRules:
                         ext.c.entity_type == "person",
                         ext.c.type == _JOIN_KEY,
                         ext.c.value == key,
-                        ext.c.scope.in_(set(scopes)),
+                        ext.c.scope.in_(scopes),
                         _PERSON_ACTIVE,
                     )
-                ).scalars()
+                )
+                .scalars()
+                .all()
             )
+            if not matched and connection.execute(scopes.limit(1)).first() is None:
+                raise Unauthenticated(
+                    f"no import of académie {academie} is known: its AAF identities cannot be "
+                    "resolved",
+                    "identity",
+                )
+            found.extend(matched)
         return found
 
     def _match_vector(self, connection: Connection, principal: Principal) -> Sequence[uuid.UUID]:
@@ -346,6 +346,21 @@ class AccessRules:
         if resource == "persons" and principal.kind is PrincipalKind.STAFF:
             fields = _public_fields_without_demographics()
         return Visibility(predicate(table), fields, family=principal.kind in _FAMILY)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one AccessRules per application
+    def rows_sql(
+        self, principal: Principal, resource: str, table: Table, dialect: Dialect
+    ) -> str | None:
+        """The row rule of ``principal`` on ``resource`` as SQL text on ``table`` (None: every
+        row), for a query written as text (the roles a person document embeds). Its values
+        (ids, UAIs) are rendered by SQLAlchemy as escaped literals."""
+        rule = self.visibility(principal, resource, table).rows
+        if rule is None:
+            return None
+        sql = str(rule.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        # Literals are rendered for the driver's paramstyle (``%%`` for psycopg), and the text
+        # they go into is escaped again for it: undo the first.
+        return sql.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else sql
 
     @staticmethod
     def _may_read_roster(principal: Principal) -> bool:
