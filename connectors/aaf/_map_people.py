@@ -377,7 +377,7 @@ def map_pupil(ctx: Context, record: RawRecord, out: Output) -> None:
         ("ENTEleveDateEntreeClasses", starts),
         ("ENTEleveDateSortieClasses", ends),
     ):
-        for structure, code in dates.keys() - classes:
+        for structure, code in sorted(dates.keys() - classes):  # warnings in a stable order
             ctx.bad_value(
                 out,
                 record,
