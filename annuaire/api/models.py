@@ -62,12 +62,21 @@ _FEED_CURSOR_HEADER = {
 }
 
 
-def list_responses(item: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+def list_responses(
+    item: type[BaseModel], *, in_feed: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    """The responses of a collection; ``in_feed``: its objects have change-feed entries (an
+    ``X-Feed-Cursor`` header comes with the first page and the export)."""
+    headers = (
+        _FEED_CURSOR_HEADER
+        if in_feed
+        else {k: v for k, v in _FEED_CURSOR_HEADER.items() if k != "X-Feed-Cursor"}
+    )
     return {
         200: {
             "description": "A page of objects (JSON), or with `Accept: application/x-ndjson` "
             "every matching object, one per line, streamed.",
-            "headers": _FEED_CURSOR_HEADER,
+            "headers": headers,
             "content": {
                 "application/x-ndjson": {
                     "schema": {"$ref": f"#/components/schemas/{item.__name__}"}

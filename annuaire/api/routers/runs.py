@@ -23,7 +23,7 @@ ImportRunPage = page_model("ImportRunPage", ImportRunPublic)
 @router.get(
     "",
     response_model=ImportRunPage,
-    responses=list_responses(ImportRunPublic),
+    responses=list_responses(ImportRunPublic, in_feed=False),
     operation_id="listImportRuns",
     summary="List import runs",
 )
