@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -60,7 +61,8 @@ EXPORT_PART = 1000
 
 
 async def reject_unknown_parameters(request: Request) -> None:
-    """Router dependency: a query parameter the route does not declare is a 400."""
+    """Router dependency: a query parameter the route does not declare, or one given more than
+    once (none of them is a list: which value would count?), is a 400."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -74,6 +76,14 @@ async def reject_unknown_parameters(request: Request) -> None:
             + "; this endpoint accepts "
             + ", ".join(sorted(known)),
             params=[(u, "not a parameter of this endpoint") for u in unknown],
+        )
+    given = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, times in given.items() if times > 1)
+    if repeated:
+        raise ApiProblem(
+            ProblemType.INVALID_PARAMETER,
+            "query parameter " + ", ".join(repr(r) for r in repeated) + " given more than once",
+            params=[(r, "given more than once") for r in repeated],
         )
 
 

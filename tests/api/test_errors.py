@@ -32,6 +32,8 @@ def problem(response: Any, status: int, kind: str) -> dict[str, Any]:
     ("query", "kind", "named"),
     [
         ("colour=red", "unknown-parameter", "colour"),
+        ("limit=1&limit=2", "invalid-parameter", "limit"),
+        ("structure=0771991W&structure=0770203C", "invalid-parameter", "structure"),
         ("limit=0", "invalid-parameter", "limit"),
         ("limit=1001", "invalid-parameter", "limit"),
         ("limit=ten", "invalid-parameter", "limit"),
