@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Table, TypeDecorator, Uuid
 
-__all__ = ["document_sql", "feed_document_sql"]
+__all__ = ["document_sql", "feed_document_sql", "stored_type"]
 
 #: Embedded lists: name -> (dialect -> correlated subquery over ``{t}``, the outer table).
 _EMBEDS: dict[str, dict[str, str]] = {
@@ -68,11 +69,16 @@ def _sqlite_uuid(column: str) -> str:
     )
 
 
+def stored_type(column: Any) -> Any:
+    """The type a column is stored as: a decorator's (SQLModel's UTCDateTime) is the type it
+    decorates (its own ``python_type`` says ``object``)."""
+    kind = column.type
+    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+
+
 def _value(dialect: str, table: Table, name: str) -> str:
     column = f"{table.name}.{name}"
-    kind = table.c[name].type
-    if isinstance(kind, TypeDecorator):  # e.g. SQLModel's UTCDateTime over DateTime
-        kind = kind.impl_instance
+    kind = stored_type(table.c[name])
     if dialect == "postgresql":
         if isinstance(kind, DateTime):
             return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"

@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from annuaire.registre.vocabulary import Operation
 from annuaire.schema import ChangeEntry, Status
+from annuaire.store.engine import one_snapshot
 
 from ._prefetch import prefetched
 from ._streaming import ClosingStreamingResponse
@@ -339,10 +340,8 @@ def _stream(
     then the connection (:class:`~annuaire.api._streaming.ClosingStreamingResponse`).
     """
     engine: Engine = request.app.state.engine
-    connection = engine.connect()
-    if engine.dialect.name == "postgresql":
-        # One snapshot for the whole export, so X-Feed-Cursor matches what is streamed.
-        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+    # One snapshot for the whole export, so X-Feed-Cursor matches what is streamed.
+    connection = one_snapshot(engine.connect())
     try:
         connection.begin()
         streaming = reader.bound(connection)

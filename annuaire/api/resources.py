@@ -28,7 +28,6 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    TypeDecorator,
     Uuid,
     and_,
     literal_column,
@@ -65,7 +64,7 @@ from annuaire.schema import (
     SubjectPublic,
 )
 
-from ._json_sql import document_sql, feed_document_sql
+from ._json_sql import document_sql, feed_document_sql, stored_type
 from .journal import Journal
 
 __all__ = ["RESOURCES", "Page", "Reader", "Resource"]
@@ -494,9 +493,7 @@ def _uais(structures: str | None) -> list[str]:
 
 
 def _coerce(column: Any, value: str) -> Any:
-    kind = column.type
-    if isinstance(kind, TypeDecorator):  # SQLModel's UTCDateTime says its type is `object`
-        kind = kind.impl_instance
+    kind = stored_type(column)
     if isinstance(kind, Uuid):
         return uuid.UUID(value)
     if isinstance(kind, DateTime):

@@ -216,7 +216,7 @@ _SCOPE_VALUES = frozenset(scope.value for scope in ClientScope)
 
 def _checked_scopes(scopes: Iterable[str]) -> list[str]:
     wanted = set(scopes)
-    known = {scope.value for scope in ClientScope}
+    known = _SCOPE_VALUES
     unknown = sorted(wanted - known)
     if unknown:
         raise BadInput(f"unknown scope {', '.join(unknown)}; known: {', '.join(sorted(known))}")

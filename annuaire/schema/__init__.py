@@ -62,6 +62,7 @@ from .structure import Structure, StructureKind, StructurePublic
 
 __all__ = [
     "NOT_ACTIVE",
+    "PERSON_COLUMNS",
     "PUBLIC_MODELS",
     "REFERENCES",
     "TABLES",
@@ -163,4 +164,11 @@ REFERENCES: dict[EntityKind, dict[str, EntityKind]] = {
         "group_id": EntityKind.GROUP,
     },
     EntityKind.GUARDIANSHIP: {"guardian_id": EntityKind.PERSON, "pupil_id": EntityKind.PERSON},
+}
+#: The reference columns naming persons, of each kind that has some: the persons a written or
+#: purged row of that kind is about (the flow log's).
+PERSON_COLUMNS: dict[EntityKind, tuple[str, ...]] = {
+    kind: persons
+    for kind, columns in REFERENCES.items()
+    if (persons := tuple(c for c, target in columns.items() if target is EntityKind.PERSON))
 }

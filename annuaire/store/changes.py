@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 
-from annuaire.schema import ChangeEntry
+from annuaire.schema import PERSON_COLUMNS, TABLES, ChangeEntry
 from annuaire.store.bulk import bulk_insert
 
 __all__ = ["ChangePage", "ChangeRecorder", "PackedIds", "changes_after", "structures_text"]
@@ -55,15 +55,6 @@ _pending = Table(
         for name in _COPIED
     ],
     prefixes=["TEMPORARY"],
-)
-
-
-#: (entity type, table, column): the persons a change of a linking row is about.
-_PERSONS_OF_LINKS = (
-    ("role", "role", "person_id"),
-    ("enrollment", "enrollment", "person_id"),
-    ("guardianship", "guardianship", "guardian_id"),
-    ("guardianship", "guardianship", "pupil_id"),
 )
 
 
@@ -165,14 +156,16 @@ class ChangeRecorder:
         queries = [self.entities("person")]
         if linked:
             queries += [
-                f"SELECT t.{column} FROM {table} t WHERE t.id IN ({self.entities(kind)}) "
-                f"AND t.{column} IS NOT NULL"
-                for kind, table, column in _PERSONS_OF_LINKS
+                f"SELECT {', '.join(columns)} FROM {TABLES[kind].__tablename__} "
+                f"WHERE id IN ({self.entities(kind.value)})"
+                for kind, columns in PERSON_COLUMNS.items()
             ]
         persons = PackedIds(
             value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
             for query in queries
-            for (value,) in self.connection.exec_driver_sql(query)
+            for row in self.connection.exec_driver_sql(query)
+            for value in row
+            if value is not None
         )
         kinds: set[str] = set()
         uais: set[str] = set()

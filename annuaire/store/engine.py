@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from annuaire.settings import Settings
 
-__all__ = ["make_engine", "placeholder", "read_snapshot", "write_transaction"]
+__all__ = ["make_engine", "one_snapshot", "placeholder", "read_snapshot", "write_transaction"]
 
 
 def make_engine(settings: Settings, *, serving: bool = False, **kwargs: Any) -> Engine:
@@ -106,11 +106,16 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
     on PostgreSQL (its default gives each statement its own), a deferred ``BEGIN`` on SQLite
     (a read transaction keeps its snapshot). For reads of several statements that must agree,
     such as verifying the flow log while requests append to it."""
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
-        with connection.begin():
-            yield connection
+    with engine.connect() as connection, one_snapshot(connection).begin():
+        yield connection
+
+
+def one_snapshot(connection: Connection) -> Connection:
+    """``connection``, whose next transaction reads one snapshot (see ``read_snapshot``; for
+    a caller that manages the connection's life itself, a streaming export)."""
+    if connection.dialect.name == "postgresql":
+        return connection.execution_options(isolation_level="REPEATABLE READ")
+    return connection
 
 
 def placeholder(connection: Connection) -> str:

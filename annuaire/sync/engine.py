@@ -66,6 +66,7 @@ from annuaire.registre.flowlog import FlowRecord
 from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 from annuaire.schema import (
+    PERSON_COLUMNS,
     TABLES,
     ChangeOp,
     EntityKind,
@@ -182,13 +183,6 @@ def apply_run(
         digests.shutdown(cancel_futures=True)
     return report
 
-
-#: The columns of a linking row that name the persons it is about (a purge's flow entry).
-_PERSON_COLUMNS = {
-    EntityKind.ROLE: ("person_id",),
-    EntityKind.ENROLLMENT: ("person_id",),
-    EntityKind.GUARDIANSHIP: ("guardian_id", "pupil_id"),
-}
 
 #: What an entity kind written by an import carries (for the flow log).
 _KIND_CATEGORIES = {
@@ -426,7 +420,7 @@ def purge(
         for kind, table in tables:
             condition = [*leaving(table), table.c.scope.in_(scopes)]
             # The persons a purged row is about: the person itself, or those a link names.
-            about = [table.c[c] for c in _PERSON_COLUMNS.get(kind, ())]
+            about = [table.c[c] for c in PERSON_COLUMNS.get(kind, ())]
             rows = connection.execute(
                 select(table.c.id, table.c.scope, table.c.structures, *about).where(*condition)
             ).all()

@@ -29,6 +29,22 @@ def resolve(api: Api, profile: str, claims: dict[str, Any]) -> Any:
         return AccessRules().resolve(connection, principal)
 
 
+def sql_id(api: Api, value: Any) -> str:
+    """A hub id as the backend stores it, for SQL text."""
+    ident = uuid.UUID(str(value))
+    return ident.hex if api.backend == "sqlite" else str(ident)
+
+
+def staff_member(api: Api, role: str, also: str = "") -> Any:
+    """(person id, e-mail, UAI) of the first staff member with ``role`` and an e-mail."""
+    return one(
+        api,
+        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
+        f"JOIN structure s ON s.id = r.structure_id WHERE r.role = '{role}' "
+        f"AND p.email IS NOT NULL {also}ORDER BY p.email LIMIT 1",
+    )
+
+
 def join_key_of(api: Api, person_sql: str) -> tuple[uuid.UUID, str]:
     row = one(
         api,
@@ -124,13 +140,7 @@ def test_the_fredu_vecteur_fallback_needs_a_unique_exact_match(api: Api) -> None
 
 
 def test_a_guichet_agent_token_gives_structures_and_a_staff_role(api: Api) -> None:
-    row = one(
-        api,
-        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
-        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'teacher' "
-        "AND p.email IS NOT NULL ORDER BY p.email LIMIT 1",
-    )
-    person, email, uai = row
+    person, email, uai = staff_member(api, "teacher")
     claims = {
         "email": email.upper(),
         "FrEduRne": [f"{uai}$UAJ$PU$ENS${uai}$T3$LYC$3000", "0999999Z$UAJ$PU$ENS$x$T3$LYC$3000"],
@@ -157,12 +167,7 @@ def test_a_head_has_structure_wide_rights_only_where_token_and_annuaire_agree(
 ) -> None:
     """``FrEduRneResp`` names the structures an agent heads: structure-wide rights there only,
     and only where the annuaire gives them an active role other than teacher."""
-    email, uai = one(
-        api,
-        "SELECT p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
-        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'head' "
-        "AND p.email IS NOT NULL ORDER BY p.email LIMIT 1",
-    )
+    _, email, uai = staff_member(api, "head")
     other = one(api, f"SELECT uai FROM structure WHERE uai <> '{uai}' ORDER BY uai LIMIT 1")[0]
     rne = [f"{u}$UAJ$PU$DIR${u}$T3$LYC$3000" for u in (uai, other)]
     head = resolve(api, "guichet_agent", {**claims_of(email, rne), "FrEduRneResp": uai})
@@ -174,12 +179,10 @@ def test_a_head_has_structure_wide_rights_only_where_token_and_annuaire_agree(
 def test_a_teacher_sees_what_they_teach_in_the_structures_of_their_token(api: Api) -> None:
     """A teacher token naming a structure where the annuaire gives them no role resolves to no
     structure: none of their classes is visible through it."""
-    teacher, email, uai = one(
+    teacher, email, uai = staff_member(
         api,
-        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
-        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'teacher' "
-        "AND p.email IS NOT NULL AND EXISTS (SELECT 1 FROM enrollment e WHERE "
-        "e.person_id = p.id AND e.role = 'teacher') ORDER BY p.email LIMIT 1",
+        "teacher",
+        "AND EXISTS (SELECT 1 FROM enrollment e WHERE e.person_id = p.id AND e.role = 'teacher') ",
     )
     elsewhere = one(
         api,
@@ -227,8 +230,9 @@ def test_a_join_key_is_resolved_within_the_academie_the_token_names(
     assert resolve(api, "educonnect", educonnect_guardian("099", key)).person_id == person
     other = resolve(api, "educonnect", educonnect_guardian("10", key)).person_id
     assert other != person
-    hex_id = other.hex if api.backend == "sqlite" else str(other)
-    assert one(api, f"SELECT scope FROM person WHERE id = '{hex_id}'")[0] == "aaf:010:2d"
+    assert (
+        one(api, f"SELECT scope FROM person WHERE id = '{sql_id(api, other)}'")[0] == "aaf:010:2d"
+    )
     with pytest.raises(Unauthenticated, match="no import of académie 011") as refused:
         resolve(api, "educonnect", educonnect_guardian("11", key))
     assert refused.value.reason == "identity"
@@ -247,11 +251,6 @@ def read_as(api: Api, principal: Principal, path: str) -> int:
         return api.client.get(path).status_code
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
-
-
-def sql_id(api: Api, value: Any) -> str:
-    ident = uuid.UUID(str(value))
-    return ident.hex if api.backend == "sqlite" else str(ident)
 
 
 def test_a_leaving_person_cannot_sign_in(fresh_api: Api) -> None:
@@ -301,12 +300,7 @@ def test_a_leaving_guardianship_role_or_teaching_link_grants_nothing(fresh_api: 
     assert read_as(api, as_guardian, path) == 404
     assert read_as(api, as_guardian, f"/v1/persons/{uuid.UUID(str(guardian))}") == 200
 
-    head, email, uai = one(
-        api,
-        "SELECT p.id, p.email, s.uai FROM person p JOIN role r ON r.person_id = p.id "
-        "JOIN structure s ON s.id = r.structure_id WHERE r.role = 'head' "
-        "AND p.email IS NOT NULL ORDER BY p.email LIMIT 1",
-    )
+    head, email, uai = staff_member(api, "head")
     claims = {"email": email, "FrEduRne": [f"{uai}$UAJ$PU$DIR${uai}$T3$LYC$3000"]}
     assert resolve(api, "guichet_agent", claims).structures == frozenset({uai})
     set_status(api, "role", f"person_id = '{sql_id(api, head)}'")
