@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from annuaire.errors import Refused
+from annuaire.errors import BadInput, Refused
 from annuaire.registre.runtime import open_registre
 from annuaire.schema import RunOutcome, StreamItem, Structure, academie_code
 from annuaire.settings import Settings
@@ -75,9 +75,9 @@ def _mode_of(export: AafExport, partial: bool) -> Mode:
         problems = [*export.gaps, *(f"no {c} file" for c in export.missing_categories)]
         raise Refused(
             f"complet export {export.prefix} {export.date or ''} in {export.location} is "
-            f"incomplete ({'; '.join(problems)}): importing it as complete would make the "
-            "missing people leave. Nothing was applied. Pass --partial to import what is "
-            "there without inferring any removal."
+            f"incomplete or doubtful ({'; '.join(problems)}): importing it as complete could "
+            "make people leave that are in the export. Nothing was applied. Pass --partial to "
+            "import what is there without inferring any removal."
         )
     return "complet"
 
@@ -125,7 +125,7 @@ def import_aaf(
     """
     exports = plan(paths)
     if not exports:
-        raise Refused(f"no AAF file found in {', '.join(str(p) for p in paths)}")
+        raise BadInput(f"no AAF file found in {', '.join(str(p) for p in paths)}")
     runs: list[ExportRun] = [] if collect is None else collect
     registre = open_registre(settings, engine)
     for export in exports:

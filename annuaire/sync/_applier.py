@@ -32,7 +32,7 @@ import hashlib
 import operator
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -59,6 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import TextClause
 
+from annuaire.errors import BadInput
 from annuaire.schema import (
     NOT_ACTIVE,
     REFERENCES,
@@ -166,6 +167,31 @@ def _blank_row(kind: EntityKind) -> dict[str, Any]:
 
 
 _BLANKS_BY_VALUE = {kind.value: _blank_row(kind) for kind in EntityKind}
+#: Keys are stored in columns of 255 characters (``source_key``, ``owner_key``).
+_KEY_LENGTH = 255
+
+
+_Limited = tuple[Callable[[dict[str, Any]], tuple[Any, ...]], tuple[str, ...], tuple[int, ...]]
+
+
+def _limited(kind: EntityKind) -> _Limited | None:
+    """A getter of ``kind``'s text columns of bounded length (from a row's values), their names
+    and their lengths; None if it has none."""
+    columns = [
+        column
+        for column in TABLES[kind].__table__.c  # type: ignore[attr-defined]
+        if getattr(column.type, "length", None) and column.name not in _TRACKED_COLUMNS
+    ]
+    if not columns:
+        return None
+    names = tuple(column.name for column in columns)
+    getter = operator.itemgetter(*names, names[0])  # a tuple, even of one column
+    return getter, names, tuple(column.type.length for column in columns)
+
+
+#: Checked on every staged row: PostgreSQL refuses a longer value (the whole run would fail),
+#: SQLite stores it (and the API would serve what its contract says cannot be).
+_LIMITED_BY_VALUE = {kind.value: _limited(kind) for kind in EntityKind}
 # Each kind numbers its staged rows in a block of its own (``n`` = its base + the row's rank in
 # the stream): a kind's rows are then a range of the stage's primary key, read in order.
 _KIND_BITS = 40
@@ -551,6 +577,20 @@ class Applier:
                     values[column] = reference(ref.kind._value_, ref.key)
                 else:
                     values[column] = self._resolve(ref)
+        limited = _LIMITED_BY_VALUE[kind]
+        if limited is not None:
+            getter, names, lengths = limited
+            got = zip(getter(values), lengths, strict=False)  # the getter's last item repeated
+            if any(v is not None and len(v) > n for v, n in got):
+                self._cut(record, values, names, lengths)
+        if len(owner_key) > _KEY_LENGTH or len(self_key) > _KEY_LENGTH:
+            raise BadInput(
+                f"a {kind} key of {len(key)} characters: keys are at most "
+                f"{_KEY_LENGTH - len(kind) - 1} long",
+                file=provenance.file if provenance else None,
+                line=provenance.line if provenance else None,
+                record_id=key[:64],
+            )
         payload = orjson.dumps(values)
         external = record.external_ids
         if not external:
@@ -581,6 +621,29 @@ class Applier:
             return (*head, self.ids.hex(kind, key), *tail, ext.decode(), payload.decode())
         # Compared first: no hub id yet, and the documents stay bytes (see ``_add_details``).
         return (*head, *tail, ext, payload)
+
+    def _cut(
+        self,
+        record: NeutralRecord,
+        values: dict[str, Any],
+        names: tuple[str, ...],
+        lengths: tuple[int, ...],
+    ) -> None:
+        """Cut the values of ``record`` longer than their column allows, each with a
+        ``bad-value`` warning naming the record."""
+        for name, length in zip(names, lengths, strict=False):
+            value = values[name]
+            if value is not None and len(value) > length:
+                values[name] = value[:length]
+                self.report.warn(
+                    SourceWarning(
+                        "bad-value",
+                        f"{record.kind.value} {record.key!r}: {name} has {len(value)} characters, "
+                        f"more than the {length} the schema allows; cut to {length}",
+                        record.provenance,
+                    ),
+                    self.settings.warnings_kept,
+                )
 
     # -- applying ----------------------------------------------------------------------------
 
@@ -752,7 +815,7 @@ class Applier:
         more than once keeps what its last record carries only (``_supersede_versions``)."""
         duplicates = self._execute(
             "SELECT kind, key, count(*), max(is_owner), max(n) FROM sync_stage "
-            "GROUP BY kind, key HAVING count(*) > 1"
+            "GROUP BY kind, key HAVING count(*) > 1 ORDER BY max(n)"
         ).all()
         if not duplicates:
             return

@@ -50,6 +50,7 @@ import datetime as dt
 import gc
 import hashlib
 import itertools
+import logging
 import operator
 import time
 import uuid
@@ -60,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from annuaire.errors import Refused
 from annuaire.registre.flowlog import FlowRecord
@@ -84,6 +86,8 @@ from ._applier import Applier
 from ._ids import hub_id
 from ._report import KindCounts, Mode, RunReport, Scope
 from ._stop import Interrupted, Stop
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "KindCounts",
@@ -134,7 +138,8 @@ def apply_run(
     sources: Future[list[dict[str, str | None]]] | None = None
 
     def recorded(outcome: RunOutcome, message: str) -> None:
-        _record_failure(engine, registre, report, started_at, clock, sources, outcome, message)
+        if not dry_run:  # a dry run logs nothing, however it ends
+            _record_failure(engine, registre, report, started_at, clock, sources, outcome, message)
 
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
@@ -161,9 +166,8 @@ def apply_run(
             assert sources is not None  # a dry run has ended above
             flow = _import_flow(registre, report, sources.result(), persons, uais, kinds)
             registre.log.append(connection, flow)
-        _refresh_statistics(engine, report)
     except _DryRun:
-        pass
+        return report
     except Refused as exc:
         recorded(RunOutcome.REFUSED, str(exc))
         raise
@@ -181,6 +185,7 @@ def apply_run(
         raise
     finally:
         digests.shutdown(cancel_futures=True)
+    _refresh_statistics(engine, report)  # the run is committed: never a failure of it
     return report
 
 
@@ -258,12 +263,15 @@ def _refresh_statistics(engine: Engine, report: RunReport) -> None:
     # Small runs (a nightly delta) leave the statistics representative.
     if sum(changed.values()) <= max(1000, report.active_before // 20):
         return
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("PRAGMA optimize")
-        else:
-            connection.exec_driver_sql(f"ANALYZE {', '.join([*changed, 'external_id'])}")
-        connection.commit()
+    try:
+        # A write transaction: on SQLite it waits for another writer (busy timeout).
+        with write_transaction(engine) as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA optimize")
+            else:
+                connection.exec_driver_sql(f"ANALYZE {', '.join([*changed, 'external_id'])}")
+    except SQLAlchemyError as exc:  # a lock held too long: the next large run refreshes them
+        _log.warning("run %s: planner statistics not refreshed: %s", report.run_id, exc)
 
 
 #: Cyclic garbage collector thresholds during a run (Python's defaults: 700, 10, 10).
@@ -422,7 +430,9 @@ def purge(
             # The persons a purged row is about: the person itself, or those a link names.
             about = [table.c[c] for c in PERSON_COLUMNS.get(kind, ())]
             rows = connection.execute(
-                select(table.c.id, table.c.scope, table.c.structures, *about).where(*condition)
+                select(table.c.id, table.c.scope, table.c.structures, *about)
+                .where(*condition)
+                .order_by(table.c.id)  # the feed's entries in one order on every backend
             ).all()
             if not rows:
                 continue

@@ -20,11 +20,13 @@ import re
 import tarfile
 import weakref
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
+from annuaire.errors import BadInput
 from annuaire.schema.uai import is_valid_uai
 
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
@@ -225,7 +227,8 @@ def _file_opener(path: Path) -> Callable[[], BinaryIO]:
     return opener
 
 
-def _zip_opener(path: Path, member: str) -> Callable[[], BinaryIO]:
+def _zip_opener(path: Path, member: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
+    # By its entry, not its name: an archive may hold two members of one name.
     def opener() -> BinaryIO:
         archive = zipfile.ZipFile(path)
         stream = archive.open(member)
@@ -297,6 +300,22 @@ class _TarMember(io.RawIOBase):
         return len(data)
 
 
+def _shown(text: str) -> str:
+    """``text`` as it can be printed and stored: bytes of a file name that are not UTF-8
+    (decoded as lone surrogates) are written ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_ARCHIVE_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+)
+
+
 def _walk(path: Path) -> Iterable[_Found]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
@@ -314,18 +333,22 @@ def _walk_file(path: Path) -> Iterable[_Found]:
         with path.open("rb") as stream:
             head = stream.read(_PEEK)
         yield _Found(
-            str(path),
-            str(path.parent),
+            _shown(str(path)),
+            _shown(str(path.parent)),
             path.parent.parts,
             None,
             path.name,
             _file_opener(path),
             head,
         )
-    elif lowered.endswith(".zip"):
-        yield from _walk_zip(path)
-    elif lowered.endswith(_TAR_SUFFIXES):
-        yield from _walk_tar(path)
+    elif lowered.endswith((".zip", *_TAR_SUFFIXES)):
+        # Listed whole before anything is read: a corrupt or truncated archive is bad input,
+        # whichever member it breaks in.
+        try:
+            found = list(_walk_zip(path) if lowered.endswith(".zip") else _walk_tar(path))
+        except _ARCHIVE_ERRORS as error:
+            raise BadInput(f"the archive cannot be read: {error}", file=_shown(str(path))) from None
+        yield from found
 
 
 def _walk_zip(path: Path) -> Iterable[_Found]:
@@ -334,15 +357,19 @@ def _walk_zip(path: Path) -> Iterable[_Found]:
             member = PurePosixPath(info.filename)
             if info.is_dir() or not member.name.lower().endswith(".xml"):
                 continue
-            with archive.open(info) as stream:
-                head = stream.read(_PEEK)
+            display = _shown(f"{path}!{info.filename}")
+            try:
+                with archive.open(info) as stream:
+                    head = stream.read(_PEEK)
+            except _ARCHIVE_ERRORS as error:  # a member read whole by the peek: its CRC
+                raise BadInput(f"cannot be read: {error}", file=display) from None
             yield _Found(
-                f"{path}!{info.filename}",
-                f"{path}!{member.parent}",
+                display,
+                _shown(f"{path}!{member.parent}"),
                 (*path.parent.parts, *member.parent.parts),
                 path.name,
                 member.name,
-                _zip_opener(path, info.filename),
+                _zip_opener(path, info),
                 head,
             )
 
@@ -359,8 +386,8 @@ def _walk_tar(path: Path) -> Iterable[_Found]:
                 continue
             head = stream.read(_PEEK)
             yield _Found(
-                f"{path}!{info.name}",
-                f"{path}!{member.parent}",
+                _shown(f"{path}!{info.name}"),
+                _shown(f"{path}!{member.parent}"),
                 (*path.parent.parts, *member.parent.parts),
                 path.name,
                 member.name,
@@ -444,17 +471,26 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
     """Find the AAF files under ``paths`` and group them into exports, in import order.
 
     ``paths`` may hold folders (searched recursively), ``.xml`` files, ``.zip`` and
-    ``.tgz``/``.tar.gz`` archives. Files whose first 64 KB show no ``ficAlimMENESR`` root are
-    ignored (DTDs, JSON, manifests, other XML). Exports come Complet first, then Delta, each by
-    date, then by location.
+    ``.tgz``/``.tar.gz`` archives. XML files whose first 64 KB show no ``ficAlimMENESR`` root
+    are ignored (other XML), unless their name is an AAF chunk's (a category token such as
+    ``_Eleve_``): such a file empty, truncated or garbled is bad input, never skipped (a
+    Complet without it would look whole and make its people leave). A corrupt archive is bad
+    input too. Exports come in date order (a Complet before a Delta of the same date; exports
+    without a date first), then by location.
     """
     planned: list[_Planned] = []
     for path in paths:
         for found in _walk(Path(path)):
             peek = _peek(found.head)
-            if not peek.is_aaf:
-                continue
             name = _parse_name(found.name)
+            if not peek.is_aaf:
+                if name.category is not None:
+                    raise BadInput(
+                        f"named like an AAF {name.category} file, but its first 64 KB hold no "
+                        f"<{ROOT_TAG}> root element: empty, truncated or not AAF XML",
+                        file=found.display,
+                    )
+                continue
             category = name.category or peek.category
             if category is None:
                 continue  # no name token and no record: nothing to read
@@ -475,7 +511,8 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
         for prefix, members in by_prefix.items():
             exports.append(_export(location, prefix, mode, date, degree, members))
 
-    exports.sort(key=lambda e: (e.mode != "complet", e.date or "", e.location, e.prefix))
+    # By date: a Delta older than a Complet of the same job is applied before it, not after.
+    exports.sort(key=lambda e: (e.date or "", e.mode != "complet", e.location, e.prefix))
     return exports
 
 
@@ -496,6 +533,16 @@ def _export(
     )
     headers = [f.header for f in files]
     versions = sorted(h["versionAF"] for h in headers if h.get("versionAF"))
+    academies: dict[str, list[str]] = {}
+    for f in files:
+        if f.header.get("codeAcademieExport"):
+            academies.setdefault(f.header["codeAcademieExport"], []).append(f.path)
+    if len(academies) > 1:  # one scope per académie: mixing two would blend their people
+        named = "; ".join(f"{code} in {paths[0]}" for code, paths in sorted(academies.items()))
+        raise BadInput(
+            f"the files of one export ({prefix} {mode or ''} {date or ''} in {location}) name "
+            f"different académies (codeAcademieExport): {named}"
+        )
     gaps: list[str] = []
     if mode is None:
         gaps.append("mode not stated by the file names or folders (Complet/Delta); read as complet")

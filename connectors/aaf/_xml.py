@@ -24,7 +24,11 @@ Contract:
 
 from __future__ import annotations
 
+import codecs
+import lzma
 import re
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +57,16 @@ _JOIN_KEYS = {
 
 _CHUNK = 1 << 16
 _PROLOG_LIMIT = 1 << 20
+#: Bytes read past the end of the last request (or the start of the file) before the next
+#: request must end: what lxml holds at once is bounded by it, whatever the file holds (one
+#: huge request, a flood of comments or stray elements). The largest requests seen in real
+#: exports are a few kilobytes.
+REQUEST_LIMIT = 8 << 20
+#: Encodings an AAF file may declare (Python codec names): AAF.md §1.4 and what real files use.
+_ENCODINGS = frozenset({"utf-8", "iso8859-1", "iso8859-15", "cp1252", "ascii"})
+_DECLARED_ENCODING = re.compile(rb"""<\?xml\s[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+# What may follow an ``&`` in a named reference not yet ended by its ``;``.
+_OPEN_REFERENCE = re.compile(rb"[^;&<>\s\"']*")
 
 # Named references other than the five XML ones; numeric references never match.
 _NAMED_REF = re.compile(rb"&(?!#|(?:amp|lt|gt|quot|apos);)([^;&<>\s\"']+);")
@@ -109,17 +123,33 @@ class _SafeStream:
         self._lines = 0
         self._prolog_checked = False
         self.html_entities = 0
+        #: Bytes given to the parser, and their count when the last request ended (``RawFile``
+        #: moves it): ``REQUEST_LIMIT`` bounds the difference.
+        self.delivered = 0
+        self.request_ended = 0
 
     def read(self, size: int = -1) -> bytes:
         # lxml copes with reads longer than requested; whole processed chunks avoid re-slicing.
+        if self.delivered - self.request_ended > REQUEST_LIMIT:
+            raise BadInput(
+                f"more than {REQUEST_LIMIT >> 20} MB without the end of a request (an oversized "
+                "request, or content that is not one between requests)",
+                file=self._name,
+                line=self._lines + 1,
+            )
         while not self._eof:
             out = self._next_chunk()
             if out:
+                self.delivered += len(out)
                 return out
         return b""
 
     def _next_chunk(self) -> bytes:
-        chunk = self._raw.read(_CHUNK)
+        try:
+            chunk = self._raw.read(_CHUNK)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as error:
+            # A corrupt or truncated archive member (bad CRC, cut compressed stream).
+            raise BadInput(f"cannot be read: {error}", file=self._name) from None
         if not chunk:
             self._eof = True
             data, self._carry = self._carry, b""
@@ -134,9 +164,9 @@ class _SafeStream:
                 return b""
             self._prolog_checked = True
         if not self._eof:
-            # Keep a reference cut by the chunk boundary for the next round.
-            amp = data.rfind(b"&", max(0, len(data) - 256))
-            if amp != -1 and data.find(b";", amp) == -1:
+            # Keep a reference cut by the chunk boundary, however long, for the next round.
+            amp = data.rfind(b"&")
+            if amp != -1 and _OPEN_REFERENCE.fullmatch(data, amp + 1) is not None:
                 data, self._carry = data[:amp], data[amp:]
         if b"&" in data:
             data = _NAMED_REF.sub(lambda m: self._replace(m, data), data)
@@ -148,6 +178,8 @@ class _SafeStream:
         if replacement is None:
             line = self._lines + data.count(b"\n", 0, match.start()) + 1
             name = match.group(1).decode("latin-1")
+            if len(name) > 40:
+                name = name[:40] + "…"
             raise BadInput(
                 f"undefined entity &{name}; (only XML, numeric and HTML 4 entities are read)",
                 file=self._name,
@@ -165,6 +197,9 @@ class _SafeStream:
         if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:2] in (b"\x00<", b"<\x00"):
             raise BadInput("UTF-16/UTF-32 input is not supported", file=self._name, line=1)
         position = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        declared = _DECLARED_ENCODING.match(data, position)
+        if declared is not None:
+            self._check_encoding(declared.group(1).decode("ascii", "replace"))
         while True:
             item = _PROLOG_ITEM.match(data, position)
             if item is not None:
@@ -193,6 +228,21 @@ class _SafeStream:
                 return True
             # At the end of input, let the parser word it (empty document, text before the root).
             return self._eof
+
+    def _check_encoding(self, name: str) -> None:
+        """Refuse an encoding other than those of AAF files: UTF-7, UTF-16 or EBCDIC would
+        hide a DOCTYPE or an entity from the byte-level checks above."""
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            codec = None
+        if codec not in _ENCODINGS:
+            raise BadInput(
+                f"encoding {name!r} is not accepted (UTF-8, ISO-8859-1, ISO-8859-15 or "
+                "windows-1252)",
+                file=self._name,
+                line=1,
+            )
 
 
 class RawFile:
@@ -238,6 +288,7 @@ class RawFile:
                     entities_reported = True
                     yield self._entities_warning()
                 yield record
+                safe.request_ended = safe.delivered
                 element.clear()
                 # Drop what precedes: the previous request (held, so the same proxy comes
                 # back and needs no check), comments, and anything else, which is refused.
@@ -318,11 +369,15 @@ class RawFile:
             name = node.get("name")
             if name is None:
                 text = node.text
-                if text and not text.isspace():
-                    if text not in current:  # merges, de-duplicates
-                        current.append(text)
-                elif len(node):  # not an empty value: an attr without a name
-                    raise self._bad(f"<{node.tag}> without a name", node, element.findtext(".//id"))
+                if len(node):
+                    if node.tag != "value":  # an attr or modification without a name
+                        raise self._bad(
+                            f"<{node.tag}> without a name", node, element.findtext(".//id")
+                        )
+                    # A comment or processing instruction inside the value: the text around it.
+                    text = "".join(node.itertext())
+                if text and not text.isspace() and text not in current:  # merged, de-duplicated
+                    current.append(text)
                 continue
             canonical = canonical_of(name)
             if canonical is None:

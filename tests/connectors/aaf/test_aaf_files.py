@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from aaf_support import aaf_samples, document, request, write
 
+from annuaire.errors import BadInput
 from annuaire.schema import EntityKind, NeutralRecord
-from connectors.aaf import AafReader, RawRecord, iter_raw, plan
+from connectors.aaf import AafExport, AafReader, RawRecord, iter_raw, plan
 
 
 def _pupil(ident: str) -> str:
@@ -110,19 +111,55 @@ def test_mode_not_stated_anywhere_is_a_gap(tmp_path: Path) -> None:
     assert not export.complete and export.whole_categories == []
 
 
-def test_exports_are_ordered_complet_first_then_by_date(tmp_path: Path) -> None:
+def test_exports_are_ordered_by_date_a_complet_first_on_its_date(tmp_path: Path) -> None:
+    """A Delta older than a Complet of the same job comes before it: applied after it, the
+    Delta would take back what the newer Complet says (people it lists would leave)."""
     _chunk(tmp_path, "ENT_Delta_20240920_Eleve_0000.xml", _pupil("1"))
-    _chunk(tmp_path, "ENT_Delta_20240918_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_Delta_20240916_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, "ENT_Complet_20240918_Eleve_0000.xml", _pupil("1"))
     _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"))
     _chunk(tmp_path, "ENT_Complet_20240101_Eleve_0000.xml", _pupil("1"))
     exports = plan([tmp_path])
     assert [(e.mode, e.date) for e in exports] == [
         ("complet", "20240101"),
         ("complet", "20240916"),
-        ("delta", "20240918"),
+        ("delta", "20240916"),
+        ("complet", "20240918"),
         ("delta", "20240920"),
     ]
     assert exports[0].missing_categories and exports[2].missing_categories == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"<?xml version", b"\x00\x01garbage", "<x/>".encode("utf-16")],
+    ids=["empty", "cut-before-the-root", "garbage", "utf-16"],
+)
+def test_an_unreadable_file_named_like_a_chunk_is_bad_input(tmp_path: Path, content: bytes) -> None:
+    """Skipped, it would leave a Complet looking whole: its pupils would leave."""
+    _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"))
+    (tmp_path / "ENT_Complet_20240916_Eleve_0001.xml").write_bytes(content)
+    with pytest.raises(BadInput, match="named like an AAF Eleve file") as caught:
+        plan([tmp_path])
+    assert caught.value.file == str(tmp_path / "ENT_Complet_20240916_Eleve_0001.xml")
+
+
+def test_other_xml_files_are_still_ignored(tmp_path: Path) -> None:
+    _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"))
+    write(tmp_path / "manifest.xml", "<manifest/>")
+    (export,) = plan([tmp_path])
+    assert [Path(f.path).name for f in export.files] == ["ENT_Complet_20240916_Eleve_0000.xml"]
+
+
+def test_files_of_one_export_naming_two_academies_are_bad_input(tmp_path: Path) -> None:
+    _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"), header=_ACADEMIE("13"))
+    _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0001.xml", _pupil("2"), header=_ACADEMIE("99"))
+    with pytest.raises(BadInput, match=r"different académies .*13 in .*_0000.xml; 99 in"):
+        plan([tmp_path])
+
+
+def _ACADEMIE(code: str) -> dict[str, str]:
+    return {"versionAF": "AAF-VE2407", "codeAcademieExport": code}
 
 
 def test_decorated_prefix_joins_its_export() -> None:
@@ -222,6 +259,92 @@ def test_archive_name_gives_the_mode(tmp_path: Path) -> None:
         z.write(tmp_path / "src" / "_Eleve_.xml", "_Eleve_.xml")
     (export,) = plan([archive])
     assert export.mode == "delta" and export.gaps == []
+
+
+@pytest.mark.parametrize("name", ["broken.zip", "broken.tgz", "broken.tar.gz"])
+def test_an_archive_that_is_not_one_is_bad_input(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"x\n")
+    with pytest.raises(BadInput, match="the archive cannot be read") as caught:
+        plan([tmp_path / name])
+    assert caught.value.file == str(tmp_path / name)
+
+
+def test_a_truncated_tgz_is_bad_input(tmp_path: Path) -> None:
+    files = _set(tmp_path / "src")
+    archive = tmp_path / "delivery.tgz"
+    with tarfile.open(archive, "w:gz") as t:
+        for f in files:
+            t.add(f, f.name)
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(BadInput) as caught:
+        _people([cut])  # listing it or reading its members, never a traceback
+    assert str(cut) in str(caught.value)
+
+
+def test_a_zip_member_with_a_bad_checksum_is_bad_input(tmp_path: Path) -> None:
+    files = _set(tmp_path / "src")
+    archive = tmp_path / "delivery.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # stored: the member's bytes are in the clear
+        for f in files:
+            z.write(f, f.name)
+    data = archive.read_bytes()
+    at = data.index(b"<value>N2</value>")
+    archive.write_bytes(data[:at] + b"<value>X2</value>" + data[at + 17 :])
+    with pytest.raises(BadInput, match="cannot be read: Bad CRC-32") as caught:
+        _people([archive])
+    assert caught.value.file == f"{archive}!ENT_Complet_20240916_Eleve_0001.xml"
+
+
+def test_a_zip_member_corrupt_past_what_planning_peeks_is_bad_input(tmp_path: Path) -> None:
+    big = [_pupil(str(n)) for n in range(10, 2000)]
+    _chunk(tmp_path / "src", "ENT_Complet_20240916_Eleve_0000.xml", *big, _pupil("LAST"))
+    archive = tmp_path / "delivery.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(
+            tmp_path / "src" / "ENT_Complet_20240916_Eleve_0000.xml",
+            "ENT_Complet_20240916_Eleve_0000.xml",
+        )
+    data = archive.read_bytes()
+    at = data.index(b"<value>NLAST</value>")
+    assert at > 1 << 16
+    archive.write_bytes(data[:at] + b"<value>XLAST</value>" + data[at + 20 :])
+    with pytest.raises(BadInput, match="cannot be read: Bad CRC-32") as caught:
+        _people([archive])
+    assert caught.value.file == f"{archive}!ENT_Complet_20240916_Eleve_0000.xml"
+
+
+def test_two_zip_members_of_one_name_are_both_read(tmp_path: Path) -> None:
+    files = _set(tmp_path / "src")
+    archive = tmp_path / "delivery.zip"
+    with zipfile.ZipFile(archive, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        for f in files:
+            z.write(f, f.name)
+        z.writestr("ENT_Complet_20240916_Eleve_0000.xml", document([_pupil("9")]))
+    (export,) = plan([archive])
+    assert any("given 2 times" in gap for gap in export.gaps)
+    assert sorted(_people_of(export)) == ["1", "2", "3", "9"]
+
+
+def _people_of(export: AafExport) -> list[str]:
+    return [
+        r.key
+        for r in AafReader(export).stream()
+        if isinstance(r, NeutralRecord) and r.kind is EntityKind.PERSON
+    ]
+
+
+def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    raw = bytes(folder) + b"/ENT_SANDBOX\xe9_Complet_20240916_Eleve_0000.xml"
+    with open(raw, "w", encoding="utf-8") as stream:
+        stream.write(document([_pupil("1")]))
+    (export,) = plan([folder])
+    (file,) = export.files
+    assert file.path == f"{folder}/ENT_SANDBOX\\xe9_Complet_20240916_Eleve_0000.xml"
+    file.path.encode("utf-8")  # printable and storable
+    assert _people_of(export) == ["1"]  # and still read from its real name
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:

@@ -158,6 +158,91 @@ def test_entity_cut_by_a_chunk_boundary_is_decoded() -> None:
     assert records[0].attrs["sn"] == ["é" * 40]
 
 
+def test_a_long_undefined_entity_cut_by_a_chunk_boundary_is_refused() -> None:
+    """However far before the boundary its ``&`` is: kept whole for the next chunk, the
+    reference is seen and refused (lxml, given a SYSTEM DOCTYPE, would keep it unresolved and
+    cut the value short)."""
+    filler = "x" * (65536 - 600)
+    text = document([pupil("1", ("ENTEleveRegime", filler), ("sn", "DUP&" + "a" * 400 + ";"))])
+    amp = text.encode().index(b"&")
+    assert amp < 65536 < amp + 400  # the reference straddles the first chunk's end
+    with pytest.raises(BadInput, match=r"undefined entity &a{40}…;"):
+        read_raw(text.encode())
+
+
+@pytest.mark.parametrize("encoding", ["UTF-7", "UTF-16", "EBCDIC-CP-BE", "x-unknown"])
+def test_an_encoding_aaf_files_do_not_use_is_refused(encoding: str) -> None:
+    """UTF-7 would carry a DOCTYPE and entities past the byte-level checks of the prolog."""
+    hidden = b"+ADwAIQ-DOCTYPE x +AFsAPAAh-ENTITY a +ACI-b+ACIAPgBd-+AD4-"
+    data = f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode() + hidden
+    with pytest.raises(BadInput, match=r"encoding .* is not accepted") as caught:
+        read_raw(data + document([pupil("1")], encoding=None).encode())
+    assert caught.value.line == 1
+
+
+@pytest.mark.parametrize("encoding", ["windows-1252", "US-ASCII", "latin1"])
+def test_other_spellings_of_the_accepted_encodings_are_read(encoding: str) -> None:
+    records, _ = read_raw(document([pupil("1", ("sn", "DUPONT"))], encoding=encoding).encode())
+    assert records[0].attrs["sn"] == ["DUPONT"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["DUPONT<!-- a comment -->-MARTIN", "DUPONT<?pi data?>-MARTIN", "<!-- c -->DUPONT-MARTIN"],
+)
+def test_a_comment_or_processing_instruction_inside_a_value_keeps_the_text_around_it(
+    value: str,
+) -> None:
+    records, _ = read_raw(document([pupil("1", ("sn", value))]).encode())
+    assert records[0].attrs["sn"] == ["DUPONT-MARTIN"]
+
+
+def test_a_value_holding_only_a_comment_is_empty() -> None:
+    records, _ = read_raw(document([pupil("1", ("sn", "<!-- c -->"), ("givenName", "A"))]).encode())
+    assert "sn" not in records[0].attrs or records[0].attrs["sn"] == []
+    assert records[0].attrs["givenName"] == ["A"]
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        "<!---->" * 1_300_000,  # after the last request: never dropped by a request's end
+        "<?pi?>" * 1_500_000,
+    ],
+)
+def test_content_flooding_the_parser_between_requests_is_refused(flood: str) -> None:
+    from connectors.aaf._xml import REQUEST_LIMIT
+
+    text = document([pupil("1"), pupil("2")]).replace(
+        "</ficAlimMENESR>", flood + "</ficAlimMENESR>"
+    )
+    assert len(text) > REQUEST_LIMIT
+    with pytest.raises(BadInput, match="MB without the end of a request"):
+        read_raw(text.encode())
+
+
+def test_an_oversized_request_is_refused() -> None:
+    from connectors.aaf._xml import REQUEST_LIMIT
+
+    values = [f"V{i:07d}" for i in range(REQUEST_LIMIT // 20)]
+    text = document([pupil("1"), pupil("2", ("ENTEleveGroupes", values))])
+    with pytest.raises(BadInput, match="MB without the end of a request") as caught:
+        read_raw(text.encode(), "big.xml")
+    assert caught.value.file == "big.xml"
+
+
+def test_requests_adding_up_to_more_than_the_limit_are_read() -> None:
+    """The bound is per request, not per file."""
+    from connectors.aaf._xml import REQUEST_LIMIT
+
+    filler = "x" * 100_000
+    count = REQUEST_LIMIT // 100_000 + 20
+    text = document([pupil(str(i), ("ENTEleveRegime", filler)) for i in range(count)])
+    assert len(text) > REQUEST_LIMIT
+    records, _ = read_raw(text.encode())
+    assert len(records) == count
+
+
 @pytest.mark.parametrize("encoding", ["ISO-8859-15", "iso-8859-15"])
 def test_latin9_bytes_follow_the_declaration(encoding: str) -> None:
     text = document([pupil("1", ("sn", "€Œœ"), ("givenName", "Zoë"))], encoding=encoding)

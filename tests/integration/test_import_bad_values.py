@@ -1,0 +1,141 @@
+"""What an import does with values the schema cannot hold, with dry runs that end badly, and
+after its commit, on both backends."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from annuaire.errors import BadInput, Refused
+from annuaire.importing import import_aaf
+from annuaire.registre.flowlog import ENTRY
+from annuaire.schema import EntityKind, ImportRun
+from connectors.sample import generate_academie
+from tests.conftest import Store
+from tests.integration.import_support import by_key, snapshot
+
+PERSON = EntityKind.PERSON
+
+
+def _academie(folder: Path, pupils: int = 40, chunk_size: int = 5000) -> Path:
+    generate_academie(folder, pupils=pupils, seed=7, chunk_size=chunk_size)
+    return folder
+
+
+def _logged(store: Store) -> tuple[int, int]:
+    """Runs recorded and flow-log entries."""
+    with store.engine.connect() as connection:
+        runs = connection.execute(select(func.count()).select_from(ImportRun.__table__)).scalar()  # type: ignore[attr-defined]
+        entries = connection.execute(select(func.count()).select_from(ENTRY)).scalar()
+    return int(runs or 0), int(entries or 0)
+
+
+def _replace_value(folder: Path, pattern: str, old: str, new: str) -> str:
+    """Replace the first ``old`` in the first file matching ``pattern``; its record id."""
+    path = next(folder.glob(pattern))
+    data = path.read_text(encoding="utf-8")
+    at = data.index(old)
+    start = data.rindex("<id>", 0, at) + 4
+    record = data[start : data.index("</id>", start)]
+    path.write_text(data[:at] + new + data[at + len(old) :], encoding="utf-8")
+    return record
+
+
+def test_values_longer_than_their_column_are_cut_with_a_warning(
+    store: Store, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses a longer value (the whole run would fail), SQLite stores it (and the
+    API would serve what its contract forbids): both cut it, and say so."""
+    folder = _academie(tmp_path / "a")
+    name = "LONGNOM" * 43  # 301 characters; usage_name holds 128
+    path = next(folder.glob("*_PersRelEleve_0000.xml"))
+    data = path.read_text(encoding="utf-8")
+    at = data.index('<attr name="sn"><value>') + len('<attr name="sn"><value>')
+    end = data.index("</value>", at)
+    record = data[data.rindex("<id>", 0, at) + 4 : data.rindex("</id>", 0, at)]
+    path.write_text(data[:at] + name + data[end:], encoding="utf-8")
+    (run,) = import_aaf(store.engine, store.settings, [folder])
+    assert run.report is not None and run.report.outcome == "applied"
+    person = by_key(store.engine, PERSON)[record]
+    assert person.usage_name == name[:128]
+    (warning,) = [w for w in run.report.warnings if "usage_name" in w.message]
+    assert warning.code == "bad-value"
+    assert f"person {record!r}: usage_name has 301 characters" in warning.message
+    assert warning.provenance is not None and warning.provenance.file == str(path)
+    assert warning.provenance.line is not None and warning.provenance.record_id == record
+
+
+def test_a_key_longer_than_keys_are_stored_is_bad_input(store: Store, tmp_path: Path) -> None:
+    folder = _academie(tmp_path / "a")
+    before = snapshot(store.engine)
+    path = next(folder.glob("*_PersEducNat_0000.xml"))
+    data = path.read_text(encoding="utf-8")
+    at = data.index("<id>") + 4
+    old = data[at : data.index("</id>", at)]
+    key = "9" * 300
+    path.write_text(data.replace(f">{old}<", f">{key}<"), encoding="utf-8")
+    with pytest.raises(BadInput, match="a person key of 300 characters") as caught:
+        import_aaf(store.engine, store.settings, [folder])
+    assert caught.value.file == str(path) and caught.value.record_id == key[:64]
+    assert snapshot(store.engine) == before  # nothing of the run applied
+
+
+def test_a_dry_run_refused_by_a_guard_or_failing_logs_nothing(store: Store, tmp_path: Path) -> None:
+    """A dry run applies nothing and logs nothing, however it ends: no run row, no flow
+    entry (a refused or failed real run records both)."""
+    folder = _academie(tmp_path / "a", pupils=60, chunk_size=20)
+    import_aaf(store.engine, store.settings, [folder])
+    logged = _logged(store)
+    emptied = tmp_path / "emptied"
+    shutil.copytree(folder, emptied)
+    last = sorted(emptied.glob("*_Eleve_*.xml"))[-1]
+    head, _, _ = last.read_text(encoding="utf-8").partition("<addRequest>")
+    last.write_text(head + "</ficAlimMENESR>\n", encoding="utf-8")  # a third of the pupils
+    with pytest.raises(Refused, match=r"mass-removal|would mark"):
+        import_aaf(store.engine, store.settings, [emptied], dry_run=True)
+    assert _logged(store) == logged
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    _replace_value(broken, "*_Eleve_0001.xml", "</addRequest>", "</addReq>")
+    with pytest.raises(BadInput):
+        import_aaf(store.engine, store.settings, [broken], dry_run=True)
+    assert _logged(store) == logged
+    with pytest.raises(Refused):  # the same run, for real: recorded as refused
+        import_aaf(store.engine, store.settings, [emptied])
+    assert _logged(store) == (logged[0] + 1, logged[1] + 1)
+
+
+def test_statistics_not_refreshed_after_the_commit_do_not_fail_the_run(
+    pg_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run is committed when the planner's statistics are refreshed: another session
+    holding a table (a VACUUM, another import's ANALYZE) past the lock timeout leaves them as
+    they are, with a warning; the run is applied and recorded once."""
+    from annuaire.settings import Settings
+    from annuaire.store import make_engine
+    from tests.conftest import empty_postgres_store
+
+    url = f"{pg_database_url}?options=-c%20lock_timeout%3D300"
+    settings = Settings(database_url=url, environment="test")
+    engine = make_engine(settings)
+    empty_postgres_store(engine)
+    folder = _academie(tmp_path / "a", pupils=400)
+    holder = create_engine(pg_database_url)
+    try:
+        with holder.connect() as connection, connection.begin():
+            # ANALYZE needs this lock; the import's inserts do not.
+            connection.execute(text("LOCK TABLE person IN SHARE UPDATE EXCLUSIVE MODE"))
+            with caplog.at_level(logging.WARNING, logger="annuaire.sync.engine"):
+                (run,) = import_aaf(engine, settings, [folder])
+        assert run.report is not None and run.report.outcome == "applied"
+        assert "planner statistics not refreshed" in caplog.text
+        with engine.connect() as connection:
+            outcomes = connection.execute(select(ImportRun.__table__.c.outcome)).scalars().all()  # type: ignore[attr-defined]
+        assert outcomes == ["applied"]
+    finally:
+        holder.dispose()
+        engine.dispose()
