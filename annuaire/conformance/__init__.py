@@ -27,6 +27,10 @@ What each check proves:
   invalid-parameter, not-found, not-acceptable) is what the request that should cause it gets:
   right status, ``application/problem+json``, every RFC 9457 member, the parameter at fault
   named in ``invalid_params``.
+- ``shape``: an object carries exactly the properties of its schema (every one, ``null`` when
+  unknown, and no other), ``fields=a,b`` narrows it to ``id``, ``a`` and ``b``, in every
+  collection and for an object read alone (the schemas require ``id`` only, since ``fields=``
+  narrows: a member renamed, dropped or added would pass ``schema``).
 - ``etag``: single objects carry a strong, stable ETag; ``If-None-Match`` gives a bodiless 304,
   another tag a 200, and ``fields=`` another tag.
 - ``pagination``: paging /v1/persons 37 at a time serves ids in strictly increasing order,
@@ -61,6 +65,7 @@ from ._paging import check_pagination
 from ._problems import check_errors
 from ._report import CheckResult, Findings, Outcome, Report, render_report
 from ._schema import check_schema
+from ._shape import check_shape
 
 __all__ = [
     "CHECKS",
@@ -75,7 +80,7 @@ __all__ = [
 ]
 
 #: The checks, in the order they run (read-only ones first, then those that mutate).
-CHECKS = ("schema", "errors", "etag", "pagination", "feed")
+CHECKS = ("schema", "shape", "errors", "etag", "pagination", "feed")
 
 
 def builtin_spec() -> dict[str, Any]:
@@ -112,6 +117,7 @@ def run_conformance(
     deployment = Deployment(base_url, token)
     runners: dict[str, Callable[[], Findings | None]] = {
         "schema": lambda: check_schema(deployment, document, max_examples),
+        "shape": lambda: check_shape(deployment, document),
         "errors": lambda: check_errors(deployment),
         "etag": lambda: check_etag(deployment, document),
         "pagination": lambda: check_pagination(deployment, mutate_command),

@@ -1,8 +1,10 @@
 """The ``feed`` check: /v1/changes is ordered, pages cleanly and tells about every change.
 
 Always: read from the start, the feed served 1,000 entries a page equals the same entries
-served 97 a page (paging neither misses nor repeats), seqs strictly increase, each entry names
-a known ``op``; a read with nothing new returns the cursor it was sent.
+served 97 a page (paging neither misses nor repeats; the first 2,000 entries), then the whole
+feed is read once, 1,000 a page, to its end: seqs strictly increase across every page (an entry
+served twice, or a page going back, fails), each entry names a known ``op``; a read with
+nothing new returns the cursor it was sent.
 
 With a mutate command: take the head cursor and an NDJSON export of /v1/persons, run the
 command to its end, export again and read the feed from that cursor to its end. Every person
@@ -33,6 +35,7 @@ def check_feed(deployment: Deployment, mutate_command: str | None) -> Findings:
     findings = Findings()
     head = deployment.feed_cursor()
     _check_window(deployment, findings)
+    _check_whole_feed(deployment, findings)
     if mutate_command is None:
         _check_quiet_head(deployment, findings, head)
         return findings
@@ -81,6 +84,28 @@ def _check_window(deployment: Deployment, findings: Findings) -> None:
         f"same read {SMALL_PAGE} a page (seqs {_seqs(big)} vs {_seqs(small[: len(big)])})",
     )
     findings.note(f"first {len(big)} entries alike in pages of {FEED_PAGE} and {SMALL_PAGE}")
+
+
+def _check_whole_feed(deployment: Deployment, findings: Findings) -> None:
+    """Every entry once, in increasing seqs, known ops: kept as a count and the last seq only
+    (a feed of millions of entries is read in constant memory). The first entry out of order
+    ends the read (the cursors of such a feed may never reach its end)."""
+    count, last = 0, None
+    for response, items, _ in deployment.feed_pages(None):
+        for entry in items:
+            seq = entry.get("seq")
+            if not findings.expect(
+                isinstance(seq, int) and (last is None or seq > last),
+                f"GET {response.request.url}: seq {seq!r} served after seq {last} (an entry "
+                "repeated, the feed going back, or no seq)",
+            ):
+                return
+            findings.expect(
+                entry.get("op") in OPS,
+                f"GET {response.request.url}: unknown op {entry.get('op')!r}",
+            )
+            count, last = count + 1, seq
+    findings.note(f"the whole feed once: {count} entries, seqs increasing")
 
 
 def _check_quiet_head(deployment: Deployment, findings: Findings, head: str) -> None:

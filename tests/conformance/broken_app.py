@@ -1,18 +1,34 @@
-"""A deliberately non-conforming deployment, for the conformance kit's negative test.
+"""Deliberately non-conforming deployments, for the conformance kit's negative tests.
 
-It is the real application with one defect: problem documents go out as ``application/json``
-instead of ``application/problem+json``. Served by uvicorn as a real server::
+Each is the real application with one defect, served by uvicorn as a real server::
 
     uvicorn tests.conformance.broken_app:create_broken_app --factory
+    uvicorn tests.conformance.broken_app:create_renaming_app --factory
+
+- ``create_broken_app``: problem documents go out as ``application/json`` instead of
+  ``application/problem+json``;
+- ``create_renaming_app``: a person's ``usage_name`` is served as ``usageName`` (every body
+  still validates against the schemas, which require ``id`` only);
+- ``create_repeating_app``: a change-feed cursor past seq 2,000 is read one entry back, so
+  that every later page repeats the last entry of the page before (past the first 2,000
+  entries, which the kit also reads in small pages).
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annuaire.api import create_app
+from annuaire.api.cursors import encode_cursor
+from annuaire.encoding import b64url_decode
 
-__all__ = ["create_broken_app"]
+__all__ = ["create_broken_app", "create_renaming_app", "create_repeating_app"]
+
+#: Feed cursors past this seq are moved one entry back by the repeating app.
+REPEAT_AFTER = 2000
 
 _PROBLEM = b"application/problem+json"
 
@@ -32,3 +48,40 @@ def create_broken_app() -> ASGIApp:
         await app(scope, receive, send_as_plain_json)
 
     return broken
+
+
+def create_renaming_app() -> ASGIApp:
+    app = create_app()
+
+    async def renaming(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_renamed(message: Message) -> None:
+            if message["type"] == "http.response.start":  # the body's length changes
+                message["headers"] = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != b"content-length"
+                ]
+            elif message["type"] == "http.response.body":
+                message["body"] = message.get("body", b"").replace(b'"usage_name"', b'"usageName"')
+            await send(message)
+
+        await app(scope, receive, send_renamed)
+
+    return renaming
+
+
+def create_repeating_app() -> ASGIApp:
+    app = create_app()
+
+    async def repeating(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/changes":
+            query = parse_qsl(scope["query_string"].decode("latin-1"))
+            for index, (name, value) in enumerate(query):
+                if name == "after":
+                    seq = int(orjson.loads(b64url_decode(value))[3][0])
+                    if seq > REPEAT_AFTER:
+                        query[index] = (name, encode_cursor("changes", "", [str(seq - 1)]))
+            scope = {**scope, "query_string": urlencode(query).encode("latin-1")}
+        await app(scope, receive, send)
+
+    return repeating

@@ -164,6 +164,28 @@ def broken(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iter
     yield from served_copy(academie, folder, command)
 
 
+@pytest.fixture(scope="module")
+def renaming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """The renaming app of ``broken_app.py`` under uvicorn: ``usage_name`` served renamed."""
+    folder = tmp_path_factory.mktemp("renaming")
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.conformance.broken_app:create_renaming_app",
+        "--factory", "--port", "{port}", "--no-access-log", "--app-dir", str(PROJECT_ROOT),
+    ]  # fmt: skip
+    yield from served_copy(academie, folder, command)
+
+
+@pytest.fixture(scope="module")
+def repeating(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """The repeating app of ``broken_app.py``: feed pages past seq 2,000 repeat an entry."""
+    folder = tmp_path_factory.mktemp("repeating")
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.conformance.broken_app:create_repeating_app",
+        "--factory", "--port", "{port}", "--no-access-log", "--app-dir", str(PROJECT_ROOT),
+    ]  # fmt: skip
+    yield from served_copy(academie, folder, command)
+
+
 def mutate_command(server: Server, academie: Academie) -> str:
     """A shell command applying the next delta of the series to the server's database."""
     (server.folder / "next-delta").write_text("0")

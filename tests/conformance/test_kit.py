@@ -110,6 +110,40 @@ def test_a_deployment_serving_problems_as_plain_json_fails(broken: Server) -> No
     assert "does not conform" in run.output
 
 
+def test_a_deployment_renaming_a_member_fails_the_shape_check(renaming: Server) -> None:
+    """Its bodies validate against the schemas (``schema`` passes: they require ``id`` only,
+    since ``fields=`` narrows objects); ``shape`` compares them with the documented
+    properties."""
+    run = run_kit(renaming.base_url, renaming.folder / "report.json", "--max-examples", "3")
+    assert run.exit_code == 1, run.output
+    outcomes = run.outcomes()
+    assert outcomes["shape"] == "FAIL"
+    assert outcomes["schema"] == "PASS"
+    failures = run.check("shape")["failures"]
+    assert any(
+        "/v1/persons?limit=3: object" in f
+        and "carries undocumented usageName and lacks documented usage_name" in f
+        for f in failures
+    ), failures
+    assert any(f.startswith("GET /v1/persons/") for f in failures), failures
+    assert not any("/v1/structures" in f for f in failures)  # only persons are touched
+
+
+def test_a_feed_repeating_entries_past_the_compared_window_fails(repeating: Server) -> None:
+    """The first 2,000 entries read in pages of 1,000 and of 97 are alike; the whole feed,
+    read once to its end, repeats an entry at each page past seq 2,000."""
+    from tests.conformance.broken_app import REPEAT_AFTER
+
+    report = run_conformance(repeating.base_url, checks=("feed",))
+    result = report.result("feed")
+    assert result.outcome is Outcome.FAIL
+    assert any(
+        "an entry repeated, the feed going back" in f and f"seq {REPEAT_AFTER + 1000}" in f
+        for f in result.failures
+    ), result.failures
+    assert "first 2000 entries alike" in result.detail
+
+
 def test_a_failing_mutate_command_fails_the_check_that_ran_it(conforming: Server) -> None:
     report = run_conformance(
         conforming.base_url,
