@@ -29,7 +29,7 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.0.0"
+API_VERSION = "1.0.1"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's
@@ -42,7 +42,12 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
   object streamed one per line, then follow `/v1/changes?after=` from its `X-Feed-Cursor`.
 - **Change feed**: `/v1/changes` lists creates, updates, tombstones (`leave`: the entity left
   its source and is `tobedeleted`; `purge`: it is gone) in commit order.
-- **Fields**: `fields=a,b` narrows any object; `id` is always returned.
+- **Fields**: an object carries every property of its schema (`null` when unknown) and no
+  other, but those marked `x-restricted` that the caller may not read (a person's
+  demographics); `fields=a,b` narrows it to those; `id` is always returned.
+- **Authentication**: every `/v1` request carries a bearer token (EduConnect, the guichet
+  agent, or the hub's `/oauth/token` for ENT clients); a 401 says why in `WWW-Authenticate`.
+  Every response carries an `X-Request-Id`.
 - **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
 - **Errors**: RFC 9457 `application/problem+json`; switch on `type` (a stable URN).
   An unknown parameter, field or cursor is a 400 that names it.

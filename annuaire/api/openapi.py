@@ -3,7 +3,10 @@
 FastAPI derives it from the routes; this module adjusts what FastAPI cannot know: errors are
 400 ``problem+json`` (never FastAPI's 422), and because ``fields=`` may narrow any object, only
 ``id`` is required in the schemas of served objects (every other field is present unless
-``fields=`` leaves it out).
+``fields=`` leaves it out). Authentication is enforced by the application, not by route
+dependencies FastAPI could see: the security schemes, the operations that need a token, the
+``WWW-Authenticate`` challenge of a 401 and the ``X-Request-Id`` of every response are declared
+here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from annuaire.auth.access import DEMOGRAPHICS, DEMOGRAPHICS_SCOPE
+from annuaire.schema.client import ClientScope
+
 from .examples import EXAMPLES, page_example, registre_examples
 from .problems import PROBLEM_MEDIA_TYPE
 
@@ -21,6 +27,50 @@ __all__ = ["build_openapi", "openapi_text"]
 
 _NARROWABLE_SUFFIXES = ("Public",)
 _NARROWABLE = {"RoleSummary"}
+#: Outside dev/test, every /v1 operation needs one of these (the token endpoint, its keys and
+#: /health need none).
+_SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token: EduConnect's (parents, pupils), the guichet agent's "
+        "(staff), or one the hub issues at `/oauth/token` (ENT clients, client credentials); "
+        "what it may read is its holder's (see the README's access rules).",
+    },
+    "clientCredentials": {
+        "type": "oauth2",
+        "description": "An ENT client's token from the hub, by client credentials (a secret, "
+        "or `private_key_jwt`); the scopes are those of its contract.",
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": "/oauth/token",
+                "scopes": {
+                    ClientScope.ROSTER_CORE.value: "Structures, classes, groups, persons' "
+                    "names and roles, enrollments, guardianships, nomenclatures.",
+                    ClientScope.ROSTER_DEMOGRAPHICS.value: "Persons' birth dates, contact "
+                    "details and addresses.",
+                    ClientScope.TIMETABLE.value: "Timetables.",
+                },
+            }
+        },
+    },
+}
+#: On the person properties a caller may not be allowed to read: left out of its objects.
+_RESTRICTED = (
+    "demographics: left out for callers who may not read them (an ENT client without "
+    f"`{DEMOGRAPHICS_SCOPE}`, a teacher)"
+)
+_REQUEST_ID_HEADER = {
+    "description": "The request's id: the caller's `X-Request-Id` when it is 1 to 64 letters, "
+    "digits, `.`, `_` or `-`, else one the hub made; also `request_id` in a problem document.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+}
+_CHALLENGE_HEADER = {
+    "description": '`Bearer` (RFC 6750), with `error="invalid_token"` and a description '
+    "when a token was sent and refused.",
+    "schema": {"type": "string"},
+}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -32,11 +82,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
         servers=app.servers,
     )
-    for path in document["paths"].values():
+    for route, path in document["paths"].items():
         for operation in path.values():
             responses = operation.get("responses", {})
             responses.pop("422", None)
+            if route.startswith("/v1/"):
+                operation["security"] = [{"bearer": []}, {"clientCredentials": []}]
             for status, response in responses.items():
+                headers = response.setdefault("headers", {})
+                headers["X-Request-Id"] = _REQUEST_ID_HEADER
+                if status == "401":
+                    headers["WWW-Authenticate"] = _CHALLENGE_HEADER
                 content = response.get("content", {})
                 if status.startswith(("4", "5")) and PROBLEM_MEDIA_TYPE in content:
                     schema = content.pop("application/json", {}).get("schema")
@@ -44,9 +100,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                         content[PROBLEM_MEDIA_TYPE]["schema"] = schema
                 elif status == "304":
                     response.pop("content", None)
+    document.setdefault("components", {})["securitySchemes"] = _SECURITY_SCHEMES
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    person = schemas.get("PersonPublic", {}).get("properties", {})
+    for name in DEMOGRAPHICS & person.keys():
+        person[name]["x-restricted"] = _RESTRICTED
     examples = {**registre_examples(), **EXAMPLES}
     for name, schema in schemas.items():
         narrowable = name.endswith(_NARROWABLE_SUFFIXES) or name in _NARROWABLE

@@ -376,6 +376,40 @@ def test_fields_beyond_scope_are_refused(guarded: tuple[TestClient, Caller, Worl
     assert client.get("/v1/import-runs").json()["items"] == []
 
 
+def test_the_kits_shape_check_allows_what_the_caller_may_not_read(
+    guarded: tuple[TestClient, Caller, World],
+) -> None:
+    """A client without the demographics scope gets persons without them: the kit's shape
+    check accepts that (they are ``x-restricted`` in the contract), and nothing else missing."""
+    import json
+
+    from annuaire.conformance._http import Deployment
+    from annuaire.conformance._shape import check_shape
+    from tests.conftest import PROJECT_ROOT
+
+    client, caller, world = guarded
+    caller.principal = Principal(
+        PrincipalKind.CLIENT,
+        "ent-x",
+        client_id="ent-x",
+        structures=frozenset(world.structures.values()),
+        scopes=frozenset({CORE_SCOPE}),
+        activity=ENT_ACTIVITY.id,
+        resolved=True,
+    )
+    document = json.loads((PROJECT_ROOT / "specs" / "openapi.json").read_text())
+    deployment = Deployment(str(client.base_url))
+    deployment.client.close()
+    deployment.client = client
+    findings = check_shape(deployment, document)
+    assert findings is not None and findings.failures == [], findings.failures
+    person = document["components"]["schemas"]["PersonPublic"]["properties"]
+    del person["phone_work"]["x-restricted"]  # the check reads the contract it is given
+    findings = check_shape(deployment, document)
+    assert findings is not None
+    assert any("lacks documented phone_work" in f for f in findings.failures), findings.failures
+
+
 def test_a_contact_who_is_not_a_legal_guardian_sees_only_themself(
     guarded: tuple[TestClient, Caller, World],
 ) -> None:

@@ -13,6 +13,8 @@ from jsonschema import Draft202012Validator
 
 from annuaire.api.listing import NDJSON
 from annuaire.api.problems import PROBLEM_MEDIA_TYPE, ProblemType
+from annuaire.auth.access import DEMOGRAPHICS
+from annuaire.schema.client import ClientScope
 from tests.conftest import PROJECT_ROOT
 
 DOCUMENT: dict[str, Any] = json.loads((PROJECT_ROOT / "specs" / "openapi.json").read_text())
@@ -121,6 +123,27 @@ def test_problem_examples_validate() -> None:
                 response.get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("examples", {}).values()
             ):
                 assert not list(validator.iter_errors(example["value"])), status
+
+
+def test_the_contract_says_how_to_authenticate_and_what_every_response_carries() -> None:
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    flow = schemes["clientCredentials"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == "/oauth/token"
+    assert set(flow["scopes"]) == {scope.value for scope in ClientScope}
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            needs_token = path.startswith("/v1/")
+            assert ("security" in operation) == needs_token, (method, path)
+            for status, response in operation["responses"].items():
+                headers = response.get("headers", {})
+                assert "X-Request-Id" in headers, (method, path, status)
+                assert ("WWW-Authenticate" in headers) == (status == "401"), (path, status)
+
+
+def test_restricted_properties_are_the_demographics() -> None:
+    person = DOCUMENT["components"]["schemas"]["PersonPublic"]["properties"]
+    assert {name for name, schema in person.items() if "x-restricted" in schema} == DEMOGRAPHICS
 
 
 def test_served_objects_validate_against_the_contract(api: Any) -> None:
