@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -283,6 +284,8 @@ def conformance(
     """Check a deployment against the /v1 contract. Exit 0 conforms, 1 does not, 2 bad usage."""
     from annuaire.conformance import load_spec, render_report, run_conformance
 
+    if not re.match(r"https?://[^/?#\s]+", base_url):
+        raise typer.BadParameter("an http:// or https:// URL", param_hint="--base-url")
     try:
         document, spec_name = load_spec(spec)
     except (OSError, ValueError) as exc:
@@ -297,7 +300,10 @@ def conformance(
     )
     render_report(result, console)
     if report is not None:
-        result.write_json(report)
+        try:
+            result.write_json(report)
+        except OSError as exc:  # the table above is printed already
+            raise fail(BadInput(f"cannot write the report: {exc}")) from exc
     raise typer.Exit(0 if result.passed else 1)
 
 
@@ -327,6 +333,10 @@ def sample_academie(
 
     if degree not in ("1d", "2d", "both"):
         raise typer.BadParameter("expected 1d, 2d or both", param_hint="--degree")
+    if also_complet is not None and delta_from is None:
+        raise typer.BadParameter("only with --delta-from", param_hint="--also-complet")
+    if also_complet is not None and also_complet.resolve() == out.resolve():
+        raise typer.BadParameter("must be another folder than --out", param_hint="--also-complet")
     try:
         if delta_from is not None:
             summary = generate_delta(
@@ -340,7 +350,7 @@ def sample_academie(
                 degree=degree,  # type: ignore[arg-type]  # checked above
                 chunk_size=chunk_size,
             )
-    except (FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # --out a file, a folder that cannot be written...
         errors.print(said("error", str(exc)))
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     except AiguillageError as exc:

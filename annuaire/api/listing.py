@@ -74,8 +74,8 @@ async def reject_unknown_parameters(request: Request) -> None:
             ProblemType.UNKNOWN_PARAMETER,
             "unknown query parameter "
             + ", ".join(repr(u) for u in unknown)
-            + "; this endpoint accepts "
-            + ", ".join(sorted(known)),
+            + (f"; this endpoint accepts {', '.join(sorted(known))}" if known else "")
+            + ("" if known else "; this endpoint takes no query parameter"),
             params=[(u, "not a parameter of this endpoint") for u in unknown],
         )
     given = Counter(name for name, _ in request.query_params.multi_items())

@@ -97,8 +97,12 @@ def load_spec(path: Path | None) -> tuple[dict[str, Any], str]:
         document = builtin_spec()
         return document, f"the built-in spec (API {document.get('info', {}).get('version')})"
     document = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict) or "paths" not in document:
-        raise ValueError(f"{path} is not an OpenAPI document")
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("paths"), dict)
+        or not str(document.get("openapi", "")).startswith("3.")
+    ):
+        raise ValueError(f"{path} is not an OpenAPI 3 document (openapi: 3.x, paths)")
     return document, str(path)
 
 

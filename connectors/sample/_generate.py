@@ -418,9 +418,22 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
             raise ValueError(f"unknown manifest format {manifest.get('format')!r}")
         _check_degree(base["degree"])
         datetime.date.fromisoformat(base["date"])
+        # What a replay reads: all of it, with the types it needs, checked before any is used.
+        for key in ("pupils", "seed", "chunk_size"):
+            if type(base[key]) is not int:
+                raise ValueError(f"base {key} is not an integer: {base[key]!r}")
+        for key in ("academie", "academie_code"):
+            if not isinstance(base[key], str):
+                raise ValueError(f"base {key} is not text: {base[key]!r}")
+        if not re.fullmatch(r"[0-9]{1,3}", base["academie_code"]):
+            raise ValueError(f"base academie_code is not 1 to 3 digits: {base['academie_code']!r}")
         for step in manifest["deltas"]:
             datetime.date.fromisoformat(step["date"])
-    except (ValueError, KeyError, TypeError) as error:
+            if type(step["seed"]) is not int or not isinstance(step["rate"], int | float):
+                raise ValueError(f"delta step without an integer seed and a rate: {step!r}")
+    except KeyError as error:
+        raise BadInput(f"unreadable generator manifest: no {error}", file=str(path)) from error
+    except (ValueError, TypeError) as error:
         raise BadInput(f"unreadable generator manifest: {error}", file=str(path)) from error
     return dict(manifest)
 

@@ -181,3 +181,10 @@ def test_no_query_string_makes_a_server_error(
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         problem(response, 400, response.json()["type"].rsplit(":", 1)[-1])
+
+
+def test_an_unknown_parameter_of_an_endpoint_taking_none_says_so(api: Api) -> None:
+    response = api.client.get("/health", params={"zzz": "1"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail == "unknown query parameter 'zzz'; this endpoint takes no query parameter"

@@ -156,9 +156,10 @@ def test_a_failing_mutate_command_fails_the_check_that_ran_it(conforming: Server
     assert not report.passed
 
 
-def test_an_unreadable_spec_is_bad_usage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ["[]", '{"paths": 5}', '{"paths": {}}'])
+def test_an_unreadable_spec_is_bad_usage(tmp_path: Path, content: str) -> None:
     spec = tmp_path / "openapi.json"
-    spec.write_text("[]")
+    spec.write_text(content)
     done = subprocess.run(
         [*AIGUILLAGE, "conformance", "--base-url", "http://127.0.0.1:9", "--spec", str(spec)],
         cwd=PROJECT_ROOT,
@@ -167,7 +168,32 @@ def test_an_unreadable_spec_is_bad_usage(tmp_path: Path) -> None:
     )
     record_output("aiguillage conformance stderr", done.stderr)
     assert done.returncode == 2
-    assert "not an OpenAPI document" in done.stderr
+    assert "is not an OpenAPI 3 document" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_base_url_that_is_not_one_is_bad_usage() -> None:
+    done = subprocess.run(
+        [*AIGUILLAGE, "conformance", "--base-url", "not-a-url"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "an http:// or https:// URL" in " ".join(done.stderr.split())
+
+
+def test_a_report_that_cannot_be_written_is_bad_usage_after_the_table(tmp_path: Path) -> None:
+    report = tmp_path / "missing" / "report.json"
+    done = subprocess.run(
+        [*AIGUILLAGE, "conformance", "--base-url", "http://127.0.0.1:9", "--report", str(report)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "cannot write the report" in done.stderr and "Traceback" not in done.stderr
+    assert "does not conform" in done.stdout  # the run's table was printed first
 
 
 def test_an_unreachable_deployment_fails_every_check_at_once() -> None:

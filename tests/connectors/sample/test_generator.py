@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -520,3 +522,46 @@ def test_the_command_says_what_a_delta_holds(tmp_path: Path) -> None:
     assert adds is not None and "structures" in adds[1] and "pupils" in adds[1], text
     assert "deletes:" in text
     assert "structures and nomenclatures are sent again in full as adds" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda m: m["base"].pop("seed"), "no 'seed'"),
+        (lambda m: m["base"].update(pupils="many"), "base pupils is not an integer"),
+        (lambda m: m["base"].update(academie_code="ABCD"), "academie_code is not 1 to 3"),
+        (lambda m: m["deltas"].append({"date": "2026-09-16", "rate": 0.01}), "seed"),
+    ],
+)
+def test_a_manifest_missing_what_a_replay_reads_is_bad_input(
+    tmp_path: Path, change: Any, named: str
+) -> None:
+    base = tmp_path / "base"
+    generate_academie(base, pupils=20, seed=1)
+    manifest = json.loads((base / MANIFEST_NAME).read_text(encoding="utf-8"))
+    change(manifest)
+    (base / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BadInput, match=named):
+        generate_delta(base, tmp_path / "out", seed=1)
+
+
+def test_the_command_refuses_what_it_cannot_write_or_combine(tmp_path: Path) -> None:
+    """Exit 2 with one line, never a traceback."""
+    runner = CliRunner()
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--out", str(tmp_path / "file" / "sub"), "--pupils", "10"], "Not a directory"),
+        (["--out", str(tmp_path / "x"), "--also-complet", str(tmp_path / "y")], "--delta-from"),
+    ]
+    base = tmp_path / "base"
+    assert (
+        runner.invoke(app, ["sample", "academie", "--out", str(base), "--pupils", "20"]).exit_code
+        == 0
+    )
+    same = str(tmp_path / "d")
+    cases.append((["--out", same, "--delta-from", str(base), "--also-complet", same], "another"))
+    for arguments, said in cases:
+        result = runner.invoke(app, ["sample", "academie", *arguments])
+        assert result.exit_code == 2, result.output
+        assert said in " ".join(result.output.split()), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
