@@ -479,6 +479,9 @@ class _ImportProgress:
                 f"({mode}, {len(export.files)} files)",
             )
         )
+        if mode != "complet":  # a refused Complet names its gaps in the refusal
+            for gap in export.gaps:
+                self.live.console.print(Text(f"  gap: {gap}", style="yellow"))
 
     def item(self, item: Any) -> None:
         provenance = getattr(item, "provenance", None)

@@ -476,6 +476,9 @@ class Applier:
         details = []
         for n in acting:
             _, kind, _, key, *_, file, record_id, line, ext, payload = by_n[n]
+            if payload is not None:
+                where = (file, record_id, line)
+                payload = self._fitted(kind, key, orjson.loads(payload), where) or payload
             details.append(
                 (
                     hex_id(kind, key),
@@ -577,12 +580,6 @@ class Applier:
                     values[column] = reference(ref.kind._value_, ref.key)
                 else:
                     values[column] = self._resolve(ref)
-        limited = _LIMITED_BY_VALUE[kind]
-        if limited is not None:
-            getter, names, lengths = limited
-            got = zip(getter(values), lengths, strict=False)  # the getter's last item repeated
-            if any(v is not None and len(v) > n for v, n in got):
-                self._cut(record, values, names, lengths)
         if len(owner_key) > _KEY_LENGTH or len(self_key) > _KEY_LENGTH:
             raise BadInput(
                 f"a {kind} key of {len(key)} characters: keys are at most "
@@ -618,19 +615,30 @@ class Applier:
         head = (n, kind, "create" if fresh else None, key)
         tail = (owner_key, record.op, is_owner, digest, structures, *where)
         if fresh:
+            # The hash is the record's as sent (a re-import compares it), what is written fits
+            # the columns; a compared row is cut once it has an action (``_add_details``).
+            written = self._fitted(kind, key, values, where)
+            if written is not None:
+                payload = written
             return (*head, self.ids.hex(kind, key), *tail, ext.decode(), payload.decode())
         # Compared first: no hub id yet, and the documents stay bytes (see ``_add_details``).
         return (*head, *tail, ext, payload)
 
-    def _cut(
-        self,
-        record: NeutralRecord,
-        values: dict[str, Any],
-        names: tuple[str, ...],
-        lengths: tuple[int, ...],
-    ) -> None:
-        """Cut the values of ``record`` longer than their column allows, each with a
-        ``bad-value`` warning naming the record."""
+    def _fitted(
+        self, kind: str, key: str, values: dict[str, Any], where: tuple[Any, ...]
+    ) -> bytes | None:
+        """The payload of ``values`` (a row's, by column) with each text longer than its
+        column allows cut to it, with a ``bad-value`` warning naming the record; None when
+        everything fits. ``where`` is the row's (file, record id, line)."""
+        limited = _LIMITED_BY_VALUE[kind]
+        if limited is None:
+            return None
+        getter, names, lengths = limited
+        got = zip(getter(values), lengths, strict=False)  # the getter's last item repeated
+        if not any(v is not None and len(v) > n for v, n in got):
+            return None
+        values = dict(values)
+        file, record_id, line = where
         for name, length in zip(names, lengths, strict=False):
             value = values[name]
             if value is not None and len(value) > length:
@@ -638,12 +646,13 @@ class Applier:
                 self.report.warn(
                     SourceWarning(
                         "bad-value",
-                        f"{record.kind.value} {record.key!r}: {name} has {len(value)} characters, "
-                        f"more than the {length} the schema allows; cut to {length}",
-                        record.provenance,
+                        f"{kind} {key!r}: {name} has {len(value)} characters, more than the "
+                        f"{length} the schema allows; cut to {length}",
+                        Provenance(file, line, record_id) if file else None,
                     ),
                     self.settings.warnings_kept,
                 )
+        return orjson.dumps(values)
 
     # -- applying ----------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ _SAFE_DOCTYPE = re.compile(
     + rb")?\s*>"
 )
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
+_POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
 _HEADER_ITEM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 
 
@@ -304,7 +305,8 @@ class RawFile:
             root = events.root
         except etree.XMLSyntaxError as error:
             line, column = error.position if error.position else (error.lineno, None)
-            message = error.msg or str(error)
+            # lxml ends its message with the position it also gives apart: said once.
+            message = _POSITION_SUFFIX.sub("", error.msg or str(error))
             raise BadInput(message, file=self.name, line=line, column=column) from None
         self._check_end(root)
         if not entities_reported and safe.html_entities:

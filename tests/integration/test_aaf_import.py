@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -465,6 +466,36 @@ def test_the_cli_prints_paths_and_scopes_as_they_are(tmp_path: Path) -> None:
     missing = cli(url, tmp_path, "import", "aaf", str(tmp_path / "no[/]where [x]"))
     assert missing.returncode == 2, missing.stderr
     assert f"bad input: {tmp_path / 'no[/]where [x]'} does not exist" in missing.stderr
+
+
+def test_the_cli_names_the_gaps_of_a_delta_and_an_unreadable_chunk(tmp_path: Path) -> None:
+    """A Delta is applied whatever its gaps (it implies no removal), but the operator is told;
+    an empty chunk is bad input naming it, and a syntax error gives its position once."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    base, delta = tmp_path / "base", tmp_path / "delta"
+    generate_academie(base, pupils=40, seed=5)
+    generate_delta(base, delta, seed=6)
+    assert cli(url, tmp_path, "import", "aaf", str(base)).returncode == 0
+    (first,) = delta.glob("*_Eleve_0000.xml")
+    first.rename(first.with_name(first.name.replace("_0000", "_0001")))
+    done = cli(url, tmp_path, "import", "aaf", str(delta))
+    assert done.returncode == 0, done.stderr
+    assert "gap: Eleve: chunk 0000 missing (have 0001)" in done.stderr
+    empty = tmp_path / "empty"
+    shutil.copytree(base, empty)
+    (chunk,) = empty.glob("*_Eleve_0000.xml")
+    chunk.write_bytes(b"")
+    refused = cli(url, tmp_path, "import", "aaf", str(empty))
+    assert refused.returncode == 2, refused.stderr
+    assert f"bad input: {chunk}: named like an AAF Eleve file" in " ".join(refused.stderr.split())
+    broken = tmp_path / "broken"
+    shutil.copytree(base, broken)
+    (chunk,) = broken.glob("*_Eleve_0000.xml")
+    chunk.write_text(chunk.read_text().replace("</identifier>", "</identifer>", 1))
+    failed = cli(url, tmp_path, "import", "aaf", str(broken))
+    assert failed.returncode == 2, failed.stderr
+    assert len(re.findall(r"line \d+, column \d+", failed.stderr)) == 1, failed.stderr
 
 
 @pytest.mark.slow

@@ -67,6 +67,8 @@ def test_values_longer_than_their_column_are_cut_with_a_warning(
     assert f"person {record!r}: usage_name has 301 characters" in warning.message
     assert warning.provenance is not None and warning.provenance.file == str(path)
     assert warning.provenance.line is not None and warning.provenance.record_id == record
+    (again,) = import_aaf(store.engine, store.settings, [folder])  # the same file, unchanged
+    assert again.report is not None and again.report.counts[PERSON].updated == 0
 
 
 def test_a_key_longer_than_keys_are_stored_is_bad_input(store: Store, tmp_path: Path) -> None:
@@ -139,3 +141,28 @@ def test_statistics_not_refreshed_after_the_commit_do_not_fail_the_run(
     finally:
         holder.dispose()
         engine.dispose()
+
+
+def test_a_value_too_long_in_a_later_run_is_cut_and_the_next_run_finds_it_unchanged(
+    store: Store, tmp_path: Path
+) -> None:
+    """The row's hash is the record's as sent: a re-import of the same file is unchanged (no
+    update every night), and what is stored fits the column."""
+    folder = _academie(tmp_path / "a")
+    import_aaf(store.engine, store.settings, [folder])
+    longer = tmp_path / "longer"
+    shutil.copytree(folder, longer)
+    path = next(longer.glob("*_PersEducNat_0000.xml"))
+    data = path.read_text(encoding="utf-8")
+    at = data.index('<attr name="sn"><value>') + len('<attr name="sn"><value>')
+    record = data[data.rindex("<id>", 0, at) + 4 : data.rindex("</id>", 0, at)]
+    path.write_text(data[:at] + "X" * 200 + data[data.index("</value>", at) :], encoding="utf-8")
+    (run,) = import_aaf(store.engine, store.settings, [longer])
+    assert run.report is not None
+    assert run.report.counts[PERSON].updated == 1
+    assert by_key(store.engine, PERSON)[record].usage_name == "X" * 128
+    assert [w.code for w in run.report.warnings if "usage_name" in w.message] == ["bad-value"]
+    (again,) = import_aaf(store.engine, store.settings, [longer])
+    assert again.report is not None
+    assert again.report.counts[PERSON].updated == 0
+    assert again.report.counts[PERSON].unchanged == run.report.counts[PERSON].unchanged + 1
