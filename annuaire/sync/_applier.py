@@ -189,8 +189,8 @@ def _limited(kind: EntityKind) -> _Limited | None:
     return getter, names, tuple(column.type.length for column in columns)
 
 
-#: Checked on every staged row: PostgreSQL refuses a longer value (the whole run would fail),
-#: SQLite stores it (and the API would serve what its contract says cannot be).
+#: Checked on every row written (``Applier._fitted``): PostgreSQL refuses a longer value (the
+#: whole run would fail), SQLite stores it (and the API would serve what its contract forbids).
 _LIMITED_BY_VALUE = {kind.value: _limited(kind) for kind in EntityKind}
 # Each kind numbers its staged rows in a block of its own (``n`` = its base + the row's rank in
 # the stream): a kind's rows are then a range of the stage's primary key, read in order.
