@@ -153,37 +153,35 @@ def conforming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> 
     yield from served_copy(academie, folder, [*AIGUILLAGE, "serve", "--port", "{port}"])
 
 
-@pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """The app of ``broken_app.py`` under uvicorn: problems served as application/json."""
-    folder = tmp_path_factory.mktemp("broken")
+def served_broken(
+    factory: pytest.TempPathFactory, academie: Academie, app: str
+) -> Iterator[Server]:
+    """The app ``app`` of ``broken_app.py`` (a factory's name) under uvicorn, over its own copy
+    of the académie."""
+    folder = factory.mktemp(app)
     command = [
-        sys.executable, "-m", "uvicorn", "tests.conformance.broken_app:create_broken_app",
+        sys.executable, "-m", "uvicorn", f"tests.conformance.broken_app:{app}",
         "--factory", "--port", "{port}", "--no-access-log", "--app-dir", str(PROJECT_ROOT),
     ]  # fmt: skip
     yield from served_copy(academie, folder, command)
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """Problems served as application/json."""
+    yield from served_broken(tmp_path_factory, academie, "create_broken_app")
 
 
 @pytest.fixture(scope="module")
 def renaming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """The renaming app of ``broken_app.py`` under uvicorn: ``usage_name`` served renamed."""
-    folder = tmp_path_factory.mktemp("renaming")
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.conformance.broken_app:create_renaming_app",
-        "--factory", "--port", "{port}", "--no-access-log", "--app-dir", str(PROJECT_ROOT),
-    ]  # fmt: skip
-    yield from served_copy(academie, folder, command)
+    """A person's ``usage_name`` served renamed."""
+    yield from served_broken(tmp_path_factory, academie, "create_renaming_app")
 
 
 @pytest.fixture(scope="module")
 def repeating(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """The repeating app of ``broken_app.py``: feed pages past seq 2,000 repeat an entry."""
-    folder = tmp_path_factory.mktemp("repeating")
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.conformance.broken_app:create_repeating_app",
-        "--factory", "--port", "{port}", "--no-access-log", "--app-dir", str(PROJECT_ROOT),
-    ]  # fmt: skip
-    yield from served_copy(academie, folder, command)
+    """Feed pages past seq 2,000 repeat an entry."""
+    yield from served_broken(tmp_path_factory, academie, "create_repeating_app")
 
 
 def mutate_command(server: Server, academie: Academie) -> str:
