@@ -169,6 +169,12 @@ class _SafeStream:
             amp = data.rfind(b"&")
             if amp != -1 and _OPEN_REFERENCE.fullmatch(data, amp + 1) is not None:
                 data, self._carry = data[:amp], data[amp:]
+                if len(self._carry) > _CHUNK:  # no reference is that long: never held whole
+                    raise BadInput(
+                        "an '&' followed by more than 64 KB without its ';'",
+                        file=self._name,
+                        line=self._lines + data.count(b"\n") + 1,
+                    )
         if b"&" in data:
             data = _NAMED_REF.sub(lambda m: self._replace(m, data), data)
         self._lines += data.count(b"\n")

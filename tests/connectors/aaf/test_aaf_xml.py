@@ -170,6 +170,14 @@ def test_a_long_undefined_entity_cut_by_a_chunk_boundary_is_refused() -> None:
         read_raw(text.encode())
 
 
+def test_an_ampersand_never_ended_is_refused_without_holding_the_rest() -> None:
+    """Kept for the next chunk while no ``;`` comes, the unended reference would otherwise grow
+    to the whole file."""
+    text = document([pupil("1", ("sn", "A&" + "b" * 300_000))])
+    with pytest.raises(BadInput, match="followed by more than 64 KB without its ';'"):
+        read_raw(text.encode())
+
+
 @pytest.mark.parametrize("encoding", ["UTF-7", "UTF-16", "EBCDIC-CP-BE", "x-unknown"])
 def test_an_encoding_aaf_files_do_not_use_is_refused(encoding: str) -> None:
     """UTF-7 would carry a DOCTYPE and entities past the byte-level checks of the prolog."""
