@@ -616,3 +616,27 @@ def test_a_list_larger_than_the_budget_is_named_in_full_and_not_remembered(
     assert entries[1]["subject_set"] == subject_set_digest(expected)
     assert entries[1]["persons"] == len(everyone)
     assert list(log._persons_of) == [tuple(p.int for p in page)]
+
+
+def test_an_import_sized_list_is_stored_and_verifies_on_both_backends(
+    store: Store, registre: Registre
+) -> None:
+    """An import names more persons than any list remembered: stored in full, the chain
+    verifies, and each person finds the entry, with repeats counted once."""
+    from sqlalchemy import select
+
+    from annuaire.registre.flowlog import ENTRY, KNOWN_IDS_IN_LISTS
+    from annuaire.registre.person import person_report
+
+    everyone = [uuid.uuid4() for _ in range(KNOWN_IDS_IN_LISTS + 1)]
+    record = operator_record(registre, "import", [*everyone, everyone[0]], Operation.COLLECT)
+    with store.engine.begin() as connection:
+        (seq,) = registre.log.append_many(connection, [record])
+    assert verify(store, registre).ok
+    with store.engine.connect() as connection:
+        found = person_report(
+            connection, registre.keys, everyone[-1], retention_months=12, client_names={}
+        )
+        stored = connection.execute(select(ENTRY.c.persons).where(ENTRY.c.seq == seq)).scalar()
+    assert [flow.seq for flow in found.flows] == [seq]
+    assert stored == len(everyone)
