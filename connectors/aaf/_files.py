@@ -20,7 +20,6 @@ import re
 import tarfile
 import weakref
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,7 +29,7 @@ from annuaire.errors import BadInput
 from annuaire.schema.uai import is_valid_uai
 
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
-from ._xml import ROOT_TAG, parse_header_comment
+from ._xml import ROOT_TAG, UNREADABLE, parse_header_comment
 
 __all__ = ["AafExport", "AafFile", "plan", "reading_order"]
 
@@ -306,14 +305,7 @@ def _shown(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-_ARCHIVE_ERRORS = (
-    OSError,
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    zipfile.BadZipFile,
-    tarfile.TarError,
-)
+_ARCHIVE_ERRORS = (*UNREADABLE, tarfile.TarError)
 
 
 def _walk(path: Path) -> Iterable[_Found]:

@@ -88,6 +88,8 @@ _SAFE_DOCTYPE = re.compile(
     + _LITERAL
     + rb")?\s*>"
 )
+#: What reading a file, or an archive member, raises when its bytes cannot be had.
+UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 _POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
 _HEADER_ITEM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
@@ -148,7 +150,7 @@ class _SafeStream:
     def _next_chunk(self) -> bytes:
         try:
             chunk = self._raw.read(_CHUNK)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as error:
+        except UNREADABLE as error:
             # A corrupt or truncated archive member (bad CRC, cut compressed stream).
             raise BadInput(f"cannot be read: {error}", file=self._name) from None
         if not chunk:

@@ -573,29 +573,31 @@ def test_2d_structure_classes_and_groups(tmp_path: Path) -> None:
     assert any("'x$1'" in w.message for w in bad) and any("'99'" in w.message for w in bad)
 
 
+def _one_pupil_delta(
+    folder: Path, attrs: list[tuple[str, Any]], header: dict[str, str]
+) -> AafExport:
+    """A Delta of one Eleve record (pupil ``1``) with ``attrs`` besides its join key."""
+    write(
+        folder / "ENT_Delta_20240916_Eleve_0000.xml",
+        document([request("Eleve", "1", [("ENTPersonJointure", "1"), *attrs])], header=header),
+    )
+    (export,) = plan([folder])
+    return export
+
+
 def test_class_dates_are_the_classes_of_the_pupil(tmp_path: Path) -> None:
     """``ENTEleveDateEntreeClasses``/``…SortieClasses`` date the pupil's classes: a group with
     a class's code gets none, and a date of a class the pupil is not in is reported."""
-    write(
-        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
-        document(
-            [
-                request(
-                    "Eleve",
-                    "1",
-                    [
-                        ("ENTPersonJointure", "1"),
-                        ("ENTEleveClasses", "43$3A"),
-                        ("ENTEleveGroupes", "43$3A"),
-                        ("ENTEleveDateEntreeClasses", "43$01/09/2024$3A"),
-                        ("ENTEleveDateSortieClasses", "43$15/10/2024$3C"),
-                    ],
-                ),
-            ],
-            header={"versionAF": "AAF-VE2407"},
-        ),
+    export = _one_pupil_delta(
+        tmp_path,
+        [
+            ("ENTEleveClasses", "43$3A"),
+            ("ENTEleveGroupes", "43$3A"),
+            ("ENTEleveDateEntreeClasses", "43$01/09/2024$3A"),
+            ("ENTEleveDateSortieClasses", "43$15/10/2024$3C"),
+        ],
+        {"versionAF": "AAF-VE2407"},
     )
-    (export,) = plan([tmp_path])
     read = Read(export, known_structures={"43": "0430000B"})
     dates = {
         r.key: (str(r.data["start_date"]), r.data["end_date"])
@@ -615,47 +617,20 @@ def test_class_dates_are_the_classes_of_the_pupil(tmp_path: Path) -> None:
 )
 def test_legal_field_by_version(tmp_path: Path, version: str | None, legal_of_rank_2: bool) -> None:
     header = {"versionAF": version} if version else {"other": "x"}
-    write(
-        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
-        document(
-            [
-                request(
-                    "Eleve",
-                    "1",
-                    [
-                        ("ENTPersonJointure", "1"),
-                        ("ENTElevePersRelEleve", ["8$2$1$1$0$0", "9$1$0$2$0$0"]),
-                    ],
-                ),
-            ],
-            header=header,
-        ),
+    export = _one_pupil_delta(
+        tmp_path, [("ENTElevePersRelEleve", ["8$2$1$1$0$0", "9$1$0$2$0$0"])], header
     )
-    (export,) = plan([tmp_path])
     links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
     assert links["8|1"]["legal"] is True
     assert links["9|1"]["legal"] is legal_of_rank_2
 
 
 def test_legacy_2d_parental_authority_is_a_fallback(tmp_path: Path) -> None:
-    write(
-        tmp_path / "ENT_Delta_20240916_Eleve_0000.xml",
-        document(
-            [
-                request(
-                    "Eleve",
-                    "1",
-                    [
-                        ("ENTPersonJointure", "1"),
-                        ("ENTElevePere", "7"),
-                        ("ENTEleveAutoriteParentale", ["7", "8"]),
-                    ],
-                ),
-            ],
-            header={"versionAF": "AAF-VE1301"},
-        ),
+    export = _one_pupil_delta(
+        tmp_path,
+        [("ENTElevePere", "7"), ("ENTEleveAutoriteParentale", ["7", "8"])],
+        {"versionAF": "AAF-VE1301"},
     )
-    (export,) = plan([tmp_path])
     links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
     assert (links["7|1"]["relation"], links["7|1"]["legal"]) == ("father", True)
     assert (links["8|1"]["relation"], links["8|1"]["relation_code"]) == ("unknown", None)
