@@ -122,7 +122,9 @@ def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
         engine = open_store()
     except AiguillageError as exc:
         raise fail(exc) from exc
-    table = Table("started (UTC)", "scope", "mode", "outcome", "+new ~chg -left", "warn", "s")
+    table = Table(
+        "started (UTC)", "scope", "mode", "export of", "outcome", "+new ~chg -left", "warn", "s"
+    )
     with engine.connect() as connection:
         rows = connection.execute(
             select(ImportRun.__table__)  # type: ignore[attr-defined]
@@ -138,6 +140,7 @@ def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
                 row.started_at.strftime("%m-%d %H:%M:%S"),
                 row.scope,
                 row.mode,
+                f"{row.export_date:%Y-%m-%d}" if row.export_date else "",
                 row.outcome,
                 f"+{created} ~{changed} -{left}",
                 str(row.warning_count),
@@ -389,12 +392,20 @@ def import_aaf(
     allow_mass_removal: Annotated[
         bool, typer.Option(help="Apply a run that makes more than the threshold leave.")
     ] = False,
+    allow_older: Annotated[
+        bool,
+        typer.Option(help="Apply an export even if a later one was applied to its scope already."),
+    ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the run reports as JSON here.")] = None,
 ) -> None:
     """Import AAF exports (complet and delta, 1D and 2D).
 
-    Exit 0 applied, 1 refused, 2 bad input; 130 or 143 stopped by Ctrl-C or SIGTERM (at the next
-    safe point: nothing of the export in progress applied; a second signal stops at once).
+    Exports are applied by date. One older than the last export applied to its scope is
+    skipped if it was applied already, else refused: it would undo what the later ones changed.
+
+    Exit 0 applied (or skipped), 1 refused, 2 bad input; 130 or 143 stopped by Ctrl-C or
+    SIGTERM (at the next safe point: nothing of the export in progress applied; a second signal
+    stops at once).
     """
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
@@ -418,6 +429,7 @@ def import_aaf(
                 partial=partial,
                 dry_run=dry_run,
                 allow_mass_removal=allow_mass_removal,
+                allow_older=allow_older,
                 on_export=progress.export,
                 on_item=progress.item,
                 collect=runs,
@@ -509,7 +521,11 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
     title = f"{run.export.prefix} {run.export.mode} -> {run.scope.key} ({run.mode})"
     if report is None:
-        console.print(f"{title}: not applied")
+        console.print(
+            f"{title}: skipped, {run.skipped}" if run.skipped else f"{title}: not applied"
+        )
+        for note in run.notes:
+            console.print(f"  note: {note}")
         return
     if report.outcome.value in ("refused", "failed"):
         title += f": {report.outcome.value.upper()}, nothing applied"
@@ -560,6 +576,7 @@ def _run_json(run: Any) -> dict[str, Any]:
             "prefix": run.export.prefix,
             "mode": run.export.mode,
             "date": run.export.date,
+            "issued": run.export.issued.isoformat() if run.export.issued else None,
             "degree": run.export.degree,
             "version_af": run.export.version_af,
             "files": [f.path for f in run.export.files],
@@ -569,8 +586,8 @@ def _run_json(run: Any) -> dict[str, Any]:
         "scope": run.scope.key,
         "mode": run.mode,
         "run_id": str(report.run_id) if report else None,
-        "outcome": report.outcome.value if report else "not applied",
-        "message": report.message if report else None,
+        "outcome": report.outcome.value if report else "skipped" if run.skipped else "not applied",
+        "message": report.message if report else run.skipped,
         "duration_s": round(report.duration_s, 3) if report else None,
         "counts": report.counts_dict() if report else {},
         "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},

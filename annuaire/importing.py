@@ -11,11 +11,16 @@ For AAF deliveries:
   can pin it);
 - a complet whose chunk numbering has a gap or which lacks a category is refused (it would
   make people disappear) unless the operator asks for a partial import, which infers no
-  removal at all.
+  removal at all;
+- an export is checked against the exports applied to its scope before (by the export's
+  date, a Complet before a Delta of the same date): one older than the last applied would undo
+  what the later exports changed: it is skipped if it was applied already (a nightly job whose
+  folder keeps the previous deliveries), else refused; ``allow_older`` applies it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,7 +31,7 @@ from sqlalchemy import Engine, select
 
 from annuaire.errors import BadInput, Refused
 from annuaire.registre.runtime import open_registre
-from annuaire.schema import RunOutcome, StreamItem, Structure, academie_code
+from annuaire.schema import ImportRun, RunOutcome, StreamItem, Structure, academie_code
 from annuaire.settings import Settings
 from annuaire.sync import Mode, RunReport, Scope, Stop, apply_run, record_refused
 from connectors.aaf import AafExport, AafReader, ReadStats, plan
@@ -46,6 +51,8 @@ class ExportRun:
     stats: ReadStats
     report: RunReport | None = None
     notes: list[str] = field(default_factory=list)
+    #: Why the export was not applied, when it was skipped (applied already).
+    skipped: str | None = None
 
 
 def academie_of(export: AafExport, override: str | None) -> tuple[str, str | None]:
@@ -82,6 +89,61 @@ def _mode_of(export: AafExport, partial: bool) -> Mode:
     return "complet"
 
 
+def _applied_already(engine: Engine, scope: Scope, export: AafExport, mode: Mode) -> str | None:
+    """None when ``export`` may be applied to ``scope``: no later export was applied to it
+    (the last one applied again changes nothing). An export older than the last one applied:
+    why it is skipped, if it was applied already (a folder that keeps the previous nights'
+    deliveries); else ``Refused``.
+
+    Exports are ordered by date, a Complet (or partial) before a Delta of the same date.
+    """
+    issued = export.issued
+    if issued is None:
+        return None
+    table = ImportRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        later = connection.execute(
+            select(table.c.export_date, table.c.mode, table.c.started_at)
+            .where(
+                table.c.scope == scope.key,
+                table.c.outcome == RunOutcome.APPLIED.value,
+                table.c.export_date >= issued,
+            )
+            .order_by(table.c.export_date, table.c.started_at)
+        ).all()
+    place = (issued, _rank(mode))
+    newer = [row for row in later if (row[0], _rank(row[1])) > place]
+    if not newer:
+        return None  # the newest export (applied again, it changes nothing), or a later one
+    date, applied_mode, started_at = max(newer, key=lambda row: (row[0], _rank(row[1]), row[2]))
+    last = f"the {applied_mode} export of {date:%Y%m%d} ({_when(started_at)})"
+    for applied_date, earlier_mode, earlier_start in later:
+        if (applied_date, _rank(earlier_mode)) == place:
+            return (
+                f"applied to scope {scope.key} already ({_when(earlier_start)}), before {last}; "
+                "applied again, it would undo what the later exports changed (--allow-older "
+                "applies it)"
+            )
+    raise Refused(
+        f"{_named(export)} is older than {last}, applied to scope {scope.key}: applied now, it "
+        "would undo what the later exports changed. Nothing was applied. Import a newer "
+        "Complet to catch up, or pass --allow-older if this is intended."
+    )
+
+
+def _rank(mode: str) -> int:
+    """A Complet (or partial) comes before a Delta of the same date."""
+    return 1 if mode == "delta" else 0
+
+
+def _named(export: AafExport) -> str:
+    return f"{export.mode} export {export.prefix} {export.date or ''}".rstrip()
+
+
+def _when(moment: dt.datetime) -> str:
+    return f"run of {moment:%Y-%m-%d %H:%M} UTC"
+
+
 def _known_structures(engine: Engine, scope: Scope) -> dict[str, str]:
     """Structure join key -> UAI already in the store, for deltas without EtabEducNat."""
     with engine.connect() as connection:
@@ -110,6 +172,7 @@ def import_aaf(
     partial: bool = False,
     dry_run: bool = False,
     allow_mass_removal: bool = False,
+    allow_older: bool = False,
     on_export: ExportListener | None = None,
     on_item: ItemListener | None = None,
     collect: list[ExportRun] | None = None,
@@ -134,24 +197,33 @@ def import_aaf(
         code, note = academie_of(export, academie)
         scope = Scope("aaf", academie=code, uai=export.uai, degree=export.degree)
         files = [f.path for f in export.files]
+        notes = [note] if note else []
+        if export.issued is None and export.date:
+            notes.append(
+                f"{export.date!r} in the file names is not a date (YYYYMMDD), and no header "
+                "dates the export: it is not checked against the exports applied before"
+            )
+        mode: Mode = "complet"
         try:
             mode = _mode_of(export, partial)
+            skipped = None if allow_older else _applied_already(engine, scope, export, mode)
         except Refused as exc:
-            refused = RunReport(uuid.uuid4(), scope, "complet", files)
+            refused = RunReport(uuid.uuid4(), scope, mode, files, export_date=export.issued)
             refused.outcome, refused.message = RunOutcome.REFUSED, str(exc)
             if not dry_run:
                 record_refused(engine, refused, str(exc), settings=settings, registre=registre)
-            runs.append(
-                ExportRun(export, scope, "complet", ReadStats(), refused, [note] if note else [])
-            )
+            runs.append(ExportRun(export, scope, mode, ReadStats(), refused, notes))
             raise
+        if skipped is not None:
+            runs.append(ExportRun(export, scope, mode, ReadStats(), notes=notes, skipped=skipped))
+            continue
         known = _known_structures(engine, scope) if mode != "complet" else None
         reader = AafReader(export, known_structures=known)
-        run = ExportRun(export, scope, mode, reader.stats, notes=[note] if note else [])
+        run = ExportRun(export, scope, mode, reader.stats, notes=notes)
         runs.append(run)
         if on_export is not None:
             on_export(export, scope, mode)
-        run.report = RunReport(uuid.uuid4(), scope, mode, files)
+        run.report = RunReport(uuid.uuid4(), scope, mode, files, export_date=export.issued)
         stream = reader.stream()
         try:
             apply_run(

@@ -68,6 +68,9 @@ class ImportRun(ImportRunBase, table=True):
     __tablename__ = "import_run"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    #: The date of the export applied, when its source tells it: an import checks a new export
+    #: against the last one applied to its scope (``annuaire.importing``).
+    export_date: dt.date | None = None
 
 
 class ImportRunPublic(ImportRunBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class RunReport:
     warning_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duration_s: float = 0.0
     active_before: int = 0
+    #: The date of the export the run applies, when the source tells it (recorded with the
+    #: run: later imports are checked against it).
+    export_date: dt.date | None = None
 
     def warn(self, warning: SourceWarning, keep: int) -> None:
         self.warning_count += 1

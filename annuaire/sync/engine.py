@@ -327,6 +327,7 @@ def _run_row(report: RunReport, started_at: dt.datetime) -> dict[str, Any]:
         "uai": report.scope.uai,
         "degree": report.scope.degree,
         "mode": report.mode,
+        "export_date": report.export_date,
         "files": report.files,
         "started_at": started_at,
         "finished_at": started_at + dt.timedelta(seconds=report.duration_s),

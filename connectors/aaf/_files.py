@@ -13,6 +13,7 @@ archive once.
 from __future__ import annotations
 
 import bz2
+import datetime as dt
 import gzip
 import io
 import lzma
@@ -95,6 +96,10 @@ class AafExport:
     #: The school a per-school delivery is about: the UAI its file prefix names
     #: (``ENT_0691670R_Complet_...``, AAF.md §2), else None (an académie-wide delivery).
     uai: str | None = None
+    #: The export's date: its file names' when they spell a real ``YYYYMMDD`` date, else the
+    #: headers' ``dateGenerationExport``, else None (a name such as ``Delta_201300408``, AAF.md
+    #: §1.6, is kept in :attr:`date` but orders nothing).
+    issued: dt.date | None = None
 
     @property
     def complete(self) -> bool:
@@ -467,8 +472,8 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
     are ignored (other XML), unless their name is an AAF chunk's (a category token such as
     ``_Eleve_``): such a file empty, truncated or garbled is bad input, never skipped (a
     Complet without it would look whole and make its people leave). A corrupt archive is bad
-    input too. Exports come in date order (a Complet before a Delta of the same date; exports
-    without a date first), then by location.
+    input too. Exports come in date order (:attr:`AafExport.issued`; a Complet before a Delta of
+    the same date; exports without a date first), then by location.
     """
     planned: list[_Planned] = []
     for path in paths:
@@ -504,7 +509,7 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
             exports.append(_export(location, prefix, mode, date, degree, members))
 
     # By date: a Delta older than a Complet of the same job is applied before it, not after.
-    exports.sort(key=lambda e: (e.date or "", e.mode != "complet", e.location, e.prefix))
+    exports.sort(key=lambda e: (e.issued or dt.date.min, e.mode != "complet", e.location, e.prefix))
     return exports
 
 
@@ -545,12 +550,12 @@ def _export(
     if effective == "complet":
         present = {f.category for f in files}
         missing = [c for c in EXPECTED_CATEGORIES[degree] if c not in present]
-    if date is None:
-        generated = next(
-            (h["dateGenerationExport"] for h in headers if h.get("dateGenerationExport")), None
-        )
-        if generated and len(generated) == 10:
-            date = generated[6:] + generated[3:5] + generated[:2]
+    generated = next(
+        (h["dateGenerationExport"] for h in headers if h.get("dateGenerationExport")), None
+    )
+    if generated and len(generated) == 10:
+        generated = generated[6:] + generated[3:5] + generated[:2]  # dd/MM/yyyy
+    date = date or generated
     return AafExport(
         prefix=prefix,
         mode=effective,
@@ -566,7 +571,18 @@ def _export(
         missing_categories=missing,
         location=location,
         uai=_prefix_uai(prefix),
+        issued=_day(date) or _day(generated),
     )
+
+
+def _day(text: str | None) -> dt.date | None:
+    """The date ``text`` spells as ``YYYYMMDD``, else None."""
+    if text is None or len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
 
 
 def _prefix_uai(prefix: str) -> str | None:

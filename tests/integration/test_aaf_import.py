@@ -493,7 +493,14 @@ def test_the_cli_names_the_gaps_of_a_delta_and_an_unreadable_chunk(tmp_path: Pat
     shutil.copytree(base, broken)
     (chunk,) = broken.glob("*_Eleve_0000.xml")
     chunk.write_text(chunk.read_text().replace("</identifier>", "</identifer>", 1))
-    failed = cli(url, tmp_path, "import", "aaf", str(broken))
+    # The Complet, older than the Delta applied: read (and found broken) only when asked for.
+    skipped = cli(url, tmp_path, "import", "aaf", str(broken))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skipped, applied to scope aaf:099:2d already" in " ".join(skipped.stdout.split())
+    listed = cli(url, tmp_path, "runs").stdout  # each run with the date of its export
+    assert re.search(r"aaf:099:2d[\s│]+delta[\s│]+2026-09-16[\s│]+applied", listed), listed
+    assert re.search(r"aaf:099:2d[\s│]+complet[\s│]+2026-09-15[\s│]+applied", listed), listed
+    failed = cli(url, tmp_path, "import", "aaf", "--allow-older", str(broken))
     assert failed.returncode == 2, failed.stderr
     assert len(re.findall(r"line \d+, column \d+", failed.stderr)) == 1, failed.stderr
 
@@ -970,6 +977,43 @@ def test_mass_removal_guard(store: Store, academie: Path, tmp_path: Path) -> Non
     assert report.counts[PERSON].leaving == len(removed)
     persons = by_key(store.engine, PERSON, first.scope.key)
     assert {k for k, p in persons.items() if p.status == LEAVING} == removed
+
+
+def test_an_export_older_than_the_last_applied_is_skipped_or_refused(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A folder that keeps the previous nights' deliveries gives the Complet again after its
+    Delta: applied again, it would undo the Delta (its new pupils would leave). It is skipped;
+    an older export never applied is refused; the last one applied is applied again."""
+    complet_day = dt.date(2026, 9, 15)  # the generator's default
+    newer = tmp_path / "d-newer"
+    generate_delta(academie, newer, seed=5, rate=0.05, date=complet_day + dt.timedelta(days=2))
+    older = tmp_path / "d-older"
+    generate_delta(academie, older, seed=6, date=complet_day + dt.timedelta(days=1))
+    run_import(store, [academie])
+    run_import(store, [newer])
+    state = snapshot(store.engine)  # with the change feed
+    newer_day = complet_day + dt.timedelta(days=2)
+    assert [r.export_date for r in import_runs(store)] == [complet_day, newer_day]
+
+    skipped, again = import_aaf(store.engine, store.settings, [academie, newer])
+    assert skipped.report is None and again.report is not None
+    assert skipped.skipped is not None and "already" in skipped.skipped
+    assert "delta export of 20260917" in skipped.skipped
+    assert again.report.outcome == "applied"  # the last one: applied again, it changes nothing
+    assert not any(c.created + c.updated + c.leaving for c in again.report.counts.values())
+    assert snapshot(store.engine) == state
+
+    with pytest.raises(Refused, match="older than the delta export of 20260917"):
+        import_aaf(store.engine, store.settings, [older])
+    assert snapshot(store.engine) == state
+    refused = import_runs(store)[-1]
+    assert (refused.outcome, refused.export_date) == ("refused", complet_day + dt.timedelta(1))
+
+    (forced,) = run_import(store, [academie], allow_older=True)
+    # The Delta's new pupils leave, its deleted ones return: what the operator asked for.
+    assert report_of(forced).counts[PERSON].leaving > 0
+    assert report_of(forced).counts[PERSON].returning > 0
 
 
 def test_per_school_deliveries_are_a_scope_each(store: Store, tmp_path: Path) -> None:

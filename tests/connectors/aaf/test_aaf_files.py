@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tarfile
 import zipfile
 from pathlib import Path
@@ -202,6 +203,23 @@ def test_header_date_and_academie_are_used(tmp_path: Path) -> None:
     _chunk(tmp_path, "ENT_Complet_Eleve_0000.xml", _pupil("1"), header=header)
     (export,) = plan([tmp_path])
     assert (export.academie, export.date, export.degree) == ("13", "20240916", "2d")
+
+
+def test_a_name_whose_date_is_not_one_dates_the_export_by_its_header(tmp_path: Path) -> None:
+    """``Delta_201300408`` (nine digits, a real MEN file name) and an impossible day are kept
+    as the export's label, but order nothing: the header's date does, else none."""
+    header = {"dateGenerationExport": "08/04/2013"}
+    _chunk(tmp_path / "a", "FULL_Delta_201300408_Eleve_0000.xml", _pupil("1"), header=header)
+    _chunk(tmp_path / "b", "FULL_Delta_201300409_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path / "c", "FULL_Complet_20130231_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path / "d", "FULL_Delta_20130405_Eleve_0000.xml", _pupil("1"))
+    exports = plan([tmp_path])
+    assert [(e.date, e.issued) for e in exports] == [
+        ("20130231", None),  # undated first, a Complet before a Delta
+        ("201300409", None),
+        ("20130405", dt.date(2013, 4, 5)),
+        ("201300408", dt.date(2013, 4, 8)),  # by its header: after the 5th, not before it
+    ]
 
 
 def _set(folder: Path) -> list[Path]:
