@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from annuaire.errors import BadInput, Refused
 from annuaire.registre.runtime import open_registre
@@ -89,7 +89,9 @@ def _mode_of(export: AafExport, partial: bool) -> Mode:
     return "complet"
 
 
-def _applied_already(engine: Engine, scope: Scope, export: AafExport, mode: Mode) -> str | None:
+def _applied_already(
+    connection: Connection, scope: Scope, export: AafExport, mode: Mode
+) -> str | None:
     """None when ``export`` may be applied to ``scope``: no later export was applied to it
     (the last one applied again changes nothing). An export older than the last one applied:
     why it is skipped, if it was applied already (a folder that keeps the previous nights'
@@ -101,16 +103,15 @@ def _applied_already(engine: Engine, scope: Scope, export: AafExport, mode: Mode
     if issued is None:
         return None
     table = ImportRun.__table__  # type: ignore[attr-defined]
-    with engine.connect() as connection:
-        later = connection.execute(
-            select(table.c.export_date, table.c.mode, table.c.started_at)
-            .where(
-                table.c.scope == scope.key,
-                table.c.outcome == RunOutcome.APPLIED.value,
-                table.c.export_date >= issued,
-            )
-            .order_by(table.c.export_date, table.c.started_at)
-        ).all()
+    later = connection.execute(
+        select(table.c.export_date, table.c.mode, table.c.started_at)
+        .where(
+            table.c.scope == scope.key,
+            table.c.outcome == RunOutcome.APPLIED.value,
+            table.c.export_date >= issued,
+        )
+        .order_by(table.c.export_date, table.c.started_at)
+    ).all()
     place = (issued, _rank(mode))
     newer = [row for row in later if (row[0], _rank(row[1])) > place]
     if not newer:
@@ -129,6 +130,18 @@ def _applied_already(engine: Engine, scope: Scope, export: AafExport, mode: Mode
         "would undo what the later exports changed. Nothing was applied. Import a newer "
         "Complet to catch up, or pass --allow-older if this is intended."
     )
+
+
+def _still_newest(scope: Scope, export: AafExport, mode: Mode) -> Callable[[Connection], None]:
+    """The check, inside the run's transaction (its scope held), that no later export was
+    applied to ``scope`` since the job looked (another job, in between)."""
+
+    def check(connection: Connection) -> None:
+        skipped = _applied_already(connection, scope, export, mode)
+        if skipped is not None:
+            raise Refused(f"{_named(export)} was {skipped}. Nothing was applied.")
+
+    return check
 
 
 def _rank(mode: str) -> int:
@@ -206,7 +219,10 @@ def import_aaf(
         mode: Mode = "complet"
         try:
             mode = _mode_of(export, partial)
-            skipped = None if allow_older else _applied_already(engine, scope, export, mode)
+            skipped = None
+            if not allow_older:
+                with engine.connect() as connection:
+                    skipped = _applied_already(connection, scope, export, mode)
         except Refused as exc:
             refused = RunReport(uuid.uuid4(), scope, mode, files, export_date=export.issued)
             refused.outcome, refused.message = RunOutcome.REFUSED, str(exc)
@@ -238,6 +254,7 @@ def import_aaf(
                 report=run.report,
                 registre=registre,
                 stop=stop,
+                guard=None if allow_older else _still_newest(scope, export, mode),
             )
         finally:
             stream.close()  # however the run ended: its parsing worker stops now, not at exit

@@ -55,7 +55,7 @@ import operator
 import time
 import uuid
 import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -117,8 +117,12 @@ def apply_run(
     report: RunReport | None = None,
     registre: Registre | None = None,
     stop: Stop | None = None,
+    guard: Callable[[Connection], None] | None = None,
 ) -> RunReport:
     """Apply one run and return its report; ``Refused`` or ``BadInput`` leave nothing applied.
+
+    ``guard`` is called in the run's transaction once the scope is held, before the stream is
+    read: it may raise ``Refused`` (the run is then recorded as refused).
 
     Pass ``report`` to keep what was counted when the run is refused or fails. The run's flow
     entry (annuaire.registre) is written in the run's own transaction, last: the data and the
@@ -144,6 +148,8 @@ def apply_run(
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
             _lock_scope(connection, scope.key)
+            if guard is not None:
+                guard(connection)
             applier = Applier(connection, report, settings, started_at, stop)
             try:
                 for batch in _batched(items, settings.batch_size):

@@ -1016,6 +1016,28 @@ def test_an_export_older_than_the_last_applied_is_skipped_or_refused(
     assert report_of(forced).counts[PERSON].returning > 0
 
 
+def test_an_export_made_older_by_another_job_meanwhile_is_refused(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """The check is made again inside the run's transaction, once its scope is held: another
+    job may have applied a later export since this one looked."""
+    older, newer = tmp_path / "d-16", tmp_path / "d-17"
+    generate_delta(academie, older, seed=5, date=dt.date(2026, 9, 16))
+    generate_delta(academie, newer, seed=6, date=dt.date(2026, 9, 17))
+    run_import(store, [academie])
+
+    def another_job(*_: object) -> None:  # between this job's look and its run
+        run_import(store, [newer])
+
+    with pytest.raises(Refused, match="older than the delta export of 20260917"):
+        import_aaf(store.engine, store.settings, [older], on_export=another_job)
+    assert [(r.mode, r.outcome) for r in import_runs(store)] == [
+        ("complet", "applied"),
+        ("delta", "applied"),
+        ("delta", "refused"),
+    ]
+
+
 def test_per_school_deliveries_are_a_scope_each(store: Store, tmp_path: Path) -> None:
     """An académie that delivers one export per school (its UAI in the file prefix, AAF.md §2):
     each school's Complet is authoritative for that school alone. In one scope, the second
