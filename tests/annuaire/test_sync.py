@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import random
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -30,8 +31,9 @@ from annuaire.schema import (
     StreamItem,
 )
 from annuaire.schema.records import RecordOp
+from annuaire.store import changes as changes_module
 from annuaire.store import changes_after
-from annuaire.store.changes import ChangeRecorder, PackedIds
+from annuaire.store.changes import ChangeRecorder, PackedIds, pack_sorted
 from annuaire.sync import Scope, apply_run, hub_id, purge
 from annuaire.sync.engine import RUN_GC_THRESHOLDS
 from tests.annuaire import toy
@@ -633,6 +635,19 @@ def test_packed_ids_are_a_sorted_set_of_hub_ids() -> None:
     assert uuid.uuid4() not in packed and ids[0].hex not in packed
     assert len(PackedIds([])) == 0 and uuid.uuid4() not in PackedIds([])
     assert list(packed.raw()) == [i.bytes for i in packed]
+
+
+def test_packed_ids_sort_runs_apart_then_merge_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first import's persons are sorted by runs (a set of every id at once would take 90
+    bytes an id); an id repeated in another run counts once."""
+    monkeypatch.setattr(changes_module, "_SORTED_AT_ONCE", 64)
+    ids = [uuid.uuid4() for _ in range(1000)]
+    given = [*ids, *ids[::7], *ids[:3]]
+    random.Random(5).shuffle(given)
+    packed = PackedIds(i.bytes for i in given)
+    assert list(packed) == sorted(ids, key=lambda i: i.bytes)
+    assert pack_sorted([b"bb", b"aa", b"bb"], width=2) == b"aabb"
+    assert pack_sorted([]) == b""
 
 
 def test_the_persons_a_run_concerns_are_named_once(store: Store) -> None:
