@@ -217,6 +217,7 @@ def registre_examples() -> dict[str, dict[str, Any]]:
     at = dt.datetime(2026, 9, 15, 22, 4, 11, tzinfo=dt.UTC)
     config = load_registre(EXAMPLE_FILE)
     flow = ObservedFlow(
+        activity_version=1,
         flow=FlowKind.API_CLIENT,
         operation=Operation.READ,
         recipient_kind=RecipientKind.CLIENT,

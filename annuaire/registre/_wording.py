@@ -48,6 +48,7 @@ FICHE_HEADINGS = (
 )
 
 FLOW_COLUMNS = (
+    "Version de la fiche",
     "Type de flux",
     "Opération",
     "Destinataire",
@@ -164,6 +165,7 @@ def recipient(flow: ObservedFlow) -> str:
 
 def flow_row(flow: ObservedFlow) -> list[str]:
     return [
+        str(flow.activity_version),
         flow.flow.label,
         flow.operation.label,
         recipient(flow),

@@ -2,13 +2,17 @@
 register, answer an access request, apply retention, make keys.
 
 Exit codes as the rest of the command: 0 done, 1 refused (a broken chain for ``verify``), 2 bad
-input or configuration. Reading the log (``export``, ``person``) is itself logged.
+input or configuration. Reading the log (``export``, ``person``) is itself logged; an export's
+entry commits once its output is written aside, before it is renamed into place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Collection
 from pathlib import Path
@@ -28,7 +32,7 @@ from .flowlog import FlowRecord
 from .keys import generate_key_file
 from .person import resolve_person
 from .purge import purge_log
-from .register import render_csv, render_html, render_json
+from .register import Register, render_csv, render_html, render_json
 from .runtime import Registre, open_registre, register_file, registre_config
 from .verify import verify_log
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -63,7 +67,7 @@ def _log_access(
     payload: bytes,
     persons: Collection[uuid.UUID] = (),
 ) -> None:
-    """The entry of an operator's reading of the log, in the transaction of the reads."""
+    """The entry of an operator's reading of the log, in ``connection``'s transaction."""
     registre.log.append(
         connection,
         FlowRecord(
@@ -148,24 +152,82 @@ def export(
         raise _fail(BadInput("--format csv writes one file per fiche: give --output FOLDER"))
     try:
         engine, registre = _opened()
-        with write_transaction(engine) as connection:
+        # Verified and read as of one instant: requests appending meanwhile are no false alarm.
+        with read_snapshot(engine) as connection:
             verification = verify_log(connection, registre.keys) if verify else None
             document = registre.register(connection, verification=verification)
-            body = render_json(document)
-            _log_access(connection, registre, f"registre export {format}", body)
+        body = render_json(document)
+        text = None if format == "csv" else body if format == "json" else render_html(document)
+        # Written aside first: a folder or file that cannot be written fails the export before
+        # its access entry commits; the entry commits before the register takes its place.
+        staged = None if output is None else _staged(document, text, output)
+        try:
+            with write_transaction(engine) as connection:
+                _log_access(connection, registre, f"registre export {format}", body)
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
     except AiguillageError as exc:
         raise _fail(exc) from exc
-    if format == "csv":
-        assert output is not None
-        written = render_csv(document, output)
-        console.print(f"{len(written)} files written to {output}", highlight=False)
+    if staged is None:
+        assert isinstance(text, bytes | str)
+        typer.echo(text.decode() if isinstance(text, bytes) else text)
         return
-    text = body.decode() if format == "json" else render_html(document)
-    if output is None:
-        typer.echo(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        console.print(f"register written to {output}", highlight=False)
+    written = staged.publish()
+    what = f"{written} files" if format == "csv" else "register"
+    console.print(f"{what} written to {output}", highlight=False)
+
+
+class _Staged:
+    """Files written under temporary names in their destination's folder, to be renamed into
+    place (``publish``) or removed (``discard``)."""
+
+    def __init__(self, moves: list[tuple[Path, Path]], scratch: Path | None = None) -> None:
+        self.moves = moves
+        self.scratch = scratch
+
+    def publish(self) -> int:
+        for temporary, final in self.moves:
+            temporary.replace(final)
+        self._clean()
+        return len(self.moves)
+
+    def discard(self) -> None:
+        for temporary, _final in self.moves:
+            temporary.unlink(missing_ok=True)
+        self._clean()
+
+    def _clean(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _staged(document: Register, text: bytes | str | None, output: Path) -> _Staged:
+    """The rendering written next to ``output`` (a folder for CSV, else a file), or BadInput
+    naming what cannot be written."""
+    try:
+        if text is None:
+            if output.exists() and not output.is_dir():
+                raise BadInput(f"--output {output}: not a folder (CSV writes one file per fiche)")
+            output.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=output, prefix=".registre-export-"))
+            try:
+                written = render_csv(document, scratch)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            return _Staged([(path, output / path.name) for path in written], scratch)
+        if output.is_dir():
+            raise BadInput(f"--output {output}: a folder, not a file")
+        if not output.parent.is_dir():
+            raise BadInput(f"--output {output}: the folder {output.parent} does not exist")
+        fd, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(text if isinstance(text, bytes) else text.encode())
+        return _Staged([(Path(name), output)])
+    except OSError as exc:
+        raise BadInput(f"--output {output}: {exc.strerror or exc}") from None
 
 
 @registre_app.command("person")
@@ -218,7 +280,13 @@ def purge(
     """Delete flow-log entries older than the retention; what remains still verifies."""
     try:
         engine, registre = _opened()
-        retention = months or registre.config.flow_log.retention_months
+        declared = registre.config.flow_log.retention_months
+        if months is not None and months < declared:
+            raise BadInput(
+                f"--months {months}: the register declares that the flow log is kept "
+                f"{declared} months; purging sooner would delete entries it says are kept"
+            )
+        retention = months or declared
         with write_transaction(engine) as connection:
             result = purge_log(
                 connection,
@@ -241,13 +309,24 @@ def purge(
 def keys(
     path: Annotated[Path, typer.Argument(help="The key file (registre_key_file).")],
     rotate: Annotated[
-        bool, typer.Option(help="Put a new chain and signing key first; keep the old ones.")
+        bool,
+        typer.Option(
+            help="Put a new chain and signing key first; keep the old ones to verify what they "
+            "sealed (the old signing keys without their private part)."
+        ),
     ] = False,
 ) -> None:
     """Create the flow log's key file (or rotate its chain and signing keys)."""
     if path.exists() != rotate:
         problem = "does not exist" if rotate else "exists already (use --rotate)"
         raise _fail(Refused(f"{path} {problem}"))
-    generate_key_file(path, rotate=rotate)
+    try:
+        generate_key_file(path, rotate=rotate)
+    except FileExistsError:
+        raise _fail(Refused(f"{path} exists already (use --rotate)")) from None
+    except OSError as exc:
+        raise _fail(BadInput(f"{path}: {exc.strerror or exc}")) from None
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     console.print(f"{'rotated' if rotate else 'created'} {path} ({when} UTC)", highlight=False)

@@ -14,7 +14,7 @@ count people by kind. Times are UTC (a naive datetime is taken as UTC).
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -68,6 +68,11 @@ class ObservedFlow(BaseModel):
 
     model_config = _FROZEN
 
+    activity_version: int = Field(
+        ge=0,
+        description="Version of the activity's fiche the flows ran under (see `history`); the "
+        "flows are judged against what that version declared.",
+    )
     flow: FlowKind = Field(description="Flow kind, as claimed by the activity.")
     operation: Operation = Field(description="What the flows did with the data.")
     recipient_kind: RecipientKind = Field(description="Kind of recipient or reader.")
@@ -84,9 +89,9 @@ class ObservedFlow(BaseModel):
     )
     undeclared_categories: list[DataCategory] = Field(
         default_factory=list,
-        description="Those of `data_categories` the activity's fiche does not declare: the "
-        "fiche must declare them, or such flows must stop. Empty when the flows kept to the "
-        "fiche.",
+        description="Those of `data_categories` that the version of the fiche the flows ran "
+        "under (`activity_version`) did not declare: the fiche must declare them, or such flows "
+        "must stop. Empty when the flows kept to their fiche.",
     )
     structures: list[str] = Field(description="UAIs of the schools concerned.")
     first_at: UtcDatetime = Field(description="Time of the first flow (UTC).")
@@ -170,35 +175,48 @@ def build_register(
     versions: Mapping[str, Sequence[ActivityVersion]],
     flow_log: FlowLogSummary,
     now: datetime,
+    declared: Mapping[tuple[str, int], Collection[DataCategory]] | None = None,
 ) -> Register:
     """The register for ``config``; ``flows`` and ``versions`` are keyed by activity id.
+
+    A flow is judged against the data categories its fiche declared in the version it ran
+    under: ``declared`` maps (activity id, version) to them, as recorded; a version it does not
+    hold is judged against the fiche as declared now.
 
     Flows or versions of an activity absent from the file raise :class:`RegistreConfigError`:
     a fiche that flows ran under must stay in the file (``status = "retired"``).
     """
-    declared = {activity.id for activity in config.activities}
-    unknown = sorted((set(flows) | set(versions)) - declared)
+    in_file = {activity.id for activity in config.activities}
+    unknown = sorted((set(flows) | set(versions)) - in_file)
     if unknown:
         raise RegistreConfigError(
             f"the hub recorded flows or versions under activities absent from the register file: "
             f'{", ".join(unknown)}; keep their fiches with status = "retired"'
         )
+    recorded = declared or {}
     sheets = []
     for activity in config.activities:
         history = sorted(versions.get(activity.id, ()), key=lambda v: v.version)
-        declared_categories = set(activity.data_categories)
+        now_declared = frozenset(activity.data_categories)
         observed = sorted(
             (
                 flow.model_copy(
                     update={
-                        "undeclared_categories": [
-                            c for c in flow.data_categories if c not in declared_categories
-                        ]
+                        "undeclared_categories": _undeclared(
+                            flow, recorded.get((activity.id, flow.activity_version), now_declared)
+                        )
                     }
                 )
                 for flow in flows.get(activity.id, ())
             ),
-            key=lambda f: (f.flow, f.operation, f.recipient_kind, f.recipient or "", f.first_at),
+            key=lambda f: (
+                f.flow,
+                f.operation,
+                f.recipient_kind,
+                f.recipient or "",
+                f.activity_version,
+                f.first_at,
+            ),
         )
         sheets.append(
             ActivitySheet.model_validate(
@@ -218,6 +236,10 @@ def build_register(
         flow_log=flow_log,
         activities=sheets,
     )
+
+
+def _undeclared(flow: ObservedFlow, declared: Collection[DataCategory]) -> list[DataCategory]:
+    return [category for category in flow.data_categories if category not in declared]
 
 
 def register_json_schema() -> dict[str, Any]:
@@ -244,7 +266,10 @@ def render_csv(register: Register, directory: Path) -> list[Path]:
     """Write ``organisation.csv``, then ``<id>.csv`` and ``<id>-flux.csv`` per activity.
 
     UTF-8 with a BOM and ``;`` as delimiter, as a French spreadsheet expects; cells holding
-    several values join them with `` | ``. Returns the paths written, in that order.
+    several values join them with `` | ``. A cell a spreadsheet would read as a formula (it
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a phone number in
+    ``+33`` format, a name from the register file) is written after a ``'``, which shows it as
+    text. Returns the paths written, in that order.
     """
     directory.mkdir(parents=True, exist_ok=True)
     written = [_write_csv(directory / "organisation.csv", _wording.common_table(register))]
@@ -258,9 +283,17 @@ def render_csv(register: Register, directory: Path) -> list[Path]:
     return written
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def _write_csv(path: Path, rows: Sequence[Sequence[str]]) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as out:
-        csv.writer(out, delimiter=";").writerows(rows)
+        csv.writer(out, delimiter=";").writerows([_as_text(c) for c in row] for row in rows)
     return path
 
 

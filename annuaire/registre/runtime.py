@@ -6,8 +6,9 @@ message naming it), loads the keys, and records a new version of every fiche who
 changed since the hub last ran, so that each flow entry names the exact fiche it ran under.
 
 It also reads back what the register document needs from the database: the fiche versions,
-the observed flows (aggregated per activity, flow, operation and recipient; persons are
-counted, never listed) and the state of the flow log.
+the observed flows (aggregated per activity and fiche version, flow, operation and recipient;
+persons are counted, never listed), what each version of a fiche declared and the state of
+the flow log.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from .register import (
 from .verify import Verification
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
-__all__ = ["Registre", "client_names", "open_registre", "register_file", "registre_config"]
+__all__ = [
+    "Registre",
+    "client_names",
+    "declared_categories",
+    "open_registre",
+    "register_file",
+    "registre_config",
+]
 
 _VERSIONS = ProcessingActivity.__table__  # type: ignore[attr-defined]
 _PURGES = FlowPurge.__table__  # type: ignore[attr-defined]
@@ -99,6 +107,7 @@ class Registre:
             versions=activity_versions(connection),
             flow_log=_summary(connection, self.config, verification),
             now=now or dt.datetime.now(dt.UTC),
+            declared=declared_categories(connection),
         )
 
 
@@ -201,6 +210,24 @@ def activity_versions(connection: Connection) -> dict[str, list[ActivityVersion]
     return dict(history)
 
 
+def declared_categories(connection: Connection) -> dict[tuple[str, int], frozenset[DataCategory]]:
+    """(activity id, version) -> the data categories that version of the fiche declared, as
+    recorded when the hub first ran under it."""
+    known = {category.value for category in DataCategory}
+    declared = {}
+    for row in connection.execute(
+        select(_VERSIONS.c.activity_id, _VERSIONS.c.version, _VERSIONS.c.document)
+    ):
+        document = row.document if isinstance(row.document, dict) else {}
+        categories = document.get("data_categories")
+        declared[(row.activity_id, row.version)] = frozenset(
+            DataCategory(c)
+            for c in (categories if isinstance(categories, list) else [])
+            if c in known
+        )
+    return declared
+
+
 _PEOPLE = frozenset(
     k.value
     for k in (
@@ -214,7 +241,8 @@ _PEOPLE = frozenset(
 
 
 def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
-    """Flows of the log aggregated per activity, flow, operation and recipient.
+    """Flows of the log aggregated per activity and version of its fiche, flow, operation and
+    recipient.
 
     People are grouped by kind (their pseudonyms are left out of the key); clients and import
     jobs by their id. Categories and structures are the union over the group's entries. The
@@ -225,7 +253,14 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
         (ENTRY.c.actor_kind.in_(_PEOPLE), null()),
         else_=func.coalesce(func.nullif(ENTRY.c.client_id, ""), func.nullif(ENTRY.c.actor, "")),
     ).label("recipient")
-    key = (ENTRY.c.activity, ENTRY.c.flow, ENTRY.c.operation, ENTRY.c.actor_kind, recipient)
+    key = (
+        ENTRY.c.activity,
+        ENTRY.c.activity_version,
+        ENTRY.c.flow,
+        ENTRY.c.operation,
+        ENTRY.c.actor_kind,
+        recipient,
+    )
     totals = select(
         *key,
         func.count().label("entries"),
@@ -239,9 +274,10 @@ def observed_flows(connection: Connection) -> dict[str, list[ObservedFlow]]:
     names = client_names(connection)
     flows: dict[str, list[ObservedFlow]] = defaultdict(list)
     for row in connection.execute(totals):
-        group = tuple(row[:5])
+        group = tuple(row[: len(key)])
         flows[row.activity].append(
             ObservedFlow(
+                activity_version=row.activity_version,
                 flow=FlowKind(row.flow),
                 operation=Operation(row.operation),
                 recipient_kind=RecipientKind(row.actor_kind),
@@ -268,7 +304,7 @@ def _members(
     query = select(*key, members.c.value).select_from(ENTRY.join(members, true())).distinct()
     found: dict[tuple[Any, ...], set[str]] = defaultdict(set)
     for row in connection.execute(query):
-        found[tuple(row[:5])].add(row[5])
+        found[tuple(row[: len(key)])].add(row[len(key)])
     return found
 
 

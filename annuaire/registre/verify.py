@@ -8,6 +8,8 @@ log):
   checkpoint that ends at the last purge, or onto the genesis hash);
 - each ``entry_hash`` is the HMAC of the entry's content (its persons included) with the key
   it names;
+- keys: no entry (checkpoint) names a chain (signing) key older than one named before it, nor
+  one that a newer key had replaced by its time (see :mod:`annuaire.registre.keys`);
 - checkpoints: numbered from 1, chained by signature, each signature valid with the public key
   it names, each covering the entries since the previous one and matching the hash of the
   entry it ends on; a checkpoint beyond the last entry means the tail was cut;
@@ -22,7 +24,8 @@ protected by the chain and the head only: the report says how many.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +125,19 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
     else:
         prev_hash = GENESIS
     recorded_purges: set[int] = set()
+    chain_keys = _KeyUse(keys.chain_keys, keys.chain_retired_at)
     for row in _entries(connection):
         seq = row["seq"]
-        if row["operation"] == "purge" and row["target"] == PURGE_TARGET and row["source"]:
-            recorded_purges.add(row["source"].get("purged_up_to"))
+        # A source other than what the purge writes records no purge (and the entry's HMAC
+        # tells whether it was changed).
+        source = row["source"]
+        if (
+            row["operation"] == "purge"
+            and row["target"] == PURGE_TARGET
+            and isinstance(source, dict)
+            and isinstance(source.get("purged_up_to"), int)
+        ):
+            recorded_purges.add(source["purged_up_to"])
         report.entries += 1
         report.first_seq = seq if report.first_seq is None else report.first_seq
         report.last_seq = seq
@@ -153,6 +165,9 @@ def verify_log(connection: Connection, keys: RegistreKeys) -> Verification:
             report.add(seq, "key", f"entry {seq} names an unknown chain key {row['key_id']!r}")
         elif keys.chain_hash(row["key_id"], entry_message(row)) != row["entry_hash"]:
             report.add(seq, "content", f"entry {seq} was modified (its HMAC does not match)")
+        retired = chain_keys.misuse(row["key_id"], row["occurred_at"])
+        if retired:
+            report.add(seq, "key", f"entry {seq} was chained with {retired}")
         checkpoint = by_last.get(seq)
         if checkpoint is not None and checkpoint["head_hash"] != row["entry_hash"]:
             report.add(
@@ -184,6 +199,7 @@ def _verify_checkpoints(
 ) -> list[dict[str, Any]]:
     rows = [dict(r._mapping) for r in connection.execute(select(CHECKPOINT).order_by("id"))]
     previous: dict[str, Any] | None = None
+    signing_keys = _KeyUse(keys.verify_keys, keys.signing_retired_at)
     for row in rows:
         number = row["id"]
         expected_id = previous["id"] + 1 if previous else 1
@@ -204,10 +220,49 @@ def _verify_checkpoints(
             report.add(
                 row["first_seq"], "checkpoint", f"checkpoint {number} has an invalid signature"
             )
+        retired = signing_keys.misuse(row["key_id"], row["signed_at"])
+        if retired:
+            report.add(
+                row["first_seq"], "checkpoint", f"checkpoint {number} was signed with {retired}"
+            )
         previous = row
     report.checkpoints = len(rows)
     report.sealed_up_to = previous["last_seq"] if previous else 0
     return rows
+
+
+class _KeyUse:
+    """The keys of one kind as the chain uses them, in its order: a key may not come after a
+    newer one of the file (listed before it), nor be used from the time a newer key replaced
+    it. Someone holding a retired key (an old copy of the key file) cannot rewrite what was
+    written after it was replaced without one of the two showing."""
+
+    def __init__(self, keys: Mapping[str, object], retired_at: Mapping[str, dt.datetime]):
+        self._rank = {key_id: rank for rank, key_id in enumerate(keys)}  # 0: the newest
+        self._retired_at = retired_at
+        self._newest: str | None = None
+
+    def misuse(self, key_id: str, at: dt.datetime) -> str | None:
+        """What is wrong with using ``key_id`` at ``at`` here, or None."""
+        rank = self._rank.get(key_id)
+        if rank is None:  # an unknown key: reported as such
+            return None
+        newest = self._newest
+        if newest is not None and rank > self._rank[newest]:
+            return f"key {key_id!r}, older than key {newest!r} used before it"
+        if newest is None or rank < self._rank[newest]:
+            self._newest = key_id
+        retired = self._retired_at.get(key_id)
+        if retired is not None and _as_utc(at) >= retired:
+            return (
+                f"key {key_id!r} on {_as_utc(at):%Y-%m-%d %H:%M:%S} UTC, after a newer key "
+                f"replaced it ({retired:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        return None
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _verify_head(

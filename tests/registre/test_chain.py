@@ -24,6 +24,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,8 +40,10 @@ from annuaire.registre.flowlog import (
     SUBJECT_SET,
     FlowLog,
     FlowRecord,
+    checkpoint_message,
     entry_message,
 )
+from annuaire.registre.keys import RegistreKeys, generate_key_file, load_keys
 from annuaire.registre.runtime import Registre, observed_flows, open_registre
 from annuaire.registre.verify import Verification, verify_log
 from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
@@ -629,3 +632,128 @@ def test_verify_reads_the_log_as_of_one_instant(
     assert (report.entries, report.checkpoints) == (6, 2)
     monkeypatch.undo()
     assert verify(store, registre).entries == 9
+
+
+# -- (h) key rotation ---------------------------------------------------------------------------
+
+ROTATED_AT = BASE + dt.timedelta(days=30)
+
+
+@dataclass
+class Rotation:
+    """A log of 6 entries chained and sealed (every 2) with the keys of a first file, then 6 with
+    the keys a rotation put first; ``retired`` is that first file, as a copy kept from before
+    the rotation would hold it."""
+
+    keys: RegistreKeys
+    retired: RegistreKeys
+
+
+def write_rotated_log(store: Store, registre: Registre, tmp_path: Path) -> Rotation:
+    path = tmp_path / "keys.json"
+    generate_key_file(path, now=BASE - dt.timedelta(days=1))
+    settings_of_file = store.settings.model_copy(update={"registre_key_file": path})
+    retired = load_keys(settings_of_file)
+    generate_key_file(path, rotate=True, now=ROTATED_AT)
+    keys = load_keys(settings_of_file)
+    reset_log(store.engine, BASE)
+    for these, start in ((retired, BASE), (keys, ROTATED_AT)):
+        log = FlowLog(these, registre.log.versions, checkpoint_every=2)
+        for n in range(6):
+            with write_transaction(store.engine) as connection:
+                log.append(connection, _record(n), now=start + dt.timedelta(minutes=n))
+    return Rotation(keys, retired)
+
+
+def _rewrite_with(
+    connection: Connection, keys: RegistreKeys, from_seq: int, *, target: str = "FORGED"
+) -> None:
+    """What someone holding ``keys`` and the database does to change entry ``from_seq``:
+    rewrite it and every entry after it, re-sign the checkpoints from there, mend the head."""
+    rows = entries(connection)
+    prev = next((r["entry_hash"] for r in rows if r["seq"] == from_seq - 1), GENESIS)
+    for row in rows:
+        if row["seq"] < from_seq:
+            continue
+        if row["seq"] == from_seq:
+            row["target"] = target
+        row["prev_hash"] = prev
+        row["key_id"] = keys.chain_key_id
+        row["entry_hash"] = prev = keys.chain_hash(keys.chain_key_id, entry_message(row))
+        connection.execute(
+            update(ENTRY)
+            .where(ENTRY.c.seq == row["seq"])
+            .values(
+                target=row["target"],
+                prev_hash=row["prev_hash"],
+                key_id=row["key_id"],
+                entry_hash=row["entry_hash"],
+            )
+        )
+    hashes = {r["seq"]: r["entry_hash"] for r in entries(connection)}
+    signature = ""
+    for checkpoint in checkpoints(connection):
+        if checkpoint["last_seq"] >= from_seq:
+            checkpoint.update(
+                head_hash=hashes[checkpoint["last_seq"]],
+                previous_signature=signature,
+                key_id=keys.signing_key_id,
+            )
+            checkpoint.pop("signature")
+            checkpoint["signature"] = keys.sign(checkpoint_message(checkpoint))
+            connection.execute(
+                update(CHECKPOINT)
+                .where(CHECKPOINT.c.id == checkpoint["id"])
+                .values(**{k: v for k, v in checkpoint.items() if k != "id"})
+            )
+        signature = checkpoint["signature"]
+    connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_hash=prev))
+
+
+def test_a_log_spanning_a_key_rotation_verifies(
+    store: Store, registre: Registre, tmp_path: Path
+) -> None:
+    rotation = write_rotated_log(store, registre, tmp_path)
+    with store.engine.connect() as connection:
+        used = [(e["seq"], e["key_id"]) for e in entries(connection)]
+        signers = [c["key_id"] for c in checkpoints(connection)]
+        report = verify_log(connection, rotation.keys)
+    assert report.ok, report.summary()
+    assert {key for seq, key in used if seq <= 6} == {rotation.retired.chain_key_id}
+    assert {key for seq, key in used if seq > 6} == {rotation.keys.chain_key_id}
+    assert signers == [rotation.retired.signing_key_id] * 3 + [rotation.keys.signing_key_id] * 3
+
+
+def test_a_retired_key_cannot_change_an_entry_written_after_newer_keys_were_used(
+    store: Store, registre: Registre, tmp_path: Path
+) -> None:
+    rotation = write_rotated_log(store, registre, tmp_path)
+    # Entry 9 changed with the retired keys: 7 and 8 were chained with the new key before it.
+    report = tampered(store.engine, rotation.keys, lambda c: _rewrite_with(c, rotation.retired, 9))
+    assert not report.ok and "BROKEN" in report.summary()
+    entry_breaks = [b for b in report.breaks if b.kind == "key"]
+    assert [b.seq for b in entry_breaks] == list(range(9, 13))
+    assert f"entry 9 was chained with key {rotation.retired.chain_key_id!r}, older than" in str(
+        entry_breaks[0]
+    )
+    resigned = [b for b in report.breaks if b.kind == "checkpoint"]
+    assert resigned and all("signed with key" in str(b) for b in resigned)
+
+
+def test_a_retired_key_cannot_rewrite_everything_written_after_the_rotation(
+    store: Store, registre: Registre, tmp_path: Path
+) -> None:
+    rotation = write_rotated_log(store, registre, tmp_path)
+    # Every entry and checkpoint since the rotation rewritten with the retired keys, at the
+    # times they were written: no newer key is named any more, but the key file says when the
+    # retired ones were replaced.
+    report = tampered(store.engine, rotation.keys, lambda c: _rewrite_with(c, rotation.retired, 7))
+    assert not report.ok and "BROKEN" in report.summary()
+    entry_breaks = [b for b in report.breaks if b.kind == "key"]
+    assert [b.seq for b in entry_breaks] == list(range(7, 13))
+    assert "after a newer key replaced it" in str(entry_breaks[0])
+    resigned = [b for b in report.breaks if b.kind == "checkpoint"]
+    with store.engine.connect() as connection:
+        sealed_since = [c for c in checkpoints(connection) if c["last_seq"] >= 7]
+    assert len(resigned) == len(sealed_since) >= 2
+    assert all("after a newer key replaced it" in str(b) for b in resigned)

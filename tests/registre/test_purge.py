@@ -287,6 +287,25 @@ def test_a_purge_after_tampering_leaves_the_tampering_visible(store: Store) -> N
     assert_breaks_at(log.verify(), victim, "content")
 
 
+@pytest.mark.parametrize("source", [[1], "up to 3", 7, {"purged_up_to": "3"}, {}])
+def test_an_entry_forged_into_a_purge_record_is_a_break_at_its_entry(
+    store: Store, source: object
+) -> None:
+    """A purge entry's ``source`` is what the purge wrote (an object naming where it purged up
+    to); anything else in its place is tampering like any other, told with its entry."""
+    log = write_log(store, 3)
+    report = tampered(
+        store.engine,
+        log.registre.keys,
+        lambda c: c.execute(
+            update(ENTRY)
+            .where(ENTRY.c.seq == 2)
+            .values(operation="purge", target=PURGE_TARGET, source=source)
+        ),
+    )
+    assert_breaks_at(report, 2, "content")
+
+
 # -- months_before ------------------------------------------------------------------------------
 
 

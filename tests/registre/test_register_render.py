@@ -50,6 +50,7 @@ HOSTILE_NAME = '<script>alert("x");</script> Alimentation des ENT'
 
 def flow(kind: FlowKind, operation: Operation, who: RecipientKind, **fields: Any) -> ObservedFlow:
     values: dict[str, Any] = {
+        "activity_version": 2,
         "recipient": None,
         "recipient_name": None,
         "entries": 4,
@@ -359,13 +360,40 @@ def test_csv_flows_one_row_each(register: Register, tmp_path: Path) -> None:
     render_csv(register, tmp_path)
     for sheet in register.activities:
         rows = read_csv(tmp_path / f"{sheet.id}-flux.csv")
-        assert rows[0][0] == "Type de flux"
+        assert rows[0][:2] == ["Version de la fiche", "Type de flux"]
         assert len(rows) == 1 + len(sheet.observed_flows)
         assert all(len(row) == len(rows[0]) for row in rows)
     rows = read_csv(tmp_path / "alimentation-ent-flux.csv")
-    by_recipient = {row[2]: row for row in rows[1:]}
+    by_recipient = {row[3]: row for row in rows[1:]}
     other = by_recipient["Client de l'API (éditeur) : Autre <éditeur> ; « test » (ent-autre)"]
-    assert other[3:6] == ["4", "40", "0"]
+    assert other[0] == "2" and other[4:7] == ["4", "40", "0"]
+
+
+FORMULAS = ['=HYPERLINK("http://x.invalid")', "+33 5 00 00 00 00"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text(
+    tmp_path: Path,
+) -> None:
+    text = edited(
+        [
+            (None, 'name = "Région Exemple"', f"name = {json.dumps(FORMULAS[0])}"),
+            ("alimentation-ent", 'responsible = "', 'responsible = "-1+1 '),
+        ]
+    )
+    config = load_registre(write(tmp_path, text))
+    register = build_register(config, flows=FLOWS, versions={}, flow_log=FLOW_LOG, now=NOW)
+    render_csv(register, tmp_path / "csv")
+    cells = [
+        cell for path in (tmp_path / "csv").iterdir() for row in read_csv(path) for cell in row
+    ]
+    assert "'" + FORMULAS[0] in cells and FORMULAS[0] not in cells
+    assert "'+33 5 00 00 00 00" in cells and "+33 5 00 00 00 00" not in cells
+    assert any(cell.startswith("'-1+1 ") for cell in cells)
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    # The other renderings show the values as they are.
+    assert json.loads(render_json(register))["organisation"]["name"] == FORMULAS[0]
+    assert "+33 5 00 00 00 00" in render_html(register)
 
 
 # --- HTML -----------------------------------------------------------------------------------

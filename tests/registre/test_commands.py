@@ -1,0 +1,148 @@
+"""``aiguillage registre export`` and ``purge`` run against a real store, on both backends:
+what they refuse, what they log, and what a concurrent writer does to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Connection, func, select
+from typer.testing import CliRunner, Result
+
+from annuaire.cli import app
+from annuaire.registre import verify as verify_module
+from annuaire.registre.flowlog import ENTRY, FlowLog, FlowRecord
+from annuaire.registre.runtime import open_registre
+from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
+from annuaire.settings import get_settings
+from annuaire.store.engine import write_transaction
+from tests.conftest import Store
+
+from .flowlog_support import reset_log
+
+BASE = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def command(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run ``aiguillage registre ...`` against ``store``."""
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", store.settings.database_url)
+    get_settings.cache_clear()
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, ["registre", *args])
+
+    yield run
+    get_settings.cache_clear()
+
+
+def _record(n: int) -> FlowRecord:
+    return FlowRecord(
+        flow=FlowKind.IMPORT,
+        operation=Operation.COLLECT,
+        activity="import-annuaire",
+        actor_kind=RecipientKind.IMPORT_JOB,
+        actor="import aaf",
+        target=f"import aaf {n}",
+        subjects=[uuid.uuid4()],
+    )
+
+
+def write_log(store: Store, count: int, *, every: int = 3) -> FlowLog:
+    registre = open_registre(store.settings, store.engine)
+    reset_log(store.engine, BASE)
+    log = FlowLog(registre.keys, registre.log.versions, checkpoint_every=every)
+    for n in range(count):
+        with write_transaction(store.engine) as connection:
+            log.append(connection, _record(n), now=BASE + dt.timedelta(seconds=n))
+    return log
+
+
+def log_accesses(store: Store) -> int:
+    with store.engine.connect() as connection:
+        query = select(func.count()).where(ENTRY.c.operation == "log_access")
+        return int(connection.execute(query).scalar_one())
+
+
+def test_export_verify_is_no_false_alarm_while_requests_append(
+    store: Store, command: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = write_log(store, 6)
+    read_entries = verify_module._entries
+
+    def appended_meanwhile(connection: Connection) -> Iterator[dict[str, Any]]:
+        for n in range(3):  # API requests' entries commit while the export reads the log
+            with write_transaction(store.engine) as other:
+                log.append(other, _record(10 + n), now=BASE + dt.timedelta(minutes=1))
+        return read_entries(connection)
+
+    monkeypatch.setattr(verify_module, "_entries", appended_meanwhile)
+    exported = command("export", "--verify")
+    assert exported.exit_code == 0, exported.output
+    summary = orjson.loads(exported.stdout)["flow_log"]
+    assert summary["verified"] is True, summary["verification_message"]
+    assert summary["entries"] == 6
+    assert log_accesses(store) == 1  # its own entry, after the three appended meanwhile
+
+
+def test_an_export_writes_its_file_and_logs_it(store: Store, command: Any, tmp_path: Path) -> None:
+    write_log(store, 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    for format, output in (("json", out / "r.json"), ("csv", out / "csv")):
+        exported = command("export", "--format", format, "--output", str(output))
+        assert exported.exit_code == 0, exported.output
+    assert orjson.loads((out / "r.json").read_bytes())["format"] == "aiguillage-registre/1"
+    assert (out / "csv" / "organisation.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["csv", "r.json"]  # nothing left aside
+    assert not [p for p in (out / "csv").iterdir() if p.name.startswith(".")]
+    assert log_accesses(store) == 2
+
+
+def _unwritable(tmp_path: Path) -> dict[str, tuple[str, Path]]:
+    (tmp_path / "a-file").write_text("kept")
+    (tmp_path / "a-folder").mkdir()
+    return {
+        "json into a missing folder": ("json", tmp_path / "missing" / "r.json"),
+        "html onto a folder": ("html", tmp_path / "a-folder"),
+        "csv onto a file": ("csv", tmp_path / "a-file"),
+        "csv under a file": ("csv", tmp_path / "a-file" / "csv"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["json into a missing folder", "html onto a folder", "csv onto a file", "csv under a file"],
+)
+def test_an_export_that_cannot_be_written_exits_2_with_one_line_and_logs_nothing(
+    store: Store, command: Any, tmp_path: Path, case: str
+) -> None:
+    write_log(store, 2)
+    format, output = _unwritable(tmp_path)[case]
+    exported = command("export", "--format", format, "--output", str(output))
+    assert exported.exit_code == 2, exported.output
+    assert exported.stderr.count("\n") == 1 and str(output) in exported.stderr, exported.stderr
+    assert log_accesses(store) == 0
+    assert (tmp_path / "a-file").read_text() == "kept"
+    assert list((tmp_path / "a-folder").iterdir()) == []
+
+
+def test_a_purge_sooner_than_the_declared_retention_is_refused(store: Store, command: Any) -> None:
+    write_log(store, 4)
+    declared = open_registre(store.settings, store.engine).config.flow_log.retention_months
+    assert declared == 12
+    refused = command("purge", "--months", "6")
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.count("\n") == 1
+    assert "--months 6" in refused.stderr and "12 months" in refused.stderr
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ENTRY)).scalar_one() == 4
+    assert command("purge", "--months", "5").exit_code == 2  # below the bounds, as before
+    done = command("purge", "--months", "12")
+    assert done.exit_code == 0, done.output
+    assert "retention 12 months" in done.stdout
