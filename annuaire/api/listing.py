@@ -34,7 +34,7 @@ from ._streaming import ClosingStreamingResponse
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
 from .filters import FieldsQuery
 from .problems import ApiProblem, ProblemType
-from .resources import Page, Reader, Resource
+from .resources import Filter, Page, Reader, Resource
 
 __all__ = [
     "JSON_OPTIONS",
@@ -280,7 +280,7 @@ def collection_response(
     reader: Reader,
     resource: Resource,
     params: ListParams,
-    predicates: Sequence[ColumnElement[bool]],
+    predicates: Sequence[Filter],
     filters: dict[str, Any],
 ) -> Response:
     fingerprint = filters_fingerprint(
@@ -297,7 +297,7 @@ def collection_response(
                 "cursor: not a cursor this API issued",
                 params=[("cursor", "bad key")],
             ) from None
-    where = [*common_predicates(resource, params), *predicates]
+    where: list[Filter] = [*common_predicates(resource, params), *predicates]
     if params.ndjson:
         return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
     headers: dict[str, str] = {}
@@ -322,7 +322,7 @@ def _stream(
     request: Request,
     reader: Reader,
     resource: Resource,
-    where: list[ColumnElement[bool]],
+    where: list[Filter],
     fields_param: str | None,
     after: list[Any] | None,
     limit: int | None,
