@@ -56,8 +56,10 @@ from annuaire.schema import (
     Status,
     Structure,
 )
+from annuaire.settings import HUB_ISSUER_NAME
 from annuaire.store.engine import placeholder
 
+from .devtokens import dev_issuer_name
 from .principal import Principal, PrincipalKind, StaffRole, Unauthenticated
 
 __all__ = ["CORE_SCOPE", "DEMOGRAPHICS", "DEMOGRAPHICS_SCOPE", "AccessRules", "Visibility"]
@@ -98,8 +100,9 @@ _ROLE_ACTIVE = _ROLE.c.status == _ACTIVE
 _ENROLLED = _ENROLLMENT.c.status == _ACTIVE
 _LEGAL_GUARDIANSHIP = and_(_GUARDIANSHIP.c.legal.is_(True), _GUARDIANSHIP.c.status == _ACTIVE)
 _JOIN_KEY = "aaf:ENTPersonJointure"
-#: The issuers whose tokens carry the contracts of the hub's own clients.
-_HUB_ISSUERS = ("hub", "dev-client-credentials")
+#: The issuers whose tokens carry the contracts of the hub's own clients (names no configured
+#: issuer may take: see annuaire.settings.check_issuer_names).
+_HUB_ISSUERS = (HUB_ISSUER_NAME, dev_issuer_name("client_credentials"))
 _EDUCONNECT_ID = "educonnect:FrEduCtId"
 
 

@@ -44,6 +44,7 @@ from annuaire.registre.activities import Activity
 from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
 from annuaire.schema import ApiClient, ClientAssertionUse, ClientScope, utcnow
 from annuaire.schema.uai import has_uai_shape
+from annuaire.settings import reserved_issuer_name
 from annuaire.store import write_transaction
 
 from . import _jose
@@ -282,7 +283,8 @@ def create_client(
 
     Raises :class:`BadInput` for an empty name, a malformed UAI, an unknown scope, an activity
     that does not cover ENT clients or the scopes' data, a key that is not a usable public
-    signing JWK, or an issuer without a client id (or a client id without an issuer).
+    signing JWK, an issuer without a client id (or a client id without an issuer), or an
+    issuer named like one of the hub's own.
     """
     name = name.strip()
     if not name or len(name) > 255:
@@ -293,6 +295,8 @@ def create_client(
         raise BadInput("a client of another issuer needs both the issuer and its client id")
     if client_id is not None and not 0 < len(client_id.strip()) <= 64:
         raise BadInput("a client id has 1 to 64 characters")
+    if issuer is not None and reserved_issuer_name(issuer):
+        raise BadInput(f"{issuer!r} names one of the hub's own issuers, not another issuer")
     if issuer is not None and public_jwk is not None:
         raise BadInput("a client of another issuer authenticates there: no key at the hub")
     key = None if public_jwk is None else _checked_public_jwk(public_jwk)

@@ -106,6 +106,11 @@ def test_a_contract_is_carried_by_the_tokens_of_its_own_issuer_only(clients_stor
         create_client(
             engine, "Y", UAIS, [CORE], activity=ENT_ACTIVITY, issuer="broker", client_id="vendor-7"
         )
+    for reserved in ("hub", "dev-client-credentials", "dev-anything"):
+        with pytest.raises(BadInput, match="the hub's own issuers"):
+            create_client(
+                engine, "Z", UAIS, [CORE], activity=ENT_ACTIVITY, issuer=reserved, client_id="v-9"
+            )
 
 
 def test_a_key_client_has_no_secret_and_a_pinned_algorithm(clients_store: Store) -> None:
