@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -20,9 +21,23 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["IssuerSettings", "Settings", "get_settings", "normalise_database_url"]
+__all__ = [
+    "DEV_ISSUER_PREFIX",
+    "HUB_ISSUER_NAME",
+    "IssuerSettings",
+    "Settings",
+    "check_issuer_names",
+    "get_settings",
+    "normalise_database_url",
+    "reserved_issuer_name",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///aiguillage.db"
+#: The names the hub gives its own issuers: its token endpoint, and the development issuers
+#: (``dev-educonnect``...). A client's contract is bound to the name of the issuer whose
+#: tokens carry it (``hub`` for the hub's own clients), so no configured issuer may take one.
+HUB_ISSUER_NAME = "hub"
+DEV_ISSUER_PREFIX = "dev-"
 
 
 def normalise_database_url(url: str) -> str:
@@ -66,6 +81,28 @@ class IssuerSettings(BaseModel):
         if forbidden or not self.algorithms:
             raise ValueError(f"issuer {self.name!r}: algorithms {forbidden} are never accepted")
         return self
+
+
+def reserved_issuer_name(name: str) -> bool:
+    """Whether ``name`` is one the hub gives its own issuers."""
+    return name == HUB_ISSUER_NAME or name.startswith(DEV_ISSUER_PREFIX)
+
+
+def check_issuer_names(issuers: Sequence[IssuerSettings]) -> None:
+    """ValueError when two configured issuers share a name, or one takes a name of the hub's
+    own issuers: the contracts of one issuer's clients would be carried by the other's tokens."""
+    seen: set[str] = set()
+    for issuer in issuers:
+        if reserved_issuer_name(issuer.name):
+            raise ValueError(
+                f"token issuer name {issuer.name!r} is reserved (the hub names its own issuers "
+                f"{HUB_ISSUER_NAME!r} and {DEV_ISSUER_PREFIX}...): choose another name"
+            )
+        if issuer.name in seen:
+            raise ValueError(
+                f"two token issuers are named {issuer.name!r}: each issuer needs its own name"
+            )
+        seen.add(issuer.name)
 
 
 class Settings(BaseSettings):
@@ -134,6 +171,12 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("token_issuers")
+    @classmethod
+    def _issuer_names(cls, value: list[IssuerSettings]) -> list[IssuerSettings]:
+        check_issuer_names(value)
+        return value
 
     @classmethod
     def settings_customise_sources(

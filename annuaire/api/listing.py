@@ -4,7 +4,8 @@ Collections: keyset pages of JSON (``{"items": [...], "next": cursor}`` and a ``
 or, with ``Accept: application/x-ndjson``, the whole filtered collection streamed one object per
 line from a server-side cursor. Single resources: a strong ``ETag`` over the bytes served, and
 ``304 Not Modified`` for a matching ``If-None-Match``. ``fields=`` narrows both. Anything the
-route did not declare in the query string is a 400 that names it.
+route did not declare in the query string, and a value with a control character, is a 400 that
+names it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
@@ -34,7 +36,7 @@ from ._streaming import ClosingStreamingResponse
 from .cursors import decode_cursor, encode_cursor, filters_fingerprint
 from .filters import FieldsQuery
 from .problems import ApiProblem, ProblemType
-from .resources import Page, Reader, Resource
+from .resources import Filter, Page, Reader, Resource
 
 __all__ = [
     "JSON_OPTIONS",
@@ -42,10 +44,10 @@ __all__ = [
     "ListParams",
     "ListParamsDep",
     "PageParamsDep",
+    "check_query_string",
     "collection_response",
     "feed_head",
     "json_response",
-    "reject_unknown_parameters",
     "single_response",
 ]
 
@@ -57,13 +59,16 @@ RFC3339_PATTERN = (
 )
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 MAX_LIMIT = 1000
+#: C0 controls and DEL: in no value of a query parameter.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Objects an NDJSON export sends per flow entry.
 EXPORT_PART = 1000
 
 
-async def reject_unknown_parameters(request: Request) -> None:
-    """Router dependency: a query parameter the route does not declare, or one given more than
-    once (none of them is a list: which value would count?), is a 400."""
+async def check_query_string(request: Request) -> None:
+    """Router dependency: a query parameter the route does not declare, one given more than
+    once (none of them is a list: which value would count?), or a value with a control
+    character (no parameter takes one; PostgreSQL refuses NUL in text) is a 400."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -78,13 +83,22 @@ async def reject_unknown_parameters(request: Request) -> None:
             + ("" if known else "; this endpoint takes no query parameter"),
             params=[(u, "not a parameter of this endpoint") for u in unknown],
         )
-    given = Counter(name for name, _ in request.query_params.multi_items())
+    pairs = request.query_params.multi_items()
+    given = Counter(name for name, _ in pairs)
     repeated = sorted(name for name, times in given.items() if times > 1)
     if repeated:
         raise ApiProblem(
             ProblemType.INVALID_PARAMETER,
             "query parameter " + ", ".join(repr(r) for r in repeated) + " given more than once",
             params=[(r, "given more than once") for r in repeated],
+        )
+    controlled = sorted({name for name, value in pairs if _CONTROL.search(value)})
+    if controlled:
+        raise ApiProblem(
+            ProblemType.INVALID_PARAMETER,
+            "query parameter " + ", ".join(repr(c) for c in controlled) + " holds a control "
+            "character",
+            params=[(c, "holds a control character") for c in controlled],
         )
 
 
@@ -280,7 +294,7 @@ def collection_response(
     reader: Reader,
     resource: Resource,
     params: ListParams,
-    predicates: Sequence[ColumnElement[bool]],
+    predicates: Sequence[Filter],
     filters: dict[str, Any],
 ) -> Response:
     fingerprint = filters_fingerprint(
@@ -297,7 +311,7 @@ def collection_response(
                 "cursor: not a cursor this API issued",
                 params=[("cursor", "bad key")],
             ) from None
-    where = [*common_predicates(resource, params), *predicates]
+    where: list[Filter] = [*common_predicates(resource, params), *predicates]
     if params.ndjson:
         return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
     headers: dict[str, str] = {}
@@ -322,7 +336,7 @@ def _stream(
     request: Request,
     reader: Reader,
     resource: Resource,
-    where: list[ColumnElement[bool]],
+    where: list[Filter],
     fields_param: str | None,
     after: list[Any] | None,
     limit: int | None,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from annuaire.auth import AccessRules
+from annuaire.auth import AccessRules, current_principal
 from annuaire.auth.bearer import Authenticator, trusted_issuers
 from annuaire.registre.runtime import open_registre
 from annuaire.registre.writer import FlowWriter
@@ -21,7 +21,7 @@ from annuaire.settings import Settings, get_settings
 from annuaire.store import make_engine
 
 from .deps import EngineDep
-from .listing import json_response, reject_unknown_parameters
+from .listing import check_query_string, json_response
 from .openapi import build_openapi
 from .problems import ProblemType, install_handlers, problem_responses
 from .routers import ROUTERS, oauth
@@ -29,7 +29,7 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.0.1"
+API_VERSION = "1.0.2"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's
@@ -130,6 +130,8 @@ def _build(settings: Settings) -> FastAPI:
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
+        # A path with a trailing slash is not a route (404), not a redirect to another URL.
+        redirect_slashes=False,
         openapi_tags=[
             {"name": "structures", "description": "Écoles, collèges, lycées, services."},
             {"name": "persons", "description": "Pupils, guardians and staff."},
@@ -156,7 +158,10 @@ def _build(settings: Settings) -> FastAPI:
     install_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])
+    # Who is calling comes first: without a token, a request is a 401 whatever it asks.
+    v1 = APIRouter(
+        prefix="/v1", dependencies=[Depends(current_principal), Depends(check_query_string)]
+    )
     for router in ROUTERS:
         v1.include_router(router)
     app.include_router(v1)
@@ -174,7 +179,7 @@ def _build(settings: Settings) -> FastAPI:
                 ProblemType.UNKNOWN_PARAMETER, ProblemType.UNAVAILABLE, authenticated=False
             ),
         },
-        dependencies=[Depends(reject_unknown_parameters)],
+        dependencies=[Depends(check_query_string)],
     )
 
     def openapi() -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A :class:`Resource` names a table, the public model that describes its objects (the contract)
 and the immutable sort key used for keyset paging. :class:`Reader` is the only code that
 queries the store for the API: every list, single read, export and feed page goes through it,
-and it ANDs the principal's row rule with the caller's filters.
+and it ANDs the principal's row rule with the caller's filters; a filter through another
+resource (:class:`Related`) carries the principal's rule on that resource too.
 
 Objects are rendered as JSON by the database itself (see ``_json_sql``): a reader returns
 JSON texts, ready to be joined into a response; the conformance kit and the tests check
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    exists,
     literal_column,
     select,
     tuple_,
@@ -67,7 +69,7 @@ from annuaire.schema import (
 from ._json_sql import document_sql, feed_document_sql, stored_type
 from .journal import Journal
 
-__all__ = ["RESOURCES", "Page", "Reader", "Resource"]
+__all__ = ["RESOURCES", "Filter", "Page", "Reader", "Related", "Resource"]
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -129,6 +131,25 @@ class Resource:
         if len(key) != len(self.order) or not all(isinstance(v, str) for v in key):
             raise ValueError("wrong key shape")
         return [_coerce(self.table.c[c], v) for c, v in zip(self.order, key, strict=True)]
+
+
+@dataclass(frozen=True)
+class Related:
+    """A filter through the rows of another resource: an object passes when a row of
+    ``resource`` that the reader may read meets ``conditions`` (which tie that row to it).
+
+    The reader ANDs its rule on ``resource`` into the subquery, so a filter never tells what
+    the caller may not read: an ENT client does not learn, by asking for the persons with a
+    role at a school outside its contract, who has one there.
+    """
+
+    resource: Resource
+    conditions: tuple[ColumnElement[bool], ...]
+
+
+#: What a route adds to the row rule: a predicate on the resource's own table, or a filter
+#: through another resource.
+Filter = ColumnElement[bool] | Related
 
 
 @dataclass(frozen=True)
@@ -350,23 +371,31 @@ class Reader:
     def _where(
         self,
         resource: Resource,
-        predicates: Sequence[ColumnElement[bool]],
+        predicates: Sequence[Filter],
         after: list[Any] | None,
     ) -> list[ColumnElement[bool]]:
         keys = [resource.table.c[c] for c in resource.order]
         rule = self.visibility(resource).rows
-        conditions = [*predicates] if rule is None else [rule, *predicates]
+        conditions = [self._predicate(p) for p in predicates]
+        if rule is not None:
+            conditions.insert(0, rule)
         if after is not None:
             key = tuple_(*keys) if len(keys) > 1 else keys[0]
             value = tuple_(*after) if len(keys) > 1 else after[0]
             conditions.append(key < value if resource.descending else key > value)
         return conditions
 
+    def _predicate(self, predicate: Filter) -> ColumnElement[bool]:
+        if not isinstance(predicate, Related):
+            return predicate
+        rule = self.visibility(predicate.resource).rows
+        return exists().where(*predicate.conditions, *([] if rule is None else [rule]))
+
     def _select(
         self,
         resource: Resource,
         fields: Sequence[str],
-        predicates: Sequence[ColumnElement[bool]],
+        predicates: Sequence[Filter],
         after: list[Any] | None,
     ) -> Select[Any]:
         """Rows of (document, *sort key, *person ids, structures)."""
@@ -391,7 +420,7 @@ class Reader:
     def page(
         self,
         resource: Resource,
-        predicates: Sequence[ColumnElement[bool]],
+        predicates: Sequence[Filter],
         *,
         fields: Sequence[str],
         limit: int,
@@ -411,7 +440,7 @@ class Reader:
     def stream(
         self,
         resource: Resource,
-        predicates: Sequence[ColumnElement[bool]],
+        predicates: Sequence[Filter],
         *,
         fields: Sequence[str],
         after: list[Any] | None,

@@ -17,9 +17,10 @@ exist: single reads answer 404, lists and the feed leave it out.
   to them (roles, enrollments, classes, groups, structures, their guardianships);
 - pupil: themself and what belongs to them (roles, enrollments, classes, groups, structures).
 
-Subjects and levels (national nomenclatures, no personal data) are visible to every
-authenticated principal. Before the rules apply, :meth:`AccessRules.resolve` turns the token's
-claims into a person of the store (or refuses it): see annuaire.auth.principal.
+Subjects and levels (national nomenclatures, no personal data), and their entries in the
+change feed, are visible to every authenticated principal who may read the roster. Before the
+rules apply, :meth:`AccessRules.resolve` turns the token's claims into a person of the store
+(or refuses it): see annuaire.auth.principal.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ from annuaire.schema import (
     Status,
     Structure,
 )
+from annuaire.settings import HUB_ISSUER_NAME
 from annuaire.store.engine import placeholder
 
+from .devtokens import dev_issuer_name
 from .principal import Principal, PrincipalKind, StaffRole, Unauthenticated
 
 __all__ = ["CORE_SCOPE", "DEMOGRAPHICS", "DEMOGRAPHICS_SCOPE", "AccessRules", "Visibility"]
@@ -97,8 +100,9 @@ _ROLE_ACTIVE = _ROLE.c.status == _ACTIVE
 _ENROLLED = _ENROLLMENT.c.status == _ACTIVE
 _LEGAL_GUARDIANSHIP = and_(_GUARDIANSHIP.c.legal.is_(True), _GUARDIANSHIP.c.status == _ACTIVE)
 _JOIN_KEY = "aaf:ENTPersonJointure"
-#: The issuers whose tokens carry the contracts of the hub's own clients.
-_HUB_ISSUERS = ("hub", "dev-client-credentials")
+#: The issuers whose tokens carry the contracts of the hub's own clients (names no configured
+#: issuer may take: see annuaire.settings.check_issuer_names).
+_HUB_ISSUERS = (HUB_ISSUER_NAME, dev_issuer_name("client_credentials"))
 _EDUCONNECT_ID = "educonnect:FrEduCtId"
 
 
@@ -447,7 +451,9 @@ class AccessRules:
 
         ``tables`` maps the feed's entity types to (resource name, table). Entries of purged
         entities are visible to principals with structure-wide rights (their ``structures``
-        say where they were), not to people, who could not see them anyway.
+        say where they were), not to people, who could not see them anyway. Entries of the
+        entities every row of which the principal may read (subjects and levels: they belong
+        to no structure) are visible to all who may read them.
         """
         if principal.unrestricted:
             return _EVERYTHING
@@ -457,7 +463,15 @@ class AccessRules:
         if principal.kind is PrincipalKind.CLIENT or (
             principal.kind is PrincipalKind.STAFF and principal.staff_role is not StaffRole.TEACHER
         ):
-            return Visibility(_in_structures(log, principal.structures), None)
+            everywhere = sorted(
+                entity_type
+                for entity_type, (resource, table) in tables.items()
+                if self.visibility(principal, resource, table).rows is None
+            )
+            where = _in_structures(log, principal.structures)
+            return Visibility(
+                or_(where, log.c.entity_type.in_(everywhere)) if everywhere else where, None
+            )
         clauses = []
         for entity_type, (resource, table) in tables.items():
             rule = self.visibility(principal, resource, table).rows

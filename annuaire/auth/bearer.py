@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import anyio.to_thread
 from fastapi import Request
 
-from annuaire.settings import IssuerSettings, Settings
+from annuaire.errors import ConfigurationError
+from annuaire.settings import HUB_ISSUER_NAME, IssuerSettings, Settings, check_issuer_names
 
 from .devtokens import dev_issuers
 from .issuing import DEFAULT_SIGNING_KEY_FILE, SigningKeyUnavailable, publish_jwks, signing_key
@@ -42,7 +43,14 @@ def trusted_issuers(settings: Settings) -> list[IssuerSettings]:
     The hub's issuer is trusted when it has a signing key (always outside production, where
     the key is created on first use; in production once ``signing_key_file`` is set); its
     public JWKS is written next to the key, where the key cache reads it.
+
+    ConfigurationError when a configured issuer's name is taken twice or is one of the hub's
+    (settings made without validation, ``model_copy``, reach here too).
     """
+    try:
+        check_issuer_names(settings.token_issuers)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     issuers = list(settings.token_issuers)
     try:
         key = signing_key(settings)
@@ -52,7 +60,7 @@ def trusted_issuers(settings: Settings) -> list[IssuerSettings]:
         jwks_file = publish_jwks(key, settings.signing_key_file or DEFAULT_SIGNING_KEY_FILE)
         issuers.append(
             IssuerSettings(
-                name="hub",
+                name=HUB_ISSUER_NAME,
                 issuer=settings.token_issuer_url,
                 jwks_file=jwks_file.resolve(),
                 audiences=[settings.api_audience],

@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -44,6 +45,7 @@ from annuaire.registre.activities import Activity
 from annuaire.registre.vocabulary import ActivityStatus, DataCategory, FlowKind
 from annuaire.schema import ApiClient, ClientAssertionUse, ClientScope, utcnow
 from annuaire.schema.uai import has_uai_shape
+from annuaire.settings import reserved_issuer_name
 from annuaire.store import write_transaction
 
 from . import _jose
@@ -68,6 +70,9 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 300
 _MAX_SECRET_CHARS = 512
 _MAX_JTI_CHARS = 255
+_MAX_CLIENT_ID_CHARS = 64
+#: C0 controls and DEL: in no client id nor jti (RFC 6749 A.1: client ids are VSCHARs).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -282,7 +287,8 @@ def create_client(
 
     Raises :class:`BadInput` for an empty name, a malformed UAI, an unknown scope, an activity
     that does not cover ENT clients or the scopes' data, a key that is not a usable public
-    signing JWK, or an issuer without a client id (or a client id without an issuer).
+    signing JWK, an issuer without a client id (or a client id without an issuer), a client
+    id too long or with a control character, or an issuer named like one of the hub's own.
     """
     name = name.strip()
     if not name or len(name) > 255:
@@ -291,8 +297,14 @@ def create_client(
     activity_id = _checked_activity(activity, granted)
     if (issuer is None) != (client_id is None):
         raise BadInput("a client of another issuer needs both the issuer and its client id")
-    if client_id is not None and not 0 < len(client_id.strip()) <= 64:
-        raise BadInput("a client id has 1 to 64 characters")
+    if client_id is not None and (
+        not 0 < len(client_id.strip()) <= _MAX_CLIENT_ID_CHARS or _CONTROL.search(client_id)
+    ):
+        raise BadInput(
+            f"a client id has 1 to {_MAX_CLIENT_ID_CHARS} characters, none a control character"
+        )
+    if issuer is not None and reserved_issuer_name(issuer):
+        raise BadInput(f"{issuer!r} names one of the hub's own issuers, not another issuer")
     if issuer is not None and public_jwk is not None:
         raise BadInput("a client of another issuer authenticates there: no key at the hub")
     key = None if public_jwk is None else _checked_public_jwk(public_jwk)
@@ -320,6 +332,10 @@ def create_client(
 
 
 def _client(engine: Engine, client_id: str) -> ApiClient | None:
+    """The client registered as ``client_id``; a text that cannot be a client id (too long,
+    a control character: PostgreSQL refuses NUL in text) is never looked up."""
+    if len(client_id) > _MAX_CLIENT_ID_CHARS or _CONTROL.search(client_id):
+        return None
     with engine.connect() as connection:
         row = connection.execute(select(_CLIENTS).where(_CLIENTS.c.client_id == client_id)).first()
     return None if row is None else ApiClient.model_validate(dict(row._mapping))
@@ -336,7 +352,7 @@ def list_clients(engine: Engine, *, include_revoked: bool = True) -> list[ApiCli
 
 def active_client(engine: Engine, client_id: str) -> ApiClient | None:
     """The client if it exists and is not revoked (read from the database at each call)."""
-    client = _client(engine, client_id) if len(client_id) <= 64 else None
+    client = _client(engine, client_id)
     return client if client is not None and client.active else None
 
 
@@ -359,7 +375,7 @@ def revoke_client(engine: Engine, client_id: str) -> ApiClient:
 
 def authenticate_secret(engine: Engine, client_id: str, secret: str) -> ApiClient:
     """The active secret client ``client_id`` if ``secret`` is its secret, else InvalidClient."""
-    client = _client(engine, client_id) if len(client_id) <= 64 else None
+    client = _client(engine, client_id)
     stored = client.secret_hash if client is not None and client.secret_hash else None
     matches = verify_secret(secret[:_MAX_SECRET_CHARS], stored or _decoy_hash())
     if client is None:
@@ -416,7 +432,7 @@ def authenticate_assertion(
     client_id = unverified.get("sub")
     if not isinstance(client_id, str) or unverified.get("iss") != client_id:
         raise InvalidClient("assertion iss and sub must both be the client id")
-    client = _client(engine, client_id) if len(client_id) <= 64 else None
+    client = _client(engine, client_id)
     if client is None or client.public_jwk is None:
         raise InvalidClient("no key client with this id")
     if not client.active:
@@ -443,7 +459,7 @@ def authenticate_assertion(
         if value is not None and value > timestamp + leeway_s:
             raise InvalidClient(f"assertion {name} is in the future")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not 1 <= len(jti) <= _MAX_JTI_CHARS:
+    if not isinstance(jti, str) or not 1 <= len(jti) <= _MAX_JTI_CHARS or _CONTROL.search(jti):
         raise InvalidClient("assertion without a usable jti")
     expires = dt.datetime.fromtimestamp(exp + leeway_s, dt.UTC)
     _consume(engine, client_id, jti, expires, moment)

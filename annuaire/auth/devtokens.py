@@ -45,7 +45,7 @@ from annuaire.schema import (
     Status,
     Structure,
 )
-from annuaire.settings import IssuerSettings, Settings
+from annuaire.settings import DEV_ISSUER_PREFIX, IssuerSettings, Settings
 
 from . import _jose
 from .clients import active_client
@@ -54,6 +54,7 @@ from .issuing import jwks_file_of, load_or_create_key, publish_jwks
 __all__ = [
     "DEV_CLIENT_ID",
     "DevTokenKind",
+    "dev_issuer_name",
     "dev_issuer_url",
     "dev_issuers",
     "dev_jwks_file",
@@ -98,6 +99,11 @@ def dev_issuer_url(kind: DevTokenKind) -> str:
     return f"urn:aiguillage:dev:{_PROFILES[kind]}"
 
 
+def dev_issuer_name(profile: str) -> str:
+    """The name of the development issuer of a claim profile (``dev-client-credentials``)."""
+    return DEV_ISSUER_PREFIX + profile.replace("_", "-")
+
+
 def dev_jwks_file(settings: Settings) -> Path:
     """Where the public JWKS of the development key is written."""
     return jwks_file_of(settings.dev_key_file)
@@ -118,7 +124,7 @@ def dev_issuers(settings: Settings) -> list[IssuerSettings]:
     jwks_file = dev_jwks_file(settings).resolve()
     return [
         IssuerSettings(
-            name=f"dev-{profile.replace('_', '-')}",
+            name=dev_issuer_name(profile),
             issuer=f"urn:aiguillage:dev:{profile}",
             jwks_file=jwks_file,
             audiences=[settings.api_audience],

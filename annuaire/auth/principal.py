@@ -24,7 +24,9 @@ Three claim profiles, one per kind of issuer (IDENTITY.md §2, §3, §6):
   scopes) is in the database; the token's ``scope`` is intersected with the contract.
 
 A principal built here is *unresolved* (it names the person by claims); the access rules
-resolve it against the store in the request's own connection (annuaire.auth.access).
+resolve it against the store in the request's own connection (annuaire.auth.access). A claim
+that finds a person or a contract and holds a control character is refused here
+(``claim_type``): no such value has one, and PostgreSQL refuses NUL in text.
 
 Without a token the API knows one more principal, the *operator*, who sees everything: granted
 only outside production and only while no token issuer is configured (the embedded demo, the
@@ -34,6 +36,7 @@ tests). Anything else without a valid token is a 401.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -51,6 +54,11 @@ __all__ = [
     "current_principal",
     "principal_from_claims",
 ]
+
+
+#: C0 controls and DEL: in no claim that finds a person or a contract (PostgreSQL refuses NUL
+#: in text, and no such value has one).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PrincipalKind(enum.StrEnum):
@@ -118,9 +126,18 @@ def _values(claims: Mapping[str, Any], name: str) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, str) for v in items):
-        raise Unauthenticated(f"claim {name} must be text or a list of text", "claim_type")
+    if not all(isinstance(v, str) and not _CONTROL.search(v) for v in items):
+        raise Unauthenticated(
+            f"claim {name} must be text or a list of text, without control characters",
+            "claim_type",
+        )
     return [v for v in items if v]
+
+
+def _text(claims: Mapping[str, Any], name: str) -> str | None:
+    """A claim of one text value (None when absent or not text)."""
+    values = _values(claims, name) if isinstance(claims.get(name), str) else []
+    return values[0] if values else None
 
 
 def _educonnect(claims: Mapping[str, Any], base: Principal) -> Principal:
@@ -163,13 +180,12 @@ def _educonnect(claims: Mapping[str, Any], base: Principal) -> Principal:
             "provider must let the user choose one profile",
             "identity",
         )
-    educonnect_id = claims.get("FrEduCtId")
     return replace(
         base,
         kind=kind,
         join_keys=tuple(dict.fromkeys(keys)),
         vector=vector,
-        educonnect_id=educonnect_id if isinstance(educonnect_id, str) else None,
+        educonnect_id=_text(claims, "FrEduCtId"),
     )
 
 
@@ -215,11 +231,10 @@ def _client(claims: Mapping[str, Any], base: Principal) -> Principal:
 
 def principal_from_claims(profile: str, issuer_name: str, claims: Mapping[str, Any]) -> Principal:
     """An unresolved principal from a validated token (``claims`` already verified)."""
-    client_id = claims.get("client_id")
     base = Principal(
         PrincipalKind.CLIENT,
         subject=str(claims["sub"]),
-        client_id=client_id if isinstance(client_id, str) else None,
+        client_id=_text(claims, "client_id"),
         issuer=issuer_name,
     )
     if profile == "educonnect":

@@ -135,9 +135,14 @@ class TokenValidator:
             raise ConfigurationError("the token leeway must be between 0 and 60 seconds")
         self._issuers: dict[str, tuple[IssuerSettings, JwksCache]] = {}
         self._audiences: dict[str, frozenset[str]] = {}
+        names: set[str] = set()
         for settings, cache in issuers:
             if settings.issuer in self._issuers:
                 raise ConfigurationError(f"issuer {settings.issuer!r} is configured twice")
+            # Principals (and the contracts bound to them) know their issuer by its name.
+            if settings.name in names:
+                raise ConfigurationError(f"two issuers are named {settings.name!r}")
+            names.add(settings.name)
             if cache.issuer.issuer != settings.issuer:
                 raise ConfigurationError(f"issuer {settings.name!r} is paired with another cache")
             # An issuer without its own audiences (never the case from the settings file,

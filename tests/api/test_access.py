@@ -19,12 +19,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import insert, select, text, update
 
 from annuaire.api import create_app
 from annuaire.auth import Principal, PrincipalKind, current_principal
 from annuaire.auth.access import CORE_SCOPE, DEMOGRAPHICS, DEMOGRAPHICS_SCOPE
 from annuaire.auth.principal import StaffRole
+from annuaire.schema import Person, Role, Structure
 from tests.conftest import ENT_ACTIVITY
 
 from .conftest import Api, TestClient
@@ -344,6 +345,229 @@ def test_filters_cannot_widen_the_rule(guarded: tuple[TestClient, Caller, World]
     ):
         ids = {p["id"] for p in client.get("/v1/persons", params=params).json()["items"]}
         assert ids <= {pupil}
+
+
+#: The filters of /v1/persons that go through another resource: parameter -> that resource.
+THROUGH = {"structure": "roles", "role": "roles", "class": "enrollments", "group": "enrollments"}
+
+
+def persons_through(world: World, allowed: dict[str, set[str]], name: str, value: str) -> set[str]:
+    """The persons the caller may see that ``name=value`` selects through the roles or
+    enrollments the caller may read (what /v1/roles and /v1/enrollments would tell)."""
+    if THROUGH[name] == "roles":
+        roles = [world.roles[r] for r in allowed["roles"]]
+        matched = {
+            p for p, s, r in roles if (world.structures[s] if name == "structure" else r) == value
+        }
+    else:
+        enrollments = [world.enrollments[e] for e in allowed["enrollments"]]
+        matched = {p for p, c, g, _ in enrollments if (c if name == "class" else g) == value}
+    return matched & allowed["persons"]
+
+
+def listed_ids(client: TestClient, path: str, params: dict[str, Any]) -> set[str]:
+    ids: set[str] = set()
+    params = {**params, "limit": 1000, "fields": "id"}
+    while True:
+        page = client.get(path, params=params)
+        assert page.status_code == 200, page.text
+        ids |= {item["id"] for item in page.json()["items"]}
+        if page.json()["next"] is None:
+            return ids
+        params = {**params, "cursor": page.json()["next"]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_a_filter_through_roles_or_enrollments_tells_only_what_the_rule_allows(
+    guarded: tuple[TestClient, Caller, World], data: st.DataObject
+) -> None:
+    """``/v1/persons?structure=&role=&class=&group=`` select persons through their roles and
+    enrollments: only through those the caller may read, so a filter never reveals a role at a
+    school outside an ENT's contract, nor a pupil's membership of a group their teacher does
+    not teach."""
+    client, world, allowed, _resource = act_as_someone(guarded, data)
+    name = data.draw(st.sampled_from(sorted(THROUGH)))
+    choices = {
+        "structure": sorted(set(world.structures.values())),
+        "role": sorted({r for _, _, r in world.roles.values()}),
+        "class": sorted(world.classes),
+        "group": sorted(world.groups),
+    }[name]
+    # Values the caller may read are the interesting ones: draw among them too.
+    readable = sorted(
+        {world.structures[world.roles[r][1]] for r in allowed["roles"]}
+        if name == "structure"
+        else {world.roles[r][2] for r in allowed["roles"]}
+        if name == "role"
+        else allowed["classes" if name == "class" else "groups"]
+    )
+    value = data.draw(st.sampled_from(choices + readable))
+    served = listed_ids(client, "/v1/persons", {name: value})
+    assert served == persons_through(world, allowed, name, value), (name, value)
+
+
+def test_an_ent_client_learns_no_role_outside_its_contract_through_the_filters(
+    fresh_api: Api,
+) -> None:
+    """A teacher of a collège who also teaches at an école (a multi-school AAF gives that):
+    an ENT client of the collège reads the person and their collège role, and the filters do
+    not tell it that they have a role at the école."""
+    role_table, structure, person_table = (
+        m.__table__  # type: ignore[attr-defined]
+        for m in (Role, Structure, Person)
+    )
+    with fresh_api.engine.begin() as connection:
+        college, ecole = (
+            connection.execute(
+                select(structure.c.uai).where(structure.c.kind == kind).order_by(structure.c.uai)
+            ).scalar()
+            for kind in ("college", "ecole")
+        )
+        ecole_id = connection.execute(
+            select(structure.c.id).where(structure.c.uai == ecole)
+        ).scalar()
+        found = (
+            connection.execute(
+                select(role_table)
+                .where(role_table.c.role == "teacher", role_table.c.structures == f"|{college}|")
+                .order_by(role_table.c.id)
+            )
+            .mappings()
+            .first()
+        )
+        assert found is not None, "the generated académie has collège teachers"
+        role = {
+            **found,
+            "id": uuid.uuid4(),
+            "structure_id": ecole_id,
+            "structures": f"|{ecole}|",
+            "source_key": found["source_key"] + "-ecole",
+        }
+        connection.execute(insert(role_table).values(**role))
+        connection.execute(
+            update(person_table)
+            .where(person_table.c.id == role["person_id"])
+            .values(structures=f"|{college}|{ecole}|")
+        )
+    person = str(uuid.UUID(str(role["person_id"])))
+    app = create_app(fresh_api.settings)
+    app.dependency_overrides[current_principal] = lambda: Principal(
+        PrincipalKind.CLIENT,
+        "ent-x",
+        client_id="ent-x",
+        structures=frozenset({college}),
+        scopes=frozenset({CORE_SCOPE}),
+        activity=ENT_ACTIVITY.id,
+        resolved=True,
+    )
+    with TestClient(app) as client:
+        document = client.get(f"/v1/persons/{person}").json()
+        assert {r["structure_uai"] for r in document["roles"]} == {college}
+        assert person in listed_ids(client, "/v1/persons", {"structure": college})
+        assert person in listed_ids(client, "/v1/persons", {"role": "teacher"})
+        assert listed_ids(client, "/v1/persons", {"structure": ecole}) == set()
+        assert listed_ids(client, "/v1/persons", {"structure": ecole, "role": "teacher"}) == set()
+    app.state.engine.dispose()
+
+
+def test_a_teacher_learns_no_enrollment_it_may_not_read_through_the_filters(
+    guarded: tuple[TestClient, Caller, World],
+) -> None:
+    """A pupil of a teacher's class is also in a group the teacher does not teach: the teacher
+    reads the pupil, not that group nor that enrollment, and the filters say no more."""
+    client, caller, world = guarded
+    pupils_of: dict[str, set[str]] = defaultdict(set)
+    groups_of: dict[str, set[str]] = defaultdict(set)
+    for p, c, g, r in world.enrollments.values():
+        if c and r == "pupil":
+            pupils_of[c].add(p)
+        if g:
+            groups_of[p].add(g)
+    teacher, pupil, group, structures = next(
+        (t, p, g, world.structures_of[e])
+        for e, (t, c, _, r) in sorted(world.enrollments.items())
+        if c and r in ("teacher", "head_teacher")
+        for p in sorted(pupils_of[c])
+        for g in sorted(groups_of[p] - groups_of[t])
+    )
+    caller.principal = Principal(
+        PrincipalKind.STAFF,
+        teacher,
+        person_id=uuid.UUID(teacher),
+        staff_role=StaffRole.TEACHER,
+        structures=frozenset(u for u in structures.split("|") if u),
+        resolved=True,
+    )
+    assert client.get(f"/v1/persons/{pupil}").status_code == 200
+    assert client.get(f"/v1/groups/{group}").status_code == 404
+    assert all(
+        e["group_id"] != group
+        for e in client.get("/v1/enrollments", params={"person": pupil}).json()["items"]
+    )
+    assert pupil not in listed_ids(client, "/v1/persons", {"group": group})
+    # Nor a pupil's roles (a teacher reads only their own): no pupil through role=pupil.
+    assert listed_ids(client, "/v1/persons", {"role": "pupil"}) == set()
+    assert teacher in listed_ids(client, "/v1/persons", {"role": "teacher"})
+
+
+NOMENCLATURES = {"subjects": "subject", "levels": "level"}
+
+
+@pytest.mark.parametrize("who", ["client", "client-without-core", "head", "admin", "teacher"])
+def test_the_feed_carries_the_subjects_and_levels_the_caller_may_read(
+    guarded: tuple[TestClient, Caller, World], who: str
+) -> None:
+    """Subjects and levels belong to no structure (their entries name none): whoever may read
+    /v1/subjects and /v1/levels reads their entries in the feed, structure-wide principals too."""
+    client, caller, world = guarded
+    uais = frozenset(sorted(set(world.structures.values()))[:1])
+    teacher = next(p for p, _, r in world.roles.values() if r == "teacher")
+    caller.principal = {
+        "client": Principal(
+            PrincipalKind.CLIENT,
+            "ent-x",
+            client_id="ent-x",
+            structures=uais,
+            scopes=frozenset({CORE_SCOPE}),
+            activity=ENT_ACTIVITY.id,
+            resolved=True,
+        ),
+        "client-without-core": Principal(
+            PrincipalKind.CLIENT,
+            "ent-x",
+            client_id="ent-x",
+            structures=uais,
+            scopes=frozenset({DEMOGRAPHICS_SCOPE}),
+            activity=ENT_ACTIVITY.id,
+            resolved=True,
+        ),
+        "head": Principal(
+            PrincipalKind.STAFF, "h", structures=uais, staff_role=StaffRole.HEAD, resolved=True
+        ),
+        "admin": Principal(
+            PrincipalKind.STAFF, "a", structures=uais, staff_role=StaffRole.ADMIN, resolved=True
+        ),
+        "teacher": Principal(
+            PrincipalKind.STAFF,
+            teacher,
+            person_id=uuid.UUID(teacher),
+            staff_role=StaffRole.TEACHER,
+            structures=uais,
+            resolved=True,
+        ),
+    }[who]
+    for resource, entity_type in NOMENCLATURES.items():
+        readable = listed_ids(client, f"/v1/{resource}", {})
+        assert bool(readable) == (who != "client-without-core"), resource
+        fed: set[str] = set()
+        params: dict[str, Any] = {"limit": 1000, "entityType": entity_type}
+        while page := client.get("/v1/changes", params=params).json():
+            if not page["items"]:
+                break
+            fed |= {e["entity_id"] for e in page["items"]}
+            params["after"] = page["next"]
+        assert fed == readable, resource
 
 
 def test_fields_beyond_scope_are_refused(guarded: tuple[TestClient, Caller, World]) -> None:

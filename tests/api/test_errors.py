@@ -61,6 +61,33 @@ def test_bad_queries_are_400_problems_naming_the_parameter(
     assert named in body["detail"] or kind == "invalid-parameter"
 
 
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("/v1/classes?code=%00", "code"),
+        ("/v1/groups?code=3A%00", "code"),
+        ("/v1/structures?academie=%00", "academie"),
+        ("/v1/persons?externalId=ine:%00", "externalId"),
+        ("/v1/persons?externalId=%00:%00", "externalId"),
+        ("/v1/import-runs?scope=%00", "scope"),
+        ("/v1/import-runs?source=aaf%00", "source"),
+        ("/v1/subjects?code=%1F", "code"),
+        ("/v1/levels?code=a%0Ab", "code"),
+        ("/v1/persons?fields=id%7F", "fields"),
+        ("/v1/changes?after=%00", "after"),
+        ("/v1/persons?limit=1&cursor=%00", "cursor"),
+    ],
+)
+def test_a_control_character_in_a_query_value_is_a_400_naming_it(
+    api: Api, path: str, named: str
+) -> None:
+    """No parameter takes a control character; PostgreSQL refuses NUL in text, so one that
+    reached a query would fail it (500): it is refused first, on every backend alike."""
+    body = problem(api.client.get(path), 400, "invalid-parameter")
+    assert [p["name"] for p in body["invalid_params"]] == [named]
+    assert "control character" in body["detail"]
+
+
 def test_feed_cursor_errors(api: Api) -> None:
     page_cursor = api.client.get("/v1/persons", params={"limit": 1}).json()["next"]
     body = problem(
@@ -142,6 +169,28 @@ def test_production_without_issuers_refuses_every_request(api: Api) -> None:
         assert client.get("/v1/persons").headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["foo=1", "limit=1&limit=2", "limit=ten", "code=%00", "structure=0771991W&colour=red"],
+)
+def test_without_a_token_any_request_is_a_401_whatever_it_asks(api: Api, query: str) -> None:
+    """Who is calling comes first: a caller without a token learns nothing of the parameters
+    an endpoint takes (a 400 listing them) before authenticating."""
+    settings = Settings(database_url=api.settings.database_url, environment="production")
+    with TestClient(create_app(settings, api.engine)) as client:
+        response = client.get(f"/v1/persons?{query}")
+        body = problem(response, 401, "unauthorized")
+        assert "invalid_params" not in body
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_path_with_a_trailing_slash_is_not_found_not_redirected(api: Api) -> None:
+    for path in ("/v1/persons/", "/v1/changes/", "/v1/changes/cursor/"):
+        response = api.client.get(path, follow_redirects=False)
+        problem(response, 404, "not-found")
+        assert "location" not in response.headers
+
+
 _names = st.sampled_from(
     [
         "limit",
@@ -154,6 +203,10 @@ _names = st.sampled_from(
         "class",
         "group",
         "externalId",
+        "code",
+        "academie",
+        "scope",
+        "source",
         "colour",
         "after",
         "",
@@ -171,7 +224,15 @@ _values = st.one_of(
 @given(
     query=st.lists(st.tuples(_names, _values), max_size=4),
     path=st.sampled_from(
-        ["/v1/persons", "/v1/structures", "/v1/changes", "/v1/import-runs", "/v1/groups"]
+        [
+            "/v1/persons",
+            "/v1/structures",
+            "/v1/changes",
+            "/v1/import-runs",
+            "/v1/groups",
+            "/v1/classes",
+            "/v1/subjects",
+        ]
     ),
 )
 def test_no_query_string_makes_a_server_error(

@@ -89,6 +89,31 @@ def test_educonnect_refusals(api: Api, claims: dict[str, Any], reason: str) -> N
     assert refused.value.reason == reason
 
 
+def test_a_claim_with_a_control_character_finds_no_one(api: Api) -> None:
+    """The claims that find a person or a contract hold no control character (no AAF value,
+    e-mail or client id has one, and PostgreSQL refuses NUL in text): such a token is refused
+    before any query, even from a trusted issuer."""
+    _, key = join_key_of(api, "SELECT guardian_id FROM guardianship WHERE legal")
+    guardian = {"FrEduCtPersonAffiliation": "resp2d", "FrEduCtRefId": f"{{AAF}}99|x|{key}"}
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("educonnect", {**guardian, "FrEduCtRefId": "{AAF}99|x|\x00"}),
+        ("educonnect", {**guardian, "FrEduCtId": "ab\x00"}),
+        ("educonnect", {**guardian, "FrEduCtPersonAffiliation": ["resp2d\x00"]}),
+        (
+            "educonnect",
+            {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": "1|A\x00|B|123|0771991W"},
+        ),
+        ("guichet_agent", {"email": "agent\x00@ac-creteil.fr", "FrEduRne": "0771991W$UAJ$PU$ENS"}),
+        ("guichet_agent", {"email": "agent@ac-creteil.fr", "FrEduRne": "0771991W\x7f"}),
+        ("client_credentials", {"client_id": "ent-\x00"}),
+    ]
+    for profile, claims in cases:
+        with pytest.raises(Unauthenticated) as refused:
+            resolve(api, profile, claims)
+        assert refused.value.reason == "claim_type", (profile, claims)
+    assert resolve(api, "educonnect", guardian).kind is PrincipalKind.GUARDIAN
+
+
 def test_several_aaf_identities_are_never_merged(api: Api) -> None:
     guardian, first = join_key_of(api, "SELECT guardian_id FROM guardianship WHERE legal")
     hex_id = guardian.hex if api.backend == "sqlite" else str(guardian)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from annuaire.api import create_app
@@ -16,6 +18,7 @@ from annuaire.auth import _jose
 from annuaire.auth.clients import create_client, revoke_client
 from annuaire.auth.devtokens import DevTokenKind, mint_dev_token
 from annuaire.auth.issuing import load_or_create_key
+from annuaire.errors import ConfigurationError
 from annuaire.settings import IssuerSettings, Settings
 from tests.auth.conftest import JwksServer
 from tests.conftest import ENT_ACTIVITY
@@ -185,3 +188,56 @@ def test_an_educonnect_broker_token_from_a_real_jwks_endpoint(
         assert server.requests == 1  # keys fetched once, then cached
     finally:
         server.stop()
+
+
+def _issuer(name: str, issuer: str, tmp_path: Path) -> IssuerSettings:
+    jwks = tmp_path / f"{name}.jwks.json"
+    key = _jose.generate_es256_jwk(f"{name}-1")
+    jwks.write_text(json.dumps({"keys": [_jose.public_jwk(key)]}))
+    return IssuerSettings(
+        name=name,
+        issuer=issuer,
+        jwks_file=jwks,
+        audiences=["urn:aiguillage:api"],
+        algorithms=["ES256"],
+        profile="client_credentials",
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "refusal"),
+    [
+        (["hub"], "reserved"),
+        (["dev-client-credentials"], "reserved"),
+        (["dev-educonnect"], "reserved"),
+        (["broker", "broker"], "two token issuers are named 'broker'"),
+    ],
+)
+def test_an_issuer_cannot_take_the_name_of_the_hubs_own_or_of_another(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str], refusal: str
+) -> None:
+    """A client's contract is carried by the tokens of the issuer it is bound to, by name (the
+    hub's own clients: ``hub``, and ``dev-client-credentials`` in development): an issuer
+    taking such a name, or another's, would carry contracts that are not its clients'. The
+    settings refuse it when loaded, and the API refuses to start with it."""
+    issuers = [
+        _issuer(name, f"https://as{i}.example.fr/", tmp_path) for i, name in enumerate(names)
+    ]
+    with pytest.raises(ValidationError, match=refusal):
+        Settings(database_url=api.settings.database_url, token_issuers=issuers)
+    config = tmp_path / "aiguillage.toml"
+    config.write_text(
+        "".join(
+            f'[[token_issuers]]\nname = "{i.name}"\nissuer = "{i.issuer}"\n'
+            f'jwks_file = "{i.jwks_file}"\naudiences = ["urn:aiguillage:api"]\n'
+            'profile = "client_credentials"\n'
+            for i in issuers
+        )
+    )
+    monkeypatch.setenv("AIGUILLAGE_CONFIG", str(config))
+    with pytest.raises(ValidationError, match=refusal):
+        Settings()
+    # Settings copied without validation reach the API, which refuses them all the same.
+    unchecked = settings_for(api, tmp_path, environment="production", token_issuers=issuers)
+    with pytest.raises(ConfigurationError, match=refusal):
+        create_app(unchecked)

@@ -929,6 +929,10 @@ def test_validator_configuration_errors(hub: Hub) -> None:
     pair = (hub.settings, hub.cache)
     with pytest.raises(ConfigurationError, match="twice"):
         TokenValidator([pair, pair], audience_default=None, leeway_s=0)
+    # Principals, and the client contracts bound to them, know their issuer by its name.
+    namesake = hub.settings.model_copy(update={"issuer": "https://other.example.fr/realms/x"})
+    with pytest.raises(ConfigurationError, match="two issuers are named"):
+        TokenValidator([pair, (namesake, JwksCache(namesake))], audience_default=None, leeway_s=0)
     with pytest.raises(ConfigurationError, match="leeway"):
         TokenValidator([pair], audience_default=None, leeway_s=61)
 

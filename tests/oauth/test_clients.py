@@ -106,6 +106,40 @@ def test_a_contract_is_carried_by_the_tokens_of_its_own_issuer_only(clients_stor
         create_client(
             engine, "Y", UAIS, [CORE], activity=ENT_ACTIVITY, issuer="broker", client_id="vendor-7"
         )
+    for reserved in ("hub", "dev-client-credentials", "dev-anything"):
+        with pytest.raises(BadInput, match="the hub's own issuers"):
+            create_client(
+                engine, "Z", UAIS, [CORE], activity=ENT_ACTIVITY, issuer=reserved, client_id="v-9"
+            )
+
+
+def test_a_text_that_cannot_be_a_client_id_is_never_looked_up(clients_store: Store) -> None:
+    """Too long, or with a control character (PostgreSQL refuses NUL in text): no client has
+    that id, whatever the way it is presented, and none can be registered with it."""
+    engine = clients_store.engine
+    key = _jose.generate_es256_jwk("k")
+    for client_id in ("ent-\x00", "ent-\x1f", "ent-\x7f", "e" * 65):
+        assert active_client(engine, client_id) is None
+        with pytest.raises(InvalidClient, match="unknown client"):
+            authenticate_secret(engine, client_id, "secret")
+        with pytest.raises(InvalidClient, match="no key client"):
+            authenticate_assertion(engine, assertion(key, client_id), TOKEN_URL)
+        with pytest.raises(BadInput, match="control character"):
+            create_client(
+                engine,
+                "X",
+                UAIS,
+                [CORE],
+                activity=ENT_ACTIVITY,
+                issuer="broker",
+                client_id=client_id,
+            )
+    client, _ = create_client(
+        engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
+    with pytest.raises(InvalidClient, match="without a usable jti"):
+        authenticate_assertion(engine, assertion(key, client.client_id, jti="a\x00"), TOKEN_URL)
+    assert list_clients(engine) == [client]
 
 
 def test_a_key_client_has_no_secret_and_a_pinned_algorithm(clients_store: Store) -> None:
@@ -275,7 +309,12 @@ def test_used_jtis_are_forgotten_once_expired(clients_store: Store) -> None:
     client, _ = create_client(
         engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
     )
-    authenticate_assertion(engine, assertion(key, client.client_id, jti="a"), TOKEN_URL)
+    first = assertion(key, client.client_id, jti="a")
+    authenticate_assertion(engine, first, TOKEN_URL)
+    # The next assertion forgets the expired ones only: "a" is still refused.
+    authenticate_assertion(engine, assertion(key, client.client_id, jti="a2"), TOKEN_URL)
+    with pytest.raises(InvalidClient, match="already used"):
+        authenticate_assertion(engine, first, TOKEN_URL)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     fresh = assertion(key, client.client_id, exp_in=3600 + 60, jti="b")
     authenticate_assertion(engine, fresh, TOKEN_URL, now=later)

@@ -150,6 +150,33 @@ def test_invalid_client_is_a_401_with_a_basic_challenge(api: OAuthApi) -> None:
         assert response.headers["www-authenticate"].startswith("Basic realm=")
 
 
+def test_a_client_id_with_a_control_character_is_an_invalid_client(api: OAuthApi) -> None:
+    """No client id holds a control character (RFC 6749 A.1): one in HTTP Basic, in the
+    body or in an assertion's ``sub`` is a failed authentication (PostgreSQL refuses NUL in
+    text: it is never looked up), and so is an assertion whose ``jti`` holds one."""
+    grant = {"grant_type": "client_credentials"}
+    key = _jose.generate_es256_jwk("vendor-key")
+    client, _ = create_client(
+        api.store.engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
+    by_assertion = {**grant, "client_assertion_type": CLIENT_ASSERTION_TYPE}
+    cases = [
+        _token(api, grant, _basic("ent-\x00", "secret")),
+        _token(api, grant, _basic("ent-\n", "secret")),
+        _token(api, {**grant, "client_id": "\x00", "client_secret": "x"}),
+        _token(api, {**by_assertion, "client_assertion": assertion(key, "ent-\x00")}),
+        _token(
+            api, {**by_assertion, "client_assertion": assertion(key, client.client_id, jti="a\x00")}
+        ),
+    ]
+    for response in cases:
+        body = _refused(response, 401, "invalid_client")
+        assert body["error_description"] == "client authentication failed"
+        assert response.headers["www-authenticate"].startswith("Basic realm=")
+    fine = assertion(key, client.client_id)
+    assert _token(api, {**by_assertion, "client_assertion": fine}).status_code == 200
+
+
 def test_a_revoked_client_is_refused_at_once(api: OAuthApi) -> None:
     client_id, secret = _secret_client(api)
     grant = {"grant_type": "client_credentials"}

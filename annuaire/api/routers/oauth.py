@@ -7,7 +7,9 @@ errors are RFC 6749 §5.2 JSON objects (``error``, ``error_description``), and e
 carries ``Cache-Control: no-store``. Checks run in this order, so that a refused request costs
 little: request syntax, grant type, signing key available (else 503
 ``temporarily_unavailable``), client authentication (``invalid_client``, 401 with a Basic
-challenge), scope. The reason of an ``invalid_client`` is logged, never returned.
+challenge), scope. The reason of an ``invalid_client`` is logged, never returned. A client id
+that cannot be one (a control character, RFC 6749 A.1), in HTTP Basic, the body or an
+assertion, is an ``invalid_client`` and is never looked up (see annuaire.auth.clients).
 
 A client assertion's ``aud`` must name this endpoint as the request reached it (scheme and
 host as uvicorn sees them: run behind a proxy that sets them) or the hub's issuer identifier
