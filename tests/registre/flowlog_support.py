@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import re
 import secrets
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -205,4 +206,18 @@ def flow_records(activities: Sequence[str]) -> st.SearchStrategy[FlowRecord]:
         detail=st.none() | st.text(_TEXT, max_size=300),
         request_id=st.none() | st.text("0123456789abcdef-", max_size=64),
         event_id=st.uuids(version=4),
+    )
+
+
+def import_record(n: int, categories: frozenset[DataCategory] = frozenset()) -> FlowRecord:
+    """The flow entry of an AAF import numbered ``n``, about one new person."""
+    return FlowRecord(
+        flow=FlowKind.IMPORT,
+        operation=Operation.COLLECT,
+        activity="import-annuaire",
+        actor_kind=RecipientKind.IMPORT_JOB,
+        actor="import aaf",
+        target=f"import aaf {n}",
+        categories=set(categories),
+        subjects=[uuid.uuid4()],
     )

@@ -4,7 +4,6 @@ what they refuse, what they log, and what a concurrent writer does to them."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from typer.testing import CliRunner, Result
 
 from annuaire.cli import app
 from annuaire.registre import verify as verify_module
-from annuaire.registre.flowlog import ENTRY, FlowLog, FlowRecord
+from annuaire.registre.flowlog import ENTRY, FlowLog
 from annuaire.registre.runtime import open_registre
-from annuaire.registre.vocabulary import FlowKind, Operation, RecipientKind
 from annuaire.settings import get_settings
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
-from .flowlog_support import reset_log
+from .flowlog_support import import_record, reset_log
 
 BASE = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -41,25 +39,13 @@ def command(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     get_settings.cache_clear()
 
 
-def _record(n: int) -> FlowRecord:
-    return FlowRecord(
-        flow=FlowKind.IMPORT,
-        operation=Operation.COLLECT,
-        activity="import-annuaire",
-        actor_kind=RecipientKind.IMPORT_JOB,
-        actor="import aaf",
-        target=f"import aaf {n}",
-        subjects=[uuid.uuid4()],
-    )
-
-
 def write_log(store: Store, count: int, *, every: int = 3) -> FlowLog:
     registre = open_registre(store.settings, store.engine)
     reset_log(store.engine, BASE)
     log = FlowLog(registre.keys, registre.log.versions, checkpoint_every=every)
     for n in range(count):
         with write_transaction(store.engine) as connection:
-            log.append(connection, _record(n), now=BASE + dt.timedelta(seconds=n))
+            log.append(connection, import_record(n), now=BASE + dt.timedelta(seconds=n))
     return log
 
 
@@ -78,7 +64,7 @@ def test_export_verify_is_no_false_alarm_while_requests_append(
     def appended_meanwhile(connection: Connection) -> Iterator[dict[str, Any]]:
         for n in range(3):  # API requests' entries commit while the export reads the log
             with write_transaction(store.engine) as other:
-                log.append(other, _record(10 + n), now=BASE + dt.timedelta(minutes=1))
+                log.append(other, import_record(10 + n), now=BASE + dt.timedelta(minutes=1))
         return read_entries(connection)
 
     monkeypatch.setattr(verify_module, "_entries", appended_meanwhile)

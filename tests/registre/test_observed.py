@@ -7,7 +7,6 @@ judged against the version of the fiche its flows ran under."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, Reci
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
-from .flowlog_support import entries, flow_records, reset_log
+from .flowlog_support import entries, flow_records, import_record, reset_log
 from .support import edited, write
 
 BASE = dt.datetime(2026, 9, 1, 7, 0, tzinfo=dt.UTC)
@@ -145,19 +144,6 @@ def test_the_observed_flows_are_the_log_aggregated(store: Store, data: st.DataOb
     assert seen == expected_flows(rows)
 
 
-def _import(n: int, categories: set[DataCategory]) -> FlowRecord:
-    return FlowRecord(
-        flow=FlowKind.IMPORT,
-        operation=Operation.COLLECT,
-        activity="import-annuaire",
-        actor_kind=RecipientKind.IMPORT_JOB,
-        actor="import aaf",
-        target=f"import aaf {n}",
-        categories=categories,
-        subjects=[uuid.uuid4()],
-    )
-
-
 def test_flows_are_judged_against_the_version_of_the_fiche_they_ran_under(
     store: Store, tmp_path: Path
 ) -> None:
@@ -183,15 +169,15 @@ def test_flows_are_judged_against_the_version_of_the_fiche_they_ran_under(
         store.settings.model_copy(update={"registre_file": write(tmp_path, without_contact)}),
         store.engine,
     )
-    carried = {DataCategory.IDENTIFIERS, DataCategory.CONTACT}
+    carried = frozenset({DataCategory.IDENTIFIERS, DataCategory.CONTACT})
     with write_transaction(store.engine) as connection:
-        first.log.append(connection, _import(1, carried), now=BASE)
+        first.log.append(connection, import_record(1, carried), now=BASE)
     # Version 2 (the bundled example) declares contact data; the same flow runs under it.
     second = open_registre(store.settings, store.engine)
     version = first.log.versions["import-annuaire"]
     assert second.log.versions["import-annuaire"] == version + 1
     with write_transaction(store.engine) as connection:
-        second.log.append(connection, _import(2, carried), now=BASE + dt.timedelta(hours=1))
+        second.log.append(connection, import_record(2, carried), now=BASE + dt.timedelta(hours=1))
     with store.engine.connect() as connection:
         register = second.register(connection)
     sheet = next(s for s in register.activities if s.id == "import-annuaire")
