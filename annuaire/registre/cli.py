@@ -330,3 +330,9 @@ def keys(
         raise _fail(exc) from exc
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     console.print(f"{'rotated' if rotate else 'created'} {path} ({when} UTC)", highlight=False)
+    if rotate:
+        console.print(
+            "restart every hub process that writes to the flow log now: an entry written with "
+            "the retired keys from now on does not verify",
+            highlight=False,
+        )

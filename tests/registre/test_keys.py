@@ -147,5 +147,8 @@ def test_the_keys_command_creates_then_rotates(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     assert _keys_command(str(path))[0] == 0
     assert _keys_command(str(path))[0] == 1  # exists already
-    assert _keys_command(str(path), "--rotate")[0] == 0
+    rotated = CliRunner().invoke(app, ["registre", "keys", str(path), "--rotate"])
+    assert rotated.exit_code == 0, rotated.stderr
+    # The processes still running hold the retired keys: the operator is told to restart them.
+    assert "restart every hub process" in " ".join(rotated.stdout.split())
     assert len(read(path)["chain_keys"]) == 2
