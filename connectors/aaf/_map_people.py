@@ -37,6 +37,7 @@ _GROUP = EntityKind.GROUP
 _ROLE = EntityKind.ROLE
 _ENROLLMENT = EntityKind.ENROLLMENT
 _JOIN_ID = "aaf:ENTPersonJointure"
+_STS_ID = "aaf:ENTPersonSTSId"
 
 # References repeat (a school's key, its classes): a frozen dataclass costs ~0.3 µs to build.
 _structure_ref = functools.lru_cache(maxsize=1 << 14)(partial(Ref, _STRUCTURE))
@@ -509,39 +510,89 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
                 flags.append(parsed)
             keep(guardian, relation, code, is_legal, flags[0], flags[1], flags[2])
     else:
-        # 1D `rel$code`; legacy 2D: bare ids of the persons with parental authority.
-        father, mother = one(a, "ENTElevePere"), one(a, "ENTEleveMere")
+        # 1D `rel$code` (the only link of 1D); legacy 2D: bare ids (AAF.md §6.3).
+        legacy: list[str] = []
         for value in a.get("ENTEleveAutoriteParentale", ()):
-            if "$" in value:
-                try:
-                    guardian, code = parse_dollar(value, 2, "ENTEleveAutoriteParentale")
-                except BadValue as error:
-                    ctx.bad_value(out, record, error, "link skipped")
-                    continue
-                relation = RELATIONS.get(code)
-                if relation is None:
-                    ctx.bad_value(
-                        out,
-                        record,
-                        BadValue(
-                            code, "a relation code (AAF.md §6.1)", "ENTEleveAutoriteParentale"
-                        ),
-                        "relation unknown",
-                    )
-                    relation = Relation.UNKNOWN
-                keep(guardian, relation, code, True, None, None, None)
-            else:
-                relation = (
-                    Relation.FATHER
-                    if value == father
-                    else Relation.MOTHER
-                    if value == mother
-                    else Relation.UNKNOWN
+            if "$" not in value:
+                legacy.append(value)
+                continue
+            try:
+                guardian, code = parse_dollar(value, 2, "ENTEleveAutoriteParentale")
+            except BadValue as error:
+                ctx.bad_value(out, record, error, "link skipped")
+                continue
+            relation = RELATIONS.get(code)
+            if relation is None:
+                ctx.bad_value(
+                    out,
+                    record,
+                    BadValue(code, "a relation code (AAF.md §6.1)", "ENTEleveAutoriteParentale"),
+                    "relation unknown",
                 )
-                keep(value, relation, None, True, None, None, None)
+                relation = Relation.UNKNOWN
+            keep(guardian, relation, code, True, None, None, None)
+        if legacy or any(a.get(name) for name in _LEGACY_LINKS):
+            for named in _legacy_links(a, pupil, legacy):
+                keep(*named)
 
     for link in links.values():
         ctx.add_guardianship(link)
+
+
+#: The 2D link attributes older than ``ENTElevePersRelEleve`` besides the parental authority.
+_LEGACY_LINKS = (
+    "ENTElevePere",
+    "ENTEleveMere",
+    "ENTEleveParents",
+    "ENTElevePersRelEleve1",
+    "ENTElevePersRelEleve2",
+)
+#: ``ENTEleveQualitePersRelEleve1/2`` -> the flag it sets (financial, contact, payment).
+_QUALITIES = {"FINANCIER": 0, "CONTACT": 1, "PAIEMENT": 2}
+
+
+def _legacy_links(
+    a: dict[str, list[str]], pupil: str, authority: list[str]
+) -> list[tuple[str, Relation, None, bool | None, bool | None, bool | None, bool | None]]:
+    """The links of a 2D record without ``ENTElevePersRelEleve`` (AAF.md §6.3, which gives how
+    each legacy attribute derives from it): the father and mother, the other parents, up to two
+    non-parent persons qualified ``FINANCIER``/``CONTACT``/``PAIEMENT``, and the persons with
+    parental authority. ``legal`` is whether the person is in ``ENTEleveAutoriteParentale``
+    (unknown when the record does not send it); a flag no attribute states is unknown."""
+    father, mother = one(a, "ENTElevePere"), one(a, "ENTEleveMere")
+    found: dict[str, list[bool | None]] = {}
+    order = [*authority]
+    for name in ("ENTElevePere", "ENTEleveMere", "ENTEleveParents"):
+        order.extend(a.get(name, ()))
+    for person, qualities in (
+        ("ENTElevePersRelEleve1", "ENTEleveQualitePersRelEleve1"),
+        ("ENTElevePersRelEleve2", "ENTEleveQualitePersRelEleve2"),
+    ):
+        other = one(a, person)
+        if other is None:
+            continue
+        order.append(other)
+        flags = found.setdefault(other, [None, None, None])
+        for quality in a.get(qualities, ()):
+            index = _QUALITIES.get(quality.upper())
+            if index is not None:
+                flags[index] = True
+    sent = "ENTEleveAutoriteParentale" in a
+    legal = set(authority)
+    result = []
+    for guardian in dict.fromkeys(order):
+        if guardian == pupil:
+            relation = Relation.PUPIL_SELF
+        elif guardian == father:
+            relation = Relation.FATHER
+        elif guardian == mother:
+            relation = Relation.MOTHER
+        else:
+            relation = Relation.UNKNOWN
+        financial, contact, payment = found.get(guardian, (None, None, None))
+        is_legal = (guardian in legal) if sent else None
+        result.append((guardian, relation, None, is_legal, financial, contact, payment))
+    return result
 
 
 # -- related persons -----------------------------------------------------------------------
@@ -682,13 +733,18 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
             structure_keys.append(structure)
     uais = ctx.uais_of(structure_keys, record, out)
 
+    # ENTPersonSTSId (AAF.md §4.4) is kept under its own name: that it is STS-web's
+    # INDIVIDU@ID is likely but not established, so it is not typed as STS's id.
+    external: tuple[tuple[str, str], ...] = ((_JOIN_ID, one(a, "ENTPersonJointure") or key),)
+    for sts_id in a.get("ENTPersonSTSId", ()):
+        external += ((_STS_ID, sts_id),)
     out.append(
         NeutralRecord(
             _PERSON,
             key,
             _person_data(ctx, record, out),
             {},
-            ((_JOIN_ID, one(a, "ENTPersonJointure") or key),),
+            external,
             uais,
             op=op,
             provenance=provenance,

@@ -219,15 +219,14 @@ _UNMAPPED_NAMES = """
         ENTEtablissementStructRattachAdmin ENTEtablissementBassin ENTEcoleCirconscription
         ENTEcoleCommune ENTEcoleRPI
     ENTPersonAdresseDiffusion
-    ENTEleveStructureRattachIdMEN ENTEleveParents ENTElevePersRelEleve1 ENTElevePersRelEleve2
-        ENTEleveQualitePersRelEleve1 ENTEleveQualitePersRelEleve2 ENTEleveBoursier
-        ENTEleveTransport ENTEleveRegime ENTEleveStatutEleve ENTEleveLibelleMEF
-        ENTEleveNivFormation ENTEleveFiliere ENTEleveEnseignements
+    ENTEleveStructureRattachIdMEN ENTEleveBoursier ENTEleveTransport ENTEleveRegime
+        ENTEleveStatutEleve ENTEleveLibelleMEF ENTEleveNivFormation ENTEleveFiliere
+        ENTEleveEnseignements
         ENTEleveEnseignementsEtablissementsAccueil ENTEleveMajeur ENTEleveMajeurAnticipe
         ENTEleveDelegClasse ENTEleveTypeClasse ENTEleveRestaurantScolaire ENTEleveGarderieMatin
         ENTEleveGarderieSoir ENTEleveEtudesSurveillees
     ENTAuxEnsCategoDiscipline ENTAuxEnsDisciplinesPoste ENTAuxEnsMEF
-        ENTAuxEnsMatiereEnseignEtab ENTEnsSpecialites ENTPersonSTSId ENTPersonStructRattachDate
+        ENTAuxEnsMatiereEnseignEtab ENTEnsSpecialites ENTPersonStructRattachDate
         ENTAuxEnsCategoDisciplineDate ENTAuxEnsMEFDate ENTAuxEnsClassesMatieresDate
         ENTAuxEnsGroupesMatieresDate ENTAuxEnsClassesPrincipalDate ENTPersonFonctionsDate
         ENTPersonCategorieEnseignantDate ENTEnsFonctionDirDate

@@ -1443,6 +1443,56 @@ def test_a_complete_complet_drops_a_link_to_a_guardian_it_does_not_hold(
     assert {w.provenance.record_id for w in warned if w.provenance} == set(links_to)
 
 
+def test_legacy_links_and_sts_ids_reach_the_store(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A pupil sent with the older link attributes only (AAF.md §6.3) keeps every person they
+    name, with what those attributes say; a staff member's ENTPersonSTSId is an external id."""
+    changed = tmp_path / "legacy"
+    shutil.copytree(academie, changed)
+    pupil = next(
+        r
+        for r in requests_of(changed)
+        if r.category == "Eleve" and {f[1] for f in guardian_links(r)} >= {"10", "20", "39"}
+    )
+    codes = {f[1]: f[0] for f in guardian_links(pupil)}
+    mother, father, other = codes["10"], codes["20"], codes["39"]
+    legacy = "".join(
+        f'<attr name="{name}">{"".join(f"<value>{v}</value>" for v in values)}</attr>'
+        for name, values in (
+            ("ENTEleveMere", [mother]),
+            ("ENTElevePere", [father]),
+            ("ENTEleveParents", [mother, father]),
+            ("ENTEleveAutoriteParentale", [mother]),
+            ("ENTElevePersRelEleve1", [other]),
+            ("ENTEleveQualitePersRelEleve1", ["CONTACT"]),
+        )
+    )
+    text = pupil.file.read_text(encoding="utf-8")
+    start = text.index('<attr name="ENTElevePersRelEleve">', text.index(f"<id>{pupil.id}</id>"))
+    end = text.index("</attr>", start) + len("</attr>")
+    pupil.file.write_text(text[:start] + legacy + text[end:], encoding="utf-8")
+    staff = next(r for r in requests_of(changed) if r.category == "PersEducNat")
+    text = staff.file.read_text(encoding="utf-8")
+    at = text.index("<attributes>", text.index(f"<id>{staff.id}</id>")) + len("<attributes>")
+    sts = '<attr name="ENTPersonSTSId"><value>69881</value></attr>'
+    staff.file.write_text(text[:at] + sts + text[at:], encoding="utf-8")
+
+    (run,) = run_import(store, [changed])
+    persons = by_key(store.engine, PERSON, run.scope.key)
+    stored = {
+        row.guardian_id: (row.relation, row.relation_code, row.legal, row.contact)
+        for row in rows(store.engine, GUARDIANSHIP)
+        if row.pupil_id == persons[pupil.id].id
+    }
+    assert stored == {
+        persons[mother].id: ("mother", None, True, None),
+        persons[father].id: ("father", None, False, None),
+        persons[other].id: ("unknown", None, False, True),
+    }
+    assert external_ids(store.engine, "aaf:ENTPersonSTSId") == {persons[staff.id].id: ["69881"]}
+
+
 def test_partial_import_with_a_missing_chunk_updates_nothing(
     store: Store, chunked_academie: Path, tmp_path: Path
 ) -> None:

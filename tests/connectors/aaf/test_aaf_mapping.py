@@ -636,6 +636,94 @@ def test_legacy_2d_parental_authority_is_a_fallback(tmp_path: Path) -> None:
     assert (links["8|1"]["relation"], links["8|1"]["relation_code"]) == ("unknown", None)
 
 
+def test_legacy_2d_links_give_every_person_they_name(tmp_path: Path) -> None:
+    """Without ``ENTElevePersRelEleve`` the older attributes name the pupil's persons (AAF.md
+    §6.3): a father without parental authority, the other parents, and the non-parent persons
+    with the flag their quality gives; ``legal`` is membership of ENTEleveAutoriteParentale."""
+    export = _one_pupil_delta(
+        tmp_path,
+        [
+            ("ENTElevePere", "7"),
+            ("ENTEleveMere", "8"),
+            ("ENTEleveParents", ["7", "8", "6"]),
+            ("ENTEleveAutoriteParentale", "8"),
+            ("ENTElevePersRelEleve1", "9"),
+            ("ENTEleveQualitePersRelEleve1", "CONTACT"),
+            ("ENTElevePersRelEleve2", "10"),
+            ("ENTEleveQualitePersRelEleve2", "FINANCIER"),
+        ],
+        {"versionAF": "AAF-VE1301"},
+    )
+    links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    flags = ("relation", "legal", "financial", "contact", "payment")
+    assert {key: tuple(data[f] for f in flags) for key, data in links.items()} == {
+        "7|1": ("father", False, None, None, None),
+        "8|1": ("mother", True, None, None, None),
+        "6|1": ("unknown", False, None, None, None),
+        "9|1": ("unknown", False, None, True, None),
+        "10|1": ("unknown", False, True, None, None),
+    }
+    assert all(data["relation_code"] is None for data in links.values())
+
+
+def test_legacy_2d_links_without_parental_authority_leave_legal_unknown(tmp_path: Path) -> None:
+    export = _one_pupil_delta(
+        tmp_path,
+        [("ENTEleveMere", "8"), ("ENTElevePersRelEleve1", "9")],
+        {"versionAF": "AAF-VE1301"},
+    )
+    links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    assert {key: (d["relation"], d["legal"]) for key, d in links.items()} == {
+        "8|1": ("mother", None),
+        "9|1": ("unknown", None),
+    }
+
+
+def test_legacy_2d_links_yield_to_the_main_link(tmp_path: Path) -> None:
+    """When both forms are sent, ``ENTElevePersRelEleve`` alone counts (AAF.md §6.3)."""
+    export = _one_pupil_delta(
+        tmp_path,
+        [
+            ("ENTElevePersRelEleve", "8$2$1$1$0$0"),
+            ("ENTEleveMere", "8"),
+            ("ENTElevePersRelEleve1", "9"),
+            ("ENTEleveQualitePersRelEleve1", "CONTACT"),
+        ],
+        {"versionAF": "AAF-VE1301"},
+    )
+    links = {r.key for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    assert links == {"8|1"}
+
+
+def test_staff_sts_id_is_an_external_id(tmp_path: Path) -> None:
+    """``ENTPersonSTSId`` (AAF.md §4.4) is kept, typed by its attribute."""
+    write(
+        tmp_path / "ENT_Delta_20250916_PersEducNat_0000.xml",
+        document(
+            [
+                request(
+                    "PersEducNat",
+                    "5",
+                    [
+                        ("ENTPersonJointure", "5"),
+                        ("ENTPersonStructRattach", "42"),
+                        ("ENTPersonSTSId", "69881"),
+                    ],
+                ),
+                request("PersEducNat", "6", [("ENTPersonJointure", "6")]),
+            ]
+        ),
+    )
+    (export,) = plan([tmp_path])
+    read = Read(export, known_structures={"42": "0420000A"})
+    assert set(read.get(P, "5").external_ids) == {
+        ("aaf:ENTPersonJointure", "5"),
+        ("aaf:ENTPersonSTSId", "69881"),
+    }
+    assert read.get(P, "6").external_ids == (("aaf:ENTPersonJointure", "6"),)
+    assert read.reader.stats.unknown_attributes == Counter()
+
+
 def test_staff_links_and_fallbacks(tmp_path: Path) -> None:
     write(
         tmp_path / "ENT_Delta_20240916_PersEducNat_0000.xml",
