@@ -123,14 +123,27 @@ def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     except AiguillageError as exc:
         raise fail(exc) from exc
     table = Table(
-        "started (UTC)", "scope", "mode", "export of", "outcome", "+new ~chg -left", "warn", "s"
+        "started (UTC)",
+        "scope",
+        "mode",
+        "export of",
+        "outcome",
+        "+new ~chg -left",
+        "warn",
+        "s",
+        collapse_padding=True,
     )
     with engine.connect() as connection:
         rows = connection.execute(
             select(ImportRun.__table__)  # type: ignore[attr-defined]
             .order_by(ImportRun.started_at.desc())  # type: ignore[attr-defined]
             .limit(limit)
-        )
+        ).all()
+        # In 80 columns (a pipe, `make demo`) the other values wrap, and the padding between
+        # cells is collapsed so that the table fits: a scope cut to `aaf:099:…` or a date to
+        # `2026-09…` would say neither the degree nor the day.
+        table.columns[1].min_width = max((len(row.scope) for row in rows), default=None)
+        table.columns[3].min_width = len("2026-09-15")
         for row in rows:
             counts = (row.counts or {}).values()
             created = sum(c.get("created", 0) for c in counts)

@@ -142,8 +142,11 @@ def apply_run(
     sources: Future[list[dict[str, str | None]]] | None = None
 
     def recorded(outcome: RunOutcome, message: str) -> None:
-        if not dry_run:  # a dry run logs nothing, however it ends
-            _record_failure(engine, registre, report, started_at, clock, sources, outcome, message)
+        report.outcome = outcome
+        report.message = message
+        report.duration_s = time.monotonic() - clock
+        if not dry_run:  # a dry run logs nothing, however it ends; its report says how
+            _record_failure(engine, registre, report, started_at, sources)
 
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
@@ -366,9 +369,8 @@ def record_refused(
     """Record a run refused before it could start (an incomplete delivery, say)."""
     started_at = dt.datetime.now(dt.UTC)
     registre = registre or open_registre(settings, engine)
-    _record_failure(
-        engine, registre, report, started_at, time.monotonic(), None, RunOutcome.REFUSED, message
-    )
+    report.outcome, report.message, report.duration_s = RunOutcome.REFUSED, message, 0.0
+    _record_failure(engine, registre, report, started_at, None)
 
 
 def _record_failure(
@@ -376,17 +378,12 @@ def _record_failure(
     registre: Registre,
     report: RunReport,
     started_at: dt.datetime,
-    clock: float,
     sources: Future[list[dict[str, str | None]]] | None,
-    outcome: RunOutcome,
-    message: str,
 ) -> None:
-    """Record a refused or failed run; ``sources``: its files' digests if being computed."""
-    report.outcome = outcome
-    report.message = message
-    report.duration_s = time.monotonic() - clock
+    """Record a refused or failed run (its report says how it ended); ``sources``: its files'
+    digests if being computed."""
     files = sources.result() if sources is not None else _file_digests(report.files)
-    flow = _import_flow(registre, report, files, set(), set(), set(), outcome=outcome.value)
+    flow = _import_flow(registre, report, files, set(), set(), set(), outcome=report.outcome.value)
     with write_transaction(engine) as connection:
         connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
         registre.log.append(connection, flow)

@@ -431,12 +431,14 @@ def test_refused_incomplete_complet_is_recorded_as_an_import_run(store: Store) -
 # -- through the CLI (SQLite file) -------------------------------------------------------------
 
 
-def cli(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    database_url: str, cwd: Path, *args: str, columns: int = 400
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update(
         AIGUILLAGE_DATABASE_URL=database_url,
         PYTHONPATH=str(PROJECT_ROOT),
-        COLUMNS="400",
+        COLUMNS=str(columns),
         NO_COLOR="1",
         TERM="dumb",
     )
@@ -500,6 +502,10 @@ def test_the_cli_names_the_gaps_of_a_delta_and_an_unreadable_chunk(tmp_path: Pat
     listed = cli(url, tmp_path, "runs").stdout  # each run with the date of its export
     assert re.search(r"aaf:099:2d[\s│]+delta[\s│]+2026-09-16[\s│]+applied", listed), listed
     assert re.search(r"aaf:099:2d[\s│]+complet[\s│]+2026-09-15[\s│]+applied", listed), listed
+    # What a pipe or `make demo` shows (80 columns): the scope and the date whole, nothing cut.
+    narrow = cli(url, tmp_path, "runs", columns=80).stdout
+    assert re.search(r"aaf:099:2d[\s│]+delta[\s│]+2026-09-16[\s│]+applied", narrow), narrow
+    assert "…" not in narrow and max(map(len, narrow.splitlines())) <= 80, narrow
     failed = cli(url, tmp_path, "import", "aaf", "--allow-older", str(broken))
     assert failed.returncode == 2, failed.stderr
     assert len(re.findall(r"line \d+, column \d+", failed.stderr)) == 1, failed.stderr

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from annuaire.errors import BadInput, Refused
-from annuaire.importing import import_aaf
+from annuaire.importing import ExportRun, import_aaf
 from annuaire.registre.flowlog import ENTRY
 from annuaire.schema import EntityKind, ImportRun
 from connectors.sample import generate_academie
@@ -97,9 +97,13 @@ def test_a_dry_run_refused_by_a_guard_or_failing_logs_nothing(store: Store, tmp_
     last = sorted(emptied.glob("*_Eleve_*.xml"))[-1]
     head, _, _ = last.read_text(encoding="utf-8").partition("<addRequest>")
     last.write_text(head + "</ficAlimMENESR>\n", encoding="utf-8")  # a third of the pupils
-    with pytest.raises(Refused, match=r"mass-removal|would mark"):
-        import_aaf(store.engine, store.settings, [emptied], dry_run=True)
+    runs: list[ExportRun] = []
+    with pytest.raises(Refused, match=r"mass-removal|would mark") as refusal:
+        import_aaf(store.engine, store.settings, [emptied], dry_run=True, collect=runs)
     assert _logged(store) == logged
+    (report,) = [run.report for run in runs]  # what the command prints and `--report` writes
+    assert report is not None and report.outcome == "refused"
+    assert report.message == str(refusal.value)
     broken = tmp_path / "broken"
     shutil.copytree(folder, broken)
     _replace_value(broken, "*_Eleve_0001.xml", "</addRequest>", "</addReq>")
