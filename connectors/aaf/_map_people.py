@@ -481,15 +481,7 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
                 )
                 continue
             guardian, code, financial, legal, contact, payment = fields
-            relation = RELATIONS.get(code)
-            if relation is None:
-                ctx.bad_value(
-                    out,
-                    record,
-                    BadValue(code, "a relation code (AAF.md §6.1)", "ENTElevePersRelEleve"),
-                    "relation unknown",
-                )
-                relation = Relation.UNKNOWN
+            relation = _relation(ctx, record, code, "ENTElevePersRelEleve", out)
             try:
                 is_legal: bool | None = legal_flag(
                     legal, ranks_for(ctx.version, code), "ENTElevePersRelEleve"
@@ -521,15 +513,7 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
             except BadValue as error:
                 ctx.bad_value(out, record, error, "link skipped")
                 continue
-            relation = RELATIONS.get(code)
-            if relation is None:
-                ctx.bad_value(
-                    out,
-                    record,
-                    BadValue(code, "a relation code (AAF.md §6.1)", "ENTEleveAutoriteParentale"),
-                    "relation unknown",
-                )
-                relation = Relation.UNKNOWN
+            relation = _relation(ctx, record, code, "ENTEleveAutoriteParentale", out)
             keep(guardian, relation, code, True, None, None, None)
         if legacy or any(a.get(name) for name in _LEGACY_LINKS):
             for named in _legacy_links(a, pupil, legacy):
@@ -537,6 +521,21 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
 
     for link in links.values():
         ctx.add_guardianship(link)
+
+
+def _relation(ctx: Context, record: RawRecord, code: str, attribute: str, out: Output) -> Relation:
+    """The relation a code of ``attribute`` stands for; unknown, with a warning, for a code
+    that is none (AAF.md §6.1)."""
+    relation = RELATIONS.get(code)
+    if relation is None:
+        ctx.bad_value(
+            out,
+            record,
+            BadValue(code, "a relation code (AAF.md §6.1)", attribute),
+            "relation unknown",
+        )
+        return Relation.UNKNOWN
+    return relation
 
 
 #: The 2D link attributes older than ``ENTElevePersRelEleve`` besides the parental authority.
