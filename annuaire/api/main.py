@@ -10,6 +10,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import Engine, text
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +50,7 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
   agent, or the hub's `/oauth/token` for ENT clients); a 401 says why in `WWW-Authenticate`.
   Every response carries an `X-Request-Id`.
 - **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
+  Every GET also answers HEAD (RFC 9110): the same status and headers, no content.
 - **Errors**: RFC 9457 `application/problem+json`; switch on `type` (a stable URN).
   An unknown parameter, field or cursor is a 400 that names it.
 - **Versioning**: breaking changes only in a new major path (`/v2`); see specs/VERSIONING.md.
@@ -78,6 +80,45 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class _HeadersSent(OSError):
+    """Raised into a streamed body once a HEAD's headers are out: to the response, the client
+    is gone (an ``OSError`` from ``send``), and it stops producing."""
+
+
+class HeadAsGet:
+    """Serves ``HEAD`` as the ``GET`` of the same URL, without its body (RFC 9110 §9.3.2: a
+    server that supports GET supports HEAD): the same status and headers (``ETag``,
+    ``Content-Length``), authentication and problems included. A streamed response (an NDJSON
+    export) is stopped at its first chunk, as if the client had left."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        finished = stopped = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal finished, stopped
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            if not finished:
+                finished = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if message.get("more_body", False):
+                stopped = True
+                raise _HeadersSent("HEAD: the headers are sent")
+
+        try:
+            await self.app({**scope, "method": "GET"}, receive, headers_only)
+        except (_HeadersSent, ClientDisconnect):
+            if not stopped:  # the client's, not ours
+                raise
 
 
 def _new_id() -> str:
@@ -157,6 +198,7 @@ def _build(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     install_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: every layer below sees the GET it answers
 
     # Who is calling comes first: without a token, a request is a 401 whatever it asks.
     v1 = APIRouter(

@@ -155,6 +155,8 @@ def install_handlers(app: FastAPI) -> None:
         }.get(exc.status_code, ProblemType.INVALID_PARAMETER)
         detail = "no such path" if exc.status_code == 404 else str(exc.detail)
         headers = dict(exc.headers) if exc.headers else None
+        if headers and "GET" in headers.get("Allow", "").split(", "):
+            headers["Allow"] += ", HEAD"  # served as the GET without its body (HeadAsGet)
         return problem_response(request, ApiProblem(kind, detail, headers=headers))
 
     async def on_unauthenticated(request: Request, exc: Exception) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -249,3 +250,105 @@ def test_an_unknown_parameter_of_an_endpoint_taking_none_says_so(api: Api) -> No
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert detail == "unknown query parameter 'zzz'; this endpoint takes no query parameter"
+
+
+def test_head_is_the_get_without_its_body(api: Api) -> None:
+    """RFC 9110 §9.3.2: HEAD answers what GET would, status and headers, with no content."""
+    listed = api.client.get("/v1/persons", params={"limit": 1})
+    person = listed.json()["items"][0]["id"]
+    for path, headers in (
+        (f"/v1/persons/{person}", {}),
+        ("/v1/persons?limit=2", {}),
+        ("/v1/structures", {"Accept": "application/x-ndjson"}),  # a stream, stopped at once
+        ("/health", {}),
+    ):
+        got = api.client.get(path, headers=headers)
+        head = api.client.head(path, headers=headers)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert got.content, path
+        for name in ("content-type", "etag", "content-length", "cache-control"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+        assert head.headers["x-request-id"]
+    etag = api.client.get(f"/v1/persons/{person}").headers["etag"]
+    unchanged = api.client.head(f"/v1/persons/{person}", headers={"If-None-Match": etag})
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    missing = api.client.head("/v1/persons?colour=red")
+    assert (missing.status_code, missing.content) == (400, b"")
+    # A method no route takes names HEAD with GET among those it does.
+    refused = api.client.post("/v1/persons", json={})
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+
+
+def test_head_without_a_token_is_a_401(api: Api) -> None:
+    settings = Settings(database_url=api.settings.database_url, environment="production")
+    with TestClient(create_app(settings, api.engine)) as client:
+        response = client.head("/v1/persons")
+    assert (response.status_code, response.content) == (401, b"")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("spec", ["2.0", "2.4"])  # Starlette stops a stream two ways
+def test_head_sends_no_content_and_stops_a_stream(spec: str) -> None:
+    """At the ASGI level (an HTTP client drops a HEAD's body whatever it gets): no byte of
+    content is sent, and a streamed response is stopped at its first chunk."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from annuaire.api.main import HeadAsGet
+
+    produced: list[int] = []
+
+    async def lines() -> Any:
+        for n in range(1000):
+            produced.append(n)
+            yield f"{n}\n"
+            await anyio.sleep(0)
+
+    app = HeadAsGet(
+        Starlette(
+            routes=[
+                Route("/text", lambda _: PlainTextResponse("x" * 100)),
+                Route("/stream", lambda _: StreamingResponse(lines())),
+            ]
+        )
+    )
+
+    async def head(path: str) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": spec},
+            "method": "HEAD",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [],
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("test", 80),
+            "client": ("test", 1),
+            "root_path": "",
+        }
+        asked: list[bool] = []
+
+        async def receive() -> dict[str, Any]:
+            if asked:  # the client stays connected until the response ends
+                await anyio.sleep_forever()
+            asked.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(10):
+            await app(scope, receive, send)
+        return sent
+
+    text = anyio.run(head, "/text")
+    assert text[0]["status"] == 200 and (b"content-length", b"100") in text[0]["headers"]
+    assert [m.get("body") for m in text[1:]] == [b""]
+    stream = anyio.run(head, "/stream")
+    assert stream[0]["status"] == 200
+    assert [m.get("body") for m in stream[1:]] == [b""]
+    assert produced == [0]  # stopped at its first chunk, not run to its end and thrown away
