@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import io
 import uuid
 from collections.abc import Collection, Mapping, Sequence
@@ -46,7 +45,7 @@ from sqlalchemy import Connection, Select, Table, insert, select, update
 
 from annuaire.errors import ConfigurationError
 from annuaire.schema import FlowChain, FlowCheckpoint, FlowEntry, FlowSubjectSet
-from annuaire.store.changes import PackedIds, pack_sorted
+from annuaire.store.changes import pack_sorted
 
 from .keys import RegistreKeys
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
@@ -394,10 +393,7 @@ class FlowLog:
     def _many(self, subjects: Collection[uuid.UUID]) -> PseudonymList:
         """The pseudonyms of an import's persons, packed (see :class:`PseudonymList`); nothing
         is remembered."""
-        key = self.keys.pseudonym_key
-        # A run's packed ids give their bytes without a UUID object each.
-        raw = subjects.raw() if isinstance(subjects, PackedIds) else (p.bytes for p in subjects)
-        return PseudonymList(pack_sorted(hmac.digest(key, b, "sha256")[:16] for b in raw))
+        return PseudonymList(pack_sorted(self.keys.pseudonym_digests(subjects)))
 
     def checkpoint_due(self, head: ChainHead, at: dt.datetime) -> bool:
         return (

@@ -37,7 +37,7 @@ import os
 import secrets
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,14 +95,7 @@ class RegistreKeys:
         Bounded: past :data:`KNOWN_PSEUDONYMS` the cache starts again (an export of a whole
         académie must not grow the worker)."""
         if not remember:  # an import's persons, who do not come back: nothing is cached
-            key = self.pseudonym_key
-            # A run's packed ids give their bytes without a UUID object each (a third faster).
-            raw = (
-                person_ids.raw()
-                if isinstance(person_ids, PackedIds)
-                else (p.bytes for p in person_ids)
-            )
-            return [hmac.digest(key, b, "sha256")[:16].hex() for b in raw]
+            return [digest.hex() for digest in self.pseudonym_digests(person_ids)]
         ints = [p.int for p in person_ids]
         found = list(map(self._known.get, ints))
         if None in found:
@@ -115,6 +108,16 @@ class RegistreKeys:
                     digest = hmac.digest(key, number.to_bytes(16, "big"), "sha256")
                     found[index] = self._known[number] = digest[:16].hex()
         return found  # type: ignore[return-value]
+
+    def pseudonym_digests(self, person_ids: Iterable[uuid.UUID]) -> Iterator[bytes]:
+        """The 16 bytes of each person's pseudonym, in order, nothing cached (an import's
+        persons, who do not come back)."""
+        key = self.pseudonym_key
+        # A run's packed ids give their bytes without a UUID object each (a third faster).
+        raw = (
+            person_ids.raw() if isinstance(person_ids, PackedIds) else (p.bytes for p in person_ids)
+        )
+        return (hmac.digest(key, b, "sha256")[:16] for b in raw)
 
     def pseudonym_of_text(self, value: str) -> str:
         """The pseudonym of a caller known by a text identifier (a token's ``sub``)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal, Self
 import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from annuaire.schema import as_utc
 
 from . import _wording
 from .activities import (
@@ -53,11 +55,7 @@ REGISTER_FORMAT: Literal["aiguillage-registre/1"] = "aiguillage-registre/1"
 FICHE_HEADINGS = _wording.FICHE_HEADINGS
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 Count = Annotated[int, Field(ge=0)]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from annuaire.schema import FlowPurge
+from annuaire.schema import FlowPurge, as_utc
 
 from .flowlog import (
     CHAIN,
@@ -253,16 +253,12 @@ class _KeyUse:
         if newest is None or rank < self._rank[newest]:
             self._newest = key_id
         retired = self._retired_at.get(key_id)
-        if retired is not None and _as_utc(at) >= retired:
+        if retired is not None and as_utc(at) >= retired:
             return (
-                f"key {key_id!r} on {_as_utc(at):%Y-%m-%d %H:%M:%S} UTC, after a newer key "
+                f"key {key_id!r} on {as_utc(at):%Y-%m-%d %H:%M:%S} UTC, after a newer key "
                 f"replaced it ({retired:%Y-%m-%d %H:%M:%S} UTC)"
             )
         return None
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _verify_head(

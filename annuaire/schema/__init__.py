@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from ._columns import NOT_ACTIVE
-from ._tracked import Status, Tracked, TrackedPublic, utcnow
+from ._tracked import Status, Tracked, TrackedPublic, as_utc, utcnow
 from .client import (
     ApiClient,
     ApiClientPublic,
@@ -120,6 +120,7 @@ __all__ = [
     "Tracked",
     "TrackedPublic",
     "academie_code",
+    "as_utc",
     "utcnow",
 ]
 

@@ -27,6 +27,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """``value`` in UTC; a naive value (SQLite gives them back so) is taken as UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Tracked(SQLModel):
     id: uuid.UUID = Field(primary_key=True)
     scope: str = Field(max_length=64)

@@ -523,25 +523,21 @@ def test_the_feed_carries_the_subjects_and_levels_the_caller_may_read(
     client, caller, world = guarded
     uais = frozenset(sorted(set(world.structures.values()))[:1])
     teacher = next(p for p, _, r in world.roles.values() if r == "teacher")
+
+    def ent_client(scope: str) -> Principal:
+        return Principal(
+            PrincipalKind.CLIENT,
+            "ent-x",
+            client_id="ent-x",
+            structures=uais,
+            scopes=frozenset({scope}),
+            activity=ENT_ACTIVITY.id,
+            resolved=True,
+        )
+
     caller.principal = {
-        "client": Principal(
-            PrincipalKind.CLIENT,
-            "ent-x",
-            client_id="ent-x",
-            structures=uais,
-            scopes=frozenset({CORE_SCOPE}),
-            activity=ENT_ACTIVITY.id,
-            resolved=True,
-        ),
-        "client-without-core": Principal(
-            PrincipalKind.CLIENT,
-            "ent-x",
-            client_id="ent-x",
-            structures=uais,
-            scopes=frozenset({DEMOGRAPHICS_SCOPE}),
-            activity=ENT_ACTIVITY.id,
-            resolved=True,
-        ),
+        "client": ent_client(CORE_SCOPE),
+        "client-without-core": ent_client(DEMOGRAPHICS_SCOPE),
         "head": Principal(
             PrincipalKind.STAFF, "h", structures=uais, staff_role=StaffRole.HEAD, resolved=True
         ),
