@@ -242,10 +242,14 @@ def person(
     """Who received this person's data and when (GDPR art. 15(1)(c))."""
     try:
         engine, registre = _opened()
-        with write_transaction(engine) as connection:
+        # Read as of one instant, then the access entry in a short write transaction of its
+        # own: reading a person's flows takes seconds on a large log, and imports and API
+        # writers would wait for the write lock all that time.
+        with read_snapshot(engine) as connection:
             person_id = resolve_person(connection, reference)
             report = registre.person_report(connection, person_id)
-            body = orjson.dumps(report.model_dump(mode="json"), option=_JSON)
+        body = orjson.dumps(report.model_dump(mode="json"), option=_JSON)
+        with write_transaction(engine) as connection:
             _log_access(connection, registre, "registre person", body, {person_id})
     except AiguillageError as exc:
         raise _fail(exc) from exc

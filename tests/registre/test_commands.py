@@ -1,9 +1,11 @@
-"""``aiguillage registre export`` and ``purge`` run against a real store, on both backends:
-what they refuse, what they log, and what a concurrent writer does to them."""
+"""``aiguillage registre export``, ``person`` and ``purge`` run against a real store, on both
+backends: what they refuse, what they log, and what a concurrent writer does to them."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ from sqlalchemy import Connection, func, select
 from typer.testing import CliRunner, Result
 
 from annuaire.cli import app
+from annuaire.registre import person as person_module
 from annuaire.registre import verify as verify_module
 from annuaire.registre.flowlog import ENTRY, FlowLog
 from annuaire.registre.runtime import open_registre
 from annuaire.settings import get_settings
+from annuaire.store import make_engine
 from annuaire.store.engine import write_transaction
 from tests.conftest import Store
 
@@ -74,6 +78,47 @@ def test_export_verify_is_no_false_alarm_while_requests_append(
     assert summary["verified"] is True, summary["verification_message"]
     assert summary["entries"] == 6
     assert log_accesses(store) == 1  # its own entry, after the three appended meanwhile
+
+
+def test_a_person_report_holds_no_writer_back_while_it_reads(
+    store: Store, command: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``registre person`` reads the log as of one instant and takes the write lock for its
+    own access entry only: an import or a request that commits while it reads is not made to
+    wait (on SQLite, a writer would otherwise queue behind the whole read)."""
+    log = write_log(store, 2)
+    person = uuid.uuid4()
+    with write_transaction(store.engine) as connection:
+        log.append(
+            connection,
+            dataclasses.replace(import_record(5), subjects=[person]),
+            now=BASE + dt.timedelta(minutes=5),
+        )
+    # A writer that gives up after 2 s instead of the default minute.
+    impatient = make_engine(store.settings.model_copy(update={"sqlite_busy_timeout_s": 2.0}))
+    summarised = person_module._by_recipient
+
+    def committed_meanwhile(flows: Any) -> Any:
+        with write_transaction(impatient) as other:
+            log.append(other, import_record(20), now=BASE + dt.timedelta(minutes=10))
+        return summarised(flows)
+
+    monkeypatch.setattr(person_module, "_by_recipient", committed_meanwhile)
+    try:
+        reported = command("person", str(person), "--format", "json")
+    finally:
+        impatient.dispose()
+    assert reported.exit_code == 0, reported.output
+    report = orjson.loads(reported.stdout)
+    assert [f["occurred_at"][:16] for f in report["flows"]] == ["2026-03-01T08:05"]
+    with store.engine.connect() as connection:
+        entries = connection.execute(
+            select(ENTRY.c.target, ENTRY.c.operation).order_by(ENTRY.c.seq)
+        )
+        assert [tuple(e) for e in entries][-2:] == [
+            ("import aaf 20", "collect"),  # committed while the report was read
+            ("registre person", "log_access"),
+        ]
 
 
 def test_an_export_writes_its_file_and_logs_it(store: Store, command: Any, tmp_path: Path) -> None:
