@@ -176,7 +176,9 @@ def changes(
     with engine.connect() as connection:
         page = changes_after(connection, after, limit, structure=structure)
     for entry in page.entries:
-        typer.echo(json.dumps(entry.model_dump(mode="json"), ensure_ascii=False))
+        line = entry.model_dump(mode="json")
+        line["structures"] = [uai for uai in entry.structures.split("|") if uai]  # as the API
+        typer.echo(json.dumps(line, ensure_ascii=False))
     errors.print(f"next cursor: {page.next_cursor}")
 
 

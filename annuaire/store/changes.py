@@ -296,6 +296,7 @@ def changes_after(
     if scope is not None:
         query = query.where(table.c.scope == scope)
     if structure is not None:
-        query = query.where(table.c.structures.like(f"%|{structure}|%"))
+        # Escaped: a ``%`` or ``_`` given as a UAI matches itself, not every entry.
+        query = query.where(table.c.structures.contains(f"|{structure}|", autoescape=True))
     entries = [ChangeEntry.model_validate(dict(row._mapping)) for row in connection.execute(query)]
     return ChangePage(entries, entries[-1].seq if entries and entries[-1].seq else cursor)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ from annuaire.settings import Settings, normalise_database_url
 from annuaire.specs import generated_spec_files
 from annuaire.store import make_engine
 from annuaire.store.bulk import insert_tuples
+from annuaire.store.changes import ChangeRecorder
+from annuaire.store.engine import write_transaction
 from annuaire.store.migrate import current_revision, head_revision, objects_for
 from tests._personal_data_guard import record_output
 from tests.conftest import PROJECT_ROOT, Store
@@ -103,6 +108,38 @@ def test_cli_db_upgrade_on_an_empty_database(empty_database_url: str, tmp_path: 
     assert head in result.stdout
     again = _cli("db", "current", url=empty_database_url, cwd=tmp_path)
     assert again.stdout.count(head) == 2
+
+
+def test_cli_changes_prints_a_page_with_the_uais_as_a_list(store: Store, tmp_path: Path) -> None:
+    ids = [uuid.uuid4() for _ in range(3)]
+    with write_transaction(store.engine) as connection:
+        recorder = ChangeRecorder(connection, scope="s", run_id=None)
+        recorder.stage(
+            [
+                ("person", ids[0], "create", "|0750001A|0750002B|"),
+                ("person", ids[1], "update", "|0750003C|"),
+                ("role", ids[2], "leave", ""),
+            ],
+            dt.datetime.now(dt.UTC),
+        )
+        recorder.publish()
+    url = store.settings.database_url
+    page = _cli("changes", url=url, cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    lines = [json.loads(line) for line in page.stdout.splitlines()]
+    assert [(e["entity_id"], e["op"], e["structures"]) for e in lines] == [
+        (str(ids[0]), "create", ["0750001A", "0750002B"]),
+        (str(ids[1]), "update", ["0750003C"]),
+        (str(ids[2]), "leave", []),
+    ]
+    assert page.stderr.strip() == f"next cursor: {lines[-1]['seq']}"
+    after = _cli("changes", "--after", str(lines[0]["seq"]), "--limit", "1", url=url, cwd=tmp_path)
+    assert [json.loads(line)["entity_id"] for line in after.stdout.splitlines()] == [str(ids[1])]
+    one = _cli("changes", "--structure", "0750002B", url=url, cwd=tmp_path)
+    assert [json.loads(line)["entity_id"] for line in one.stdout.splitlines()] == [str(ids[0])]
+    for wildcard in ("%", "075000_A"):  # LIKE's wildcards are plain characters here
+        none = _cli("changes", "--structure", wildcard, url=url, cwd=tmp_path)
+        assert none.returncode == 0 and none.stdout == "", none.stdout
 
 
 def test_cli_refuses_to_import_into_an_unmigrated_database(tmp_path: Path) -> None:
