@@ -993,10 +993,11 @@ class Applier:
             f"{self.recorder.insert} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            # The stored structures only where the source could not tell (the sub-select is
-            # not evaluated otherwise: a created row is never looked up).
-            f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, "
-            f"(SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
+            # The stored structures only where the source could not tell, or where the row
+            # keeps them (restored: an ``ensure`` record's UAIs are not written); the sub-select
+            # is not evaluated otherwise: a created row is never looked up.
+            f":now, {_TEXT_SCOPE}, :run, coalesce(CASE WHEN c.action != 'restore' "
+            f"THEN c.structures END, (SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
             f"FROM {staged} WHERE {of_kind} AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,

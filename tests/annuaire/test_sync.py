@@ -577,6 +577,23 @@ def test_an_ensure_record_creates_what_is_missing_and_leaves_the_rest_as_stored(
     assert class_row(store, "C4", other).label == "seen"
 
 
+def test_an_ensured_row_that_comes_back_is_logged_with_the_uais_it_keeps(store: Store) -> None:
+    """An ``ensure`` record makes a leaving row active again as it was stored, its UAIs too:
+    its change entry names the UAIs the row has, not those of the partial record."""
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(range(20)), allow_mass_removal=True)  # C2 leaves
+    cursor = feed(store)[-1].seq
+    seen = ensured_class("C2", "seen")
+    seen.structures = ("0770002B",)
+    report = run(store, [seen], mode="delta")
+    assert report.counts[EntityKind.CLASS].returning == 1
+    returned = class_row(store, "C2")
+    assert (returned.status, returned.structures) == (Status.ACTIVE, f"|{toy.UAI}|")
+    assert [(e.op, e.entity_id, e.structures) for e in feed(store, cursor)] == [
+        ("return", returned.id, f"|{toy.UAI}|")
+    ]
+
+
 def dangling(report: Any) -> list[str]:
     return sorted(w.message for w in report.warnings if w.code == "dangling-reference")
 
