@@ -714,7 +714,8 @@ class Applier:
         moves to another school): they are derived again for the guardians of what the run
         changed, and written, with an update entry, where they differ. A guardian that the run
         wrote already (their record, its UAIs a floor) keeps the entry it has, with the UAIs
-        they end with, and is counted once. A Complet gives every guardian's UAIs itself."""
+        they end with, and is counted once; one whose record it staged unchanged is counted as
+        updated instead. A Complet gives every guardian's UAIs itself."""
         recorder = self.recorder
         person, guardianship, role = (
             self.table(kind).name
@@ -726,7 +727,9 @@ class Applier:
                   FROM {guardianship} g JOIN {person} pupil ON pupil.id = g.pupil_id
                   WHERE g.guardian_id = p.id AND g.status = 'active'
                     AND pupil.status = 'active'),
-                  CASE WHEN p.id IN ({recorder.entities("person")}) THEN 1 ELSE 0 END
+                  CASE WHEN p.id IN ({recorder.entities("person")}) THEN 1 ELSE 0 END,
+                  CASE WHEN EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = 'person'
+                    AND s.key = p.source_key AND s.action IS NULL) THEN 1 ELSE 0 END
                 FROM {person} p
                 WHERE p.id IN (SELECT g.guardian_id FROM {guardianship} g
                     WHERE g.scope = :scope AND (g.id IN ({recorder.entities("guardianship")})
@@ -736,8 +739,8 @@ class Applier:
             scope=self.scope_key,
         ).all()
         changed = [
-            (uuid.UUID(str(person_id)), derived, written)
-            for person_id, stored, pupils, written in rows
+            (uuid.UUID(str(person_id)), derived, written, unchanged)
+            for person_id, stored, pupils, written, unchanged in rows
             if (derived := structures_text((pupils or "").split("|"))) != (stored or "")
         ]
         if not changed:
@@ -754,20 +757,23 @@ class Applier:
             ),
             [
                 {"structures": uais, "now": self.now, "run": self.report.run_id, "id": person_id}
-                for person_id, uais, _ in changed
+                for person_id, uais, _, _ in changed
             ],
         )
         person_value = EntityKind.PERSON.value
         recorder.restate(
-            person_value, [(person_id, uais) for person_id, uais, written in changed if written]
+            person_value, [(person_id, uais) for person_id, uais, written, _ in changed if written]
         )
         entries = [
             (person_value, person_id, ChangeOp.UPDATE.value, uais)
-            for person_id, uais, written in changed
+            for person_id, uais, written, _ in changed
             if not written
         ]
         recorder.stage(entries, self.now)
-        self.report.counts[EntityKind.PERSON].updated += len(entries)
+        counts = self.report.counts[EntityKind.PERSON]
+        counts.updated += len(entries)
+        # A guardian whose record the run staged unchanged was counted so: now updated.
+        counts.unchanged -= sum(unchanged for _, _, written, unchanged in changed if not written)
 
     def _compare(self, kind: EntityKind, after: int, last: int) -> None:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their

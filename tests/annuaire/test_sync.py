@@ -862,3 +862,38 @@ def test_a_delta_derives_the_uais_of_the_guardians_of_what_it_changed(store: Sto
     assert [(e.op, e.structures) for e in feed(store, last) if e.entity_id == g2] == [
         ("update", "|0770002B|")
     ]
+
+
+def test_a_guardian_given_unchanged_whose_uais_are_derived_again_is_counted_once(
+    store: Store,
+) -> None:
+    """A delta deletes one of a guardian's two pupils and gives the guardian's record as it is
+    stored (the delivery cannot tell their UAIs): the UAIs derived again from the pupil left
+    change the guardian, who is counted as updated, not also as unchanged."""
+    items = list(toy.academie(range(30)))
+    for item in items:
+        if isinstance(item, NeutralRecord) and item.key == "P2":
+            item.structures = ("0770002B",)  # P2 is at another school
+        if isinstance(item, NeutralRecord) and item.key == "G1":
+            item.structures = (toy.UAI, "0770002B")
+    second = dataclasses.replace(
+        toy.pupil(2)[3],
+        key="G1|P2",
+        refs={
+            "guardian_id": Ref(EntityKind.PERSON, "G1"),
+            "pupil_id": Ref(EntityKind.PERSON, "P2"),
+        },
+    )
+    run(store, [*items, second])
+    assert stored_structures(store, "G1") == f"|{toy.UAI}|0770002B|"
+    cursor = feed(store)[-1].seq
+    guardian = toy.guardian(1, op="modify")
+    guardian.structures = None
+    report = run(store, [toy.pupil(1, op="delete")[0], guardian], mode="delta")
+    assert stored_structures(store, "G1") == "|0770002B|"
+    counts = report.counts[EntityKind.PERSON]
+    assert (counts.updated, counts.unchanged, counts.leaving) == (1, 0, 1)
+    g1 = hub_id(SCOPE.key, EntityKind.PERSON, "G1")
+    assert [(e.op, e.structures) for e in feed(store, cursor) if e.entity_id == g1] == [
+        ("update", "|0770002B|")
+    ]
