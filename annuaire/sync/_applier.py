@@ -19,9 +19,10 @@ these details are most of the stage's bytes and a hash per row. A kind the scope
 of (a first import) is staged whole with its actions already set: there is nothing to compare.
 Applying then indexes the stage by key, unique unless a key is given twice: only then are the
 rows whose key a later row repeats marked superseded (the last one wins), with the rows that
-an earlier record of an owner given twice carried. The actions of every kind are counted as
-rows are staged and compared (by one scan of the stage when rows were superseded); then each
-kind is written.
+an earlier record of an owner given twice carried. Rows given as carried by an owner that the
+run deletes are marked superseded too (a delete carries nothing). The actions of every kind are
+counted as rows are staged and compared (by one scan of the stage when rows were superseded);
+then each kind is written.
 """
 
 from __future__ import annotations
@@ -670,6 +671,8 @@ class Applier:
         # each kind is written.
         if not unique:
             self._supersede()
+        if any(action == "delete" for _, action in self._tally) and self._supersede_deleted():
+            unique = False  # rows were superseded: the actions are counted again
         counted: dict[str, dict[str, int]] = {}
         if unique:  # no row superseded: the actions as staging and the compares counted them
             tallied = ((kind, action, count) for (kind, action), count in self._tally.items())
@@ -882,6 +885,22 @@ class Applier:
             f"AND n % {1 << _KIND_BITS} < "
             "(SELECT v.last FROM sync_version v WHERE v.owner_key = sync_stage.owner_key)"
         )
+
+    def _supersede_deleted(self) -> bool:
+        """Supersede the rows staged as carried by an owner whose last record is a delete; True
+        when there were some. A delete carries nothing: the owner and what it carried leave
+        (``_apply_deletes``). A row given after it (a pupil's guardianships, given with their
+        guardian's record in a later file) would otherwise be written, then leave with its
+        owner, in the same run."""
+        result = self._execute(
+            "UPDATE sync_stage SET action = 'superseded' WHERE is_owner = 0 "
+            "AND (action IS NULL OR action != 'superseded') "
+            "AND owner_key IN (SELECT owner_key FROM sync_stage WHERE action = 'delete')"
+        )
+        if not result.rowcount:
+            return False
+        self._not_staged = _NOT_STAGED
+        return True
 
     def _apply_kind(self, kind: EntityKind, counts: dict[str, int]) -> None:
         table = self.table(kind)

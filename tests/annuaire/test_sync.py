@@ -897,3 +897,35 @@ def test_a_guardian_given_unchanged_whose_uais_are_derived_again_is_counted_once
     assert [(e.op, e.structures) for e in feed(store, cursor) if e.entity_id == g1] == [
         ("update", "|0770002B|")
     ]
+
+
+def test_what_is_given_as_carried_by_a_deleted_owner_is_not_written(store: Store) -> None:
+    """A delete carries nothing: the owner and what it carried leave. A pupil modified then
+    deleted in one delta, with a guardianship given after the delete (AAF gives a pupil's
+    guardianships with their guardian's record, in a later file), or deleted once with one:
+    the guardianship is neither created nor rewritten only to leave in the same run."""
+    run(store, toy.academie(range(30)))
+    cursor = feed(store)[-1].seq
+
+    def linked(n: int, guardian: str) -> NeutralRecord:
+        link = toy.pupil(n)[3]
+        guardian_ref = Ref(EntityKind.PERSON, guardian)
+        return dataclasses.replace(
+            link, key=f"{guardian}|P{n}", refs={**link.refs, "guardian_id": guardian_ref}
+        )
+
+    person, role, enrollment, _ = toy.pupil(3, op="modify", class_code="C1")
+    given = [person, role, enrollment, toy.pupil(3, op="delete")[0], linked(3, "G9")]
+    given += [toy.pupil(4, op="delete")[0], linked(4, "G8"), linked(4, "G4")]
+    report = run(store, given, mode="delta")
+    assert statuses(store, EntityKind.GUARDIANSHIP, "person:P3") == {"G3|P3": Status.TOBEDELETED}
+    assert statuses(store, EntityKind.GUARDIANSHIP, "person:P4") == {"G4|P4": Status.TOBEDELETED}
+    assert statuses(store, EntityKind.ENROLLMENT, "person:P3") == {
+        "P3|class|S1$C0|pupil": Status.TOBEDELETED
+    }
+    counts = report.counts[EntityKind.GUARDIANSHIP]
+    assert (counts.created, counts.updated, counts.unchanged, counts.leaving) == (0, 0, 0, 2)
+    assert report.counts[EntityKind.ENROLLMENT].created == 0
+    entries = [(e.entity_type, e.entity_id, e.op) for e in feed(store, cursor)]
+    assert {op for kind, _, op in entries if kind != "person"} == {"leave"}
+    assert len({entity for _, entity, _ in entries}) == len(entries)  # one entry per entity
