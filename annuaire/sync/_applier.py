@@ -19,9 +19,10 @@ these details are most of the stage's bytes and a hash per row. A kind the scope
 of (a first import) is staged whole with its actions already set: there is nothing to compare.
 Applying then indexes the stage by key, unique unless a key is given twice: only then are the
 rows whose key a later row repeats marked superseded (the last one wins), with the rows that
-an earlier record of an owner given twice carried. The actions of every kind are counted as
-rows are staged and compared (by one scan of the stage when rows were superseded); then each
-kind is written.
+an earlier record of an owner given twice carried. Rows given as carried by an owner that the
+run deletes are marked superseded too (a delete carries nothing). The actions of every kind are
+counted as rows are staged and compared (by one scan of the stage when rows were superseded);
+then each kind is written.
 """
 
 from __future__ import annotations
@@ -670,6 +671,8 @@ class Applier:
         # each kind is written.
         if not unique:
             self._supersede()
+        if any(action == "delete" for _, action in self._tally) and self._supersede_deleted():
+            unique = False  # rows were superseded: the actions are counted again
         counted: dict[str, dict[str, int]] = {}
         if unique:  # no row superseded: the actions as staging and the compares counted them
             tallied = ((kind, action, count) for (kind, action), count in self._tally.items())
@@ -714,7 +717,8 @@ class Applier:
         moves to another school): they are derived again for the guardians of what the run
         changed, and written, with an update entry, where they differ. A guardian that the run
         wrote already (their record, its UAIs a floor) keeps the entry it has, with the UAIs
-        they end with, and is counted once. A Complet gives every guardian's UAIs itself."""
+        they end with, and is counted once; one whose record it staged unchanged is counted as
+        updated instead. A Complet gives every guardian's UAIs itself."""
         recorder = self.recorder
         person, guardianship, role = (
             self.table(kind).name
@@ -726,7 +730,9 @@ class Applier:
                   FROM {guardianship} g JOIN {person} pupil ON pupil.id = g.pupil_id
                   WHERE g.guardian_id = p.id AND g.status = 'active'
                     AND pupil.status = 'active'),
-                  CASE WHEN p.id IN ({recorder.entities("person")}) THEN 1 ELSE 0 END
+                  CASE WHEN p.id IN ({recorder.entities("person")}) THEN 1 ELSE 0 END,
+                  CASE WHEN EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = 'person'
+                    AND s.key = p.source_key AND s.action IS NULL) THEN 1 ELSE 0 END
                 FROM {person} p
                 WHERE p.id IN (SELECT g.guardian_id FROM {guardianship} g
                     WHERE g.scope = :scope AND (g.id IN ({recorder.entities("guardianship")})
@@ -736,8 +742,8 @@ class Applier:
             scope=self.scope_key,
         ).all()
         changed = [
-            (uuid.UUID(str(person_id)), derived, written)
-            for person_id, stored, pupils, written in rows
+            (uuid.UUID(str(person_id)), derived, written, unchanged)
+            for person_id, stored, pupils, written, unchanged in rows
             if (derived := structures_text((pupils or "").split("|"))) != (stored or "")
         ]
         if not changed:
@@ -754,20 +760,23 @@ class Applier:
             ),
             [
                 {"structures": uais, "now": self.now, "run": self.report.run_id, "id": person_id}
-                for person_id, uais, _ in changed
+                for person_id, uais, _, _ in changed
             ],
         )
         person_value = EntityKind.PERSON.value
         recorder.restate(
-            person_value, [(person_id, uais) for person_id, uais, written in changed if written]
+            person_value, [(person_id, uais) for person_id, uais, written, _ in changed if written]
         )
         entries = [
             (person_value, person_id, ChangeOp.UPDATE.value, uais)
-            for person_id, uais, written in changed
+            for person_id, uais, written, _ in changed
             if not written
         ]
         recorder.stage(entries, self.now)
-        self.report.counts[EntityKind.PERSON].updated += len(entries)
+        counts = self.report.counts[EntityKind.PERSON]
+        counts.updated += len(entries)
+        # A guardian whose record the run staged unchanged was counted so: now updated.
+        counts.unchanged -= sum(unchanged for _, _, written, unchanged in changed if not written)
 
     def _compare(self, kind: EntityKind, after: int, last: int) -> None:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their
@@ -876,6 +885,22 @@ class Applier:
             f"AND n % {1 << _KIND_BITS} < "
             "(SELECT v.last FROM sync_version v WHERE v.owner_key = sync_stage.owner_key)"
         )
+
+    def _supersede_deleted(self) -> bool:
+        """Supersede the rows staged as carried by an owner whose last record is a delete; True
+        when there were some. A delete carries nothing: the owner and what it carried leave
+        (``_apply_deletes``). A row given after it (a pupil's guardianships, given with their
+        guardian's record in a later file) would otherwise be written, then leave with its
+        owner, in the same run."""
+        result = self._execute(
+            "UPDATE sync_stage SET action = 'superseded' WHERE is_owner = 0 "
+            "AND (action IS NULL OR action != 'superseded') "
+            "AND owner_key IN (SELECT owner_key FROM sync_stage WHERE action = 'delete')"
+        )
+        if not result.rowcount:
+            return False
+        self._not_staged = _NOT_STAGED
+        return True
 
     def _apply_kind(self, kind: EntityKind, counts: dict[str, int]) -> None:
         table = self.table(kind)
@@ -993,10 +1018,11 @@ class Applier:
             f"{self.recorder.insert} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            # The stored structures only where the source could not tell (the sub-select is
-            # not evaluated otherwise: a created row is never looked up).
-            f":now, {_TEXT_SCOPE}, :run, coalesce(c.structures, "
-            f"(SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
+            # The stored structures only where the source could not tell, or where the row
+            # keeps them (restored: an ``ensure`` record's UAIs are not written); the sub-select
+            # is not evaluated otherwise: a created row is never looked up.
+            f":now, {_TEXT_SCOPE}, :run, coalesce(CASE WHEN c.action != 'restore' "
+            f"THEN c.structures END, (SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
             f"FROM {staged} WHERE {of_kind} AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,

@@ -577,6 +577,23 @@ def test_an_ensure_record_creates_what_is_missing_and_leaves_the_rest_as_stored(
     assert class_row(store, "C4", other).label == "seen"
 
 
+def test_an_ensured_row_that_comes_back_is_logged_with_the_uais_it_keeps(store: Store) -> None:
+    """An ``ensure`` record makes a leaving row active again as it was stored, its UAIs too:
+    its change entry names the UAIs the row has, not those of the partial record."""
+    run(store, toy.academie(range(30)))
+    run(store, toy.academie(range(20)), allow_mass_removal=True)  # C2 leaves
+    cursor = feed(store)[-1].seq
+    seen = ensured_class("C2", "seen")
+    seen.structures = ("0770002B",)
+    report = run(store, [seen], mode="delta")
+    assert report.counts[EntityKind.CLASS].returning == 1
+    returned = class_row(store, "C2")
+    assert (returned.status, returned.structures) == (Status.ACTIVE, f"|{toy.UAI}|")
+    assert [(e.op, e.entity_id, e.structures) for e in feed(store, cursor)] == [
+        ("return", returned.id, f"|{toy.UAI}|")
+    ]
+
+
 def dangling(report: Any) -> list[str]:
     return sorted(w.message for w in report.warnings if w.code == "dangling-reference")
 
@@ -845,3 +862,70 @@ def test_a_delta_derives_the_uais_of_the_guardians_of_what_it_changed(store: Sto
     assert [(e.op, e.structures) for e in feed(store, last) if e.entity_id == g2] == [
         ("update", "|0770002B|")
     ]
+
+
+def test_a_guardian_given_unchanged_whose_uais_are_derived_again_is_counted_once(
+    store: Store,
+) -> None:
+    """A delta deletes one of a guardian's two pupils and gives the guardian's record as it is
+    stored (the delivery cannot tell their UAIs): the UAIs derived again from the pupil left
+    change the guardian, who is counted as updated, not also as unchanged."""
+    items = list(toy.academie(range(30)))
+    for item in items:
+        if isinstance(item, NeutralRecord) and item.key == "P2":
+            item.structures = ("0770002B",)  # P2 is at another school
+        if isinstance(item, NeutralRecord) and item.key == "G1":
+            item.structures = (toy.UAI, "0770002B")
+    second = dataclasses.replace(
+        toy.pupil(2)[3],
+        key="G1|P2",
+        refs={
+            "guardian_id": Ref(EntityKind.PERSON, "G1"),
+            "pupil_id": Ref(EntityKind.PERSON, "P2"),
+        },
+    )
+    run(store, [*items, second])
+    assert stored_structures(store, "G1") == f"|{toy.UAI}|0770002B|"
+    cursor = feed(store)[-1].seq
+    guardian = toy.guardian(1, op="modify")
+    guardian.structures = None
+    report = run(store, [toy.pupil(1, op="delete")[0], guardian], mode="delta")
+    assert stored_structures(store, "G1") == "|0770002B|"
+    counts = report.counts[EntityKind.PERSON]
+    assert (counts.updated, counts.unchanged, counts.leaving) == (1, 0, 1)
+    g1 = hub_id(SCOPE.key, EntityKind.PERSON, "G1")
+    assert [(e.op, e.structures) for e in feed(store, cursor) if e.entity_id == g1] == [
+        ("update", "|0770002B|")
+    ]
+
+
+def test_what_is_given_as_carried_by_a_deleted_owner_is_not_written(store: Store) -> None:
+    """A delete carries nothing: the owner and what it carried leave. A pupil modified then
+    deleted in one delta, with a guardianship given after the delete (AAF gives a pupil's
+    guardianships with their guardian's record, in a later file), or deleted once with one:
+    the guardianship is neither created nor rewritten only to leave in the same run."""
+    run(store, toy.academie(range(30)))
+    cursor = feed(store)[-1].seq
+
+    def linked(n: int, guardian: str) -> NeutralRecord:
+        link = toy.pupil(n)[3]
+        guardian_ref = Ref(EntityKind.PERSON, guardian)
+        return dataclasses.replace(
+            link, key=f"{guardian}|P{n}", refs={**link.refs, "guardian_id": guardian_ref}
+        )
+
+    person, role, enrollment, _ = toy.pupil(3, op="modify", class_code="C1")
+    given = [person, role, enrollment, toy.pupil(3, op="delete")[0], linked(3, "G9")]
+    given += [toy.pupil(4, op="delete")[0], linked(4, "G8"), linked(4, "G4")]
+    report = run(store, given, mode="delta")
+    assert statuses(store, EntityKind.GUARDIANSHIP, "person:P3") == {"G3|P3": Status.TOBEDELETED}
+    assert statuses(store, EntityKind.GUARDIANSHIP, "person:P4") == {"G4|P4": Status.TOBEDELETED}
+    assert statuses(store, EntityKind.ENROLLMENT, "person:P3") == {
+        "P3|class|S1$C0|pupil": Status.TOBEDELETED
+    }
+    counts = report.counts[EntityKind.GUARDIANSHIP]
+    assert (counts.created, counts.updated, counts.unchanged, counts.leaving) == (0, 0, 0, 2)
+    assert report.counts[EntityKind.ENROLLMENT].created == 0
+    entries = [(e.entity_type, e.entity_id, e.op) for e in feed(store, cursor)]
+    assert {op for kind, _, op in entries if kind != "person"} == {"leave"}
+    assert len({entity for _, entity, _ in entries}) == len(entries)  # one entry per entity
