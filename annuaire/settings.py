@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     api_audience: str = "urn:aiguillage:api"
     #: ``iss`` of the tokens minted by ``POST /oauth/token``.
     token_issuer_url: str = "urn:aiguillage:hub"
+    #: Public URL of ``POST /oauth/token`` as clients reach it (``https://hub.example.fr/oauth/
+    #: token``): a ``private_key_jwt`` assertion may name it in ``aud``, besides
+    #: ``token_issuer_url``. Never taken from a request, whose Host header the caller writes.
+    token_endpoint_url: str | None = None
     #: Clock skew tolerated on ``exp``, ``nbf`` and ``iat`` (RFC 7519 "small leeway").
     token_leeway_s: int = Field(default=60, ge=0, le=60)
     #: Lifetime of the access tokens the hub mints.

@@ -42,6 +42,7 @@ def settings(clients_store: Store, tmp_path: Path) -> Settings:
         update={
             "signing_key_file": tmp_path / "keys" / "signing-key.json",
             "dev_key_file": tmp_path / "keys" / "dev-key.json",
+            "token_endpoint_url": TOKEN_URL,
         }
     )
 

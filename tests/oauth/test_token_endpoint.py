@@ -25,7 +25,7 @@ from annuaire.auth.issuing import (
 from annuaire.settings import Settings
 from tests.conftest import ENT_ACTIVITY
 
-from .conftest import OAuthApi, assertion, serve
+from .conftest import TOKEN_URL, OAuthApi, assertion, serve
 
 UAIS = ["0289029M"]
 CORE, DEMO, TIMETABLE = (
@@ -289,3 +289,27 @@ def test_the_openapi_document_describes_the_oauth_endpoints(settings: Settings) 
     schemas = document["components"]["schemas"]
     for name in ("TokenResponse", "OAuthError", "JsonWebKey", "JsonWebKeySet"):
         assert schemas[name]["examples"], name
+
+
+def test_an_assertion_for_another_server_is_refused_whatever_the_host_header(
+    api: OAuthApi,
+) -> None:
+    """The audiences an assertion may name are the hub's, never ones the request makes up: an
+    assertion the client signed for another authorization server (its token endpoint at
+    ``/oauth/token`` too) is refused even when the request's Host names that server."""
+    key = _jose.generate_es256_jwk("vendor-2026")
+    client, _ = create_client(
+        api.store.engine, "Key", UAIS, [CORE], _jose.public_jwk(key), activity=ENT_ACTIVITY
+    )
+    base = {"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE}
+    elsewhere = "http://as.other.example/oauth/token"
+    replayed = _token(
+        api,
+        {**base, "client_assertion": assertion(key, client.client_id, aud=elsewhere)},
+        {"host": "as.other.example"},
+    )
+    _refused(replayed, 401, "invalid_client")
+    # The hub's own names still work, whatever the Host.
+    for aud in (TOKEN_URL, api.settings.token_issuer_url):
+        ok = _token(api, {**base, "client_assertion": assertion(key, client.client_id, aud=aud)})
+        assert ok.status_code == 200, (aud, ok.text)

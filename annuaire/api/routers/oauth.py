@@ -11,9 +11,11 @@ challenge), scope. The reason of an ``invalid_client`` is logged, never returned
 that cannot be one (a control character, RFC 6749 A.1), in HTTP Basic, the body or an
 assertion, is an ``invalid_client`` and is never looked up (see annuaire.auth.clients).
 
-A client assertion's ``aud`` must name this endpoint as the request reached it (scheme and
-host as uvicorn sees them: run behind a proxy that sets them) or the hub's issuer identifier
-(``settings.token_issuer_url``), which does not depend on the request's Host header.
+A client assertion's ``aud`` must name the hub: its issuer identifier
+(``settings.token_issuer_url``) or this endpoint's public URL when the deployment configures it
+(``settings.token_endpoint_url``). Neither is ever rebuilt from the request: its Host header is
+the caller's, and an assertion a client signed for another authorization server (whose token
+endpoint is at ``/oauth/token`` too) would be accepted by naming that server's host.
 
 ``GET /oauth/jwks.json`` publishes the public half of the signing key.
 """
@@ -236,7 +238,9 @@ _TOKEN_REQUEST_BODY: dict[str, Any] = {
                         "client_assertion": {
                             "type": "string",
                             "description": "private_key_jwt: a JWT signed by the client's "
-                            "key, iss = sub = client id, aud = this endpoint's URL, exp at "
+                            "key, iss = sub = client id, aud = the hub's issuer identifier "
+                            "(the `iss` of its tokens) or this endpoint's public URL as the "
+                            "deployment publishes it (never the Host of the request), exp at "
                             "most 5 minutes ahead, unique jti.",
                         },
                     },
@@ -347,7 +351,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 def _authenticate(
-    engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None, url: str
+    engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None
 ) -> ApiClient:
     methods = [
         name
@@ -385,7 +389,7 @@ def _authenticate(
             client = authenticate_assertion(
                 engine,
                 form["client_assertion"],
-                url,
+                settings.token_endpoint_url or settings.token_issuer_url,
                 also_accepted_audiences=[settings.token_issuer_url],
                 leeway_s=settings.token_leeway_s,
             )
@@ -401,7 +405,6 @@ def _issue(
     settings: Settings,
     form: dict[str, str],
     authorization: str | None,
-    url: str,
     client_activities: Mapping[str, Activity] | None,
 ) -> dict[str, Any]:
     grant_type = form.get("grant_type")
@@ -421,7 +424,7 @@ def _issue(
             reason=str(exc),
             status=503,
         ) from None
-    client = _authenticate(engine, settings, form, authorization, url)
+    client = _authenticate(engine, settings, form, authorization)
     try:
         scopes = granted_scopes(client, form["scope"].split() if "scope" in form else None)
     except InvalidScope as exc:
@@ -466,7 +469,6 @@ async def request_token(request: Request, settings: SettingsDep, engine: EngineD
             settings,
             form,
             request.headers.get("authorization"),
-            str(request.url_for("oauth_token")),
             _client_activities(request),
         )
     except _Refusal as refusal:
