@@ -20,6 +20,7 @@ from tests.conformance.conftest import (
     AIGUILLAGE,
     PROJECT_ROOT,
     Academie,
+    ClientServer,
     Server,
     free_port,
     mutate_command,
@@ -91,6 +92,18 @@ def test_the_report_is_printed_as_a_table(conforming_run: KitRun) -> None:
         assert name in conforming_run.output
     verdict = "conforms" if conforming_run.exit_code == 0 else "does not conform"
     assert f"{conforming_run.report['base_url']} {verdict}" in conforming_run.output
+
+
+def test_the_hub_conforms_for_an_ent_client_with_its_token(with_client: ClientServer) -> None:
+    """As an editor runs the kit: with the token of its contract (one school, no
+    demographics). The kit sends that token with every request, so a generated request whose
+    only defect was its Authorization header is a valid request: the hub must not be blamed
+    for serving it."""
+    server = with_client.server
+    run = run_kit(server.base_url, server.folder / "report.json", "--token", with_client.token)
+    failures = {c["name"]: c["failures"] for c in run.report["checks"] if c["result"] != "PASS"}
+    assert failures == {}, run.output
+    assert run.exit_code == 0
 
 
 def test_a_deployment_serving_problems_as_plain_json_fails(broken: Server) -> None:
