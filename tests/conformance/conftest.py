@@ -238,3 +238,27 @@ def mutate_command(server: Server, academie: Academie) -> str:
         f"AIGUILLAGE_DATABASE_URL={shlex.quote(server.database_url)} "
         f'{python} -m annuaire import aaf "$1" --allow-mass-removal'
     )
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """Each page of /v1/persons repeats the last person of the page before."""
+    yield from served_broken(tmp_path_factory, academie, "create_overlapping_app")
+
+
+@pytest.fixture(scope="module")
+def uncached(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """If-None-Match ignored."""
+    yield from served_broken(tmp_path_factory, academie, "create_uncached_app")
+
+
+@pytest.fixture(scope="module")
+def shouting(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """``status`` served outside its enum."""
+    yield from served_broken(tmp_path_factory, academie, "create_shouting_app")
+
+
+@pytest.fixture(scope="module")
+def forgetful(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """A change feed without its update entries."""
+    yield from served_broken(tmp_path_factory, academie, "create_forgetful_app")

@@ -157,6 +157,59 @@ def test_a_feed_repeating_entries_past_the_compared_window_fails(repeating: Serv
     assert "first 2000 entries alike" in result.detail
 
 
+def test_pages_repeating_a_person_fail_the_pagination_check(overlapping: Server) -> None:
+    report = run_conformance(overlapping.base_url, checks=("pagination", "errors"))
+    failures = report.result("pagination").failures
+    assert report.result("pagination").outcome is Outcome.FAIL
+    assert any("ids not strictly increasing" in f for f in failures), failures
+    assert any("repeated" in f and "the NDJSON export" in f for f in failures), failures
+    # Its cursors are still refused on another collection or with other filters.
+    assert report.result("errors").outcome is Outcome.PASS, report.result("errors").failures
+
+
+def test_a_deployment_ignoring_if_none_match_fails_the_etag_check(uncached: Server) -> None:
+    report = run_conformance(uncached.base_url, checks=("etag", "pagination"))
+    assert report.result("etag").outcome is Outcome.FAIL
+    failures = report.result("etag").failures
+    for sent in ('If-None-Match: "', 'If-None-Match: W/"', 'If-None-Match: "another"'):
+        assert any(sent in f and "expected 304" in f for f in failures), (sent, failures)
+    assert any(f.startswith("GET ") and "/v1/persons/" in f for f in failures), failures
+    assert report.result("pagination").outcome is Outcome.PASS
+
+
+def test_a_value_outside_its_enum_fails_the_schema_check_only(shouting: Server) -> None:
+    """Every object still carries exactly its members: ``shape`` passes, ``schema`` reads the
+    values."""
+    report = run_conformance(shouting.base_url, max_examples=3, checks=("schema", "shape"))
+    assert report.result("shape").outcome is Outcome.PASS, report.result("shape").failures
+    assert report.result("schema").outcome is Outcome.FAIL
+    failures = report.result("schema").failures
+    assert any(
+        f.startswith("GET /v1/persons:") and "Response violates schema" in f and "ACTIVE" in f
+        for f in failures
+    ), failures
+
+
+def test_a_feed_without_updates_fails_only_when_data_changes(
+    forgetful: Server, academie: Academie
+) -> None:
+    """Read alone, the feed pages cleanly; after a delta, the persons it modified have no
+    entry."""
+    quiet = run_conformance(forgetful.base_url, checks=("feed",))
+    assert quiet.result("feed").outcome is Outcome.PASS, quiet.result("feed").failures
+    report = run_conformance(
+        forgetful.base_url,
+        checks=("feed",),
+        mutate_command=mutate_command(forgetful, academie),
+    )
+    assert report.result("feed").outcome is Outcome.FAIL
+    failures = report.result("feed").failures
+    assert any(
+        "persons changed by --mutate-command have no entry in /v1/changes?after=" in f
+        for f in failures
+    ), failures
+
+
 def test_a_failing_mutate_command_fails_the_check_that_ran_it(conforming: Server) -> None:
     report = run_conformance(
         conforming.base_url,
