@@ -18,7 +18,8 @@ Each is the real application with one defect, served by uvicorn as a real server
 - ``create_shouting_app``: ``status`` is served as ``ACTIVE`` instead of ``active``, a value
   outside its enum (every object still carries exactly its documented members);
 - ``create_forgetful_app``: the change feed leaves out its ``update`` entries (the feed still
-  pages cleanly, in increasing seqs: what it misses shows only when data changes).
+  pages cleanly, in increasing seqs: what it misses shows only when data changes);
+- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from annuaire.encoding import b64url_decode
 __all__ = [
     "create_broken_app",
     "create_forgetful_app",
+    "create_get_only_app",
     "create_overlapping_app",
     "create_renaming_app",
     "create_repeating_app",
@@ -183,3 +185,18 @@ def create_forgetful_app() -> ASGIApp:
         await app(scope, receive, send_without_updates)
 
     return forgetful
+
+
+def create_get_only_app() -> ASGIApp:
+    app = create_app()
+
+    async def get_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            await send(
+                {"type": "http.response.start", "status": 405, "headers": [(b"allow", b"GET")]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return get_only

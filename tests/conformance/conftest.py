@@ -262,3 +262,9 @@ def shouting(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> It
 def forgetful(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
     """A change feed without its update entries."""
     yield from served_broken(tmp_path_factory, academie, "create_forgetful_app")
+
+
+@pytest.fixture(scope="module")
+def get_only(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """HEAD refused."""
+    yield from served_broken(tmp_path_factory, academie, "create_get_only_app")

@@ -177,6 +177,16 @@ def test_a_deployment_ignoring_if_none_match_fails_the_etag_check(uncached: Serv
     assert report.result("pagination").outcome is Outcome.PASS
 
 
+def test_a_deployment_refusing_head_fails_the_etag_check(get_only: Server) -> None:
+    """The contract (1.1.0) has every GET answer HEAD with the same status and headers."""
+    report = run_conformance(get_only.base_url, checks=("etag",))
+    assert report.result("etag").outcome is Outcome.FAIL
+    failures = report.result("etag").failures
+    assert any(f.startswith("HEAD ") and "/v1/persons/" in f and "-> 405" in f for f in failures), (
+        failures
+    )
+
+
 def test_a_value_outside_its_enum_fails_the_schema_check_only(shouting: Server) -> None:
     """Every object still carries exactly its members: ``shape`` passes, ``schema`` reads the
     values."""
