@@ -32,7 +32,7 @@ What each check proves:
   collection and for an object read alone (the schemas require ``id`` only, since ``fields=``
   narrows: a member renamed, dropped or added would pass ``schema``).
 - ``etag``: single objects carry a strong, stable ETag; ``If-None-Match`` gives a bodiless 304,
-  another tag a 200, and ``fields=`` another tag.
+  another tag a 200, and ``fields=`` another tag; a HEAD answers as the GET, without a body.
 - ``pagination``: paging /v1/persons 37 at a time serves ids in strictly increasing order,
   each once, with ``next`` and ``Link`` on every page but the last; it serves what the NDJSON
   export serves. With ``--mutate-command`` (run in the background while paging, repeatedly),

@@ -4,7 +4,8 @@ For one object of every collection that has a ``/{id}`` route in the spec: a GET
 strong ``ETag`` (quoted, no ``W/``) that stays the same on a second GET; ``If-None-Match`` with
 it (as is, or weak per RFC 9110's weak comparison) answers ``304`` with no body and the same
 tag; with another tag, ``200`` with the object; ``fields=id`` yields another representation,
-hence another tag, which the full object's tag does not revalidate.
+hence another tag, which the full object's tag does not revalidate. A HEAD answers as the GET
+does (RFC 9110 §9.3.2): ``200``, no body, the same ``ETag``; with ``If-None-Match``, ``304``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def _check_object(deployment: Deployment, findings: Findings, path: str) -> None
     where = f"{described(other)} (If-None-Match: {OTHER_TAG})"
     if findings.expect(other.status_code == 200, f"{where}: expected 200"):
         findings.expect(other.content == first.content, f"{where}: not the object served before")
+    _check_head(deployment, findings, path, etag)
     narrowed = deployment.get(path, {"fields": "id"})
     if not findings.expect(narrowed.status_code == 200, described(narrowed)):
         return
@@ -89,3 +91,18 @@ def _check_object(deployment: Deployment, findings: Findings, path: str) -> None
         stale.status_code == 200,
         f"{described(stale)} (If-None-Match: the full object's tag): expected 200",
     )
+
+
+def _check_head(deployment: Deployment, findings: Findings, path: str, etag: str) -> None:
+    for headers, status in (({}, 200), ({"If-None-Match": etag}, 304)):
+        head = deployment.client.head(path, headers=headers)
+        where = described(head) + (f" (If-None-Match: {etag})" if headers else "")
+        if not findings.expect(
+            head.status_code == status, f"{where}: expected {status}, as the GET"
+        ):
+            continue
+        findings.expect(not head.content, f"{where}: a HEAD with a body")
+        findings.expect(
+            head.headers.get("etag") == etag,
+            f"{where}: ETag {head.headers.get('etag')}, the GET's is {etag}",
+        )

@@ -11,11 +11,20 @@ Each is the real application with one defect, served by uvicorn as a real server
   still validates against the schemas, which require ``id`` only);
 - ``create_repeating_app``: a change-feed cursor past seq 2,000 is read one entry back, so
   that every later page repeats the last entry of the page before (past the first 2,000
-  entries, which the kit also reads in small pages).
+  entries, which the kit also reads in small pages);
+- ``create_overlapping_app``: a /v1/persons cursor is read one hub id back, so that every page
+  but the first starts with the last person of the page before;
+- ``create_uncached_app``: ``If-None-Match`` is ignored (every read is a 200 with the object);
+- ``create_shouting_app``: ``status`` is served as ``ACTIVE`` instead of ``active``, a value
+  outside its enum (every object still carries exactly its documented members);
+- ``create_forgetful_app``: the change feed leaves out its ``update`` entries (the feed still
+  pages cleanly, in increasing seqs: what it misses shows only when data changes);
+- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0.
 """
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -25,7 +34,16 @@ from annuaire.api import create_app
 from annuaire.api.cursors import encode_cursor
 from annuaire.encoding import b64url_decode
 
-__all__ = ["create_broken_app", "create_renaming_app", "create_repeating_app"]
+__all__ = [
+    "create_broken_app",
+    "create_forgetful_app",
+    "create_get_only_app",
+    "create_overlapping_app",
+    "create_renaming_app",
+    "create_repeating_app",
+    "create_shouting_app",
+    "create_uncached_app",
+]
 
 #: Feed cursors past this seq are moved one entry back by the repeating app.
 REPEAT_AFTER = 2000
@@ -85,3 +103,100 @@ def create_repeating_app() -> ASGIApp:
         await app(scope, receive, send)
 
     return repeating
+
+
+def create_overlapping_app() -> ASGIApp:
+    app = create_app()
+
+    async def overlapping(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/persons":
+            query = parse_qsl(scope["query_string"].decode("latin-1"))
+            for index, (name, value) in enumerate(query):
+                if name != "cursor":
+                    continue
+                try:
+                    _, resource, fingerprint, key = orjson.loads(b64url_decode(value))
+                    before = uuid.UUID(int=uuid.UUID(key[0]).int - 1)
+                except (ValueError, TypeError, IndexError, KeyError):
+                    continue  # not a cursor the app issued: the app refuses it itself
+                query[index] = (name, encode_cursor(resource, fingerprint, [str(before)]))
+            scope = {**scope, "query_string": urlencode(query).encode("latin-1")}
+        await app(scope, receive, send)
+
+    return overlapping
+
+
+def create_uncached_app() -> ASGIApp:
+    app = create_app()
+
+    async def uncached(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"if-none-match"]
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return uncached
+
+
+def create_shouting_app() -> ASGIApp:
+    app = create_app()
+
+    async def shouting(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_shouted(message: Message) -> None:
+            if message["type"] == "http.response.body":  # the same length: no header to fix
+                body = message.get("body", b"")
+                message["body"] = body.replace(b'"status":"active"', b'"status":"ACTIVE"')
+            await send(message)
+
+        await app(scope, receive, send_shouted)
+
+    return shouting
+
+
+def create_forgetful_app() -> ASGIApp:
+    app = create_app()
+
+    async def forgetful(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/changes":
+            await app(scope, receive, send)
+            return
+        start: Message = {}
+        body = bytearray()
+
+        async def send_without_updates(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            content = bytes(body)
+            if start.get("status") == 200 and content:
+                page = orjson.loads(content)
+                page["items"] = [e for e in page["items"] if e.get("op") != "update"]
+                content = orjson.dumps(page)
+            start["headers"] = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ] + [(b"content-length", str(len(content)).encode())]
+            await send(start)
+            await send({"type": "http.response.body", "body": content})
+
+        await app(scope, receive, send_without_updates)
+
+    return forgetful
+
+
+def create_get_only_app() -> ASGIApp:
+    app = create_app()
+
+    async def get_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            await send(
+                {"type": "http.response.start", "status": 405, "headers": [(b"allow", b"GET")]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return get_only

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import socket
 import sqlite3
@@ -108,6 +109,7 @@ def serve(folder: Path, database_url: str, command: list[str]) -> Iterator[Serve
         "AIGUILLAGE_DATABASE_URL": database_url,
         "AIGUILLAGE_API_ACCESS_LOG": "false",
         "AIGUILLAGE_ENVIRONMENT": "test",
+        "AIGUILLAGE_SIGNING_KEY_FILE": str(folder / "hub-key.json"),
     }
     log = folder / "server.log"
     with log.open("wb") as output:
@@ -153,6 +155,46 @@ def conforming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> 
     yield from served_copy(academie, folder, [*AIGUILLAGE, "serve", "--port", "{port}"])
 
 
+@dataclass(frozen=True)
+class ClientServer:
+    server: Server
+    token: str
+
+
+@pytest.fixture(scope="module")
+def with_client(
+    tmp_path_factory: pytest.TempPathFactory, academie: Academie
+) -> Iterator[ClientServer]:
+    """``aiguillage serve`` over its own copy of the académie, and the token of an ENT client
+    whose contract is the académie's school, from the hub's ``/oauth/token`` as an editor gets
+    it."""
+    folder = tmp_path_factory.mktemp("with-client")
+    url = copy_database(academie.template, folder / "served.db")
+    uai = _first_uai(url)
+    added = aiguillage(
+        "clients", "add", "--name", "conformance", "--structure", uai,
+        "--scope", "roster-core.readonly", "--activity", "alimentation-ent",
+        database_url=url,
+    )  # fmt: skip
+    client_id = re.search(r"client_id: (\S+)", added)
+    secret = re.search(r"client_secret: (\S+)", added)
+    assert client_id and secret, added
+    with serve(folder, url, [*AIGUILLAGE, "serve", "--port", "{port}"]) as server:
+        issued = httpx.post(
+            f"{server.base_url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id[1], secret[1]),
+        )
+        assert issued.status_code == 200, issued.text
+        yield ClientServer(server, issued.json()["access_token"])
+
+
+def _first_uai(database_url: str) -> str:
+    path = database_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return str(connection.execute("SELECT uai FROM structure ORDER BY uai").fetchone()[0])
+
+
 def served_broken(
     factory: pytest.TempPathFactory, academie: Academie, app: str
 ) -> Iterator[Server]:
@@ -196,3 +238,33 @@ def mutate_command(server: Server, academie: Academie) -> str:
         f"AIGUILLAGE_DATABASE_URL={shlex.quote(server.database_url)} "
         f'{python} -m annuaire import aaf "$1" --allow-mass-removal'
     )
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """Each page of /v1/persons repeats the last person of the page before."""
+    yield from served_broken(tmp_path_factory, academie, "create_overlapping_app")
+
+
+@pytest.fixture(scope="module")
+def uncached(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """If-None-Match ignored."""
+    yield from served_broken(tmp_path_factory, academie, "create_uncached_app")
+
+
+@pytest.fixture(scope="module")
+def shouting(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """``status`` served outside its enum."""
+    yield from served_broken(tmp_path_factory, academie, "create_shouting_app")
+
+
+@pytest.fixture(scope="module")
+def forgetful(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """A change feed without its update entries."""
+    yield from served_broken(tmp_path_factory, academie, "create_forgetful_app")
+
+
+@pytest.fixture(scope="module")
+def get_only(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """HEAD refused."""
+    yield from served_broken(tmp_path_factory, academie, "create_get_only_app")

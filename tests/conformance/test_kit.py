@@ -20,6 +20,7 @@ from tests.conformance.conftest import (
     AIGUILLAGE,
     PROJECT_ROOT,
     Academie,
+    ClientServer,
     Server,
     free_port,
     mutate_command,
@@ -93,6 +94,18 @@ def test_the_report_is_printed_as_a_table(conforming_run: KitRun) -> None:
     assert f"{conforming_run.report['base_url']} {verdict}" in conforming_run.output
 
 
+def test_the_hub_conforms_for_an_ent_client_with_its_token(with_client: ClientServer) -> None:
+    """As an editor runs the kit: with the token of its contract (one school, no
+    demographics). The kit sends that token with every request, so a generated request whose
+    only defect was its Authorization header is a valid request: the hub must not be blamed
+    for serving it."""
+    server = with_client.server
+    run = run_kit(server.base_url, server.folder / "report.json", "--token", with_client.token)
+    failures = {c["name"]: c["failures"] for c in run.report["checks"] if c["result"] != "PASS"}
+    assert failures == {}, run.output
+    assert run.exit_code == 0
+
+
 def test_a_deployment_serving_problems_as_plain_json_fails(broken: Server) -> None:
     run = run_kit(broken.base_url, broken.folder / "report.json", "--max-examples", "3")
     assert run.exit_code == 1, run.output
@@ -142,6 +155,69 @@ def test_a_feed_repeating_entries_past_the_compared_window_fails(repeating: Serv
         for f in result.failures
     ), result.failures
     assert "first 2000 entries alike" in result.detail
+
+
+def test_pages_repeating_a_person_fail_the_pagination_check(overlapping: Server) -> None:
+    report = run_conformance(overlapping.base_url, checks=("pagination", "errors"))
+    failures = report.result("pagination").failures
+    assert report.result("pagination").outcome is Outcome.FAIL
+    assert any("ids not strictly increasing" in f for f in failures), failures
+    assert any("repeated" in f and "the NDJSON export" in f for f in failures), failures
+    # Its cursors are still refused on another collection or with other filters.
+    assert report.result("errors").outcome is Outcome.PASS, report.result("errors").failures
+
+
+def test_a_deployment_ignoring_if_none_match_fails_the_etag_check(uncached: Server) -> None:
+    report = run_conformance(uncached.base_url, checks=("etag", "pagination"))
+    assert report.result("etag").outcome is Outcome.FAIL
+    failures = report.result("etag").failures
+    for sent in ('If-None-Match: "', 'If-None-Match: W/"', 'If-None-Match: "another"'):
+        assert any(sent in f and "expected 304" in f for f in failures), (sent, failures)
+    assert any(f.startswith("GET ") and "/v1/persons/" in f for f in failures), failures
+    assert report.result("pagination").outcome is Outcome.PASS
+
+
+def test_a_deployment_refusing_head_fails_the_etag_check(get_only: Server) -> None:
+    """The contract (1.1.0) has every GET answer HEAD with the same status and headers."""
+    report = run_conformance(get_only.base_url, checks=("etag",))
+    assert report.result("etag").outcome is Outcome.FAIL
+    failures = report.result("etag").failures
+    assert any(f.startswith("HEAD ") and "/v1/persons/" in f and "-> 405" in f for f in failures), (
+        failures
+    )
+
+
+def test_a_value_outside_its_enum_fails_the_schema_check_only(shouting: Server) -> None:
+    """Every object still carries exactly its members: ``shape`` passes, ``schema`` reads the
+    values."""
+    report = run_conformance(shouting.base_url, max_examples=3, checks=("schema", "shape"))
+    assert report.result("shape").outcome is Outcome.PASS, report.result("shape").failures
+    assert report.result("schema").outcome is Outcome.FAIL
+    failures = report.result("schema").failures
+    assert any(
+        f.startswith("GET /v1/persons:") and "Response violates schema" in f and "ACTIVE" in f
+        for f in failures
+    ), failures
+
+
+def test_a_feed_without_updates_fails_only_when_data_changes(
+    forgetful: Server, academie: Academie
+) -> None:
+    """Read alone, the feed pages cleanly; after a delta, the persons it modified have no
+    entry."""
+    quiet = run_conformance(forgetful.base_url, checks=("feed",))
+    assert quiet.result("feed").outcome is Outcome.PASS, quiet.result("feed").failures
+    report = run_conformance(
+        forgetful.base_url,
+        checks=("feed",),
+        mutate_command=mutate_command(forgetful, academie),
+    )
+    assert report.result("feed").outcome is Outcome.FAIL
+    failures = report.result("feed").failures
+    assert any(
+        "persons changed by --mutate-command have no entry in /v1/changes?after=" in f
+        for f in failures
+    ), failures
 
 
 def test_a_failing_mutate_command_fails_the_check_that_ran_it(conforming: Server) -> None:
