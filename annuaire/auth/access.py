@@ -14,8 +14,10 @@ exist: single reads answer 404, lists and the feed leave it out.
 - teacher: their classes and groups, the persons enrolled in them and themself, without the
   demographics group;
 - guardian: themself and the pupils they are the legal representative of, and what belongs
-  to them (roles, enrollments, classes, groups, structures, their guardianships);
-- pupil: themself and what belongs to them (roles, enrollments, classes, groups, structures).
+  to them (roles, enrollments, their guardianships, and the classes, groups and structures
+  their active enrollments and roles reach);
+- pupil: themself and what belongs to them (roles, enrollments, and the classes, groups and
+  structures their active enrollments and roles reach).
 
 Subjects and levels (national nomenclatures, no personal data), and their entries in the
 change feed, are visible to every authenticated principal who may read the roster. Before the
@@ -393,18 +395,17 @@ class AccessRules:
         else:
             return self._teacher_rules(me, principal.structures)
         mine = select(_PERSON.c.id).where(persons_clause(_PERSON.c.id))
+        # Their own roles and enrollments, leaving ones included (they must learn that these
+        # leave); the classes, groups and structures those reach, through active ones only.
+        enrolled = and_(_ENROLLMENT.c.person_id.in_(mine), _ENROLLED)
         return {
             "persons": lambda t: persons_clause(t.c.id),
             "roles": lambda t: t.c.person_id.in_(mine),
             "enrollments": lambda t: t.c.person_id.in_(mine),
-            "classes": lambda t: t.c.id.in_(
-                select(_ENROLLMENT.c.class_id).where(_ENROLLMENT.c.person_id.in_(mine))
-            ),
-            "groups": lambda t: t.c.id.in_(
-                select(_ENROLLMENT.c.group_id).where(_ENROLLMENT.c.person_id.in_(mine))
-            ),
+            "classes": lambda t: t.c.id.in_(select(_ENROLLMENT.c.class_id).where(enrolled)),
+            "groups": lambda t: t.c.id.in_(select(_ENROLLMENT.c.group_id).where(enrolled)),
             "structures": lambda t: t.c.id.in_(
-                select(_ROLE.c.structure_id).where(_ROLE.c.person_id.in_(mine))
+                select(_ROLE.c.structure_id).where(_ROLE.c.person_id.in_(mine), _ROLE_ACTIVE)
             ),
             **extra,
         }
