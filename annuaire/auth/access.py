@@ -14,8 +14,10 @@ exist: single reads answer 404, lists and the feed leave it out.
 - teacher: their classes and groups, the persons enrolled in them and themself, without the
   demographics group;
 - guardian: themself and the pupils they are the legal representative of, and what belongs
-  to them (roles, enrollments, classes, groups, structures, their guardianships);
-- pupil: themself and what belongs to them (roles, enrollments, classes, groups, structures).
+  to them (roles, enrollments, their guardianships, and the classes, groups and structures
+  their active enrollments and roles reach);
+- pupil: themself and what belongs to them (roles, enrollments, and the classes, groups and
+  structures their active enrollments and roles reach).
 
 Subjects and levels (national nomenclatures, no personal data), and their entries in the
 change feed, are visible to every authenticated principal who may read the roster. Before the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,12 +40,15 @@ from sqlalchemy import (
     Dialect,
     Table,
     and_,
+    exists,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
 from annuaire.schema import (
     ChangeEntry,
@@ -104,6 +110,9 @@ _JOIN_KEY = "aaf:ENTPersonJointure"
 #: issuer may take: see annuaire.settings.check_issuer_names).
 _HUB_ISSUERS = (HUB_ISSUER_NAME, dev_issuer_name("client_credentials"))
 _EDUCONNECT_ID = "educonnect:FrEduCtId"
+#: The longest value an external id holds (its column's length).
+_EXTERNAL_ID_CHARS: int = _EXTERNAL_ID.c.value.type.length  # type: ignore[attr-defined]
+log = logging.getLogger("aiguillage.auth")
 
 
 @dataclass(frozen=True)
@@ -260,24 +269,44 @@ class AccessRules:
         return connection.execute(query.limit(2)).scalars().all()
 
     def _keep_educonnect_id(self, connection: Connection, person_id: uuid.UUID, value: str) -> None:
+        """Keep ``value`` as the person's ``educonnect:FrEduCtId``, once, and never fail the
+        login over it: the person was found by their AAF identity, this id is only noted."""
         ext = _EXTERNAL_ID
-        known = connection.execute(
-            select(ext.c.id).where(
-                ext.c.entity_id == person_id, ext.c.type == _EDUCONNECT_ID, ext.c.value == value
+        if len(value) > _EXTERNAL_ID_CHARS:
+            # EduConnect's ids have 96 characters: a longer value is no usable id, and an
+            # external id cannot hold it (PostgreSQL refuses it; SQLite would store it whole).
+            log.warning(
+                "FrEduCtId of %d characters not kept (an external id holds %d)",
+                len(value),
+                _EXTERNAL_ID_CHARS,
             )
-        ).first()
-        if known is None:
-            connection.execute(
-                insert(ext).values(
-                    entity_type="person",
-                    entity_id=person_id,
-                    type=_EDUCONNECT_ID,
-                    value=value,
-                    scope="educonnect",
-                )
-            )
-            if connection.in_transaction():
-                connection.commit()
+            return
+        same = and_(
+            ext.c.entity_id == person_id, ext.c.type == _EDUCONNECT_ID, ext.c.value == value
+        )
+        if connection.execute(select(ext.c.id).where(same)).first() is not None:
+            return
+        # The one write of a read request, in a transaction of its own that looks again: the
+        # request's snapshot may predate another request's first login of this person (on
+        # SQLite a write from a stale snapshot is refused; on PostgreSQL it would add the id
+        # twice). The request has written nothing so far: ending its transaction loses nothing.
+        if connection.in_transaction():
+            connection.commit()
+        row = select(
+            literal("person"),
+            literal(person_id, ext.c.entity_id.type),
+            literal(_EDUCONNECT_ID),
+            literal(value),
+            literal("educonnect"),
+        ).where(~exists().where(same))
+        columns = ["entity_type", "entity_id", "type", "value", "scope"]
+        try:
+            with connection.begin():
+                connection.execute(insert(ext).from_select(columns, row))
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            log.warning("FrEduCtId of person %s not kept: %s", person_id, type(exc.orig).__name__)
 
     def _resolve_staff(self, connection: Connection, principal: Principal) -> Principal:
         """The agent of the token's e-mail, with the structures both the token and the annuaire
@@ -393,18 +422,17 @@ class AccessRules:
         else:
             return self._teacher_rules(me, principal.structures)
         mine = select(_PERSON.c.id).where(persons_clause(_PERSON.c.id))
+        # Their own roles and enrollments, leaving ones included (they must learn that these
+        # leave); the classes, groups and structures those reach, through active ones only.
+        enrolled = and_(_ENROLLMENT.c.person_id.in_(mine), _ENROLLED)
         return {
             "persons": lambda t: persons_clause(t.c.id),
             "roles": lambda t: t.c.person_id.in_(mine),
             "enrollments": lambda t: t.c.person_id.in_(mine),
-            "classes": lambda t: t.c.id.in_(
-                select(_ENROLLMENT.c.class_id).where(_ENROLLMENT.c.person_id.in_(mine))
-            ),
-            "groups": lambda t: t.c.id.in_(
-                select(_ENROLLMENT.c.group_id).where(_ENROLLMENT.c.person_id.in_(mine))
-            ),
+            "classes": lambda t: t.c.id.in_(select(_ENROLLMENT.c.class_id).where(enrolled)),
+            "groups": lambda t: t.c.id.in_(select(_ENROLLMENT.c.group_id).where(enrolled)),
             "structures": lambda t: t.c.id.in_(
-                select(_ROLE.c.structure_id).where(_ROLE.c.person_id.in_(mine))
+                select(_ROLE.c.structure_id).where(_ROLE.c.person_id.in_(mine), _ROLE_ACTIVE)
             ),
             **extra,
         }

@@ -31,8 +31,10 @@ from .tokens import InvalidToken, TokenValidator
 __all__ = ["Authenticator", "KeysUnavailable", "trusted_issuers"]
 
 _CACHE_SIZE = 10_000
-#: A validated token is validated again after this long, whatever its lifetime: a key that
-#: left its issuer's JWKS stops being accepted then.
+#: A validated token is validated again after this long, whatever its lifetime, against the
+#: issuer's keys as cached: a key that left its issuer's JWKS stops being accepted at most
+#: this long after the key cache fetches the set again (at the latest when its ``jwks_ttl_s``
+#: runs out).
 _CACHE_TTL_S = 300.0
 log = logging.getLogger("aiguillage.auth")
 

@@ -12,7 +12,9 @@ Three claim profiles, one per kind of issuer (IDENTITY.md §2, §3, §6):
   ``{AAF}`` value is present: it names the pupil by its SIECLE id and the guardian by exact
   names among that pupil's legal guardians, which is ambiguous for homonyms, so any match that
   is not unique is refused. ``FrEduCtId`` is kept as the external id ``educonnect:FrEduCtId``
-  of the person it resolved to. Only an active person (one the source still gives) is found.
+  of the person it resolved to, unless it is longer than an external id holds (it is then
+  not kept, and the login goes on). Only an active person (one the source still gives) is
+  found.
 - ``guichet_agent`` (staff): the person is the one whose AAF ``mail`` is the token's ``email``
   (or ``ctemail``); structures come from ``FrEduRne`` and ``FrEduRneResp``; ``FrEduFonctAdm=DIR``
   or any ``FrEduRneResp`` makes a head of school (of the ``FrEduRneResp`` structures when

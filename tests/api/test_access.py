@@ -25,7 +25,7 @@ from annuaire.api import create_app
 from annuaire.auth import Principal, PrincipalKind, current_principal
 from annuaire.auth.access import CORE_SCOPE, DEMOGRAPHICS, DEMOGRAPHICS_SCOPE
 from annuaire.auth.principal import StaffRole
-from annuaire.schema import Person, Role, Structure
+from annuaire.schema import Enrollment, Person, Role, Structure
 from tests.conftest import ENT_ACTIVITY
 
 from .conftest import Api, TestClient
@@ -45,6 +45,8 @@ class World:
     enrollments: dict[str, tuple[str, str | None, str | None, str]] = field(default_factory=dict)
     guardianships: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
     structures_of: dict[str, str] = field(default_factory=dict)  # any id -> "|UAI|..."
+    #: Ids of the rows the source no longer gives (``tobedeleted``): they grant nothing.
+    leaving: set[str] = field(default_factory=set)
 
 
 def load_world(api: Api) -> World:
@@ -87,6 +89,10 @@ def load_world(api: Api) -> World:
         world.guardianships[norm(gid)] = (norm(guardian), norm(pupil), bool(legal))
         world.structures_of[norm(gid)] = structures
     world.structures_of.update(world.persons)
+    for table in ("role", "enrollment", "guardianship"):
+        world.leaving |= {
+            norm(i) for (i,) in rows(f"SELECT id FROM {table} WHERE status <> 'active'")
+        }
     return world
 
 
@@ -120,12 +126,15 @@ def expected(world: World, who: Principal) -> dict[str, set[str]]:
             for e, (p, c, g, r) in world.enrollments.items()
             if p == me
             and r != "pupil"
+            and e not in world.leaving
             and any(f"|{u}|" in world.structures_of[e] for u in who.structures)
         ]
         classes = {c for c, _ in teaching if c}
         groups = {g for _, g in teaching if g}
         people = {me} | {
-            p for p, c, g, _ in world.enrollments.values() if c in classes or g in groups
+            p
+            for e, (p, c, g, _) in world.enrollments.items()
+            if (c in classes or g in groups) and e not in world.leaving
         }
         out["persons"] = people
         out["classes"], out["groups"] = classes, groups
@@ -137,12 +146,16 @@ def expected(world: World, who: Principal) -> dict[str, set[str]]:
         }
         out["structures"] = {
             s
-            for _, (p, s, _) in world.roles.items()
-            if p == me and world.structures[s] in who.structures
+            for r, (p, s, _) in world.roles.items()
+            if p == me and world.structures[s] in who.structures and r not in world.leaving
         }
         return out
     if who.kind is PrincipalKind.GUARDIAN:
-        pupils = {pu for g, pu, legal in world.guardianships.values() if g == me and legal}
+        pupils = {
+            pu
+            for i, (g, pu, legal) in world.guardianships.items()
+            if g == me and legal and i not in world.leaving
+        }
         mine = {me} | pupils
         out["guardianships"] = {
             i for i, (g, pu, legal) in world.guardianships.items() if g == me and pu in pupils
@@ -152,9 +165,13 @@ def expected(world: World, who: Principal) -> dict[str, set[str]]:
     out["persons"] = mine
     out["roles"] = {r for r, (p, _, _) in world.roles.items() if p in mine}
     out["enrollments"] = {e for e, (p, _, _, _) in world.enrollments.items() if p in mine}
-    out["classes"] = {c for p, c, _, _ in world.enrollments.values() if p in mine and c}
-    out["groups"] = {g for p, _, g, _ in world.enrollments.values() if p in mine and g}
-    out["structures"] = {s for _, (p, s, _) in world.roles.items() if p in mine}
+    # Their own roles and enrollments, leaving or not; what those reach, through active ones.
+    active = [(p, c, g) for e, (p, c, g, _) in world.enrollments.items() if e not in world.leaving]
+    out["classes"] = {c for p, c, _ in active if p in mine and c}
+    out["groups"] = {g for p, _, g in active if p in mine and g}
+    out["structures"] = {
+        s for r, (p, s, _) in world.roles.items() if p in mine and r not in world.leaving
+    }
     return out
 
 
@@ -649,3 +666,100 @@ def test_a_contact_who_is_not_a_legal_guardian_sees_only_themself(
     visible = {p["id"] for p in client.get("/v1/persons", params={"limit": 1000}).json()["items"]}
     assert pupil not in visible and guardian in visible
     assert visible - {guardian} <= legal_pupils
+
+
+def served(client: TestClient, resource: str, ident: str) -> dict[str, bool]:
+    """Whether each way of reading ``resource`` serves the object ``ident``."""
+    exported = client.get(
+        f"/v1/{resource}", params={"fields": "id"}, headers={"Accept": "application/x-ndjson"}
+    )
+    assert exported.status_code == 200
+    fed = client.get(
+        "/v1/changes", params={"limit": 1000, "entityType": ENTITY_TYPES[resource]}
+    ).json()["items"]
+    return {
+        "single": client.get(f"/v1/{resource}/{ident}").status_code == 200,
+        "head": client.head(f"/v1/{resource}/{ident}").status_code == 200,
+        "list": ident in listed_ids(client, f"/v1/{resource}", {}),
+        "export": ident in {orjson.loads(x)["id"] for x in exported.content.splitlines()},
+        "feed": ident in {e["entity_id"] for e in fed},
+    }
+
+
+@pytest.mark.parametrize("who", ["guardian", "pupil"])
+def test_a_leaving_enrollment_or_role_grants_no_read_of_its_class_group_or_structure(
+    fresh_api: Api, who: str
+) -> None:
+    """A pupil's enrollments in a class and a group and their role at a school are leaving
+    (``tobedeleted``: the source no longer gives them). The pupil, and a guardian whose only
+    link to that class, group and school is this pupil, no longer read them — not in a
+    single read, a HEAD, a list, an export nor the feed — but still read the leaving
+    enrollments and role themselves (an ENT must learn that they leave)."""
+    world = load_world(fresh_api)
+    legal = defaultdict(set)
+    for guardian, pupil, is_legal in world.guardianships.values():
+        if is_legal:
+            legal[guardian].add(pupil)
+
+    def family(pupil: str) -> tuple[str, set[str]]:
+        """The principal's person id and the persons whose rows they read, for ``pupil``."""
+        if who == "pupil":
+            return pupil, {pupil}
+        guardian = sorted(g for g, children in legal.items() if pupil in children)[0]
+        return guardian, {guardian} | legal[guardian]
+
+    def linked(ids: set[str]) -> tuple[set[str | None], set[str | None], set[str]]:
+        enrolled = [(c, g) for e, (p, c, g, _) in world.enrollments.items() if p in ids]
+        roles = {s for _, (p, s, _) in world.roles.items() if p in ids}
+        return {c for c, _ in enrolled}, {g for _, g in enrolled}, roles
+
+    pupils = sorted(
+        p
+        for p, _, r in world.roles.values()
+        if r == "pupil" and any(p in c for c in legal.values())
+    )
+    for pupil in pupils:
+        me, mine = family(pupil)
+        enrollments = {e: (c, g) for e, (p, c, g, _) in world.enrollments.items() if p == pupil}
+        roles = {r: s for r, (p, s, _) in world.roles.items() if p == pupil}
+        others = linked(mine - {pupil})
+        own = linked({pupil})
+        classes = {c for c, _ in enrollments.values() if c} - others[0]
+        groups = {g for _, g in enrollments.values() if g} - others[1]
+        structures = set(roles.values()) - others[2]
+        if classes and groups and structures and len(own[2]) == len(roles):
+            break
+    else:
+        pytest.fail(
+            "no pupil of the generated académie has a class, a group and a school of their own"
+        )
+    enrollment_table, role_table = (m.__table__ for m in (Enrollment, Role))  # type: ignore[attr-defined]
+    app = create_app(fresh_api.settings)
+    app.dependency_overrides[current_principal] = lambda: Principal(
+        PrincipalKind.GUARDIAN if who == "guardian" else PrincipalKind.PUPIL,
+        me,
+        person_id=uuid.UUID(me),
+        resolved=True,
+    )
+    targets = [
+        *(("classes", c) for c in sorted(classes)),
+        *(("groups", g) for g in sorted(groups)),
+        *(("structures", s) for s in sorted(structures)),
+    ]
+    with TestClient(app) as client:
+        for resource, ident in targets:  # what the active links grant
+            assert all(served(client, resource, ident).values()), (resource, ident)
+        with fresh_api.engine.begin() as connection:
+            for table, ids in ((enrollment_table, enrollments), (role_table, roles)):
+                connection.execute(
+                    update(table)
+                    .where(table.c.id.in_([uuid.UUID(i) for i in ids]))
+                    .values(status="tobedeleted")
+                )
+        for resource, ident in targets:
+            assert not any(served(client, resource, ident).values()), (resource, ident)
+        for resource, ids in (("enrollments", enrollments), ("roles", roles)):
+            for ident in ids:
+                assert served(client, resource, ident)["single"], (resource, ident)
+        assert served(client, "persons", pupil)["single"]
+    app.state.engine.dispose()

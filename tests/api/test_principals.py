@@ -12,6 +12,7 @@ from sqlalchemy import text
 from annuaire.auth import AccessRules, Principal, PrincipalKind, current_principal
 from annuaire.auth.principal import StaffRole, Unauthenticated, principal_from_claims
 from annuaire.importing import import_aaf
+from annuaire.store.engine import one_snapshot
 
 from .conftest import Api
 
@@ -364,3 +365,32 @@ def test_a_leaving_guardianship_role_or_teaching_link_grants_nothing(fresh_api: 
         f"AND p.person_id = '{sql_id(api, classmate)}'",
     )[0]
     assert read_as(api, as_teacher, path) == (200 if shared else 404)
+
+
+def test_two_first_logins_at_once_keep_one_educonnect_id(fresh_api: Api) -> None:
+    """Two requests sign one person in for the first time at once: one keeps the person's
+    ``FrEduCtId`` while the other's snapshot, taken before (an export reads one snapshot),
+    does not show it yet. The other request goes on, neither failing (SQLite refused its
+    write on a stale snapshot: a 500) nor keeping the id a second time."""
+    person, key = join_key_of(fresh_api, "SELECT guardian_id FROM guardianship WHERE legal")
+    claims = {
+        "FrEduCtPersonAffiliation": "resp2d",
+        "FrEduCtRefId": f"{{AAF}}99|x|{key}",
+        "FrEduCtId": "ef" * 48,
+    }
+    principal = principal_from_claims("educonnect", "test", {**BASE, **claims})
+    with fresh_api.engine.connect() as connection:
+        late = one_snapshot(connection)
+        late.begin()
+        late.execute(text("SELECT count(*) FROM external_id")).scalar()  # its snapshot
+        assert resolve(fresh_api, "educonnect", claims).person_id == person  # the other one
+        assert AccessRules().resolve(late, principal).person_id == person
+        # The request reads on after its login.
+        assert late.execute(text("SELECT count(*) FROM person")).scalar()
+        late.rollback()
+    kept = one(
+        fresh_api,
+        "SELECT count(*) FROM external_id WHERE type = 'educonnect:FrEduCtId' "
+        f"AND entity_id = '{sql_id(fresh_api, person)}'",
+    )
+    assert kept[0] == 1

@@ -241,3 +241,74 @@ def test_an_issuer_cannot_take_the_name_of_the_hubs_own_or_of_another(
     unchecked = settings_for(api, tmp_path, environment="production", token_issuers=issuers)
     with pytest.raises(ConfigurationError, match=refusal):
         create_app(unchecked)
+
+
+def test_an_educonnect_id_longer_than_the_store_holds_is_not_kept_and_the_login_goes_on(
+    fresh_api: Api, tmp_path: Path
+) -> None:
+    """The person a broker token resolves to keeps its ``FrEduCtId`` as an external id. A
+    value longer than an external id holds (255 characters; EduConnect's are 96) is not
+    kept: the person is found by the AAF join key alone, and every read answers as usual
+    (PostgreSQL refused the write, and each request was a 500)."""
+    broker_key = _jose.generate_es256_jwk("broker-1")
+    jwks = tmp_path / "broker.jwks.json"
+    jwks.write_text(json.dumps({"keys": [_jose.public_jwk(broker_key)]}))
+    broker = IssuerSettings(
+        name="educonnect-broker",
+        issuer="https://broker.example.fr/realms/ent",
+        jwks_file=jwks,
+        audiences=["urn:aiguillage:api"],
+        algorithms=["ES256"],
+        profile="educonnect",
+    )
+    settings = settings_for(fresh_api, tmp_path, environment="production", token_issuers=[broker])
+    with fresh_api.engine.connect() as connection:
+        guardian, key = connection.execute(
+            text(
+                "SELECT e.entity_id, e.value FROM external_id e JOIN guardianship g "
+                "ON g.guardian_id = e.entity_id WHERE g.legal "
+                "AND e.type = 'aaf:ENTPersonJointure' ORDER BY e.value"
+            )
+        ).first()
+    guardian = str(uuid.UUID(str(guardian)))
+
+    def token(educonnect_id: str) -> dict[str, str]:
+        now = int(time.time())
+        claims = {
+            "iss": broker.issuer,
+            "aud": "urn:aiguillage:api",
+            "sub": "pairwise-1",
+            "client_id": "ent-app",
+            "iat": now,
+            "exp": now + 300,
+            "jti": f"j-{len(educonnect_id)}",
+            "FrEduCtPersonAffiliation": ["resp2d"],
+            "FrEduCtRefId": [f"{{AAF}}99|x|{key}"],
+            "FrEduCtId": educonnect_id,
+        }
+        return {"Authorization": f"Bearer {_jose.sign(claims, broker_key)}"}
+
+    def kept() -> list[str]:
+        with fresh_api.engine.connect() as connection:
+            return sorted(
+                connection.execute(
+                    text("SELECT value FROM external_id WHERE type = 'educonnect:FrEduCtId'")
+                ).scalars()
+            )
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        bearer = token("ab" * 128)  # 256 characters
+        ndjson = {**bearer, "Accept": "application/x-ndjson"}
+        assert client.get("/v1/persons", headers=bearer).status_code == 200
+        assert client.get(f"/v1/persons/{guardian}", headers=bearer).status_code == 200
+        assert client.head(f"/v1/persons/{guardian}", headers=bearer).status_code == 200
+        assert client.get("/v1/persons", headers=ndjson).status_code == 200
+        assert client.get("/v1/changes", headers=bearer).status_code == 200
+        assert kept() == []
+        # A value the store holds is kept, by the first read (here an export) that finds it.
+        usable = "cd" * 48
+        exported = client.get("/v1/persons", headers={**token(usable), "Accept": ndjson["Accept"]})
+        assert exported.status_code == 200
+        assert kept() == [usable]
+    app.state.engine.dispose()
