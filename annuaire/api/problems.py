@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from annuaire.auth.jwks import KeysUnavailable
 from annuaire.auth.principal import Unauthenticated
+from annuaire.registre.writer import EntryNotWritten
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -35,6 +36,8 @@ log = logging.getLogger("aiguillage.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _URN = "urn:aiguillage:problem:"
+#: Retry-After of a request whose flow entry could not be written in time (a busy database).
+_LOG_BUSY_RETRY_S = 30
 
 
 class ProblemType(enum.Enum):
@@ -195,6 +198,18 @@ def install_handlers(app: FastAPI) -> None:
             ),
         )
 
+    async def on_log_busy(request: Request, exc: Exception) -> Response:
+        log.error("flow entry not written in time (request %s): %s", request_id(request), exc)
+        return problem_response(
+            request,
+            ApiProblem(
+                ProblemType.UNAVAILABLE,
+                "this request's entry in the flow log could not be written in time (the "
+                "database is busy: on SQLite, an import holds it for its whole run); retry later",
+                headers={"Retry-After": str(_LOG_BUSY_RETRY_S)},
+            ),
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error (request %s)", request_id(request))
         response = problem_response(
@@ -211,6 +226,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
     app.add_exception_handler(KeysUnavailable, on_keys_unavailable)
     app.add_exception_handler(OperationalError, on_database_down)
+    app.add_exception_handler(EntryNotWritten, on_log_busy)
     app.add_exception_handler(Exception, on_unexpected)
 
 

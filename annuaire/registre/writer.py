@@ -38,7 +38,7 @@ from annuaire.store.engine import write_transaction
 
 from .flowlog import ChainHead, FlowLog, FlowRecord
 
-__all__ = ["FlowWriter"]
+__all__ = ["EntryNotWritten", "FlowWriter"]
 
 #: How long a request waits for its entry before failing (the database is unreachable, say).
 WRITE_TIMEOUT_S = 30.0
@@ -49,6 +49,13 @@ MAX_BATCH = 500
 OPTIMISTIC_TRIES = 3
 #: How often an idle thread looks whether it was asked to stop.
 _IDLE_S = 0.2
+
+
+class EntryNotWritten(TimeoutError):
+    """A request's entry was not committed within :data:`WRITE_TIMEOUT_S`: the database is
+    busy (on SQLite, an import holds the write lock for its whole run) or slow to answer. The
+    request fails and serves nothing; the same request later succeeds. The entry may still be
+    committed afterwards: the log may say more than was served, never less."""
 
 
 class _Pending:
@@ -71,7 +78,7 @@ class _Pending:
 
     def wait(self, timeout: float) -> int:
         if not self._done.acquire(timeout=timeout):
-            raise TimeoutError(f"flow log: no entry written after {timeout:.0f} s")
+            raise EntryNotWritten(f"flow log: no entry written after {timeout:.0f} s")
         if self.error is not None:
             raise self.error
         assert self.seq is not None

@@ -21,10 +21,12 @@ from sqlalchemy import select, text
 
 from annuaire.api.listing import EXPORT_PART
 from annuaire.auth import Principal, PrincipalKind, current_principal
+from annuaire.registre import writer as writer_module
 from annuaire.registre.flowlog import ENTRY, SUBJECT_SET, entries_query, entry_row
 from annuaire.registre.runtime import open_registre
 from annuaire.registre.vocabulary import DataCategory
 from annuaire.schema import Person
+from annuaire.store.engine import write_transaction
 from tests.api.conftest import Api
 from tests.conftest import ENT_ACTIVITY, PROJECT_ROOT
 
@@ -372,3 +374,24 @@ def test_dpo_endpoints_are_reserved_and_answer_access_requests(api: Api) -> None
     assert listing["operation"] == "log_access" and listing["persons"] == 0
     generated = dt.datetime.fromisoformat(register.json()["generated_at"])
     assert generated.tzinfo is not None
+
+
+def test_a_request_whose_entry_cannot_be_written_in_time_is_a_503_to_retry(
+    fresh_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another transaction holds what the log's writer needs (on SQLite, an import holds
+    the write lock for its whole run), a request waits for its entry, then fails with a 503 and
+    a Retry-After, serving nothing; the same request succeeds once the lock is released."""
+    monkeypatch.setattr(writer_module, "WRITE_TIMEOUT_S", 0.5)
+    api = fresh_api
+    with write_transaction(api.engine) as holder:  # SQLite: BEGIN IMMEDIATE
+        if api.backend == "postgres":
+            holder.execute(text("SELECT last_seq FROM flow_chain FOR UPDATE"))
+        busy = api.client.get("/v1/persons", params={"limit": 2})
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["retry-after"] == "30"
+    problem = busy.json()
+    assert problem["type"] == "urn:aiguillage:problem:unavailable" and problem["status"] == 503
+    assert "retry later" in problem["detail"]
+    again = api.client.get("/v1/persons", params={"limit": 2})
+    assert again.status_code == 200 and len(again.json()["items"]) == 2
