@@ -43,14 +43,16 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    insert,
     literal,
     or_,
     select,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from annuaire.schema import (
+    EDUCONNECT_ID_ONLY,
     ChangeEntry,
     Enrollment,
     ExternalId,
@@ -288,8 +290,10 @@ class AccessRules:
             return
         # The one write of a read request, in a transaction of its own that looks again: the
         # request's snapshot may predate another request's first login of this person (on
-        # SQLite a write from a stale snapshot is refused; on PostgreSQL it would add the id
-        # twice). The request has written nothing so far: ending its transaction loses nothing.
+        # SQLite a write from a stale snapshot is refused). The request has written nothing so
+        # far: ending its transaction loses nothing. Looking again is not enough on PostgreSQL:
+        # simultaneous first logins all look before any of them commits; the partial unique
+        # index on these ids makes all but one do nothing.
         if connection.in_transaction():
             connection.commit()
         row = select(
@@ -300,9 +304,18 @@ class AccessRules:
             literal("educonnect"),
         ).where(~exists().where(same))
         columns = ["entity_type", "entity_id", "type", "value", "scope"]
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        keep = (
+            dialect.insert(ext)
+            .from_select(columns, row)
+            .on_conflict_do_nothing(
+                index_elements=[ext.c.entity_id, ext.c.type, ext.c.value],
+                index_where=text(EDUCONNECT_ID_ONLY),
+            )
+        )
         try:
             with connection.begin():
-                connection.execute(insert(ext).from_select(columns, row))
+                connection.execute(keep)
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise

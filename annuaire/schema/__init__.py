@@ -31,7 +31,7 @@ from .membership import (
     RoleSummary,
 )
 from .nomenclature import Level, LevelPublic, Subject, SubjectPublic
-from .person import ExternalId, ExternalIdPublic, Person, PersonPublic
+from .person import EDUCONNECT_ID_ONLY, ExternalId, ExternalIdPublic, Person, PersonPublic
 from .records import (
     EntityKind,
     NeutralRecord,
@@ -61,6 +61,7 @@ from .run import (
 from .structure import Structure, StructureKind, StructurePublic
 
 __all__ = [
+    "EDUCONNECT_ID_ONLY",
     "NOT_ACTIVE",
     "PERSON_COLUMNS",
     "PUBLIC_MODELS",

@@ -5,14 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Index
+from sqlalchemy import JSON, Index, text
 from sqlmodel import Field, SQLModel
 
 from ._columns import tracked_table_args
 from ._tracked import Tracked, TrackedPublic
 from .membership import RoleSummary
 
-__all__ = ["ExternalId", "ExternalIdPublic", "Person", "PersonBase", "PersonPublic"]
+__all__ = [
+    "EDUCONNECT_ID_ONLY",
+    "ExternalId",
+    "ExternalIdPublic",
+    "Person",
+    "PersonBase",
+    "PersonPublic",
+]
+
+#: The condition of the partial unique index ``uq_external_id_educonnect_id``, spelt as an
+#: ``ON CONFLICT`` must spell it for the database to find that index.
+EDUCONNECT_ID_ONLY = "type = 'educonnect:FrEduCtId'"
 
 
 class PersonBase(SQLModel):
@@ -52,7 +63,20 @@ class ExternalId(ExternalIdPublic, table=True):
     """One typed identifier of an entity, as its source spells it."""
 
     __tablename__ = "external_id"
-    __table_args__ = (Index("ix_external_id_type_value", "type", "value"),)
+    __table_args__ = (
+        Index("ix_external_id_type_value", "type", "value"),
+        # A person's FrEduCtId, once: simultaneous first logins write it at once. Partial, so
+        # that the import's AAF ids (the bulk of the table) cost no more to write.
+        Index(
+            "uq_external_id_educonnect_id",
+            "entity_id",
+            "type",
+            "value",
+            unique=True,
+            sqlite_where=text(EDUCONNECT_ID_ONLY),
+            postgresql_where=text(EDUCONNECT_ID_ONLY),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     entity_type: str = Field(max_length=16)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +396,51 @@ def test_two_first_logins_at_once_keep_one_educonnect_id(fresh_api: Api) -> None
         f"AND entity_id = '{sql_id(fresh_api, person)}'",
     )
     assert kept[0] == 1
+
+
+def test_simultaneous_first_logins_keep_one_educonnect_id_each(
+    fresh_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several requests sign the same person in for the first time at the very same moment,
+    for several persons: each person keeps their ``FrEduCtId`` once, and the requests that
+    lose the race do nothing rather than fail to write it. On PostgreSQL each request looks
+    again in READ COMMITTED and sees no row of the others until they commit: only the unique
+    index on these ids keeps them from all writing it."""
+    logins, persons = 6, 12
+    with fresh_api.engine.connect() as connection:
+        guardians = connection.execute(
+            text(
+                "SELECT e.entity_id, min(e.value) FROM external_id e WHERE e.entity_id IN "
+                "(SELECT guardian_id FROM guardianship WHERE legal) "
+                "AND e.type = 'aaf:ENTPersonJointure' GROUP BY e.entity_id "
+                "ORDER BY min(e.value) LIMIT :n"
+            ),
+            {"n": persons},
+        ).all()
+    assert len(guardians) == persons
+    engine = fresh_api.client.app.state.engine  # the app's own, as requests use it
+    start = threading.Barrier(logins)
+
+    def first_login(key: str, value: str) -> uuid.UUID | None:
+        claims = {
+            "FrEduCtPersonAffiliation": "resp2d",
+            "FrEduCtRefId": f"{{AAF}}99|x|{key}",
+            "FrEduCtId": value,
+        }
+        principal = principal_from_claims("educonnect", "test", {**BASE, **claims})
+        with engine.connect() as connection:
+            start.wait(timeout=30)
+            return AccessRules().resolve(connection, principal).person_id
+
+    with ThreadPoolExecutor(logins) as pool:
+        for number, (person, key) in enumerate(guardians):
+            value = f"{number:02x}" * 48
+            found = list(pool.map(first_login, [key] * logins, [value] * logins))
+            assert found == [uuid.UUID(str(person))] * logins
+    kept = one(
+        fresh_api,
+        "SELECT count(*), count(DISTINCT entity_id) FROM external_id "
+        "WHERE type = 'educonnect:FrEduCtId'",
+    )
+    assert tuple(kept) == (persons, persons)
+    assert [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()] == []
