@@ -16,7 +16,7 @@ add one between the two.
 
 Revision ID: d67d30807886
 Revises: e4a6c8b0d2f1
-Create Date: 2026-12-01 09:00:00.000000
+Create Date: 2026-11-30 09:00:00.000000
 """
 
 from __future__ import annotations
