@@ -30,7 +30,8 @@ What each check proves:
 - ``shape``: an object carries exactly the properties of its schema (every one, ``null`` when
   unknown, and no other), ``fields=a,b`` narrows it to ``id``, ``a`` and ``b``, in every
   collection and for an object read alone (the schemas require ``id`` only, since ``fields=``
-  narrows: a member renamed, dropped or added would pass ``schema``).
+  narrows: a member renamed, dropped or added would pass ``schema``); so do the objects inside
+  it (a person's ``roles[]`` and ``external_ids[]``), each with its own schema.
 - ``etag``: single objects carry a strong, stable ETag; ``If-None-Match`` gives a bodiless 304,
   another tag a 200, and ``fields=`` another tag; a HEAD answers as the GET, without a body.
 - ``pagination``: paging /v1/persons 37 at a time serves ids in strictly increasing order,

@@ -19,7 +19,10 @@ Each is the real application with one defect, served by uvicorn as a real server
   outside its enum (every object still carries exactly its documented members);
 - ``create_forgetful_app``: the change feed leaves out its ``update`` entries (the feed still
   pages cleanly, in increasing seqs: what it misses shows only when data changes);
-- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0.
+- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0;
+- ``create_role_renaming_app``: the ``structure_uai`` of each of a person's ``roles[]`` is
+  served as ``structure_UAI`` (a member the schema of those items does not require: every body
+  still validates, and the persons themselves carry exactly their members).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "create_overlapping_app",
     "create_renaming_app",
     "create_repeating_app",
+    "create_role_renaming_app",
     "create_shouting_app",
     "create_uncached_app",
 ]
@@ -200,3 +204,18 @@ def create_get_only_app() -> ASGIApp:
         await app(scope, receive, send)
 
     return get_only
+
+
+def create_role_renaming_app() -> ASGIApp:
+    app = create_app()
+
+    async def role_renaming(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_renamed(message: Message) -> None:
+            if message["type"] == "http.response.body":  # the same length: no header to fix
+                body = message.get("body", b"")
+                message["body"] = body.replace(b'"structure_uai"', b'"structure_UAI"')
+            await send(message)
+
+        await app(scope, receive, send_renamed)
+
+    return role_renaming
