@@ -162,6 +162,23 @@ def test_a_member_renamed_inside_a_persons_roles_fails_the_shape_check_only(
     assert all(" roles[" in f for f in failures), failures
 
 
+def test_a_problem_instance_that_is_not_the_request_path_fails_the_errors_check(
+    relative_instance: Server,
+) -> None:
+    """``/persons`` for ``/v1/persons``: the request path ends with it, but is not it."""
+    report = run_conformance(relative_instance.base_url, max_examples=3)
+    assert report.result("errors").outcome is Outcome.FAIL
+    others = {r.name: r.failures for r in report.results if r.outcome is not Outcome.PASS}
+    assert list(others) == ["errors"], others
+    failures = report.result("errors").failures
+    assert any(
+        "/v1/persons?colour=blue -> 400" in f
+        and "instance '/persons' is not the request path /v1/persons" in f
+        for f in failures
+    ), failures
+    assert all("instance" in f for f in failures), failures
+
+
 def test_a_feed_repeating_entries_past_the_compared_window_fails(repeating: Server) -> None:
     """The first 2,000 entries read in pages of 1,000 and of 97 are alike; the whole feed,
     read once to its end, repeats an entry at each page past seq 2,000."""
