@@ -135,6 +135,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """
     settings = settings or get_settings()
     app = _build(settings)
+    # Only a served app trusts issuers: outside production this creates the hub's signing key
+    # (and the dev key) on first use, which building the contract must never do.
+    app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     app.state.engine = engine or make_engine(settings, serving=True)
     app.state.registre = open_registre(settings, app.state.engine)
     # Transactions of their own (never autocommit): the flow writer's batches and the DPO's
@@ -148,7 +151,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 def contract_app() -> FastAPI:
-    """The routes without a database: what specs/openapi.json is made from. Never served."""
+    """The routes without a database nor token issuers: what specs/openapi.json is made from.
+    Never served, so it writes no key (``aiguillage spec write`` and ``aiguillage conformance``
+    run it in any folder)."""
     return _build(Settings(database_url="sqlite://", environment="development"))
 
 
@@ -195,7 +200,6 @@ def _build(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.access_rules = AccessRules()
-    app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     install_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(HeadAsGet)  # outermost: every layer below sees the GET it answers

@@ -25,12 +25,13 @@ What each check proves:
   body valid against the spec; invalid input is refused with a 4xx; never a 5xx.
 - ``errors``: each problem type (unknown-parameter, invalid-cursor, unknown-field,
   invalid-parameter, not-found, not-acceptable) is what the request that should cause it gets:
-  right status, ``application/problem+json``, every RFC 9457 member, the parameter at fault
-  named in ``invalid_params``.
+  right status, ``application/problem+json``, every RFC 9457 member, ``instance`` the path of
+  the request, the parameter at fault named in ``invalid_params``.
 - ``shape``: an object carries exactly the properties of its schema (every one, ``null`` when
   unknown, and no other), ``fields=a,b`` narrows it to ``id``, ``a`` and ``b``, in every
   collection and for an object read alone (the schemas require ``id`` only, since ``fields=``
-  narrows: a member renamed, dropped or added would pass ``schema``).
+  narrows: a member renamed, dropped or added would pass ``schema``); so do the objects inside
+  it (a person's ``roles[]`` and ``external_ids[]``), each with its own schema.
 - ``etag``: single objects carry a strong, stable ETag; ``If-None-Match`` gives a bodiless 304,
   another tag a 200, and ``fields=`` another tag; a HEAD answers as the GET, without a body.
 - ``pagination``: paging /v1/persons 37 at a time serves ids in strictly increasing order,

@@ -4,13 +4,16 @@ For each probe (an unknown parameter, a forged or foreign cursor, an unknown fie
 of range, a missing object, an unsupported ``Accept``), the answer must have the problem's
 status, the ``application/problem+json`` content type and an RFC 9457 body whose members are
 all there: ``type`` (the expected URN), ``title``, ``status`` (the HTTP status), ``detail``,
-``instance`` (the request path), ``request_id`` (the ``X-Request-Id`` header). A 400 must name
-the parameter at fault in ``invalid_params``.
+``instance`` (the contract's "path of the request": the path asked, without its query, or the
+same below the base URL's own path when the deployment is served under one), ``request_id``
+(the ``X-Request-Id`` header). A 400 must name the parameter at fault in ``invalid_params``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import httpx
 
 from ._http import Deployment, described, media_type
 from ._report import Findings
@@ -127,10 +130,12 @@ def _check_probe(deployment: Deployment, findings: Findings, probe: Probe) -> No
             isinstance(body.get(member), str) and bool(body.get(member)),
             f"{where}: {member} is not a non-empty string",
         )
-    instance = body.get("instance")
+    # The path the deployment was asked, or the same below the base URL's own path (a proxy
+    # that serves the hub under /annuaire and strips it); never its query, nor a part of it.
+    instance, path = body.get("instance"), response.request.url.path
     findings.expect(
-        isinstance(instance, str) and bool(instance) and response.url.path.endswith(instance),
-        f"{where}: instance {instance!r} is not the request path",
+        instance in (path, _below(deployment.base_url, path)),
+        f"{where}: instance {instance!r} is not the request path {path}",
     )
     request_id = response.headers.get("x-request-id")
     findings.expect(
@@ -139,6 +144,13 @@ def _check_probe(deployment: Deployment, findings: Findings, probe: Probe) -> No
     )
     if probe.names is not None:
         _check_invalid_params(findings, where, body.get("invalid_params"), probe.names)
+
+
+def _below(base_url: str, path: str) -> str:
+    """``path`` without the path of ``base_url`` (``/v1/persons`` for ``/annuaire/v1/persons``
+    under ``https://hub.example.fr/annuaire``)."""
+    root = httpx.URL(base_url).path.rstrip("/")
+    return path.removeprefix(root) if root and path.startswith(root + "/") else path
 
 
 def _check_invalid_params(findings: Findings, where: str, params: object, name: str) -> None:

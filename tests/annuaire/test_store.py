@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -78,6 +79,33 @@ def test_committed_specs_match_the_models() -> None:
         or (PROJECT_ROOT / "specs" / relative).read_text(encoding="utf-8") != content
     ]
     assert stale == [], f"specs/ drifted from the code, run `make spec`: {stale}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("spec", "write", "--out", "specs"),
+        ("spec", "write", "--out", "specs", "--check"),
+        ("conformance", "--base-url", "http://127.0.0.1:9"),
+    ],
+    ids=["spec-write", "spec-check", "conformance"],
+)
+def test_the_contract_is_built_without_writing_key_material(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Generating the contract, or running the kit (which reads it) against a deployment
+    elsewhere, mints no token and serves no JWKS: no key may appear where it runs."""
+    if "--check" in command:
+        shutil.copytree(PROJECT_ROOT / "specs", tmp_path / "specs")
+    done = _cli(*command, url="sqlite://", cwd=tmp_path)
+    # The kit finds nothing listening on port 9: every check fails, and that is all.
+    assert done.returncode == (1 if command[0] == "conformance" else 0), done.stderr
+    outside_specs = sorted(
+        str(path.relative_to(tmp_path))
+        for path in tmp_path.rglob("*")
+        if path.relative_to(tmp_path).parts[0] != "specs"
+    )
+    assert outside_specs == [], outside_specs
 
 
 def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,12 @@ Each is the real application with one defect, served by uvicorn as a real server
   outside its enum (every object still carries exactly its documented members);
 - ``create_forgetful_app``: the change feed leaves out its ``update`` entries (the feed still
   pages cleanly, in increasing seqs: what it misses shows only when data changes);
-- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0.
+- ``create_get_only_app``: HEAD is refused with a 405, as before contract 1.1.0;
+- ``create_role_renaming_app``: the ``structure_uai`` of each of a person's ``roles[]`` is
+  served as ``structure_UAI`` (a member the schema of those items does not require: every body
+  still validates, and the persons themselves carry exactly their members);
+- ``create_relative_instance_app``: a problem's ``instance`` is the request path without its
+  ``/v1`` (``/persons`` for ``/v1/persons``), which the request path still ends with.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ __all__ = [
     "create_forgetful_app",
     "create_get_only_app",
     "create_overlapping_app",
+    "create_relative_instance_app",
     "create_renaming_app",
     "create_repeating_app",
+    "create_role_renaming_app",
     "create_shouting_app",
     "create_uncached_app",
 ]
@@ -200,3 +207,55 @@ def create_get_only_app() -> ASGIApp:
         await app(scope, receive, send)
 
     return get_only
+
+
+def create_role_renaming_app() -> ASGIApp:
+    app = create_app()
+
+    async def role_renaming(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_renamed(message: Message) -> None:
+            if message["type"] == "http.response.body":  # the same length: no header to fix
+                body = message.get("body", b"")
+                message["body"] = body.replace(b'"structure_uai"', b'"structure_UAI"')
+            await send(message)
+
+        await app(scope, receive, send_renamed)
+
+    return role_renaming
+
+
+def create_relative_instance_app() -> ASGIApp:
+    app = create_app()
+
+    async def relative_instance(scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message = {}
+        body = bytearray()
+
+        async def send_relative(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if (b"content-type", _PROBLEM) not in message.get("headers", []):
+                    await send(message)  # not a problem: passed on as it comes
+                    return
+                start = message
+                return
+            if not start:
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            content = bytes(body)
+            if content:  # not a HEAD
+                problem = orjson.loads(content)
+                problem["instance"] = problem["instance"].removeprefix("/v1")
+                content = orjson.dumps(problem)
+                start["headers"] = [
+                    (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+                ] + [(b"content-length", str(len(content)).encode())]
+            await send(start)
+            await send({"type": "http.response.body", "body": content})
+
+        await app(scope, receive, send_relative)
+
+    return relative_instance

@@ -268,3 +268,17 @@ def forgetful(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> I
 def get_only(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
     """HEAD refused."""
     yield from served_broken(tmp_path_factory, academie, "create_get_only_app")
+
+
+@pytest.fixture(scope="module")
+def role_renaming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+    """A member of a person's ``roles[]`` items served renamed."""
+    yield from served_broken(tmp_path_factory, academie, "create_role_renaming_app")
+
+
+@pytest.fixture(scope="module")
+def relative_instance(
+    tmp_path_factory: pytest.TempPathFactory, academie: Academie
+) -> Iterator[Server]:
+    """Problems whose ``instance`` leaves out the ``/v1`` of the request path."""
+    yield from served_broken(tmp_path_factory, academie, "create_relative_instance_app")

@@ -142,6 +142,43 @@ def test_a_deployment_renaming_a_member_fails_the_shape_check(renaming: Server) 
     assert not any("/v1/structures" in f for f in failures)  # only persons are touched
 
 
+def test_a_member_renamed_inside_a_persons_roles_fails_the_shape_check_only(
+    role_renaming: Server,
+) -> None:
+    """``structure_uai`` is not required in a person's ``roles[]`` items, so the renamed
+    member validates; ``shape`` compares each role with the schema of those items."""
+    report = run_conformance(role_renaming.base_url, max_examples=3)
+    assert report.result("shape").outcome is Outcome.FAIL
+    others = {r.name: r.failures for r in report.results if r.outcome is not Outcome.PASS}
+    assert list(others) == ["shape"], others
+    failures = report.result("shape").failures
+    renamed = " roles[0] carries undocumented structure_UAI and lacks documented structure_uai"
+    # The first persons may all be guardians (no roles): the check reads on until it sees some.
+    assert any(f.startswith("GET /v1/persons?limit=") and renamed in f for f in failures)
+    assert any(f.startswith("GET /v1/persons/") and renamed in f for f in failures), [
+        f for f in failures if "limit=" not in f
+    ]
+    # The persons themselves carry exactly their members.
+    assert all(" roles[" in f for f in failures), failures
+
+
+def test_a_problem_instance_that_is_not_the_request_path_fails_the_errors_check(
+    relative_instance: Server,
+) -> None:
+    """``/persons`` for ``/v1/persons``: the request path ends with it, but is not it."""
+    report = run_conformance(relative_instance.base_url, max_examples=3)
+    assert report.result("errors").outcome is Outcome.FAIL
+    others = {r.name: r.failures for r in report.results if r.outcome is not Outcome.PASS}
+    assert list(others) == ["errors"], others
+    failures = report.result("errors").failures
+    assert any(
+        "/v1/persons?colour=blue -> 400" in f
+        and "instance '/persons' is not the request path /v1/persons" in f
+        for f in failures
+    ), failures
+    assert all("instance" in f for f in failures), failures
+
+
 def test_a_feed_repeating_entries_past_the_compared_window_fails(repeating: Server) -> None:
     """The first 2,000 entries read in pages of 1,000 and of 97 are alike; the whole feed,
     read once to its end, repeats an entry at each page past seq 2,000."""
