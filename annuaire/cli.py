@@ -23,7 +23,7 @@ from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refus
 from annuaire.registre.cli import registre_app
 from annuaire.schema import ImportRun, SourceWarning
 from annuaire.settings import get_settings
-from annuaire.store import changes_after, make_engine
+from annuaire.store import changes_after, make_engine, structures_list
 from annuaire.store import migrate as migrations
 from annuaire.sync import Interrupted, Stop
 from annuaire.sync import purge as purge_store
@@ -177,7 +177,7 @@ def changes(
         page = changes_after(connection, after, limit, structure=structure)
     for entry in page.entries:
         line = entry.model_dump(mode="json")
-        line["structures"] = [uai for uai in entry.structures.split("|") if uai]  # as the API
+        line["structures"] = structures_list(entry.structures)  # as the API gives them
         typer.echo(json.dumps(line, ensure_ascii=False))
     errors.print(f"next cursor: {page.next_cursor}")
 

@@ -65,6 +65,7 @@ from annuaire.schema import (
     Subject,
     SubjectPublic,
 )
+from annuaire.store.changes import structures_list
 
 from ._json_sql import document_sql, feed_document_sql, stored_type
 from .journal import Journal
@@ -492,7 +493,7 @@ class Reader:
         for row in rows:
             if row[2] == EntityKind.PERSON.value:
                 page.persons.append(row[3])
-            page.structures.update(_uais(row[4]))
+            page.structures.update(structures_list(row[4]))
         return page, (rows[-1][1] if rows else after)
 
 
@@ -513,12 +514,7 @@ def _collect(page: Page, resource: Resource, rows: Sequence[Any], start: int) ->
     for row in rows:
         page.persons.extend(v for v in row[start : start + persons] if v is not None)
         if structured:
-            page.structures.update(_uais(row[start + persons]))
-
-
-def _uais(structures: str | None) -> list[str]:
-    """``|UAI|UAI|`` -> the UAIs."""
-    return [u for u in (structures or "").split("|") if u]
+            page.structures.update(structures_list(row[start + persons]))
 
 
 def _coerce(column: Any, value: str) -> Any:

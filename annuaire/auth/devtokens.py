@@ -46,6 +46,7 @@ from annuaire.schema import (
     Structure,
 )
 from annuaire.settings import DEV_ISSUER_PREFIX, IssuerSettings, Settings
+from annuaire.store.changes import structures_list
 
 from . import _jose
 from .clients import active_client
@@ -212,7 +213,7 @@ def _educonnect_claims(engine: Engine, kind: DevTokenKind, person_id: uuid.UUID)
                 .order_by(runs.c.started_at)
             )
         }
-        uais = [uai for uai in (person.structures or "").split("|") if uai]
+        uais = structures_list(person.structures)
         degrees = set(
             connection.execute(
                 select(_STRUCTURES.c.degree).where(_STRUCTURES.c.uai.in_(uais))

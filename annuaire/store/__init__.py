@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .changes import ChangePage, ChangeRecorder, changes_after, structures_text
+from .changes import ChangePage, ChangeRecorder, changes_after, structures_list, structures_text
 from .engine import make_engine, placeholder, write_transaction
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "changes_after",
     "make_engine",
     "placeholder",
+    "structures_list",
     "structures_text",
     "write_transaction",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "PackedIds",
     "changes_after",
     "pack_sorted",
+    "structures_list",
     "structures_text",
 ]
 
@@ -71,6 +72,11 @@ def structures_text(uais: Iterable[str]) -> str:
     """``|A|B|`` form, searchable with ``LIKE '%|A|%'`` on both backends."""
     ordered = sorted({u for u in uais if u})
     return "|" + "|".join(ordered) + "|" if ordered else ""
+
+
+def structures_list(structures: str | None) -> list[str]:
+    """The UAIs of the ``|A|B|`` form (``structures_text`` read back), in its order."""
+    return [uai for uai in (structures or "").split("|") if uai]
 
 
 class ChangeRecorder:
@@ -182,7 +188,7 @@ class ChangeRecorder:
             f"SELECT DISTINCT entity_type, structures FROM {self.table} WHERE {mine}"
         ):
             kinds.add(entity_type)
-            uais.update(u for u in (structures or "").split("|") if u)
+            uais.update(structures_list(structures))
         return persons, uais, kinds
 
     def publish(self) -> None:

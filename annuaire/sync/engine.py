@@ -79,7 +79,7 @@ from annuaire.schema import (
     StreamItem,
 )
 from annuaire.settings import Settings
-from annuaire.store.changes import ChangeRecorder
+from annuaire.store.changes import ChangeRecorder, structures_list
 from annuaire.store.engine import write_transaction
 
 from ._applier import Applier
@@ -444,7 +444,7 @@ def purge(
             if kind is EntityKind.PERSON:
                 persons.update(ids)
             persons.update(v for r in rows for v in r[3:] if v is not None)
-            uais.update(u for r in rows for u in (r.structures or "").split("|") if u)
+            uais.update(u for r in rows for u in structures_list(r.structures))
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
                 connection.execute(delete(ext).where(ext.c.entity_id.in_(chunk)))

@@ -30,6 +30,8 @@ Each is the real application with one defect, served by uvicorn as a real server
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -146,52 +148,18 @@ def create_uncached_app() -> ASGIApp:
 
 
 def create_shouting_app() -> ASGIApp:
-    app = create_app()
-
-    async def shouting(scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_shouted(message: Message) -> None:
-            if message["type"] == "http.response.body":  # the same length: no header to fix
-                body = message.get("body", b"")
-                message["body"] = body.replace(b'"status":"active"', b'"status":"ACTIVE"')
-            await send(message)
-
-        await app(scope, receive, send_shouted)
-
-    return shouting
+    return _replacing(b'"status":"active"', b'"status":"ACTIVE"')
 
 
 def create_forgetful_app() -> ASGIApp:
-    app = create_app()
+    def without_updates(page: Any) -> Any:
+        page["items"] = [e for e in page["items"] if e.get("op") != "update"]
+        return page
 
-    async def forgetful(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/v1/changes":
-            await app(scope, receive, send)
-            return
-        start: Message = {}
-        body = bytearray()
-
-        async def send_without_updates(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            body.extend(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            content = bytes(body)
-            if start.get("status") == 200 and content:
-                page = orjson.loads(content)
-                page["items"] = [e for e in page["items"] if e.get("op") != "update"]
-                content = orjson.dumps(page)
-            start["headers"] = [
-                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
-            ] + [(b"content-length", str(len(content)).encode())]
-            await send(start)
-            await send({"type": "http.response.body", "body": content})
-
-        await app(scope, receive, send_without_updates)
-
-    return forgetful
+    return _rewriting_json(
+        lambda scope, start: scope["path"] == "/v1/changes" and start["status"] == 200,
+        without_updates,
+    )
 
 
 def create_get_only_app() -> ASGIApp:
@@ -210,34 +178,56 @@ def create_get_only_app() -> ASGIApp:
 
 
 def create_role_renaming_app() -> ASGIApp:
-    app = create_app()
-
-    async def role_renaming(scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_renamed(message: Message) -> None:
-            if message["type"] == "http.response.body":  # the same length: no header to fix
-                body = message.get("body", b"")
-                message["body"] = body.replace(b'"structure_uai"', b'"structure_UAI"')
-            await send(message)
-
-        await app(scope, receive, send_renamed)
-
-    return role_renaming
+    return _replacing(b'"structure_uai"', b'"structure_UAI"')
 
 
 def create_relative_instance_app() -> ASGIApp:
+    def relative(problem: Any) -> Any:
+        problem["instance"] = problem["instance"].removeprefix("/v1")
+        return problem
+
+    return _rewriting_json(
+        lambda _scope, start: (b"content-type", _PROBLEM) in start.get("headers", []), relative
+    )
+
+
+def _replacing(old: bytes, new: bytes) -> ASGIApp:
+    """The app, each ``old`` of its bodies served as ``new``, of the same length (no header to
+    fix)."""
     app = create_app()
 
-    async def relative_instance(scope: Scope, receive: Receive, send: Send) -> None:
+    async def replacing(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_replaced(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message["body"] = message.get("body", b"").replace(old, new)
+            await send(message)
+
+        await app(scope, receive, send_replaced)
+
+    return replacing
+
+
+def _rewriting_json(
+    wanted: Callable[[Scope, Message], bool], rewrite: Callable[[Any], Any]
+) -> ASGIApp:
+    """The app, the JSON body of each response ``wanted`` (by its scope and start message) read
+    whole and served as ``rewrite`` makes it, with its new length; the others as they come."""
+    app = create_app()
+
+    async def rewriting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
         start: Message = {}
         body = bytearray()
 
-        async def send_relative(message: Message) -> None:
+        async def send_rewritten(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                if (b"content-type", _PROBLEM) not in message.get("headers", []):
-                    await send(message)  # not a problem: passed on as it comes
-                    return
-                start = message
+                if wanted(scope, message):
+                    start = message  # sent with the whole body
+                else:
+                    await send(message)
                 return
             if not start:
                 await send(message)
@@ -247,15 +237,13 @@ def create_relative_instance_app() -> ASGIApp:
                 return
             content = bytes(body)
             if content:  # not a HEAD
-                problem = orjson.loads(content)
-                problem["instance"] = problem["instance"].removeprefix("/v1")
-                content = orjson.dumps(problem)
+                content = orjson.dumps(rewrite(orjson.loads(content)))
                 start["headers"] = [
                     (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
                 ] + [(b"content-length", str(len(content)).encode())]
             await send(start)
             await send({"type": "http.response.body", "body": content})
 
-        await app(scope, receive, send_relative)
+        await app(scope, receive, send_rewritten)
 
-    return relative_instance
+    return rewriting

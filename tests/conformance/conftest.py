@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -208,22 +209,36 @@ def served_broken(
     yield from served_copy(academie, folder, command)
 
 
-@pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """Problems served as application/json."""
-    yield from served_broken(tmp_path_factory, academie, "create_broken_app")
+def _broken_server(name: str, doc: str) -> Any:
+    """The module fixture ``name``: ``served_broken`` of ``broken_app.create_<name>_app``
+    (``doc`` says its defect)."""
+
+    def serve(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
+        yield from served_broken(tmp_path_factory, academie, f"create_{name}_app")
+
+    serve.__doc__ = doc
+    return pytest.fixture(scope="module", name=name)(serve)
 
 
-@pytest.fixture(scope="module")
-def renaming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """A person's ``usage_name`` served renamed."""
-    yield from served_broken(tmp_path_factory, academie, "create_renaming_app")
-
-
-@pytest.fixture(scope="module")
-def repeating(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """Feed pages past seq 2,000 repeat an entry."""
-    yield from served_broken(tmp_path_factory, academie, "create_repeating_app")
+broken = _broken_server("broken", "Problems served as application/json.")
+renaming = _broken_server("renaming", "A person's ``usage_name`` served renamed.")
+repeating = _broken_server("repeating", "Feed pages past seq 2,000 repeat an entry.")
+overlapping = _broken_server(
+    "overlapping",
+    "Each page of /v1/persons repeats the last person of the page before.",
+)
+uncached = _broken_server("uncached", "If-None-Match ignored.")
+shouting = _broken_server("shouting", "``status`` served outside its enum.")
+forgetful = _broken_server("forgetful", "A change feed without its update entries.")
+get_only = _broken_server("get_only", "HEAD refused.")
+role_renaming = _broken_server(
+    "role_renaming",
+    "A member of a person's ``roles[]`` items served renamed.",
+)
+relative_instance = _broken_server(
+    "relative_instance",
+    "Problems whose ``instance`` leaves out the ``/v1`` of the request path.",
+)
 
 
 def mutate_command(server: Server, academie: Academie) -> str:
@@ -238,47 +253,3 @@ def mutate_command(server: Server, academie: Academie) -> str:
         f"AIGUILLAGE_DATABASE_URL={shlex.quote(server.database_url)} "
         f'{python} -m annuaire import aaf "$1" --allow-mass-removal'
     )
-
-
-@pytest.fixture(scope="module")
-def overlapping(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """Each page of /v1/persons repeats the last person of the page before."""
-    yield from served_broken(tmp_path_factory, academie, "create_overlapping_app")
-
-
-@pytest.fixture(scope="module")
-def uncached(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """If-None-Match ignored."""
-    yield from served_broken(tmp_path_factory, academie, "create_uncached_app")
-
-
-@pytest.fixture(scope="module")
-def shouting(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """``status`` served outside its enum."""
-    yield from served_broken(tmp_path_factory, academie, "create_shouting_app")
-
-
-@pytest.fixture(scope="module")
-def forgetful(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """A change feed without its update entries."""
-    yield from served_broken(tmp_path_factory, academie, "create_forgetful_app")
-
-
-@pytest.fixture(scope="module")
-def get_only(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """HEAD refused."""
-    yield from served_broken(tmp_path_factory, academie, "create_get_only_app")
-
-
-@pytest.fixture(scope="module")
-def role_renaming(tmp_path_factory: pytest.TempPathFactory, academie: Academie) -> Iterator[Server]:
-    """A member of a person's ``roles[]`` items served renamed."""
-    yield from served_broken(tmp_path_factory, academie, "create_role_renaming_app")
-
-
-@pytest.fixture(scope="module")
-def relative_instance(
-    tmp_path_factory: pytest.TempPathFactory, academie: Academie
-) -> Iterator[Server]:
-    """Problems whose ``instance`` leaves out the ``/v1`` of the request path."""
-    yield from served_broken(tmp_path_factory, academie, "create_relative_instance_app")
