@@ -72,11 +72,19 @@ class IssuerSettings(BaseModel):
     profile: Literal["educonnect", "guichet_agent", "client_credentials"]
     #: How long fetched keys are trusted without a successful refresh.
     jwks_ttl_s: int = Field(default=900, ge=10, le=86_400)
+    #: ``educonnect`` profile: accept the legacy ``FrEduVecteur`` when a token has no ``{AAF}``
+    #: identity. Off unless a customer requires it: it names a guardian by first and last
+    #: names, which homonyms and spelling make fragile (IDENTITY.md §2.6).
+    fredu_vecteur: bool = False
 
     @model_validator(mode="after")
     def _one_key_source(self) -> IssuerSettings:
         if (self.jwks_uri is None) == (self.jwks_file is None):
             raise ValueError(f"issuer {self.name!r}: give exactly one of jwks_uri and jwks_file")
+        if self.fredu_vecteur and self.profile != "educonnect":
+            raise ValueError(
+                f"issuer {self.name!r}: fredu_vecteur is an educonnect profile's option"
+            )
         forbidden = [a for a in self.algorithms if a.upper().startswith(("HS", "NONE"))]
         if forbidden or not self.algorithms:
             raise ValueError(f"issuer {self.name!r}: algorithms {forbidden} are never accepted")

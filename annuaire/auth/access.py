@@ -139,7 +139,7 @@ def _in_structures(table: Table, uais: frozenset[str]) -> ColumnElement[bool]:
     """Rows whose ``|UAI|UAI|`` column names one of ``uais``."""
     if not uais:
         return _FALSE
-    return or_(*[table.c.structures.contains(f"|{uai}|") for uai in sorted(uais)])
+    return or_(*[table.c.structures.contains(f"|{uai}|", autoescape=True) for uai in sorted(uais)])
 
 
 class AccessRules:
@@ -255,7 +255,8 @@ class AccessRules:
         pupils = select(ext.c.entity_id).where(
             ext.c.entity_type == "person", ext.c.type == "siecle:ELEVE_ID", ext.c.value == pupil_ref
         )
-        in_school = and_(_PERSON.c.structures.contains(f"|{uai}|"), _PERSON_ACTIVE)
+        # Literally: a `%` or `_` in the claim is no wildcard.
+        in_school = and_(_PERSON.c.structures.contains(f"|{uai}|", autoescape=True), _PERSON_ACTIVE)
         if principal.kind is PrincipalKind.PUPIL:
             query = select(_PERSON.c.id).where(_PERSON.c.id.in_(pupils), in_school)
         else:

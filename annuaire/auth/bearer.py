@@ -124,6 +124,8 @@ class Authenticator:
         except InvalidToken as exc:
             raise Unauthenticated(str(exc), exc.reason) from None
         issuer = validated.issuer
-        principal = principal_from_claims(issuer.profile, issuer.name, validated.claims)
+        principal = principal_from_claims(
+            issuer.profile, issuer.name, validated.claims, fredu_vecteur=issuer.fredu_vecteur
+        )
         until = min(self.validator.accepted_until(validated), time.time() + _CACHE_TTL_S)
         return principal, until

@@ -9,7 +9,8 @@ Three claim profiles, one per kind of issuer (IDENTITY.md §2, §3, §6):
   unique within an académie's annuaire only): an académie no import run recorded is refused.
   Several distinct ``{AAF}`` identities are refused (rights are never merged implicitly).
   ``FrEduVecteur`` (``profil|nom|prénom|idEleve|UAI``) is accepted as a fallback when no
-  ``{AAF}`` value is present: it names the pupil by its SIECLE id and the guardian by exact
+  ``{AAF}`` value is present, from an issuer configured for it only (``fredu_vecteur``, off by
+  default: IDENTITY.md §2.6): it names the pupil by its SIECLE id and the guardian by exact
   names among that pupil's legal guardians, which is ambiguous for homonyms, so any match that
   is not unique is refused. ``FrEduCtId`` is kept as the external id ``educonnect:FrEduCtId``
   of the person it resolved to, unless it is longer than an external id holds (it is then
@@ -142,7 +143,7 @@ def _text(claims: Mapping[str, Any], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _educonnect(claims: Mapping[str, Any], base: Principal) -> Principal:
+def _educonnect(claims: Mapping[str, Any], base: Principal, fredu_vecteur: bool) -> Principal:
     affiliations = {a.lower() for a in _values(claims, "FrEduCtPersonAffiliation")}
     if affiliations <= {"eleve1d", "eleve2d"} and affiliations:
         kind = PrincipalKind.PUPIL
@@ -162,6 +163,12 @@ def _educonnect(claims: Mapping[str, Any], base: Principal) -> Principal:
         keys.append((academie_code(fields[0]), fields[2]))
     vector: tuple[str, ...] = ()
     if not keys:
+        if not fredu_vecteur:
+            raise Unauthenticated(
+                "no {AAF} value in FrEduCtRefId: the person cannot be identified (this "
+                "issuer's FrEduVecteur is not accepted: see its fredu_vecteur setting)",
+                "identity",
+            )
         vectors = _values(claims, "FrEduVecteur")
         if len(vectors) != 1 or len(vectors[0].split("|")) != 5:
             raise Unauthenticated(
@@ -231,8 +238,11 @@ def _client(claims: Mapping[str, Any], base: Principal) -> Principal:
     return replace(base, kind=PrincipalKind.CLIENT, scopes=frozenset(scope.split()))
 
 
-def principal_from_claims(profile: str, issuer_name: str, claims: Mapping[str, Any]) -> Principal:
-    """An unresolved principal from a validated token (``claims`` already verified)."""
+def principal_from_claims(
+    profile: str, issuer_name: str, claims: Mapping[str, Any], *, fredu_vecteur: bool = False
+) -> Principal:
+    """An unresolved principal from a validated token (``claims`` already verified);
+    ``fredu_vecteur``: the issuer's ``FrEduVecteur`` is accepted (``educonnect`` profile)."""
     base = Principal(
         PrincipalKind.CLIENT,
         subject=str(claims["sub"]),
@@ -240,7 +250,7 @@ def principal_from_claims(profile: str, issuer_name: str, claims: Mapping[str, A
         issuer=issuer_name,
     )
     if profile == "educonnect":
-        return _educonnect(claims, base)
+        return _educonnect(claims, base, fredu_vecteur)
     if profile == "guichet_agent":
         return _guichet_agent(claims, base)
     if profile == "client_credentials":

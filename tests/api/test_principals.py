@@ -14,6 +14,7 @@ from sqlalchemy import text
 from annuaire.auth import AccessRules, Principal, PrincipalKind, current_principal
 from annuaire.auth.principal import StaffRole, Unauthenticated, principal_from_claims
 from annuaire.importing import import_aaf
+from annuaire.settings import IssuerSettings
 from annuaire.store.engine import one_snapshot
 
 from .conftest import Api
@@ -26,8 +27,10 @@ def one(api: Api, sql: str) -> Any:
         return connection.execute(text(sql)).first()
 
 
-def resolve(api: Api, profile: str, claims: dict[str, Any]) -> Any:
-    principal = principal_from_claims(profile, "test", {**BASE, **claims})
+def resolve(api: Api, profile: str, claims: dict[str, Any], *, fredu_vecteur: bool = False) -> Any:
+    principal = principal_from_claims(
+        profile, "test", {**BASE, **claims}, fredu_vecteur=fredu_vecteur
+    )
     with api.engine.connect() as connection:
         return AccessRules().resolve(connection, principal)
 
@@ -112,7 +115,7 @@ def test_a_claim_with_a_control_character_finds_no_one(api: Api) -> None:
     ]
     for profile, claims in cases:
         with pytest.raises(Unauthenticated) as refused:
-            resolve(api, profile, claims)
+            resolve(api, profile, claims, fredu_vecteur=True)
         assert refused.value.reason == "claim_type", (profile, claims)
     assert resolve(api, "educonnect", guardian).kind is PrincipalKind.GUARDIAN
 
@@ -161,10 +164,42 @@ def test_the_fredu_vecteur_fallback_needs_a_unique_exact_match(api: Api) -> None
     guardian, last, first, pupil_ref, uai = row
     vector = f"2|{last}|{first}|{pupil_ref}|{uai}"
     claims = {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": vector}
-    assert resolve(api, "educonnect", claims).person_id == uuid.UUID(str(guardian))
+    found = resolve(api, "educonnect", claims, fredu_vecteur=True)
+    assert found.person_id == uuid.UUID(str(guardian))
     wrong = {**claims, "FrEduVecteur": f"2|{last}X|{first}|{pupil_ref}|{uai}"}
     with pytest.raises(Unauthenticated, match="exactly one"):
-        resolve(api, "educonnect", wrong)
+        resolve(api, "educonnect", wrong, fredu_vecteur=True)
+    # The UAI is matched literally: a wildcard names no school (it would name them all).
+    for pattern in ("%", "_______", f"{uai[:3]}%"):
+        anywhere = {**claims, "FrEduVecteur": f"2|{last}|{first}|{pupil_ref}|{pattern}"}
+        with pytest.raises(Unauthenticated, match="exactly one"):
+            resolve(api, "educonnect", anywhere, fredu_vecteur=True)
+
+
+def test_the_fredu_vecteur_is_refused_unless_its_issuer_accepts_it(api: Api) -> None:
+    """IDENTITY.md §2.6: the name-matched fallback only where a customer requires it."""
+    row = one(
+        api,
+        "SELECT p.usage_name, p.first_name, e.value, s.uai FROM guardianship g "
+        "JOIN person p ON p.id = g.guardian_id "
+        "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
+        "JOIN role r ON r.person_id = g.pupil_id JOIN structure s ON s.id = r.structure_id "
+        "WHERE g.legal ORDER BY e.value LIMIT 1",
+    )
+    claims = {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": "2|" + "|".join(row)}
+    assert resolve(api, "educonnect", claims, fredu_vecteur=True).person_id is not None
+    with pytest.raises(Unauthenticated, match="fredu_vecteur setting") as refused:
+        resolve(api, "educonnect", claims)
+    assert refused.value.reason == "identity"
+    with pytest.raises(ValueError, match="educonnect profile's option"):
+        IssuerSettings(
+            name="agents",
+            issuer="https://agents.example.fr",
+            jwks_file=Path("keys.json"),
+            audiences=["urn:aiguillage:api"],
+            profile="guichet_agent",
+            fredu_vecteur=True,
+        )
 
 
 def test_a_guichet_agent_token_gives_structures_and_a_staff_role(api: Api) -> None:

@@ -312,3 +312,61 @@ def test_an_educonnect_id_longer_than_the_store_holds_is_not_kept_and_the_login_
         assert exported.status_code == 200
         assert kept() == [usable]
     app.state.engine.dispose()
+
+
+def test_the_fredu_vecteur_is_read_from_the_issuers_configured_for_it_only(
+    fresh_api: Api, tmp_path: Path
+) -> None:
+    """A token naming a guardian by FrEduVecteur alone finds them through an issuer whose
+    ``fredu_vecteur`` is on; the same claims from an issuer left at the default are a 401."""
+    keys, brokers = {}, []
+    for name, accepts in (("vector-broker", True), ("plain-broker", False)):
+        keys[name] = _jose.generate_es256_jwk(f"{name}-1")
+        jwks = tmp_path / f"{name}.jwks.json"
+        jwks.write_text(json.dumps({"keys": [_jose.public_jwk(keys[name])]}))
+        brokers.append(
+            IssuerSettings(
+                name=name,
+                issuer=f"https://{name}.example.fr",
+                jwks_file=jwks,
+                audiences=["urn:aiguillage:api"],
+                algorithms=["ES256"],
+                profile="educonnect",
+                fredu_vecteur=accepts,
+            )
+        )
+    settings = settings_for(fresh_api, tmp_path, environment="production", token_issuers=brokers)
+    with fresh_api.engine.connect() as connection:
+        guardian, last, first, pupil_ref, uai = connection.execute(
+            text(
+                "SELECT g.guardian_id, p.usage_name, p.first_name, e.value, s.uai "
+                "FROM guardianship g JOIN person p ON p.id = g.guardian_id "
+                "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
+                "JOIN role r ON r.person_id = g.pupil_id "
+                "JOIN structure s ON s.id = r.structure_id WHERE g.legal ORDER BY e.value"
+            )
+        ).first()
+
+    def bearer(broker: IssuerSettings) -> dict[str, str]:
+        now = int(time.time())
+        claims = {
+            "iss": broker.issuer,
+            "aud": "urn:aiguillage:api",
+            "sub": "pairwise-1",
+            "client_id": "ent-app",
+            "iat": now,
+            "exp": now + 300,
+            "jti": f"j-{broker.name}",
+            "FrEduCtPersonAffiliation": ["resp2d"],
+            "FrEduVecteur": f"2|{last}|{first}|{pupil_ref}|{uai}",
+        }
+        return {"Authorization": f"Bearer {_jose.sign(claims, keys[broker.name])}"}
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        found = client.get(f"/v1/persons/{uuid.UUID(str(guardian))}", headers=bearer(brokers[0]))
+        assert found.status_code == 200
+        refused = client.get("/v1/persons", headers=bearer(brokers[1]))
+        assert refused.status_code == 401
+        assert "fredu_vecteur" in refused.json()["detail"]
+    app.state.engine.dispose()
