@@ -123,4 +123,10 @@ class ChangeEntryPublic(SQLModel):
     entity_id: uuid.UUID
     op: ChangeOp
     at: dt.datetime
-    structures: list[str] = Field(default_factory=list, description="UAIs touched.")
+    structures: list[str] = Field(
+        default_factory=list,
+        description=(
+            "UAIs touched: for `update` and `return`, those the entity had and those it ends "
+            "with (the feed of a structure it leaves tells of it)."
+        ),
+    )

@@ -24,6 +24,7 @@ import itertools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from sqlalchemy import (
     Column,
@@ -49,8 +50,11 @@ __all__ = [
     "pack_sorted",
     "structures_list",
     "structures_text",
+    "structures_union",
 ]
 
+#: Ids per IN (...) list: well under every backend's parameter limit.
+_IN_CHUNK = 900
 #: Arbitrary, fixed key of the advisory lock that orders change-log commits on PostgreSQL.
 _FEED_LOCK_KEY = 0x41494755  # "AIGU"
 
@@ -77,6 +81,19 @@ def structures_text(uais: Iterable[str]) -> str:
 def structures_list(structures: str | None) -> list[str]:
     """The UAIs of the ``|A|B|`` form (``structures_text`` read back), in its order."""
     return [uai for uai in (structures or "").split("|") if uai]
+
+
+@overload
+def structures_union(after: str, before: str | None) -> str: ...
+@overload
+def structures_union(after: None, before: str | None) -> None: ...
+def structures_union(after: str | None, before: str | None) -> str | None:
+    """The UAIs of an entity's change entry when it is written again: those it ends with and
+    those it had (``|A|B|`` forms), so that the feed of a structure it leaves tells of it.
+    None when ``after`` is (the source could not tell: the stored ones are kept)."""
+    if after is None or not before or before == after:
+        return after
+    return structures_text([*structures_list(after), *structures_list(before)])
 
 
 class ChangeRecorder:
@@ -131,6 +148,22 @@ class ChangeRecorder:
             ],
         )
         self.staged += len(rows)
+
+    def structures_of(self, entity_type: str, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The structures of this transaction's entries of these entities (before publish)."""
+        table = _CHANGE_LOG if self.direct else _pending
+        listed = list(ids)
+        found: dict[uuid.UUID, str] = {}
+        for start in range(0, len(listed), _IN_CHUNK):
+            rows = self.connection.execute(
+                select(table.c.entity_id, table.c.structures).where(
+                    table.c.entity_type == entity_type,
+                    table.c[self.key] > self._before,
+                    table.c.entity_id.in_(listed[start : start + _IN_CHUNK]),
+                )
+            )
+            found.update((entity_id, structures or "") for entity_id, structures in rows)
+        return found
 
     def restate(self, entity_type: str, rows: Sequence[tuple[uuid.UUID, str]]) -> None:
         """Give this transaction's entries of these (entity id, structures) the structures an

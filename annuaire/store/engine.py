@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from annuaire.settings import Settings
+from annuaire.store.changes import structures_union
 
 __all__ = ["make_engine", "one_snapshot", "placeholder", "read_snapshot", "write_transaction"]
 
@@ -83,6 +84,10 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
         cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.execute(f"PRAGMA temp.cache_size=-{cache_kib}")
         cursor.close()
+        # What PostgreSQL spells in SQL (annuaire.sync's change entries of rewritten rows).
+        dbapi_connection.create_function(
+            "structures_union", 2, structures_union, deterministic=True
+        )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -77,7 +77,7 @@ from annuaire.schema import (
 )
 from annuaire.settings import Settings
 from annuaire.store.bulk import insert_tuples
-from annuaire.store.changes import ChangeRecorder, structures_text
+from annuaire.store.changes import ChangeRecorder, structures_text, structures_union
 from annuaire.store.engine import placeholder
 
 from ._ids import ScopeIds
@@ -272,6 +272,22 @@ class _Dialect:
         return (
             "(c.structures IS NULL OR c.structures = t.structures OR "
             f"(substr(c.structures, 1, 1) = '{_FLOOR}' AND {contained}))"
+        )
+
+    def union(self, after: str, before: str) -> str:
+        """``structures_union(after, before)`` (annuaire.store.changes) in SQL: ``after``, or
+        when ``before`` names other UAIs, the sorted union of both (``|A|B|`` forms)."""
+        if not self.postgres:
+            return f"structures_union({after}, {before})"  # the connection's Python function
+        merged = (
+            "(SELECT '|' || string_agg(DISTINCT u COLLATE \"C\", '|' "
+            "ORDER BY u COLLATE \"C\") || '|' "
+            f"FROM unnest(string_to_array(btrim({after} || {before}, '|'), '|')) AS u "
+            "WHERE u <> '')"
+        )
+        return (
+            f"CASE WHEN {after} IS NULL OR coalesce({before}, '') IN ('', {after}) "
+            f"THEN {after} ELSE {merged} END"
         )
 
     def external_ids(self) -> tuple[str, str, str]:
@@ -715,10 +731,11 @@ class Applier:
         structures of their active pupils. A run that writes or removes a pupil or a
         guardianship may change them without the guardian's record in the delivery (a pupil
         moves to another school): they are derived again for the guardians of what the run
-        changed, and written, with an update entry, where they differ. A guardian that the run
-        wrote already (their record, its UAIs a floor) keeps the entry it has, with the UAIs
-        they end with, and is counted once; one whose record it staged unchanged is counted as
-        updated instead. A Complet gives every guardian's UAIs itself."""
+        changed, and written, with an update entry, where they differ: it names the UAIs they
+        had and those they end with. A guardian that the run wrote already (their record, its
+        UAIs a floor) keeps the entry it has, with these UAIs too, and is counted once; one
+        whose record it staged unchanged is counted as updated instead. A Complet gives every
+        guardian's UAIs itself."""
         recorder = self.recorder
         person, guardianship, role = (
             self.table(kind).name
@@ -742,7 +759,7 @@ class Applier:
             scope=self.scope_key,
         ).all()
         changed = [
-            (uuid.UUID(str(person_id)), derived, written, unchanged)
+            (uuid.UUID(str(person_id)), derived, written, unchanged, stored or "")
             for person_id, stored, pupils, written, unchanged in rows
             if (derived := structures_text((pupils or "").split("|"))) != (stored or "")
         ]
@@ -760,23 +777,31 @@ class Applier:
             ),
             [
                 {"structures": uais, "now": self.now, "run": self.report.run_id, "id": person_id}
-                for person_id, uais, _, _ in changed
+                for person_id, uais, *_ in changed
             ],
         )
+        # Each entry names the UAIs the guardian ends with and those they had: a written one's
+        # entry has these already (see ``_stage_changes``).
         person_value = EntityKind.PERSON.value
+        written = recorder.structures_of(
+            person_value, [person_id for person_id, _, was_written, *_ in changed if was_written]
+        )
         recorder.restate(
-            person_value, [(person_id, uais) for person_id, uais, written, _ in changed if written]
+            person_value,
+            [(p, structures_union(uais, written[p])) for p, uais, *_ in changed if p in written],
         )
         entries = [
-            (person_value, person_id, ChangeOp.UPDATE.value, uais)
-            for person_id, uais, written, _ in changed
-            if not written
+            (person_value, person_id, ChangeOp.UPDATE.value, structures_union(uais, stored))
+            for person_id, uais, was_written, _, stored in changed
+            if not was_written
         ]
         recorder.stage(entries, self.now)
         counts = self.report.counts[EntityKind.PERSON]
         counts.updated += len(entries)
         # A guardian whose record the run staged unchanged was counted so: now updated.
-        counts.unchanged -= sum(unchanged for _, _, written, unchanged in changed if not written)
+        counts.unchanged -= sum(
+            unchanged for _, _, was_written, unchanged, _ in changed if not was_written
+        )
 
     def _compare(self, kind: EntityKind, after: int, last: int) -> None:
         """Give the staged rows of ``kind`` numbered ``after`` (excluded) to ``last`` their
@@ -1014,15 +1039,19 @@ class Applier:
     def _stage_changes(self, kind: EntityKind, actions: str) -> None:
         name = self.table(kind).name
         staged, of_kind = self._stage_of(kind)
+        stored = f"SELECT t.structures FROM {name} t WHERE t.id = c.id"
         result = self._execute(
             f"{self.recorder.insert} SELECT {_TEXT_KIND}, c.id, "
             f"CASE c.action WHEN 'create' THEN '{ChangeOp.CREATE.value}' "
             f"WHEN 'update' THEN '{ChangeOp.UPDATE.value}' ELSE '{ChangeOp.RETURN.value}' END, "
-            # The stored structures only where the source could not tell, or where the row
-            # keeps them (restored: an ``ensure`` record's UAIs are not written); the sub-select
-            # is not evaluated otherwise: a created row is never looked up.
-            f":now, {_TEXT_SCOPE}, :run, coalesce(CASE WHEN c.action != 'restore' "
-            f"THEN c.structures END, (SELECT t.structures FROM {name} t WHERE t.id = c.id), '') "
+            # A created row: its UAIs. A row written again: those it ends with and those it had
+            # (the feed of a school it leaves tells of it), or the stored ones where the source
+            # could not tell. A restored row keeps the stored ones (an ``ensure`` record's UAIs
+            # are not written). A created row is never looked up.
+            f":now, {_TEXT_SCOPE}, :run, coalesce(CASE c.action "
+            "WHEN 'create' THEN c.structures "
+            f"WHEN 'restore' THEN ({stored}) "
+            f"ELSE coalesce({self.sql.union('c.structures', f'({stored})')}, ({stored})) END, '') "
             f"FROM {staged} WHERE {of_kind} AND c.action IN {actions} "
             "ORDER BY c.n",
             kind=kind.value,

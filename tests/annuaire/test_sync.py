@@ -33,7 +33,7 @@ from annuaire.schema import (
 from annuaire.schema.records import RecordOp
 from annuaire.store import changes as changes_module
 from annuaire.store import changes_after
-from annuaire.store.changes import ChangeRecorder, PackedIds, pack_sorted
+from annuaire.store.changes import ChangeRecorder, PackedIds, pack_sorted, structures_text
 from annuaire.sync import Scope, apply_run, hub_id, purge
 from annuaire.sync.engine import RUN_GC_THRESHOLDS
 from tests.annuaire import toy
@@ -835,7 +835,8 @@ def test_uais_given_as_a_floor_are_added_to_the_stored_ones(store: Store) -> Non
 
 def test_a_delta_derives_the_uais_of_the_guardians_of_what_it_changed(store: Store) -> None:
     """A guardian (no active role) belongs to the structures of their active pupils: a Delta
-    that moves a pupil derives them again; a person with a role keeps what their records say."""
+    that moves a pupil derives them again; a person with a role keeps what their records say.
+    The guardian's update entry names the school they leave and the one they join."""
     staff_role = NeutralRecord(
         EntityKind.ROLE,
         "G1|S1|staff",
@@ -859,8 +860,13 @@ def test_a_delta_derives_the_uais_of_the_guardians_of_what_it_changed(store: Sto
     assert stored_structures(store, "G1") == f"|{toy.UAI}|"  # a role: not derived
     assert report.counts[EntityKind.PERSON].updated == 3  # P1, P2, G2
     g2 = hub_id(SCOPE.key, EntityKind.PERSON, "G2")
+    both = structures_text([toy.UAI, "0770002B"])
     assert [(e.op, e.structures) for e in feed(store, last) if e.entity_id == g2] == [
-        ("update", "|0770002B|")
+        ("update", both)
+    ]
+    p2 = hub_id(SCOPE.key, EntityKind.PERSON, "P2")
+    assert [(e.op, e.structures) for e in feed(store, last) if e.entity_id == p2] == [
+        ("update", both)
     ]
 
 
@@ -895,7 +901,7 @@ def test_a_guardian_given_unchanged_whose_uais_are_derived_again_is_counted_once
     assert (counts.updated, counts.unchanged, counts.leaving) == (1, 0, 1)
     g1 = hub_id(SCOPE.key, EntityKind.PERSON, "G1")
     assert [(e.op, e.structures) for e in feed(store, cursor) if e.entity_id == g1] == [
-        ("update", "|0770002B|")
+        ("update", f"|{toy.UAI}|0770002B|")  # the school they leave, the one they stay in
     ]
 
 

@@ -29,7 +29,7 @@ from annuaire.errors import BadInput, Refused
 from annuaire.importing import ExportRun, import_aaf
 from annuaire.schema import EntityKind, ImportRun, Status
 from annuaire.settings import Settings
-from annuaire.store import changes_after, make_engine
+from annuaire.store import changes_after, make_engine, structures_text
 from annuaire.store.migrate import upgrade
 from annuaire.sync import hub_id
 from connectors.aaf import _context as aaf_context
@@ -1173,12 +1173,15 @@ def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
 ) -> None:
     """A Delta that moves a pupil to another school, without their guardians' records: each
     guardian's UAIs are derived again from their pupils (the engine), with an update entry in
-    the feed; moved back, the pupil takes the new school off them again."""
+    the feed; moved back, the pupil takes the new school off them again. Each update entry
+    names the UAIs the person had and those they end with: the feed of the school a person
+    leaves tells of it (an ENT of that school would otherwise keep them for ever)."""
     complet = tmp_path / "complet"
     guardian, stays, moved, elsewhere = two_schools(complet)
     (first,) = run_import(store, [complet])
     scope = first.scope.key
-    before = by_key(store.engine, PERSON, scope)[guardian].structures
+    persons = by_key(store.engine, PERSON, scope)
+    before, pupil_before = persons[guardian].structures, persons[moved.id].structures
     with store.engine.connect() as connection:
         last = changes_after(connection, 0, 1_000_000).next_cursor
 
@@ -1198,10 +1201,64 @@ def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
         entries = changes_after(connection, last, 1_000).entries
     updated = {e.entity_id: e.structures for e in entries if e.op == "update"}
     assert updated[persons[guardian].id] == persons[guardian].structures
+    both = structures_text([*pupil_before.split("|"), *persons[moved.id].structures.split("|")])
+    assert both.count("|") == 3 and updated[persons[moved.id].id] == both
+    with store.engine.connect() as connection:
+        left = changes_after(connection, last, 1_000, structure=pupil_before.strip("|"))
+    assert persons[moved.id].id in {e.entity_id for e in left.entries if e.op == "update"}
     assert report_of(run).counts[PERSON].updated == 1 + len(guardians)
+    with store.engine.connect() as connection:
+        last = changes_after(connection, last, 1_000_000).next_cursor
 
     run_import(store, [delta_of(complet, tmp_path / "d2", {moved.id})])
-    assert by_key(store.engine, PERSON, scope)[guardian].structures == before
+    persons_after = by_key(store.engine, PERSON, scope)
+    assert persons_after[guardian].structures == before
+    with store.engine.connect() as connection:
+        entries = changes_after(connection, last, 1_000).entries
+    updated = {e.entity_id: e.structures for e in entries if e.op == "update"}
+    # Back in one school: the entry still names the one they left, and the pupil's names both.
+    assert updated[persons[guardian].id] == persons[guardian].structures != before
+    assert updated[persons[moved.id].id] == both
+
+
+def test_a_guardian_whose_only_pupil_a_delta_deletes_is_told_to_the_school_they_leave(
+    store: Store, tmp_path: Path
+) -> None:
+    """A Delta deleting a pupil leaves their guardians without a school (their UAIs are those
+    of their active pupils): each one's update entry names the school they had, so that the
+    feed filtered by that school tells an ENT of it."""
+    complet = tmp_path / "complet"
+    generate_academie(complet, pupils=1200, seed=11)
+    children: dict[str, list[Request]] = {}
+    for pupil in (r for r in requests_of(complet) if r.category == "Eleve"):
+        for link in guardian_links(pupil):
+            children.setdefault(link[0], []).append(pupil)
+    guardian, (pupil,) = next((g, c) for g, c in children.items() if len(c) == 1)
+    (first,) = run_import(store, [complet])
+    scope = first.scope.key
+    school = by_key(store.engine, PERSON, scope)[guardian].structures
+    assert school.count("|") == 2
+    with store.engine.connect() as connection:
+        last = changes_after(connection, 0, 1_000_000).next_cursor
+
+    delta = delta_of(complet, tmp_path / "delta", set())
+    (eleve,) = category_files(delta, "Eleve")
+    text = eleve.read_text(encoding="utf-8")
+    end = text.rindex("</ficAlimMENESR>")
+    deleted = (
+        '<deleteRequest>\n<operationalAttributes><attr name="categoriePersonne"><value>Eleve'
+        f"</value></attr></operationalAttributes>\n<identifier><id>{pupil.id}</id></identifier>"
+        "\n</deleteRequest>\n"
+    )
+    eleve.write_text(text[:end] + deleted + text[end:], "utf-8")
+    run_import(store, [delta])
+    persons = by_key(store.engine, PERSON, scope)
+    assert persons[guardian].structures == "" and persons[guardian].status == ACTIVE
+    with store.engine.connect() as connection:
+        told = changes_after(connection, last, 1_000, structure=school.strip("|")).entries
+    assert [(e.op, e.structures) for e in told if e.entity_id == persons[guardian].id] == [
+        ("update", school)
+    ]
 
 
 def test_a_guardian_written_then_derived_in_one_delta_has_one_entry(
@@ -1210,14 +1267,15 @@ def test_a_guardian_written_then_derived_in_one_delta_has_one_entry(
     """A Delta holding a guardian's new record (another country) and one of their two pupils,
     moved back to the other one's school: the record's UAIs are a floor (the other pupil is not
     shown), written with the stored ones, then the engine derives them from the pupils, which
-    are now in one school. The guardian has one update entry, with the UAIs they end with, and
-    is counted once."""
+    are now in one school. The guardian has one update entry, with the UAIs they had and end
+    with, and is counted once."""
     complet = tmp_path / "complet"
     guardian, stays, moved, elsewhere = two_schools(complet)
     move_pupil(moved, elsewhere)
     (first,) = run_import(store, [complet])
     scope = first.scope.key
-    assert by_key(store.engine, PERSON, scope)[guardian].structures.count("|") == 3
+    before = by_key(store.engine, PERSON, scope)[guardian].structures
+    assert before.count("|") == 3
     with store.engine.connect() as connection:
         last = changes_after(connection, 0, 1_000_000).next_cursor
     original = tmp_path / "original"
@@ -1233,12 +1291,11 @@ def test_a_guardian_written_then_derived_in_one_delta_has_one_entry(
     (run,) = run_import(store, [delta])
     persons = by_key(store.engine, PERSON, scope)
     assert persons[guardian].country == "BELGIQUE"
-    assert persons[guardian].structures == persons[stays.id].structures
+    assert persons[guardian].structures == persons[stays.id].structures != before
     with store.engine.connect() as connection:
         entries = changes_after(connection, last, 1_000).entries
-    assert [e.structures for e in entries if e.entity_id == persons[guardian].id] == [
-        persons[guardian].structures
-    ]
+    # One entry, naming the UAIs they had (both schools) and end with (one of them).
+    assert [e.structures for e in entries if e.entity_id == persons[guardian].id] == [before]
     updated = [e.entity_id for e in entries if e.entity_type == "person" and e.op == "update"]
     assert len(updated) == len(set(updated)) == report_of(run).counts[PERSON].updated
 
