@@ -113,6 +113,12 @@ def purge(
     total = sum(purged.values())
     detail = ", ".join(f"{n} {kind}" for kind, n in purged.items()) or "nothing to purge"
     console.print(f"purged {total} entities: {detail}")
+    if purged.kept:
+        kept = ", ".join(f"{n} {kind}" for kind, n in purged.kept.items())
+        console.print(
+            f"kept {sum(purged.kept.values())} due for purge that other rows still point to: "
+            f"{kept} (purged once nothing points to them)"
+        )
 
 
 @app.command("runs")

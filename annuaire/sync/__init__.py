@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from ._stop import Interrupted, Stop
-from .engine import KindCounts, Mode, RunReport, Scope, apply_run, hub_id, purge, record_refused
+from .engine import (
+    KindCounts,
+    Mode,
+    Purged,
+    RunReport,
+    Scope,
+    apply_run,
+    hub_id,
+    purge,
+    record_refused,
+)
 
 __all__ = [
     "Interrupted",
     "KindCounts",
     "Mode",
+    "Purged",
     "RunReport",
     "Scope",
     "Stop",

@@ -84,7 +84,7 @@ from ._ids import ScopeIds
 from ._report import RunReport
 from ._stop import Stop
 
-__all__ = ["Applier"]
+__all__ = ["REFERRED_BY", "Applier"]
 
 _STAGE = Table(
     "sync_stage",
@@ -148,10 +148,10 @@ _NOT_STAGED_UNIQUE = (
     "NOT EXISTS (SELECT 1 FROM sync_stage s WHERE s.kind = :kind AND s.key = t.source_key)"
 )
 #: The (kind, column) pairs that point to each kind (``REFERENCES`` read the other way).
-_REFERRED_BY: dict[EntityKind, list[tuple[EntityKind, str]]] = {}
+REFERRED_BY: dict[EntityKind, list[tuple[EntityKind, str]]] = {}
 for _source, _columns in REFERENCES.items():
     for _column, _target in _columns.items():
-        _REFERRED_BY.setdefault(_target, []).append((_source, _column))
+        REFERRED_BY.setdefault(_target, []).append((_source, _column))
 #: Rows held back (mapped, not yet staged) while the count runs, at most: ~25 MB.
 _HELD_ROWS = 50_000
 
@@ -1210,7 +1210,7 @@ class Applier:
         return " OR ".join(
             f"EXISTS (SELECT 1 FROM {self.table(source).name} r "
             f"WHERE r.{column} = t.id AND r.status = 'active')"
-            for source, column in _REFERRED_BY.get(kind, ())
+            for source, column in REFERRED_BY.get(kind, ())
         )
 
     def _warn_kept(self, kind: EntityKind, referenced: str) -> None:

@@ -60,7 +60,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, not_, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from annuaire.errors import Refused
@@ -82,7 +82,7 @@ from annuaire.settings import Settings
 from annuaire.store.changes import ChangeRecorder, structures_list
 from annuaire.store.engine import write_transaction
 
-from ._applier import Applier
+from ._applier import REFERRED_BY, Applier
 from ._ids import hub_id
 from ._report import KindCounts, Mode, RunReport, Scope
 from ._stop import Interrupted, Stop
@@ -92,6 +92,7 @@ _log = logging.getLogger(__name__)
 __all__ = [
     "KindCounts",
     "Mode",
+    "Purged",
     "RunReport",
     "Scope",
     "apply_run",
@@ -389,6 +390,14 @@ def _record_failure(
         registre.log.append(connection, flow)
 
 
+class Purged(dict[str, int]):
+    """Entities purged, per kind; ``kept``: those due that other rows still point to, per kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: dict[str, int] = {}
+
+
 def purge(
     engine: Engine,
     settings: Settings,
@@ -397,14 +406,21 @@ def purge(
     scope: str | None = None,
     delay_days: int | None = None,
     registre: Registre | None = None,
-) -> dict[str, int]:
+) -> Purged:
     """Delete entities that have been ``tobedeleted`` for longer than the delay. One transaction,
-    with its flow entry (operation ``delete``) when anything was purged."""
+    with its flow entry (operation ``delete``) when anything was purged.
+
+    A row that another row still points to is kept, whatever its delay (a guardian whose
+    guardianship their pupil's record still gives, a class with an enrollment that has not
+    left): nothing the store serves names an entity that is gone. Kinds are purged referencing
+    kinds first, so that a link due with what it names goes first and does not hold it back;
+    the rows kept are counted (``Purged.kept``) and purged by a later purge, once nothing
+    points to them."""
     registre = registre or open_registre(settings, engine)
     now = now or dt.datetime.now(dt.UTC)
     delay = settings.purge_delay_days if delay_days is None else delay_days
     cutoff = now - dt.timedelta(days=delay)
-    purged: dict[str, int] = {}
+    purged = Purged()
     persons: set[uuid.UUID] = set()
     uais: set[str] = set()
     with write_transaction(engine) as connection:
@@ -429,8 +445,18 @@ def purge(
         )
         for held in scopes:
             _lock_scope(connection, held)
-        for kind, table in tables:
+        for kind, table in reversed(tables):  # referencing kinds first: see the docstring
             condition = [*leaving(table), table.c.scope.in_(scopes)]
+            pointing = []
+            for source, column in REFERRED_BY.get(kind, ()):
+                referring = TABLES[source].__table__.alias("r")  # type: ignore[attr-defined]
+                pointing.append(exists().where(referring.c[column] == table.c.id))
+            if pointing:
+                held = or_(*pointing)
+                count = select(func.count()).select_from(table).where(*condition, held)
+                if kept := connection.execute(count).scalar_one():
+                    purged.kept[kind.value] = kept
+                condition.append(not_(held))
             # The persons a purged row is about: the person itself, or those a link names.
             about = [table.c[c] for c in PERSON_COLUMNS.get(kind, ())]
             rows = connection.execute(
@@ -470,7 +496,7 @@ def purge(
                     categories={c for k in purged for c in _KIND_CATEGORIES.get(k, ())},
                     structures=uais,
                     subjects=persons,
-                    source={"purged": purged, "older_than_days": delay},
+                    source={"purged": dict(purged), "older_than_days": delay},
                 ),
                 now=now,
             )

@@ -767,6 +767,41 @@ def test_the_flow_entries_name_the_persons_whose_links_changed(store: Store) -> 
     assert flow_persons(store, "purge") == (3, sorted(pseudonyms(persons)))
 
 
+def test_a_purge_keeps_what_other_rows_still_point_to(store: Store) -> None:
+    """A guardian deleted by a delta leaves, but their pupil's record still gives the
+    guardianship (it stays active): past the delay the guardian is kept, not purged (the
+    guardianship would name a person that is gone), and counted as kept; once the link has
+    left too, a later purge removes both, the link first."""
+    run(store, toy.academie(range(30)))
+    run(store, [toy.guardian(5, op="delete")], mode="delta")
+    guardian = hub_id(SCOPE.key, EntityKind.PERSON, "G5")
+    status, since = person_status(store, "G5")
+    assert status == Status.TOBEDELETED and since is not None
+    later = since + dt.timedelta(days=91)
+
+    purged = purge(store.engine, store.settings, now=later)
+    assert purged == {} and purged.kept == {"person": 1}
+    assert person_status(store, "G5")[0] == Status.TOBEDELETED
+
+    # The pupil's record without the link: the guardianship leaves, and then both go.
+    pupil = [r for r in toy.pupil(5, op="modify") if r.kind is not EntityKind.GUARDIANSHIP]
+    run(store, pupil, mode="delta")
+    cursor = feed(store)[-1].seq
+    purged = purge(store.engine, store.settings, now=later + dt.timedelta(days=91))
+    assert purged == {"guardianship": 1, "person": 1} and purged.kept == {}
+    assert [(e.entity_type, e.op) for e in feed(store, cursor)] == [
+        ("guardianship", "purge"),
+        ("person", "purge"),
+    ]
+    with store.engine.connect() as connection:
+        assert (
+            connection.execute(
+                select(func.count()).select_from(Person).where(Person.id == guardian)
+            ).scalar_one()
+            == 0
+        )
+
+
 def test_a_purge_waits_for_no_import_of_its_scopes(store: Store) -> None:
     """On PostgreSQL an import and a purge of one scope never run together (a purge would
     delete what the import brings back): each refuses while the other holds the scope."""
