@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 DEMO ?= .demo
 DEMO_DB := sqlite:///$(DEMO)/aiguillage.db
 PYTEST_ARGS ?=
+## pytest-xdist workers: one per core; 0 runs the tests in pytest's own process, one at a time.
+PYTEST_WORKERS ?= auto
 
 .PHONY: install demo test lint format bench bench-api spec spec-check postgres clean
 
@@ -26,9 +28,11 @@ demo: install
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) $(BIN)/aiguillage runs
 	AIGUILLAGE_DATABASE_URL=$(DEMO_DB) AIGUILLAGE_DEV_TOKENS=true $(BIN)/aiguillage serve
 
-## Both backends: starts the local PostgreSQL cluster when it is down.
+## Both backends: starts the local PostgreSQL cluster when it is down. A test file runs on one
+## worker, so its module and session fixtures (the imported académies, the servers) are built
+## once per worker that runs it, not once per test.
 test: install postgres
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 postgres:
 	bash .ci/postgres-up

@@ -41,6 +41,13 @@ Matching
 
 A partial run scans what ran; a session that imported no person says so and scans nothing.
 
+Under pytest-xdist
+    Each worker captures and learns as above, reads the SQLite files under its own basetemp,
+    and at its session end hands all of it (texts, names, birth dates, export dates) to the
+    controller through ``workeroutput``; the controller scans the union, so a person one
+    worker imported is found in the logs of another. A worker that sends nothing (it crashed)
+    fails the session as a guard problem: its logs were not scanned.
+
 Known gaps
     In the server subprocesses only uvicorn's loggers are configured (INFO): the app's own
     ``aiguillage.*`` INFO records are dropped there and its WARNINGs reach stderr through
@@ -418,6 +425,28 @@ class PersonalDataGuard:
     def line_count(self) -> int:
         return sum(text.count("\n") + 1 for _, text in self.texts)
 
+    # across processes (pytest-xdist)
+
+    def to_wire(self) -> dict[str, Any]:
+        """What this guard captured and learned, in types execnet can send."""
+        return {
+            "texts": [[source, text] for source, text in self.texts],
+            "names": sorted(self.known.names),
+            "birth_dates": sorted(born.isoformat() for born in self.known.birth_dates),
+            "persons": self.known.persons,
+            "exports": sorted(day.isoformat() for day in self.exports),
+            "problems": list(self.problems),
+        }
+
+    def absorb(self, wire: Mapping[str, Any]) -> None:
+        """Add what another process's guard sent (:meth:`to_wire`) to this one."""
+        self.texts.extend((source, text) for source, text in wire["texts"])
+        self.known.names.update(wire["names"])
+        self.known.birth_dates.update(dt.date.fromisoformat(d) for d in wire["birth_dates"])
+        self.known.persons += wire["persons"]
+        self.exports.update(dt.date.fromisoformat(d) for d in wire["exports"])
+        self.problems.extend(wire["problems"])
+
 
 def report(guard: PersonalDataGuard, findings: list[Finding], seconds: float) -> list[str]:
     """The summary line, then the findings grouped by kind and source (values masked)."""
@@ -445,6 +474,11 @@ _guard: PersonalDataGuard | None = None
 _basetemp: Path | None = None
 _summary: list[str] = []
 _failed = False
+#: True in the controller of an xdist run, which runs no test and scans what its workers send.
+_controller = False
+#: The key of ``workeroutput`` under which an xdist worker sends its guard's data.
+WORKER_OUTPUT_KEY = "personal_data_guard"
+_workers_down: set[str] = set()
 
 
 def record_output(source: str, text: str | bytes | None) -> None:
@@ -458,7 +492,8 @@ def active_guard() -> PersonalDataGuard | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    global _guard
+    global _guard, _controller
+    _controller = session.config.pluginmanager.has_plugin("dsession")
     _guard = PersonalDataGuard()
     _guard.install()
 
@@ -475,7 +510,24 @@ def _personal_data_guard_basetemp(tmp_path_factory: pytest.TempPathFactory) -> N
 
 
 def pytest_warning_recorded(warning_message: warnings.WarningMessage) -> None:
+    if _controller:  # xdist replays its workers' warnings here: they sent them already
+        return
     record_output("warnings", f"{warning_message.category.__name__}: {warning_message.message}")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, called in the controller
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    worker = getattr(getattr(node, "gateway", None), "id", "?")
+    if _guard is None or worker in _workers_down:  # a node may be reported down twice
+        return
+    _workers_down.add(worker)
+    sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if sent is None:
+        _guard.problems.append(
+            f"xdist worker {worker} sent no logs to scan ({error or 'it ran no guard'})"
+        )
+        return
+    _guard.absorb(sent)
 
 
 @pytest.hookimpl(trylast=True)  # after the session fixtures' teardown (runner's sessionfinish)
@@ -488,6 +540,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     started = time.perf_counter()
     if _basetemp is not None:
         guard.learn_from_sqlite(_basetemp)
+    workeroutput = getattr(session.config, "workeroutput", None)  # on xdist workers only
+    if workeroutput is not None:
+        workeroutput[WORKER_OUTPUT_KEY] = guard.to_wire()
+        return
     if not guard.known.persons:
         _summary[:] = [
             f"personal-data guard: no person imported in this session, nothing to scan "

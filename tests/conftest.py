@@ -2,9 +2,9 @@
 
 ``store`` is parametrised by backend. SQLite always runs. PostgreSQL runs against the server
 named by ``AIGUILLAGE_TEST_PG`` (default: the local cluster on 127.0.0.1:5432): each test
-session creates a throwaway database, migrates it with Alembic and drops it at the end. When no
-server answers, PostgreSQL tests skip with the reason, except under ``CI=true`` where they fail:
-CI must exercise both backends.
+session (each pytest-xdist worker) creates a throwaway database, migrates it with Alembic and
+drops it at the end; it drops no other. When no server answers, PostgreSQL tests skip with the
+reason, except under ``CI=true`` where they fail: CI must exercise both backends.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = (PROJECT_ROOT / ".." / "shared" / "samples").resolve()
 PG_SERVER = os.environ.get("AIGUILLAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The CLI's rich consoles are built when ``annuaire.cli`` is imported and keep the width that
+# ``COLUMNS`` gives then; tests that need a width pass it to the command. None is inherited: not
+# the shell's, nor the COLUMNS=80 and LINES=24 that pytest-xdist's workers start with (GNU
+# readline exports them when stdin is not a terminal).
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
 # The register and the flow log's keys of every test (and of the servers tests start): the
 # bundled example, and a key file of this session (production settings refuse to create one).
 os.environ.setdefault("AIGUILLAGE_REGISTRE_FILE", str(EXAMPLE_FILE))
@@ -65,6 +71,16 @@ def samples_dir(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"third-party samples not found at {path} (they live in ../shared/samples)")
     return path
+
+
+def key_files(folder: Path) -> dict[str, Path]:
+    """The settings naming the hub's signing key and the dev key in ``folder``: an app built
+    without them would create its keys under ``.aiguillage/`` of the working directory (the
+    repository), which tests running in parallel would share."""
+    return {
+        "signing_key_file": folder / "signing-key.json",
+        "dev_key_file": folder / "dev-key.json",
+    }
 
 
 @dataclass
@@ -91,7 +107,9 @@ def throwaway_pg_database() -> Iterator[str]:
         if IN_CI:
             pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
         pytest.skip(message)
-    name = f"aiguillage_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    # Unique to this process (each pytest-xdist worker is one), named after the worker.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"aiguillage_test_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_SERVER, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -170,7 +188,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         url = f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("pg_database_url")
-    settings = Settings(database_url=url, environment="test")
+    settings = Settings(database_url=url, environment="test", **key_files(tmp_path / "keys"))
     engine = make_engine(settings)
     if request.param == "postgres":
         empty_postgres_store(engine)

@@ -212,12 +212,14 @@ def test_log_records_of_the_project_reach_the_guard() -> None:
 # -- a whole session ---------------------------------------------------------------------------
 
 
-def run_session(tmp_path: Path, test_body: str) -> subprocess.CompletedProcess[str]:
-    """A pytest session of its own, with the guard, running one test (its output unrecorded)."""
+def run_session(tmp_path: Path, test_body: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """A pytest session of its own, with the guard, running the tests of ``test_body`` (its
+    output unrecorded); ``options`` are more pytest options (``-n 2``)."""
     (tmp_path / "test_planted.py").write_text(textwrap.dedent(test_body))
     command = [
         sys.executable, "-m", "pytest", "-q", "-p", "tests._personal_data_guard",
-        "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "basetemp"), "test_planted.py",
+        "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "basetemp"), *options,
+        "test_planted.py",
     ]  # fmt: skip
     return subprocess.run(
         command,
@@ -254,6 +256,34 @@ def test_a_session_without_imports_scans_nothing(tmp_path: Path) -> None:
     done = run_session(tmp_path, "def test_nothing():\n    pass\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no person imported in this session, nothing to scan" in done.stdout
+
+
+def test_under_xdist_a_person_learned_on_one_worker_is_found_in_the_logs_of_another(
+    tmp_path: Path,
+) -> None:
+    # ``--dist each`` runs both tests on both workers: gw0 learns the person, gw1 logs it.
+    done = run_session(
+        tmp_path,
+        """
+        import logging, os
+        from tests._personal_data_guard import active_guard
+
+        def test_learn_on_gw0():
+            if os.environ["PYTEST_XDIST_WORKER"] == "gw0":
+                active_guard().known.learn({"usage_name": "DUPONTEL", "birth_date": "2011-04-05"})
+
+        def test_log_on_gw1():
+            if os.environ["PYTEST_XDIST_WORKER"] == "gw1":
+                logging.getLogger("aiguillage.api").info("refused DUPONTEL born 05/04/2011")
+        """,
+        *("-n", "2", "--dist", "each"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "4 passed" in done.stdout
+    assert "name in logger aiguillage.api: 1 line(s)" in done.stdout
+    assert "birth date in logger aiguillage.api: 1 line(s)" in done.stdout
+    assert "refused D******* born 0*/**/****" in done.stdout
+    assert "DUPONTEL" not in done.stdout and "05/04/2011" not in done.stdout
 
 
 def test_cli_runner_stderr_reaches_the_guard() -> None:

@@ -20,7 +20,7 @@ from annuaire.settings import Settings
 from annuaire.store import make_engine
 from annuaire.store.migrate import upgrade
 from connectors.sample import generate_academie, generate_delta
-from tests.conftest import Store, throwaway_pg_database
+from tests.conftest import Store, key_files, throwaway_pg_database
 
 PUPILS = 400
 SEED = 11
@@ -48,8 +48,8 @@ def academie_delta(academie: Path) -> Path:
     return out
 
 
-def _serve(backend: str, url: str, academie: Path) -> Iterator[Api]:
-    settings = Settings(database_url=url, environment="test")
+def _serve(backend: str, url: str, academie: Path, keys: Path) -> Iterator[Api]:
+    settings = Settings(database_url=url, environment="test", **key_files(keys))
     engine = make_engine(settings)
     upgrade(engine)
     import_aaf(engine, settings, [academie])
@@ -64,12 +64,12 @@ def _serve(backend: str, url: str, academie: Path) -> Iterator[Api]:
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, academie: Path
 ) -> Iterator[Api]:
+    folder = tmp_path_factory.mktemp("api-db")
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("api-db") / "api.db"
-        yield from _serve("sqlite", f"sqlite:///{path}", academie)
+        yield from _serve("sqlite", f"sqlite:///{folder / 'api.db'}", academie, folder / "keys")
         return
     with throwaway_pg_database() as url:
-        yield from _serve("postgres", url, academie)
+        yield from _serve("postgres", url, academie, folder / "keys")
 
 
 @pytest.fixture

@@ -118,7 +118,12 @@ def test_feed_cursor_errors(api: Api) -> None:
 
 def test_an_unexpected_error_is_a_500_problem_with_its_request_id(api: Api) -> None:
     app = create_app(
-        Settings(database_url=api.settings.database_url, environment="test"), api.engine
+        Settings(
+            database_url=api.settings.database_url,
+            environment="test",
+            signing_key_file=api.settings.signing_key_file,
+        ),
+        api.engine,
     )
 
     def fail() -> None:
