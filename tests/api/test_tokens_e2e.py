@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -45,6 +46,26 @@ def client_app(fresh_api: Api, tmp_path: Path) -> Iterator[tuple[TestClient, Api
     with TestClient(app) as client:
         yield client, fresh_api, settings
     app.state.engine.dispose()
+
+
+def educonnect_bearer(
+    broker: IssuerSettings, key: dict[str, Any], jti: str, **identity: Any
+) -> dict[str, str]:
+    """The Authorization header of a token from ``broker``, signed with ``key``: a guardian's,
+    unless ``identity`` (FrEduCtRefId, FrEduVecteur, FrEduCtId...) says otherwise."""
+    now = int(time.time())
+    claims = {
+        "iss": broker.issuer,
+        "aud": "urn:aiguillage:api",
+        "sub": "pairwise-1",
+        "client_id": "ent-app",
+        "iat": now,
+        "exp": now + 300,
+        "jti": jti,
+        "FrEduCtPersonAffiliation": ["resp2d"],
+        **identity,
+    }
+    return {"Authorization": f"Bearer {_jose.sign(claims, key)}"}
 
 
 def a_college(api: Api) -> str:
@@ -162,24 +183,15 @@ def test_an_educonnect_broker_token_from_a_real_jwks_endpoint(
                     "AND e.type = 'aaf:ENTPersonJointure' ORDER BY e.value"
                 )
             ).first()
-        now = int(time.time())
-        token = _jose.sign(
-            {
-                "iss": broker.issuer,
-                "aud": "urn:aiguillage:api",
-                "sub": "pairwise-1",
-                "client_id": "ent-app",
-                "iat": now,
-                "exp": now + 300,
-                "jti": "j-1",
-                "FrEduCtPersonAffiliation": ["eleve2d"],
-                "FrEduCtRefId": [f"{{AAF}}99|x|{key}"],
-            },
+        bearer = educonnect_bearer(
+            broker,
             broker_key,
+            "j-1",
+            FrEduCtPersonAffiliation=["eleve2d"],
+            FrEduCtRefId=[f"{{AAF}}99|x|{key}"],
         )
         app = create_app(settings)
         with TestClient(app) as client:
-            bearer = {"Authorization": f"Bearer {token}"}
             persons = client.get("/v1/persons", headers=bearer).json()["items"]
             assert [p["id"] for p in persons] == [str(uuid.UUID(str(pupil)))]
             assert client.get("/v1/guardianships", headers=bearer).json()["items"] == []
@@ -273,20 +285,13 @@ def test_an_educonnect_id_longer_than_the_store_holds_is_not_kept_and_the_login_
     guardian = str(uuid.UUID(str(guardian)))
 
     def token(educonnect_id: str) -> dict[str, str]:
-        now = int(time.time())
-        claims = {
-            "iss": broker.issuer,
-            "aud": "urn:aiguillage:api",
-            "sub": "pairwise-1",
-            "client_id": "ent-app",
-            "iat": now,
-            "exp": now + 300,
-            "jti": f"j-{len(educonnect_id)}",
-            "FrEduCtPersonAffiliation": ["resp2d"],
-            "FrEduCtRefId": [f"{{AAF}}99|x|{key}"],
-            "FrEduCtId": educonnect_id,
-        }
-        return {"Authorization": f"Bearer {_jose.sign(claims, broker_key)}"}
+        return educonnect_bearer(
+            broker,
+            broker_key,
+            f"j-{len(educonnect_id)}",
+            FrEduCtRefId=[f"{{AAF}}99|x|{key}"],
+            FrEduCtId=educonnect_id,
+        )
 
     def kept() -> list[str]:
         with fresh_api.engine.connect() as connection:
@@ -348,19 +353,8 @@ def test_the_fredu_vecteur_is_read_from_the_issuers_configured_for_it_only(
         ).first()
 
     def bearer(broker: IssuerSettings) -> dict[str, str]:
-        now = int(time.time())
-        claims = {
-            "iss": broker.issuer,
-            "aud": "urn:aiguillage:api",
-            "sub": "pairwise-1",
-            "client_id": "ent-app",
-            "iat": now,
-            "exp": now + 300,
-            "jti": f"j-{broker.name}",
-            "FrEduCtPersonAffiliation": ["resp2d"],
-            "FrEduVecteur": f"2|{last}|{first}|{pupil_ref}|{uai}",
-        }
-        return {"Authorization": f"Bearer {_jose.sign(claims, keys[broker.name])}"}
+        vector = f"2|{last}|{first}|{pupil_ref}|{uai}"
+        return educonnect_bearer(broker, keys[broker.name], f"j-{broker.name}", FrEduVecteur=vector)
 
     app = create_app(settings)
     with TestClient(app) as client:

@@ -1123,14 +1123,20 @@ def move_pupil(pupil: Request, structure: str) -> None:
     pupil.file.write_text(text[:value] + structure + text[close:], encoding="utf-8")
 
 
-def two_schools(folder: Path) -> tuple[str, Request, Request, str]:
-    """A generated académie with two schools: a guardian, two of their pupils (in the same
-    school), and the join key of the other school."""
-    generate_academie(folder, pupils=1200, seed=11)
+def children_of(folder: Path) -> dict[str, list[Request]]:
+    """The Eleve requests of each guardian's pupils (by the pupils' links), in file order."""
     children: dict[str, list[Request]] = {}
     for pupil in (r for r in requests_of(folder) if r.category == "Eleve"):
         for link in guardian_links(pupil):
             children.setdefault(link[0], []).append(pupil)
+    return children
+
+
+def two_schools(folder: Path) -> tuple[str, Request, Request, str]:
+    """A generated académie with two schools: a guardian, two of their pupils (in the same
+    school), and the join key of the other school."""
+    generate_academie(folder, pupils=1200, seed=11)
+    children = children_of(folder)
     guardian, (first, second, *_) = next((g, c) for g, c in children.items() if len(c) >= 2)
     elsewhere = next(
         r.id
@@ -1229,11 +1235,7 @@ def test_a_guardian_whose_only_pupil_a_delta_deletes_is_told_to_the_school_they_
     feed filtered by that school tells an ENT of it."""
     complet = tmp_path / "complet"
     generate_academie(complet, pupils=1200, seed=11)
-    children: dict[str, list[Request]] = {}
-    for pupil in (r for r in requests_of(complet) if r.category == "Eleve"):
-        for link in guardian_links(pupil):
-            children.setdefault(link[0], []).append(pupil)
-    guardian, (pupil,) = next((g, c) for g, c in children.items() if len(c) == 1)
+    guardian, (pupil,) = next((g, c) for g, c in children_of(complet).items() if len(c) == 1)
     (first,) = run_import(store, [complet])
     scope = first.scope.key
     school = by_key(store.engine, PERSON, scope)[guardian].structures
