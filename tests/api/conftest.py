@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from annuaire.api import create_app
 from annuaire.importing import import_aaf
@@ -79,3 +79,21 @@ def fresh_api(store: Store, academie: Path) -> Iterator[Api]:
     with TestClient(app) as client:
         yield Api(store.backend, client, store.engine, store.settings)
     app.state.engine.dispose()
+
+
+def legal_guardian_vector(api: Api) -> tuple[str, str, str, str, str]:
+    """A legal guardian's hub id and the fields of the FrEduVecteur that names them: their last
+    and first names, their pupil's SIECLE id, the pupil's school (the first by that id)."""
+    with api.engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT g.guardian_id, p.usage_name, p.first_name, e.value, s.uai "
+                "FROM guardianship g JOIN person p ON p.id = g.guardian_id "
+                "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
+                "JOIN role r ON r.person_id = g.pupil_id "
+                "JOIN structure s ON s.id = r.structure_id WHERE g.legal ORDER BY e.value"
+            )
+        ).first()
+    assert row is not None
+    guardian, last, first, pupil_ref, uai = row
+    return str(guardian), last, first, pupil_ref, uai

@@ -17,7 +17,7 @@ from annuaire.importing import import_aaf
 from annuaire.settings import IssuerSettings
 from annuaire.store.engine import one_snapshot
 
-from .conftest import Api
+from .conftest import Api, legal_guardian_vector
 
 BASE = {"sub": "s-1", "client_id": "broker", "iss": "x", "aud": "a", "exp": 0, "iat": 0, "jti": "j"}
 
@@ -153,15 +153,7 @@ def test_a_pupil_token_must_name_a_pupil(api: Api) -> None:
 
 
 def test_the_fredu_vecteur_fallback_needs_a_unique_exact_match(api: Api) -> None:
-    row = one(
-        api,
-        "SELECT g.guardian_id, p.usage_name, p.first_name, e.value, s.uai FROM guardianship g "
-        "JOIN person p ON p.id = g.guardian_id "
-        "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
-        "JOIN role r ON r.person_id = g.pupil_id JOIN structure s ON s.id = r.structure_id "
-        "WHERE g.legal ORDER BY e.value LIMIT 1",
-    )
-    guardian, last, first, pupil_ref, uai = row
+    guardian, last, first, pupil_ref, uai = legal_guardian_vector(api)
     vector = f"2|{last}|{first}|{pupil_ref}|{uai}"
     claims = {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": vector}
     found = resolve(api, "educonnect", claims, fredu_vecteur=True)
@@ -178,15 +170,8 @@ def test_the_fredu_vecteur_fallback_needs_a_unique_exact_match(api: Api) -> None
 
 def test_the_fredu_vecteur_is_refused_unless_its_issuer_accepts_it(api: Api) -> None:
     """IDENTITY.md §2.6: the name-matched fallback only where a customer requires it."""
-    row = one(
-        api,
-        "SELECT p.usage_name, p.first_name, e.value, s.uai FROM guardianship g "
-        "JOIN person p ON p.id = g.guardian_id "
-        "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
-        "JOIN role r ON r.person_id = g.pupil_id JOIN structure s ON s.id = r.structure_id "
-        "WHERE g.legal ORDER BY e.value LIMIT 1",
-    )
-    claims = {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": "2|" + "|".join(row)}
+    _, *fields = legal_guardian_vector(api)
+    claims = {"FrEduCtPersonAffiliation": "resp2d", "FrEduVecteur": "2|" + "|".join(fields)}
     assert resolve(api, "educonnect", claims, fredu_vecteur=True).person_id is not None
     with pytest.raises(Unauthenticated, match="fredu_vecteur setting") as refused:
         resolve(api, "educonnect", claims)

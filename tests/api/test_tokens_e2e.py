@@ -24,7 +24,7 @@ from annuaire.settings import IssuerSettings, Settings
 from tests.auth.conftest import JwksServer
 from tests.conftest import ENT_ACTIVITY
 
-from .conftest import Api, TestClient
+from .conftest import Api, TestClient, legal_guardian_vector
 
 
 def settings_for(api: Api, tmp_path: Path, **changes: object) -> Settings:
@@ -202,18 +202,27 @@ def test_an_educonnect_broker_token_from_a_real_jwks_endpoint(
         server.stop()
 
 
-def _issuer(name: str, issuer: str, tmp_path: Path) -> IssuerSettings:
+def keyed_issuer(
+    name: str, issuer: str, tmp_path: Path, profile: str, **options: Any
+) -> tuple[IssuerSettings, dict[str, Any]]:
+    """An issuer whose public key is in a JWKS file under ``tmp_path``, and its private key."""
     jwks = tmp_path / f"{name}.jwks.json"
     key = _jose.generate_es256_jwk(f"{name}-1")
     jwks.write_text(json.dumps({"keys": [_jose.public_jwk(key)]}))
-    return IssuerSettings(
+    settings = IssuerSettings(
         name=name,
         issuer=issuer,
         jwks_file=jwks,
         audiences=["urn:aiguillage:api"],
         algorithms=["ES256"],
-        profile="client_credentials",
+        profile=profile,  # type: ignore[arg-type]
+        **options,
     )
+    return settings, key
+
+
+def _issuer(name: str, issuer: str, tmp_path: Path) -> IssuerSettings:
+    return keyed_issuer(name, issuer, tmp_path, "client_credentials")[0]
 
 
 @pytest.mark.parametrize(
@@ -262,16 +271,8 @@ def test_an_educonnect_id_longer_than_the_store_holds_is_not_kept_and_the_login_
     value longer than an external id holds (255 characters; EduConnect's are 96) is not
     kept: the person is found by the AAF join key alone, and every read answers as usual
     (PostgreSQL refused the write, and each request was a 500)."""
-    broker_key = _jose.generate_es256_jwk("broker-1")
-    jwks = tmp_path / "broker.jwks.json"
-    jwks.write_text(json.dumps({"keys": [_jose.public_jwk(broker_key)]}))
-    broker = IssuerSettings(
-        name="educonnect-broker",
-        issuer="https://broker.example.fr/realms/ent",
-        jwks_file=jwks,
-        audiences=["urn:aiguillage:api"],
-        algorithms=["ES256"],
-        profile="educonnect",
+    broker, broker_key = keyed_issuer(
+        "educonnect-broker", "https://broker.example.fr/realms/ent", tmp_path, "educonnect"
     )
     settings = settings_for(fresh_api, tmp_path, environment="production", token_issuers=[broker])
     with fresh_api.engine.connect() as connection:
@@ -326,31 +327,12 @@ def test_the_fredu_vecteur_is_read_from_the_issuers_configured_for_it_only(
     ``fredu_vecteur`` is on; the same claims from an issuer left at the default are a 401."""
     keys, brokers = {}, []
     for name, accepts in (("vector-broker", True), ("plain-broker", False)):
-        keys[name] = _jose.generate_es256_jwk(f"{name}-1")
-        jwks = tmp_path / f"{name}.jwks.json"
-        jwks.write_text(json.dumps({"keys": [_jose.public_jwk(keys[name])]}))
-        brokers.append(
-            IssuerSettings(
-                name=name,
-                issuer=f"https://{name}.example.fr",
-                jwks_file=jwks,
-                audiences=["urn:aiguillage:api"],
-                algorithms=["ES256"],
-                profile="educonnect",
-                fredu_vecteur=accepts,
-            )
+        broker, keys[name] = keyed_issuer(
+            name, f"https://{name}.example.fr", tmp_path, "educonnect", fredu_vecteur=accepts
         )
+        brokers.append(broker)
     settings = settings_for(fresh_api, tmp_path, environment="production", token_issuers=brokers)
-    with fresh_api.engine.connect() as connection:
-        guardian, last, first, pupil_ref, uai = connection.execute(
-            text(
-                "SELECT g.guardian_id, p.usage_name, p.first_name, e.value, s.uai "
-                "FROM guardianship g JOIN person p ON p.id = g.guardian_id "
-                "JOIN external_id e ON e.entity_id = g.pupil_id AND e.type = 'siecle:ELEVE_ID' "
-                "JOIN role r ON r.person_id = g.pupil_id "
-                "JOIN structure s ON s.id = r.structure_id WHERE g.legal ORDER BY e.value"
-            )
-        ).first()
+    guardian, last, first, pupil_ref, uai = legal_guardian_vector(fresh_api)
 
     def bearer(broker: IssuerSettings) -> dict[str, str]:
         vector = f"2|{last}|{first}|{pupil_ref}|{uai}"
