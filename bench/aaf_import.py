@@ -17,6 +17,11 @@ fresh process so that peak RSS belongs to that step alone:
 Beside (b) and (d), the database pages the step's largest transaction wrote (SQLite's WAL
 frames): what a delta must write whatever the Python side does, its I/O floor.
 
+Before each step the bench waits for the writes of the steps before it (and of its own copies)
+to reach the disk (``os.sync``): otherwise their writeback, still running, is charged to the
+next step, and most to a delta, whose commit waits for the disk (a delta measured after the
+copy of the database took up to 35 % longer).
+
 Peak RSS is the step's own process; the import also parses in a forked worker process
 (``connectors/aaf/_feed.py``), whose peak is printed apart ("worker": it shares most of its
 pages with the importing process it was forked from).
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -127,7 +133,9 @@ def _wal_pages(engine: Any, database: Path) -> int:
 
 
 def _in_child(*args: str) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; return its figures and peak RSS."""
+    """Run one step in a fresh interpreter, once the writes before it are on disk; return its
+    figures and peak RSS."""
+    os.sync()
     output = subprocess.run(
         [sys.executable, __file__, "--step", *args],
         check=True,
