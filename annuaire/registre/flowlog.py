@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import secrets
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ __all__ = [
     "checkpoint_message",
     "entries_query",
     "entry_message",
+    "entry_message_parts",
     "subject_set_digest",
 ]
 
@@ -145,7 +147,21 @@ _UNSIGNED = frozenset({"entry_hash", "subject_set"})
 def entry_message(row: Mapping[str, Any]) -> bytes:
     """The bytes an entry's HMAC covers: every column but ``entry_hash`` (the persons as the
     list ``subjects``, not as the digest naming it), canonically."""
-    return orjson.dumps({k: v for k, v in row.items() if k not in _UNSIGNED}, option=_CANONICAL)
+    return b"".join(entry_message_parts(row))
+
+
+def entry_message_parts(row: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """:func:`entry_message` in pieces whose concatenation it is: an import's list of persons
+    (a :class:`PseudonymList`, every person of an académie for a first import) is one of them
+    as it is, not copied into a message as large again (the HMAC reads the pieces in turn)."""
+    signed = {k: v for k, v in row.items() if k not in _UNSIGNED}
+    subjects = signed.get("subjects")
+    if not isinstance(subjects, PseudonymList):
+        return (orjson.dumps(signed, option=_CANONICAL),)
+    marker = b'"' + secrets.token_hex(16).encode("ascii") + b'"'  # in no other column
+    signed["subjects"] = orjson.Fragment(marker)
+    head, tail = orjson.dumps(signed, option=_CANONICAL).split(marker)
+    return head, subjects.json, tail
 
 
 def subject_set_digest(subjects: Sequence[str]) -> str | None:
@@ -217,11 +233,16 @@ class _Written:
     lists of persons they name."""
 
     rows: list[dict[str, Any]]
-    lists: dict[str, list[str] | orjson.Fragment]
+    lists: dict[str, list[str] | PseudonymList]
 
 
-def _lists_json(lists: Mapping[str, list[str] | orjson.Fragment]) -> str:
-    return orjson.dumps([{"digest": d, "subjects": s} for d, s in lists.items()]).decode()
+def _lists_json(lists: Mapping[str, list[str] | PseudonymList]) -> bytes:
+    return orjson.dumps([{"digest": d, "subjects": _subjects_json(s)} for d, s in lists.items()])
+
+
+def _subjects_json(subjects: list[str] | PseudonymList) -> list[str] | orjson.Fragment:
+    """A list of pseudonyms as ``orjson`` writes it: a packed one is its JSON already."""
+    return orjson.Fragment(subjects.json) if isinstance(subjects, PseudonymList) else subjects
 
 
 def _run_prepared(
@@ -326,7 +347,7 @@ class FlowLog:
                 cursor.execute(
                     _PG_WRITE,
                     {
-                        "lists": _lists_json(written.lists),
+                        "lists": _lists_json(written.lists).decode(),
                         "rows": _rows_json(rows),
                         "hash": rows[-1]["entry_hash"],
                     },
@@ -336,7 +357,10 @@ class FlowLog:
                 # Spelt by orjson (as the HMAC covers them), a long list as it is already.
                 connection.exec_driver_sql(
                     "INSERT OR IGNORE INTO flow_subject_set (digest, subjects) VALUES (?, ?)",
-                    [(d, orjson.dumps(s).decode()) for d, s in written.lists.items()],
+                    [
+                        (d, (s.json if isinstance(s, PseudonymList) else orjson.dumps(s)).decode())
+                        for d, s in written.lists.items()
+                    ],
                 )
             connection.execute(insert(ENTRY), rows)
             update_head = update(CHAIN).where(CHAIN.c.id == 1)
@@ -363,7 +387,9 @@ class FlowLog:
             version = self._version(record)
             pseudonyms, digest = self._persons(record.subjects)
             row = self._row(record, after_seq + offset, prev_hash, version, pseudonyms, now)
-            row["entry_hash"] = prev_hash = self.keys.chain_hash(row["key_id"], entry_message(row))
+            row["entry_hash"] = prev_hash = self.keys.chain_hash(
+                row["key_id"], *entry_message_parts(row)
+            )
             row["subject_set"] = digest
             rows.append(row)
         return rows
@@ -438,7 +464,7 @@ class FlowLog:
             last["entry_hash"].encode(),
             str(expected.seq).encode(),
             expected.hash.encode(),
-            _lists_json(new_lists).encode(),
+            _lists_json(new_lists),
             _rows_json(rows).encode(),
         ]
         counted, missing = _run_prepared(
@@ -455,7 +481,7 @@ class FlowLog:
 
     @staticmethod
     def _stored(entries: list[dict[str, Any]]) -> _Written:
-        lists: dict[str, list[str] | orjson.Fragment] = {}
+        lists: dict[str, list[str] | PseudonymList] = {}
         rows = []
         for entry in entries:
             subjects = entry.pop("subjects")
@@ -500,11 +526,7 @@ class FlowLog:
             "categories": sorted(c.value for c in record.categories),
             "structures": sorted(set(record.structures)),
             "persons": len(pseudonyms) if record.persons is None else record.persons,
-            "subjects": (
-                orjson.Fragment(pseudonyms.json)
-                if isinstance(pseudonyms, PseudonymList)
-                else list(pseudonyms)
-            ),
+            "subjects": (pseudonyms if isinstance(pseudonyms, PseudonymList) else list(pseudonyms)),
             "payload_digest": record.payload_digest,
             "source": record.source,
             "outcome": record.outcome,

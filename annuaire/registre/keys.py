@@ -123,12 +123,18 @@ class RegistreKeys:
         """The pseudonym of a caller known by a text identifier (a token's ``sub``)."""
         return hmac.digest(self.pseudonym_key, value.encode(), "sha256")[:16].hex()
 
-    def chain_hash(self, key_id: str, message: bytes) -> str:
+    def chain_hash(self, key_id: str, *message: bytes) -> str:
+        """The HMAC of ``message``, given whole or in pieces (see flowlog.entry_message_parts)."""
         try:
             key = self.chain_keys[key_id]
         except KeyError:
             raise ConfigurationError(f"registre keys: no chain key {key_id!r}") from None
-        return hmac.digest(key, message, "sha256").hex()
+        if len(message) == 1:
+            return hmac.digest(key, message[0], "sha256").hex()
+        mac = hmac.new(key, digestmod="sha256")
+        for part in message:
+            mac.update(part)
+        return mac.hexdigest()
 
     def sign(self, message: bytes) -> str:
         if self.signing_key is None:

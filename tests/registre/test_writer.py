@@ -593,7 +593,12 @@ def test_a_list_larger_than_the_budget_is_named_in_full_and_not_remembered(
     any other, and neither evicts the remembered lists nor stays in memory after the entry."""
     if store.backend != "sqlite":
         pytest.skip("builds entries without the database: one backend is enough")
-    from annuaire.registre.flowlog import KNOWN_IDS_IN_LISTS, subject_set_digest
+    from annuaire.registre.flowlog import (
+        KNOWN_IDS_IN_LISTS,
+        entry_message,
+        entry_message_parts,
+        subject_set_digest,
+    )
 
     log = FlowLog(registre.keys, registre.log.versions, checkpoint_interval=NEVER)
     page = [uuid.uuid4() for _ in range(100)]
@@ -607,8 +612,15 @@ def test_a_list_larger_than_the_budget_is_named_in_full_and_not_remembered(
         "0" * 64,
     )
     expected = sorted(set(registre.keys.pseudonyms(everyone)))
-    # Kept as the JSON of the list, spelt as the list's (what the entry's HMAC covers).
-    assert orjson.dumps(entries[1]["subjects"]) == orjson.dumps(expected)
+    # Kept as the JSON of the list, spelt as the list's (what the entry's HMAC covers), and
+    # hashed in pieces around it: the same HMAC as over the message of the list written out.
+    assert entries[1]["subjects"].json == orjson.dumps(expected)
+    written_out = {**entries[1], "subjects": expected}
+    assert len(entry_message_parts(entries[1])) == 3
+    assert b"".join(entry_message_parts(entries[1])) == entry_message(written_out)
+    assert entries[1]["entry_hash"] == registre.keys.chain_hash(
+        entries[1]["key_id"], entry_message(written_out)
+    )
     # An import's packed ids give the same pseudonyms, in the ids' order, without caching.
     packed = PackedIds(p.bytes for p in everyone)
     assert registre.keys.pseudonyms(packed, remember=False) == registre.keys.pseudonyms(
