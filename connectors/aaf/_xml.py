@@ -11,7 +11,8 @@ Contract:
 * HTML 4 named entities (``&eacute;``, undefined in XML) are rewritten to numeric references
   on the byte stream, chunk by chunk (AAF.md §1.5); a ``html-entities`` warning says so once per
   file. Any other undefined named entity is rejected: lxml would otherwise keep it unresolved
-  and silently truncate the value.
+  and silently truncate the value. Inside a CDATA section or a comment an ``&`` is text, as
+  XML reads it: nothing there is rewritten or rejected.
 * Every syntax error becomes :class:`annuaire.errors.BadInput` naming the file, line and column.
 * Record model (AAF.md §1.6, §11 item 5): an ``attr`` without ``value`` is empty; empty (or
   blank) values are dropped; an attribute given twice is merged; duplicate values are removed,
@@ -25,6 +26,7 @@ Contract:
 from __future__ import annotations
 
 import codecs
+import functools
 import lzma
 import re
 import zipfile
@@ -67,6 +69,9 @@ _ENCODINGS = frozenset({"utf-8", "iso8859-1", "iso8859-15", "cp1252", "ascii"})
 _DECLARED_ENCODING = re.compile(rb"""<\?xml\s[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 # What may follow an ``&`` in a named reference not yet ended by its ``;``.
 _OPEN_REFERENCE = re.compile(rb"[^;&<>\s\"']*")
+
+# Where an ``&`` is text, not a reference: from an opener to its terminator.
+_SECTION_END = {b"<![CDATA[": b"]]>", b"<!--": b"-->"}
 
 # Named references other than the five XML ones; numeric references never match.
 _NAMED_REF = re.compile(rb"&(?!#|(?:amp|lt|gt|quot|apos);)([^;&<>\s\"']+);")
@@ -115,6 +120,31 @@ def parse_header_comment(text: str) -> dict[str, str]:
     return dict(_HEADER_ITEM.findall(text))
 
 
+def _next_opener(data: bytes, start: int) -> tuple[bytes | None, int]:
+    """The first opener of a CDATA section or a comment in ``data`` from ``start``, and where;
+    (None, -1) if there is none. ``bytes.find`` looks for the ``!``, rare in an export (its
+    header's comments): a search for ``<!`` stops at every tag, 60 times slower."""
+    at = data.find(b"!", start + 1)
+    while at != -1:
+        if data[at - 1] == 0x3C:  # "<"
+            for opener in _SECTION_END:
+                if data.startswith(opener, at - 1):
+                    return opener, at - 1
+        at = data.find(b"!", at + 1)
+    return None, -1
+
+
+def _held_back(data: bytes, awaited: bytes | None) -> int:
+    """How many bytes at the end of ``data`` may begin what the stream looks for next: the
+    terminator ``awaited`` inside a section, else an opener of one."""
+    tokens = (awaited,) if awaited is not None else tuple(_SECTION_END)
+    for length in range(max(map(len, tokens)) - 1, 0, -1):
+        tail = data[-length:]
+        if any(token.startswith(tail) for token in tokens):
+            return length
+    return 0
+
+
 class _SafeStream:
     """A read-only byte stream that vets the prolog and rewrites HTML named entities."""
 
@@ -125,6 +155,8 @@ class _SafeStream:
         self._eof = False
         self._lines = 0
         self._prolog_checked = False
+        #: The terminator of the CDATA section or comment the stream is in, if any.
+        self._section_end: bytes | None = None
         self.html_entities = 0
         #: Bytes given to the parser, and their count when the last request ended (``RawFile``
         #: moves it): ``REQUEST_LIMIT`` bounds the difference.
@@ -177,15 +209,50 @@ class _SafeStream:
                         file=self._name,
                         line=self._lines + data.count(b"\n") + 1,
                     )
-        if b"&" in data:
-            data = _NAMED_REF.sub(lambda m: self._replace(m, data), data)
+        data = self._rewritten(data)
         self._lines += data.count(b"\n")
         return data
 
-    def _replace(self, match: re.Match[bytes], data: bytes) -> bytes:
+    def _rewritten(self, data: bytes) -> bytes:
+        """``data`` with the named references outside CDATA sections and comments rewritten.
+        Not at the end of the stream, a possible start of an opener or of the terminator awaited
+        (``<![CD``, ``]]``) is held back with ``_carry``: read with what follows it."""
+        parts: list[bytes] = []
+        start, size = 0, len(data)
+        while start < size:
+            awaited = self._section_end
+            if awaited is not None:
+                end = data.find(awaited, start)
+                stop = size if end == -1 else end + len(awaited)
+                parts.append(data[start:stop])
+                if end != -1:
+                    self._section_end = None
+                start = stop
+                continue
+            opener, at = _next_opener(data, start)
+            stop = size if opener is None else at
+            text = data[start:stop]
+            if b"&" in text:
+                text = _NAMED_REF.sub(
+                    functools.partial(self._replace, data=data, offset=start), text
+                )
+            parts.append(text)
+            if opener is not None:
+                parts.append(opener)
+                self._section_end = _SECTION_END[opener]
+                stop = at + len(opener)
+            start = stop
+        rewritten = b"".join(parts)
+        if not self._eof:
+            held = _held_back(rewritten, self._section_end)
+            if held:
+                rewritten, self._carry = rewritten[:-held], rewritten[-held:] + self._carry
+        return rewritten
+
+    def _replace(self, match: re.Match[bytes], data: bytes, offset: int) -> bytes:
         replacement = _HTML_REFS.get(match.group(1))
         if replacement is None:
-            line = self._lines + data.count(b"\n", 0, match.start()) + 1
+            line = self._lines + data.count(b"\n", 0, offset + match.start()) + 1
             name = match.group(1).decode("latin-1")
             if len(name) > 40:
                 name = name[:40] + "…"

@@ -158,6 +158,52 @@ def test_entity_cut_by_a_chunk_boundary_is_decoded() -> None:
     assert records[0].attrs["sn"] == ["é" * 40]
 
 
+def _sections_document() -> bytes:
+    """Entities outside and inside CDATA sections and comments (where an ``&`` is text)."""
+    return (
+        document(
+            [
+                pupil(
+                    "1",
+                    ("sn", "All&eacute;e<![CDATA[ &eacute; & &nbspx; ]]>fin"),
+                    ("givenName", "<!-- &undefined; -->&Eacute;lo&iuml;se"),
+                ),
+                pupil("2", ("sn", "<![CDATA[<b>&amp;</b>]]>&amp;&oelig;")),
+            ]
+        )
+        .replace("<addRequest>", "<!-- &nbsp; a comment between requests --><addRequest>", 1)
+        .encode()
+    )
+
+
+def test_cdata_and_comments_keep_their_ampersands_as_text() -> None:
+    """XML reads an ``&`` in a CDATA section or a comment as text: nothing there is decoded, and
+    an undefined name there is no error."""
+    records, warnings = read_raw(_sections_document())
+    assert records[0].attrs["sn"] == ["Allée &eacute; & &nbspx; fin"]
+    assert records[0].attrs["givenName"] == ["Éloïse"]
+    assert records[1].attrs["sn"] == ["<b>&amp;</b>&œ"]
+    assert [w.code for w in warnings] == ["html-entities"]
+
+
+def test_sections_cut_by_chunk_boundaries_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wherever a chunk ends (in an opener, a terminator or a reference), the records are those
+    read in one piece."""
+    from connectors.aaf import _xml
+
+    data = _sections_document()
+    whole = [record.attrs for record in read_raw(data)[0]]
+    for size in range(8, 48):
+        monkeypatch.setattr(_xml, "_CHUNK", size)
+        assert [record.attrs for record in read_raw(data)[0]] == whole, size
+
+
+def test_an_undefined_entity_after_a_comment_is_still_refused() -> None:
+    text = document([pupil("1", ("sn", "<!-- &nbsp; -->DUP&undefined;"))])
+    with pytest.raises(BadInput, match=r"undefined entity &undefined;"):
+        read_raw(text.encode())
+
+
 def test_a_long_undefined_entity_cut_by_a_chunk_boundary_is_refused() -> None:
     """However far before the boundary its ``&`` is: kept whole for the next chunk, the
     reference is seen and refused (lxml, given a SYSTEM DOCTYPE, would keep it unresolved and
