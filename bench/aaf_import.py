@@ -18,9 +18,9 @@ Beside (b) and (d), the database pages the step's largest transaction wrote (SQL
 frames): what a delta must write whatever the Python side does, its I/O floor.
 
 Before each step the bench waits for the writes of the steps before it (and of its own copies)
-to reach the disk (``os.sync``): otherwise their writeback, still running, is charged to the
-next step, and most to a delta, whose commit waits for the disk (a delta measured after the
-copy of the database took up to 35 % longer).
+to reach the disk (``os.sync``), so that their writeback is not charged to the next step (a
+delta's commit waits for the disk). Measured here, the effect on (d) is within the machine's
+noise (3.6 to 4.3 s either way, after a copy of the database); it is kept as hygiene.
 
 Peak RSS is the step's own process; the import also parses in a forked worker process
 (``connectors/aaf/_feed.py``), whose peak is printed apart ("worker": it shares most of its
