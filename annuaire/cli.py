@@ -68,11 +68,17 @@ def open_store(*, require_current: bool = True) -> Engine:
     return engine
 
 
+def _label(exc: AiguillageError) -> str:
+    return {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
+
+
+def _exit_code(exc: AiguillageError) -> int:
+    return EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
+
+
 def fail(exc: AiguillageError) -> typer.Exit:
-    code = EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
-    label = {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
-    errors.print(said(label, str(exc)), highlight=False)
-    return typer.Exit(code)
+    errors.print(said(_label(exc), str(exc)), highlight=False)
+    return typer.Exit(_exit_code(exc))
 
 
 @db_app.command("upgrade")
@@ -417,7 +423,10 @@ def import_aaf(
         bool,
         typer.Option(help="Apply an export even if a later one was applied to its scope already."),
     ] = False,
-    report: Annotated[Path | None, typer.Option(help="Write the run reports as JSON here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write how the job ended and its runs as JSON here (also on failure)."),
+    ] = None,
 ) -> None:
     """Import AAF exports (complet and delta, 1D and 2D).
 
@@ -431,15 +440,17 @@ def import_aaf(
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
 
-    for path in paths:
-        if not path.exists():
-            errors.print(said("bad input", f"{path} does not exist"))
-            raise typer.Exit(EXIT_BAD_INPUT)
+    if report is not None and not report.parent.is_dir():
+        # Found now, not once the runs are applied (the report would then be lost).
+        raise fail(BadInput(f"--report: the folder {report.parent} does not exist"))
     progress = _ImportProgress()
     runs: list[ExportRun] = []
     failure: AiguillageError | None = None
     interrupted: Interrupted | None = None
     try:
+        for path in paths:
+            if not path.exists():
+                raise BadInput("does not exist", file=str(path))
         engine = open_store()
         with Stop().on_signals() as stop, progress.live:
             run_import(  # fills ``runs`` as it goes, so a failure still shows earlier runs
@@ -463,11 +474,24 @@ def import_aaf(
         interrupted = exc
     for run in runs:
         _print_run(run, progress.warnings.get(id(run.export), Counter()))
+    if interrupted is not None:
+        exit_code = 128 + interrupted.signum
+    else:
+        exit_code = 0 if failure is None else _exit_code(failure)
     if report is not None:
-        report.write_text(
-            json.dumps([_run_json(run) for run in runs], indent=2, ensure_ascii=False) + "\n",
-            encoding="utf-8",
-        )
+        document = {
+            "exit_code": exit_code,
+            "error": _error_json(failure, interrupted),
+            "runs": [_run_json(run) for run in runs],
+        }
+        try:
+            report.write_text(
+                json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:  # what was applied is printed above and listed by `runs`
+            errors.print(said("error", f"cannot write the report {report}: {exc}"))
+            if failure is None and interrupted is None:
+                raise typer.Exit(EXIT_BAD_INPUT) from exc
     if interrupted is not None:
         errors.print(
             said(
@@ -476,9 +500,27 @@ def import_aaf(
                 "were); running the command again is safe",
             )
         )
-        raise typer.Exit(128 + interrupted.signum)
+        raise typer.Exit(exit_code)
     if failure is not None:
         raise fail(failure)
+
+
+def _error_json(
+    failure: AiguillageError | None, interrupted: Interrupted | None
+) -> dict[str, Any] | None:
+    """What stopped the job, as printed on stderr (``None`` when nothing did), with the file,
+    line, column and record of bad input when they are known."""
+    if interrupted is None and failure is None:
+        return None
+    where = failure if isinstance(failure, BadInput) else None
+    return {
+        "kind": "interrupted" if failure is None else _label(failure),
+        "message": str(interrupted if failure is None else failure),
+        "file": where.file if where else None,
+        "line": where.line if where else None,
+        "column": where.column if where else None,
+        "record_id": where.record_id if where else None,
+    }
 
 
 class _ImportProgress:

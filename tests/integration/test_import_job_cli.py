@@ -1,0 +1,96 @@
+"""The nightly import job as a scheduler runs it: exit codes, ``--report``, what is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from connectors.sample import generate_academie
+from tests.integration.import_support import aaf_dir, malformed_lines
+from tests.integration.test_aaf_import import MALFORMED, cli
+
+
+def _report(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    assert set(document) == {"exit_code", "error", "runs"}, document
+    return document
+
+
+def test_the_report_says_how_the_job_ended_whatever_ended_it(tmp_path: Path) -> None:
+    """A scheduler reads ``--report`` to learn what happened: it is written however the job
+    ends, before any run (a store not upgraded, a folder missing or empty) as after one, with
+    the exit code and the error the operator sees on stderr (file and line when known)."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    report = tmp_path / "run.json"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+
+    behind = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert behind.returncode == 2, behind.stderr
+    written = _report(report)
+    assert written["exit_code"] == 2 and written["runs"] == []
+    assert "aiguillage db upgrade" in written["error"]["message"]
+    assert written["error"]["message"] in " ".join(behind.stderr.split())
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+
+    missing = tmp_path / "2026-11-27"
+    absent = cli(url, tmp_path, "import", "aaf", str(missing), "--report", str(report))
+    assert absent.returncode == 2, absent.stderr
+    written = _report(report)
+    assert written["error"] == {
+        "kind": "bad input",
+        "message": f"{missing}: does not exist",
+        "file": str(missing),
+        "line": None,
+        "column": None,
+        "record_id": None,
+    }
+
+    missing.mkdir()
+    empty = cli(url, tmp_path, "import", "aaf", str(missing), "--report", str(report))
+    assert empty.returncode == 2, empty.stderr
+    written = _report(report)
+    assert written["exit_code"] == 2 and written["runs"] == []
+    assert written["error"]["kind"] == "bad input"
+    assert written["error"]["message"] == f"no AAF file found in {missing}"
+
+    applied = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert applied.returncode == 0, applied.stderr
+    written = _report(report)
+    assert written["exit_code"] == 0 and written["error"] is None
+    assert [run["outcome"] for run in written["runs"]] == ["applied"]
+
+    broken = aaf_dir("men-2013-delta-malformed")
+    bad = cli(url, tmp_path, "import", "aaf", str(broken), "--report", str(report))
+    assert bad.returncode == 2, bad.stderr
+    written = _report(report)
+    bad_name = MALFORMED["men-2013-delta-malformed"]
+    error = written["error"]
+    assert error["kind"] == "bad input" and Path(error["file"]).name == bad_name
+    assert error["line"] == malformed_lines()[f"aaf/men-2013-delta-malformed/{bad_name}"]
+    assert [run["outcome"] for run in written["runs"]] == ["failed"]
+
+    refused = cli(
+        url, tmp_path, "import", "aaf", str(aaf_dir("eole-mini")), "--report", str(report)
+    )
+    assert refused.returncode == 1, refused.stderr
+    written = _report(report)
+    assert written["exit_code"] == 1 and written["error"]["kind"] == "refused"
+    assert written["error"]["message"] == written["runs"][-1]["message"]
+
+
+def test_a_report_that_cannot_be_written_stops_the_job_before_it_applies(tmp_path: Path) -> None:
+    """``--report`` into a folder that does not exist is bad usage (exit 2) found before the
+    import, not a traceback (exit 1, "refused") after the runs were applied."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    nowhere = tmp_path / "reports" / "run.json"
+    done = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(nowhere))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(nowhere.parent) in done.stderr
+    listed = cli(url, tmp_path, "runs").stdout
+    assert "aaf:" not in listed, listed  # nothing was imported
