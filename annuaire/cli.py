@@ -582,7 +582,9 @@ class _ImportProgress:
 
 def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
-    title = f"{run.export.prefix} {run.export.mode} -> {run.scope.key} ({run.mode})"
+    # The date tells apart the exports of a folder that keeps several nights' deliveries.
+    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
+    title = f"{export} -> {run.scope.key} ({run.mode})"
     if report is None:
         console.print(
             f"{title}: skipped, {run.skipped}" if run.skipped else f"{title}: not applied"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from connectors.sample import generate_academie
+from connectors.sample import generate_academie, generate_delta
 from tests.integration.import_support import aaf_dir, malformed_lines
 from tests.integration.test_aaf_import import MALFORMED, cli
 
@@ -94,3 +95,24 @@ def test_a_report_that_cannot_be_written_stops_the_job_before_it_applies(tmp_pat
     assert str(nowhere.parent) in done.stderr
     listed = cli(url, tmp_path, "runs").stdout
     assert "aaf:" not in listed, listed  # nothing was imported
+
+
+def test_each_run_printed_names_its_export_date(tmp_path: Path) -> None:
+    """A folder that keeps several nights' deliveries prints one result per export: each names
+    its date, or the operator cannot tell which night's figures, or which skip, are which."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, nights = tmp_path / "complet", tmp_path / "nights"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "d1", seed=6, also_complet=tmp_path / "c2")
+    generate_delta(tmp_path / "c2", tmp_path / "d2", seed=7)
+    for folder in (complet, tmp_path / "d1", tmp_path / "d2"):
+        shutil.copytree(folder, nights, dirs_exist_ok=True)
+    for night in (complet, tmp_path / "d1"):
+        assert cli(url, tmp_path, "import", "aaf", str(night)).returncode == 0
+    done = cli(url, tmp_path, "import", "aaf", str(nights))
+    assert done.returncode == 0, done.stderr
+    printed = " ".join(done.stdout.split())
+    assert "ENT_SANDBOX complet 20260915 -> aaf:099:2d (complet): skipped, applied" in printed
+    assert "ENT_SANDBOX delta 20260916 -> aaf:099:2d (delta)" in printed
+    assert "ENT_SANDBOX delta 20260917 -> aaf:099:2d (delta)" in printed
