@@ -104,7 +104,7 @@ def db_current() -> None:
 @app.command("purge")
 def purge(
     older_than_days: Annotated[
-        int | None, typer.Option(help="Override the configured delay (days leaving).")
+        int | None, typer.Option(min=0, help="Override the configured delay (days leaving).")
     ] = None,
     scope: Annotated[
         str | None, typer.Option(help="Only this scope (source:académie-or-UAI:degree).")
@@ -113,6 +113,8 @@ def purge(
     """Delete for good the entities that left their source longer ago than the delay."""
     try:
         engine = open_store()
+        if scope is not None:
+            _known_scope(engine, scope)
         purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
     except AiguillageError as exc:
         raise fail(exc) from exc
@@ -124,6 +126,20 @@ def purge(
         console.print(
             f"kept {sum(purged.kept.values())} due for purge that other rows still point to: "
             f"{kept} (purged once nothing points to them)"
+        )
+
+
+def _known_scope(engine: Engine, scope: str) -> None:
+    """``BadInput`` unless an import ran on ``scope``: a mistyped scope would purge nothing and
+    say "nothing to purge", as if that scope were clean."""
+    table = ImportRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        known = list(connection.execute(select(table.c.scope).distinct()).scalars())
+    if scope not in known:
+        there = ", ".join(sorted(known)) or "none"
+        raise BadInput(
+            f"no import ever ran on scope {scope!r} (scopes in the store: {there}; see "
+            "`aiguillage runs`)"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,25 @@ def test_each_run_printed_names_its_export_date(tmp_path: Path) -> None:
     assert "ENT_SANDBOX complet 20260915 -> aaf:099:2d (complet): skipped, applied" in printed
     assert "ENT_SANDBOX delta 20260916 -> aaf:099:2d (delta)" in printed
     assert "ENT_SANDBOX delta 20260917 -> aaf:099:2d (delta)" in printed
+
+
+def test_purge_names_a_scope_it_does_not_know(tmp_path: Path) -> None:
+    """``purge --scope`` with a scope no import ever wrote (a typo, the académie's number for a
+    per-school scope) is bad input naming the scopes there are, not "nothing to purge"; a
+    negative delay is bad usage."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, later = tmp_path / "complet", tmp_path / "later"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "delta", seed=6, rate=0.2, also_complet=later)
+    for folder in (complet, later):
+        done = cli(url, tmp_path, "import", "aaf", str(folder), "--allow-mass-removal")
+        assert done.returncode == 0, done.stderr
+    typo = cli(url, tmp_path, "purge", "--scope", "aaf:013:2d", "--older-than-days", "0")
+    assert typo.returncode == 2, typo.stdout
+    assert "aaf:013:2d" in typo.stderr and "aaf:099:2d" in typo.stderr, typo.stderr
+    negative = cli(url, tmp_path, "purge", "--older-than-days", "-1")
+    assert negative.returncode == 2, negative.stdout
+    purged = cli(url, tmp_path, "purge", "--scope", "aaf:099:2d", "--older-than-days", "0")
+    assert purged.returncode == 0, purged.stderr
+    assert re.match(r"purged [1-9]\d* entities: ", purged.stdout), purged.stdout
