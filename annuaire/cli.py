@@ -6,10 +6,12 @@ Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
 from annuaire.registre.cli import registre_app
@@ -68,6 +71,22 @@ def open_store(*, require_current: bool = True) -> Engine:
     return engine
 
 
+@contextlib.contextmanager
+def _one_writer() -> Iterator[None]:
+    """SQLite has one writer at a time: a job that waited the busy timeout for another one to
+    end is refused, as PostgreSQL refuses a second run of a scope (not a traceback)."""
+    try:
+        yield
+    except OperationalError as exc:
+        if "database is locked" not in str(exc.orig):
+            raise
+        raise Refused(
+            "another import or purge is writing to the store and did not end within the busy "
+            "timeout (SQLite has one writer at a time; AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S): "
+            "try again when it ends"
+        ) from exc
+
+
 def _label(exc: AiguillageError) -> str:
     return {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
 
@@ -115,7 +134,8 @@ def purge(
         engine = open_store()
         if scope is not None:
             _known_scope(engine, scope)
-        purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
+        with _one_writer():
+            purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
     except AiguillageError as exc:
         raise fail(exc) from exc
     total = sum(purged.values())
@@ -468,7 +488,7 @@ def import_aaf(
             if not path.exists():
                 raise BadInput("does not exist", file=str(path))
         engine = open_store()
-        with Stop().on_signals() as stop, progress.live:
+        with _one_writer(), Stop().on_signals() as stop, progress.live:
             run_import(  # fills ``runs`` as it goes, so a failure still shows earlier runs
                 engine,
                 get_settings(),

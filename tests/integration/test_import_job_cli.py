@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connectors.sample import generate_academie, generate_delta
 from tests.integration.import_support import aaf_dir, malformed_lines
@@ -139,3 +142,37 @@ def test_purge_names_a_scope_it_does_not_know(tmp_path: Path) -> None:
     purged = cli(url, tmp_path, "purge", "--scope", "aaf:099:2d", "--older-than-days", "0")
     assert purged.returncode == 0, purged.stderr
     assert re.match(r"purged [1-9]\d* entities: ", purged.stdout), purged.stdout
+
+
+def test_a_second_writer_on_sqlite_is_a_refusal_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer at a time: an import or a purge started while another job writes
+    (a long import, last night's job still running) waits the busy timeout, then is refused
+    (exit 1, a message saying what to do, the report written), as PostgreSQL refuses a second
+    run of one scope; it was a traceback of ``database is locked``, and no report."""
+    database = tmp_path / "job.db"
+    url = f"sqlite:///{database}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    monkeypatch.setenv("AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S", "0.5")
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other job, writing
+        report = tmp_path / "run.json"
+        busy = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+        purging = cli(url, tmp_path, "purge", "--older-than-days", "0")
+    finally:
+        other.rollback()
+        other.close()
+    assert busy.returncode == 1, busy.stderr
+    assert "Traceback" not in busy.stderr
+    assert "refused: another import or purge is writing to the store" in busy.stderr
+    written = _report(report)
+    assert written["error"]["kind"] == "refused"
+    assert written["exit_code"] == 1 and written["runs"] == []  # it waited before the first
+    assert purging.returncode == 1, purging.stderr
+    assert "refused: another import or purge is writing to the store" in purging.stderr
+    again = cli(url, tmp_path, "import", "aaf", str(generated))  # once the other job ended
+    assert again.returncode == 0, again.stderr
