@@ -61,8 +61,19 @@ EXIT_BAD_INPUT = 2
 def open_store(*, require_current: bool = True) -> Engine:
     """The engine of the configured database, checked to be at the latest migration."""
     engine = make_engine(get_settings())
+    try:
+        current = migrations.current_revision(engine)
+    except OperationalError as exc:  # the server down, a wrong URL, a SQLite folder missing
+        database = engine.url.render_as_string(hide_password=True).split("@")[-1]
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database or database
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigurationError(
+            f"cannot open the database {database} ({reason}): check AIGUILLAGE_DATABASE_URL "
+            "and that the database server runs; nothing was read or written"
+        ) from exc
     if require_current:
-        current, head = migrations.current_revision(engine), migrations.head_revision()
+        head = migrations.head_revision()
         if current != head:
             raise ConfigurationError(
                 f"the database is at revision {current or 'none'}, the code expects {head}: "

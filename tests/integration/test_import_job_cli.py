@@ -176,3 +176,25 @@ def test_a_second_writer_on_sqlite_is_a_refusal_not_a_traceback(
     assert "refused: another import or purge is writing to the store" in purging.stderr
     again = cli(url, tmp_path, "import", "aaf", str(generated))  # once the other job ended
     assert again.returncode == 0, again.stderr
+
+
+def test_a_database_out_of_reach_is_said_not_a_traceback(tmp_path: Path) -> None:
+    """A store that cannot be reached (the server down, a wrong host or port) stops the job
+    before anything is read, with a message naming the database without its password and what
+    to check, exit 2 and the report written; it was a traceback, exit 1 (what a refusal by a
+    guard exits with), and no report."""
+    report = tmp_path / "run.json"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    url = "postgresql://aiguillage:s3cret@127.0.0.1:1/aiguillage"  # nothing listens on port 1
+    done = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    printed = " ".join(done.stderr.split())
+    assert "error: cannot open the database 127.0.0.1:1/aiguillage (" in printed
+    assert "check AIGUILLAGE_DATABASE_URL" in printed
+    written = _report(report)
+    assert written["error"]["kind"] == "error" and written["runs"] == []
+    assert written["error"]["message"] in printed
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 2 and "Traceback" not in listed.stderr, listed.stderr
