@@ -705,15 +705,22 @@ def _run_json(run: Any) -> dict[str, Any]:
         "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},
         "unknown_attributes": dict(run.stats.unknown_attributes),
         "warning_count": report.warning_count if report else 0,
-        "warnings": [
-            {
-                "code": w.code,
-                "message": w.message,
-                "where": w.provenance.where() if w.provenance else None,
-            }
-            for w in (report.warnings if report else [])
-        ],
+        "warning_codes": dict(sorted(report.warning_codes.items())) if report else {},
+        "warnings": [_warning_json(w) for w in (report.warnings if report else [])],
         "notes": run.notes,
+    }
+
+
+def _warning_json(warning: SourceWarning) -> dict[str, Any]:
+    """A warning, its place as fields and as printed (``where``)."""
+    place = warning.provenance
+    return {
+        "code": warning.code,
+        "message": warning.message,
+        "file": place.file if place else None,
+        "line": place.line if place else None,
+        "record_id": place.record_id if place else None,
+        "where": place.where() if place else None,
     }
 
 

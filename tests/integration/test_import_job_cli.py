@@ -198,3 +198,34 @@ def test_a_database_out_of_reach_is_said_not_a_traceback(tmp_path: Path) -> None
     assert written["error"]["message"] in printed
     listed = cli(url, tmp_path, "runs")
     assert listed.returncode == 2 and "Traceback" not in listed.stderr, listed.stderr
+
+
+def test_the_report_gives_each_warning_where_a_program_can_read_it(tmp_path: Path) -> None:
+    """Each warning of ``--report`` gives its file, line and record as fields (not only in one
+    string to parse again), and the run its warning codes, as printed."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet = tmp_path / "complet"
+    generate_academie(complet, pupils=200, seed=5)
+    generate_delta(complet, tmp_path / "d1", seed=6, rate=0.1, also_complet=tmp_path / "c2")
+    generate_delta(tmp_path / "c2", tmp_path / "d2", seed=7, rate=0.1)
+    assert cli(url, tmp_path, "import", "aaf", str(complet)).returncode == 0
+    report = tmp_path / "run.json"
+    # The second night without the first: what the first added, the second modifies.
+    done = cli(url, tmp_path, "import", "aaf", str(tmp_path / "d2"), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    (run,) = _report(report)["runs"]
+    assert run["warning_count"] > 0
+    assert sum(run["warning_codes"].values()) == run["warning_count"]
+    codes = ", ".join(f"{n} {code}" for code, n in sorted(run["warning_codes"].items()))
+    assert f"warnings: {run['warning_count']} ({codes})" in done.stdout
+    placed = [w for w in run["warnings"] if w["where"] is not None]  # some concern the run
+    assert placed
+    for warning in placed:
+        assert warning["file"].endswith(".xml") and warning["line"] > 0 and warning["record_id"]
+        assert warning["where"] == (
+            f"{warning['file']}, line {warning['line']}, record {warning['record_id']}"
+        )
+    for warning in run["warnings"][:5]:  # the first ones, printed
+        shown = f"{warning['where']}: " if warning["where"] else ""
+        assert f"{shown}{warning['message']}" in " ".join(done.stdout.split())
