@@ -6,10 +6,12 @@ Exit codes: 0 done, 1 refused by a guard, 2 bad input or bad usage.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
 from annuaire.registre.cli import registre_app
@@ -58,8 +61,19 @@ EXIT_BAD_INPUT = 2
 def open_store(*, require_current: bool = True) -> Engine:
     """The engine of the configured database, checked to be at the latest migration."""
     engine = make_engine(get_settings())
+    try:
+        current = migrations.current_revision(engine)
+    except OperationalError as exc:  # the server down, a wrong URL, a SQLite folder missing
+        database = engine.url.render_as_string(hide_password=True).split("@")[-1]
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database or database
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigurationError(
+            f"cannot open the database {database} ({reason}): check AIGUILLAGE_DATABASE_URL "
+            "and that the database server runs; nothing was read or written"
+        ) from exc
     if require_current:
-        current, head = migrations.current_revision(engine), migrations.head_revision()
+        head = migrations.head_revision()
         if current != head:
             raise ConfigurationError(
                 f"the database is at revision {current or 'none'}, the code expects {head}: "
@@ -68,11 +82,33 @@ def open_store(*, require_current: bool = True) -> Engine:
     return engine
 
 
+@contextlib.contextmanager
+def _one_writer() -> Iterator[None]:
+    """SQLite has one writer at a time: a job that waited the busy timeout for another one to
+    end is refused, as PostgreSQL refuses a second run of a scope (not a traceback)."""
+    try:
+        yield
+    except OperationalError as exc:
+        if "database is locked" not in str(exc.orig):
+            raise
+        raise Refused(
+            "another import or purge is writing to the store and did not end within the busy "
+            "timeout (SQLite has one writer at a time; AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S): "
+            "try again when it ends"
+        ) from exc
+
+
+def _label(exc: AiguillageError) -> str:
+    return {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
+
+
+def _exit_code(exc: AiguillageError) -> int:
+    return EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
+
+
 def fail(exc: AiguillageError) -> typer.Exit:
-    code = EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
-    label = {Refused: "refused", BadInput: "bad input"}.get(type(exc), "error")
-    errors.print(said(label, str(exc)), highlight=False)
-    return typer.Exit(code)
+    errors.print(said(_label(exc), str(exc)), highlight=False)
+    return typer.Exit(_exit_code(exc))
 
 
 @db_app.command("upgrade")
@@ -98,7 +134,7 @@ def db_current() -> None:
 @app.command("purge")
 def purge(
     older_than_days: Annotated[
-        int | None, typer.Option(help="Override the configured delay (days leaving).")
+        int | None, typer.Option(min=0, help="Override the configured delay (days leaving).")
     ] = None,
     scope: Annotated[
         str | None, typer.Option(help="Only this scope (source:académie-or-UAI:degree).")
@@ -107,7 +143,10 @@ def purge(
     """Delete for good the entities that left their source longer ago than the delay."""
     try:
         engine = open_store()
-        purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
+        if scope is not None:
+            _known_scope(engine, scope)
+        with _one_writer():
+            purged = purge_store(engine, get_settings(), scope=scope, delay_days=older_than_days)
     except AiguillageError as exc:
         raise fail(exc) from exc
     total = sum(purged.values())
@@ -118,6 +157,20 @@ def purge(
         console.print(
             f"kept {sum(purged.kept.values())} due for purge that other rows still point to: "
             f"{kept} (purged once nothing points to them)"
+        )
+
+
+def _known_scope(engine: Engine, scope: str) -> None:
+    """``BadInput`` unless an import ran on ``scope``: a mistyped scope would purge nothing and
+    say "nothing to purge", as if that scope were clean."""
+    table = ImportRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        known = list(connection.execute(select(table.c.scope).distinct()).scalars())
+    if scope not in known:
+        there = ", ".join(sorted(known)) or "none"
+        raise BadInput(
+            f"no import ever ran on scope {scope!r} (scopes in the store: {there}; see "
+            "`aiguillage runs`)"
         )
 
 
@@ -417,7 +470,10 @@ def import_aaf(
         bool,
         typer.Option(help="Apply an export even if a later one was applied to its scope already."),
     ] = False,
-    report: Annotated[Path | None, typer.Option(help="Write the run reports as JSON here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write how the job ended and its runs as JSON here (also on failure)."),
+    ] = None,
 ) -> None:
     """Import AAF exports (complet and delta, 1D and 2D).
 
@@ -431,17 +487,19 @@ def import_aaf(
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
 
-    for path in paths:
-        if not path.exists():
-            errors.print(said("bad input", f"{path} does not exist"))
-            raise typer.Exit(EXIT_BAD_INPUT)
+    if report is not None and not report.parent.is_dir():
+        # Found now, not once the runs are applied (the report would then be lost).
+        raise fail(BadInput(f"--report: the folder {report.parent} does not exist"))
     progress = _ImportProgress()
     runs: list[ExportRun] = []
     failure: AiguillageError | None = None
     interrupted: Interrupted | None = None
     try:
+        for path in paths:
+            if not path.exists():
+                raise BadInput("does not exist", file=str(path))
         engine = open_store()
-        with Stop().on_signals() as stop, progress.live:
+        with _one_writer(), Stop().on_signals() as stop, progress.live:
             run_import(  # fills ``runs`` as it goes, so a failure still shows earlier runs
                 engine,
                 get_settings(),
@@ -463,11 +521,24 @@ def import_aaf(
         interrupted = exc
     for run in runs:
         _print_run(run, progress.warnings.get(id(run.export), Counter()))
+    if interrupted is not None:
+        exit_code = 128 + interrupted.signum
+    else:
+        exit_code = 0 if failure is None else _exit_code(failure)
     if report is not None:
-        report.write_text(
-            json.dumps([_run_json(run) for run in runs], indent=2, ensure_ascii=False) + "\n",
-            encoding="utf-8",
-        )
+        document = {
+            "exit_code": exit_code,
+            "error": _error_json(failure, interrupted),
+            "runs": [_run_json(run) for run in runs],
+        }
+        try:
+            report.write_text(
+                json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:  # what was applied is printed above and listed by `runs`
+            errors.print(said("error", f"cannot write the report {report}: {exc}"))
+            if failure is None and interrupted is None:
+                raise typer.Exit(EXIT_BAD_INPUT) from exc
     if interrupted is not None:
         errors.print(
             said(
@@ -476,9 +547,27 @@ def import_aaf(
                 "were); running the command again is safe",
             )
         )
-        raise typer.Exit(128 + interrupted.signum)
+        raise typer.Exit(exit_code)
     if failure is not None:
         raise fail(failure)
+
+
+def _error_json(
+    failure: AiguillageError | None, interrupted: Interrupted | None
+) -> dict[str, Any] | None:
+    """What stopped the job, as printed on stderr (``None`` when nothing did), with the file,
+    line, column and record of bad input when they are known."""
+    if interrupted is None and failure is None:
+        return None
+    where = failure if isinstance(failure, BadInput) else None
+    return {
+        "kind": "interrupted" if failure is None else _label(failure),
+        "message": str(interrupted if failure is None else failure),
+        "file": where.file if where else None,
+        "line": where.line if where else None,
+        "column": where.column if where else None,
+        "record_id": where.record_id if where else None,
+    }
 
 
 class _ImportProgress:
@@ -540,7 +629,9 @@ class _ImportProgress:
 
 def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
-    title = f"{run.export.prefix} {run.export.mode} -> {run.scope.key} ({run.mode})"
+    # The date tells apart the exports of a folder that keeps several nights' deliveries.
+    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
+    title = f"{export} -> {run.scope.key} ({run.mode})"
     if report is None:
         console.print(
             f"{title}: skipped, {run.skipped}" if run.skipped else f"{title}: not applied"
@@ -614,15 +705,22 @@ def _run_json(run: Any) -> dict[str, Any]:
         "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},
         "unknown_attributes": dict(run.stats.unknown_attributes),
         "warning_count": report.warning_count if report else 0,
-        "warnings": [
-            {
-                "code": w.code,
-                "message": w.message,
-                "where": w.provenance.where() if w.provenance else None,
-            }
-            for w in (report.warnings if report else [])
-        ],
+        "warning_codes": dict(sorted(report.warning_codes.items())) if report else {},
+        "warnings": [_warning_json(w) for w in (report.warnings if report else [])],
         "notes": run.notes,
+    }
+
+
+def _warning_json(warning: SourceWarning) -> dict[str, Any]:
+    """A warning, its place as fields and as printed (``where``)."""
+    place = warning.provenance
+    return {
+        "code": warning.code,
+        "message": warning.message,
+        "file": place.file if place else None,
+        "line": place.line if place else None,
+        "record_id": place.record_id if place else None,
+        "where": place.where() if place else None,
     }
 
 

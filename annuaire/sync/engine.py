@@ -31,7 +31,8 @@ Guards
     A run that would make more than ``mass_removal_threshold`` of the scope's active entities
     leave is refused (``Refused``) unless ``allow_mass_removal``. A second run of the same scope
     while one is in progress is refused at once (advisory lock on PostgreSQL; SQLite serialises
-    writers anyway).
+    writers anyway: a second one waits the busy timeout, then fails with ``database is
+    locked``, which the command reports as a refusal).
 
 Idempotence
     Every row keeps the content hash of what its source said; a record whose hash is unchanged

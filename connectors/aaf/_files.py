@@ -316,7 +316,9 @@ _ARCHIVE_ERRORS = (*UNREADABLE, tarfile.TarError)
 def _walk(path: Path) -> Iterable[_Found]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
-            if child.is_file():
+            # A link is followed even when it leads nowhere: a chunk that cannot be opened is
+            # bad input (below), never passed over as if the delivery did not hold it.
+            if child.is_file() or child.is_symlink():
                 yield from _walk_file(child)
     elif path.is_file():
         yield from _walk_file(path)
@@ -327,8 +329,15 @@ def _walk(path: Path) -> Iterable[_Found]:
 def _walk_file(path: Path) -> Iterable[_Found]:
     lowered = path.name.lower()
     if lowered.endswith(".xml"):
-        with path.open("rb") as stream:
-            head = stream.read(_PEEK)
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(_PEEK)
+        except OSError as error:  # a dangling link, a file the import's user may not read
+            raise BadInput(
+                f"cannot be read ({error.strerror or error}): fix the file or its permissions "
+                "and import again; nothing was applied",
+                file=_shown(str(path)),
+            ) from None
         yield _Found(
             _shown(str(path)),
             _shown(str(path.parent)),

@@ -467,7 +467,7 @@ def test_the_cli_prints_paths_and_scopes_as_they_are(tmp_path: Path) -> None:
     assert "-> scope aaf:X:2d (complet" in done.stderr
     missing = cli(url, tmp_path, "import", "aaf", str(tmp_path / "no[/]where [x]"))
     assert missing.returncode == 2, missing.stderr
-    assert f"bad input: {tmp_path / 'no[/]where [x]'} does not exist" in missing.stderr
+    assert f"bad input: {tmp_path / 'no[/]where [x]'}: does not exist" in missing.stderr
 
 
 def test_the_cli_names_the_gaps_of_a_delta_and_an_unreadable_chunk(tmp_path: Path) -> None:
@@ -527,7 +527,8 @@ def test_cli_exit_codes_and_report(tmp_path: Path) -> None:
     engine = make_engine(Settings(database_url=url, environment="test"))
     try:
         before = snapshot(engine)
-        (run,) = report
+        assert report["exit_code"] == 0 and report["error"] is None
+        (run,) = report["runs"]
         assert run["outcome"] == "applied" and run["mode"] == "complet"
         assert set(run["counts"]) <= {kind.value for kind in EntityKind}
         for kind in EntityKind:

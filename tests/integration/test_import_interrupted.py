@@ -7,6 +7,7 @@ outlive it, and (unless it was killed) the run is recorded as failed with the re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -119,7 +120,7 @@ def _started(url: str, cwd: Path, folder: Path) -> tuple[subprocess.Popen[str], 
     env = {**os.environ, "AIGUILLAGE_DATABASE_URL": url, "PYTHONPATH": str(PROJECT_ROOT)}
     env.update(COLUMNS="400", NO_COLOR="1", TERM="dumb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "annuaire", "import", "aaf", str(folder)],
+        [sys.executable, "-m", "annuaire", "import", "aaf", str(folder), "--report", "run.json"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -162,6 +163,11 @@ def test_a_signal_stops_the_import_at_a_safe_point(
     assert process.returncode == 128 + signum, stderr
     assert f"interrupted by {signum.name}: nothing of the export being imported" in stderr
     worker.wait(timeout=10)  # gone with the run (psutil raises if it is still there)
+    report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert report["exit_code"] == 128 + signum
+    assert report["error"]["kind"] == "interrupted"
+    assert report["error"]["message"] == f"interrupted by {signum.name}"
+    assert [run["outcome"] for run in report["runs"]] == ["failed"]
     engine = make_engine(Settings(database_url=url))
     try:
         assert not any(rows for rows in snapshot(engine).values())

@@ -145,6 +145,20 @@ def test_an_unreadable_file_named_like_a_chunk_is_bad_input(tmp_path: Path, cont
     assert caught.value.file == str(tmp_path / "ENT_Complet_20240916_Eleve_0001.xml")
 
 
+@pytest.mark.parametrize("mode", ["Complet", "Delta"])
+def test_a_chunk_that_cannot_be_opened_is_bad_input(tmp_path: Path, mode: str) -> None:
+    """A chunk left as a dangling link (a drop folder's rotated symlink; the same path as a file
+    the import's user may not read) is not passed over: a Complet without its last chunk looks
+    whole (its people would leave), a Delta would be applied without its records."""
+    _chunk(tmp_path, f"ENT_{mode}_20240916_Eleve_0000.xml", _pupil("1"))
+    _chunk(tmp_path, f"ENT_{mode}_20240916_PersEducNat_0000.xml", _staff("1"))
+    gone = tmp_path / f"ENT_{mode}_20240916_PersEducNat_0001.xml"
+    gone.symlink_to(tmp_path / "rotated-away.xml")
+    with pytest.raises(BadInput, match="cannot be read") as caught:
+        plan([tmp_path])
+    assert caught.value.file == str(gone)
+
+
 def test_other_xml_files_are_still_ignored(tmp_path: Path) -> None:
     _chunk(tmp_path, "ENT_Complet_20240916_Eleve_0000.xml", _pupil("1"))
     write(tmp_path / "manifest.xml", "<manifest/>")

@@ -1,0 +1,231 @@
+"""The nightly import job as a scheduler runs it: exit codes, ``--report``, what is printed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.sample import generate_academie, generate_delta
+from tests.integration.import_support import aaf_dir, malformed_lines
+from tests.integration.test_aaf_import import MALFORMED, cli
+
+
+def _report(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    assert set(document) == {"exit_code", "error", "runs"}, document
+    return document
+
+
+def test_the_report_says_how_the_job_ended_whatever_ended_it(tmp_path: Path) -> None:
+    """A scheduler reads ``--report`` to learn what happened: it is written however the job
+    ends, before any run (a store not upgraded, a folder missing or empty) as after one, with
+    the exit code and the error the operator sees on stderr (file and line when known)."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    report = tmp_path / "run.json"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+
+    behind = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert behind.returncode == 2, behind.stderr
+    written = _report(report)
+    assert written["exit_code"] == 2 and written["runs"] == []
+    assert "aiguillage db upgrade" in written["error"]["message"]
+    assert written["error"]["message"] in " ".join(behind.stderr.split())
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+
+    missing = tmp_path / "2026-11-27"
+    absent = cli(url, tmp_path, "import", "aaf", str(missing), "--report", str(report))
+    assert absent.returncode == 2, absent.stderr
+    written = _report(report)
+    assert written["error"] == {
+        "kind": "bad input",
+        "message": f"{missing}: does not exist",
+        "file": str(missing),
+        "line": None,
+        "column": None,
+        "record_id": None,
+    }
+
+    missing.mkdir()
+    empty = cli(url, tmp_path, "import", "aaf", str(missing), "--report", str(report))
+    assert empty.returncode == 2, empty.stderr
+    written = _report(report)
+    assert written["exit_code"] == 2 and written["runs"] == []
+    assert written["error"]["kind"] == "bad input"
+    assert written["error"]["message"] == f"no AAF file found in {missing}"
+
+    applied = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert applied.returncode == 0, applied.stderr
+    written = _report(report)
+    assert written["exit_code"] == 0 and written["error"] is None
+    assert [run["outcome"] for run in written["runs"]] == ["applied"]
+
+    broken = aaf_dir("men-2013-delta-malformed")
+    bad = cli(url, tmp_path, "import", "aaf", str(broken), "--report", str(report))
+    assert bad.returncode == 2, bad.stderr
+    written = _report(report)
+    bad_name = MALFORMED["men-2013-delta-malformed"]
+    error = written["error"]
+    assert error["kind"] == "bad input" and Path(error["file"]).name == bad_name
+    assert error["line"] == malformed_lines()[f"aaf/men-2013-delta-malformed/{bad_name}"]
+    assert [run["outcome"] for run in written["runs"]] == ["failed"]
+
+    refused = cli(
+        url, tmp_path, "import", "aaf", str(aaf_dir("eole-mini")), "--report", str(report)
+    )
+    assert refused.returncode == 1, refused.stderr
+    written = _report(report)
+    assert written["exit_code"] == 1 and written["error"]["kind"] == "refused"
+    assert written["error"]["message"] == written["runs"][-1]["message"]
+
+
+def test_a_report_that_cannot_be_written_stops_the_job_before_it_applies(tmp_path: Path) -> None:
+    """``--report`` into a folder that does not exist is bad usage (exit 2) found before the
+    import, not a traceback (exit 1, "refused") after the runs were applied."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    nowhere = tmp_path / "reports" / "run.json"
+    done = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(nowhere))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(nowhere.parent) in done.stderr
+    listed = cli(url, tmp_path, "runs").stdout
+    assert "aaf:" not in listed, listed  # nothing was imported
+
+
+def test_each_run_printed_names_its_export_date(tmp_path: Path) -> None:
+    """A folder that keeps several nights' deliveries prints one result per export: each names
+    its date, or the operator cannot tell which night's figures, or which skip, are which."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, nights = tmp_path / "complet", tmp_path / "nights"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "d1", seed=6, also_complet=tmp_path / "c2")
+    generate_delta(tmp_path / "c2", tmp_path / "d2", seed=7)
+    for folder in (complet, tmp_path / "d1", tmp_path / "d2"):
+        shutil.copytree(folder, nights, dirs_exist_ok=True)
+    for night in (complet, tmp_path / "d1"):
+        assert cli(url, tmp_path, "import", "aaf", str(night)).returncode == 0
+    done = cli(url, tmp_path, "import", "aaf", str(nights))
+    assert done.returncode == 0, done.stderr
+    printed = " ".join(done.stdout.split())
+    assert "ENT_SANDBOX complet 20260915 -> aaf:099:2d (complet): skipped, applied" in printed
+    assert "ENT_SANDBOX delta 20260916 -> aaf:099:2d (delta)" in printed
+    assert "ENT_SANDBOX delta 20260917 -> aaf:099:2d (delta)" in printed
+
+
+def test_purge_names_a_scope_it_does_not_know(tmp_path: Path) -> None:
+    """``purge --scope`` with a scope no import ever wrote (a typo, the académie's number for a
+    per-school scope) is bad input naming the scopes there are, not "nothing to purge"; a
+    negative delay is bad usage."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, later = tmp_path / "complet", tmp_path / "later"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "delta", seed=6, rate=0.2, also_complet=later)
+    for folder in (complet, later):
+        done = cli(url, tmp_path, "import", "aaf", str(folder), "--allow-mass-removal")
+        assert done.returncode == 0, done.stderr
+    typo = cli(url, tmp_path, "purge", "--scope", "aaf:013:2d", "--older-than-days", "0")
+    assert typo.returncode == 2, typo.stdout
+    assert "aaf:013:2d" in typo.stderr and "aaf:099:2d" in typo.stderr, typo.stderr
+    negative = cli(url, tmp_path, "purge", "--older-than-days", "-1")
+    assert negative.returncode == 2, negative.stdout
+    purged = cli(url, tmp_path, "purge", "--scope", "aaf:099:2d", "--older-than-days", "0")
+    assert purged.returncode == 0, purged.stderr
+    assert re.match(r"purged [1-9]\d* entities: ", purged.stdout), purged.stdout
+
+
+def test_a_second_writer_on_sqlite_is_a_refusal_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer at a time: an import or a purge started while another job writes
+    (a long import, last night's job still running) waits the busy timeout, then is refused
+    (exit 1, a message saying what to do, the report written), as PostgreSQL refuses a second
+    run of one scope; it was a traceback of ``database is locked``, and no report."""
+    database = tmp_path / "job.db"
+    url = f"sqlite:///{database}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    monkeypatch.setenv("AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S", "0.5")
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other job, writing
+        report = tmp_path / "run.json"
+        busy = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+        purging = cli(url, tmp_path, "purge", "--older-than-days", "0")
+    finally:
+        other.rollback()
+        other.close()
+    assert busy.returncode == 1, busy.stderr
+    assert "Traceback" not in busy.stderr
+    assert "refused: another import or purge is writing to the store" in busy.stderr
+    written = _report(report)
+    assert written["error"]["kind"] == "refused"
+    assert written["exit_code"] == 1 and written["runs"] == []  # it waited before the first
+    assert purging.returncode == 1, purging.stderr
+    assert "refused: another import or purge is writing to the store" in purging.stderr
+    again = cli(url, tmp_path, "import", "aaf", str(generated))  # once the other job ended
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_database_out_of_reach_is_said_not_a_traceback(tmp_path: Path) -> None:
+    """A store that cannot be reached (the server down, a wrong host or port) stops the job
+    before anything is read, with a message naming the database without its password and what
+    to check, exit 2 and the report written; it was a traceback, exit 1 (what a refusal by a
+    guard exits with), and no report."""
+    report = tmp_path / "run.json"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    url = "postgresql://aiguillage:s3cret@127.0.0.1:1/aiguillage"  # nothing listens on port 1
+    done = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    printed = " ".join(done.stderr.split())
+    assert "error: cannot open the database 127.0.0.1:1/aiguillage (" in printed
+    assert "check AIGUILLAGE_DATABASE_URL" in printed
+    written = _report(report)
+    assert written["error"]["kind"] == "error" and written["runs"] == []
+    assert written["error"]["message"] in printed
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 2 and "Traceback" not in listed.stderr, listed.stderr
+
+
+def test_the_report_gives_each_warning_where_a_program_can_read_it(tmp_path: Path) -> None:
+    """Each warning of ``--report`` gives its file, line and record as fields (not only in one
+    string to parse again), and the run its warning codes, as printed."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet = tmp_path / "complet"
+    generate_academie(complet, pupils=200, seed=5)
+    generate_delta(complet, tmp_path / "d1", seed=6, rate=0.1, also_complet=tmp_path / "c2")
+    generate_delta(tmp_path / "c2", tmp_path / "d2", seed=7, rate=0.1)
+    assert cli(url, tmp_path, "import", "aaf", str(complet)).returncode == 0
+    report = tmp_path / "run.json"
+    # The second night without the first: what the first added, the second modifies.
+    done = cli(url, tmp_path, "import", "aaf", str(tmp_path / "d2"), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    (run,) = _report(report)["runs"]
+    assert run["warning_count"] > 0
+    assert sum(run["warning_codes"].values()) == run["warning_count"]
+    codes = ", ".join(f"{n} {code}" for code, n in sorted(run["warning_codes"].items()))
+    assert f"warnings: {run['warning_count']} ({codes})" in done.stdout
+    placed = [w for w in run["warnings"] if w["where"] is not None]  # some concern the run
+    assert placed
+    for warning in placed:
+        assert warning["file"].endswith(".xml") and warning["line"] > 0 and warning["record_id"]
+        assert warning["where"] == (
+            f"{warning['file']}, line {warning['line']}, record {warning['record_id']}"
+        )
+    for warning in run["warnings"][:5]:  # the first ones, printed
+        shown = f"{warning['where']}: " if warning["where"] else ""
+        assert f"{shown}{warning['message']}" in " ".join(done.stdout.split())
