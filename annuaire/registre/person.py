@@ -125,8 +125,8 @@ def person_report(
             activity=row.activity,
             activity_version=row.activity_version,
             recipient_kind=RecipientKind(row.actor_kind),
-            recipient=row.client_id or row.actor,
-            recipient_name=client_names.get(row.client_id) if row.client_id else None,
+            recipient=_recipient(row),
+            recipient_name=client_names.get(row.client_id) if _by_client(row) else None,
             data_categories=[DataCategory(c) for c in row.categories],
             structures=list(row.structures),
             outcome=row.outcome,
@@ -142,6 +142,22 @@ def person_report(
         recipients=_by_recipient(flows),
         flows=flows,
     )
+
+
+#: Recipients that are people: the entry's actor is their pseudonym; its client id names the
+#: application that carried their token (an identity broker's relying party), not a recipient.
+_PEOPLE = frozenset(
+    {RecipientKind.GUARDIAN, RecipientKind.PUPIL, RecipientKind.STAFF, RecipientKind.DPO}
+)
+
+
+def _by_client(row: Any) -> bool:
+    return bool(row.client_id) and RecipientKind(row.actor_kind) not in _PEOPLE
+
+
+def _recipient(row: Any) -> str | None:
+    """The client id of an ENT client, the job of an import, the pseudonym of a person."""
+    return str(row.client_id) if _by_client(row) else row.actor
 
 
 def _concerns(connection: Connection, pseudonym: str) -> Any:
