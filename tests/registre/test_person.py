@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import pytest
+from typer.testing import CliRunner
 
+from annuaire.cli import app
+from annuaire.errors import BadInput
 from annuaire.registre.flowlog import FlowRecord
-from annuaire.registre.person import person_report
+from annuaire.registre.person import person_report, resolve_person
 from annuaire.registre.runtime import Registre, open_registre
 from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+from annuaire.schema import EntityKind
+from annuaire.settings import get_settings
 from annuaire.store.engine import write_transaction
+from annuaire.sync import Scope, apply_run, hub_id, purge
+from tests.annuaire import toy
 from tests.conftest import Store
 
 
 @pytest.fixture
 def registre(store: Store) -> Registre:
     return open_registre(store.settings, store.engine)
+
+
+@pytest.fixture
+def command(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run ``aiguillage registre ...`` against ``store``."""
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", store.settings.database_url)
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(app, ["registre", *args])
+    get_settings.cache_clear()
 
 
 def _read_by(
@@ -71,3 +91,61 @@ def test_each_person_who_read_is_a_recipient_of_their_own(store: Store, registre
         (pseudonym(father), 1),
         (pseudonym(teacher), 1),
     ]
+
+
+def test_a_person_purged_from_the_store_is_found_by_their_aaf_join_key(
+    store: Store, registre: Registre, command: Any
+) -> None:
+    """A pupil leaves, is purged from the store after the delay, and asks within the log's
+    retention who received their data: the DPO names them by the join key the académie gives
+    (`aaf:ENTPersonJointure:…`), and the report holds the imports that collected their data,
+    the one that saw them leave and the purge that deleted them."""
+    scope = Scope("aaf", academie="077", degree="2d")
+
+    def run(items: Any) -> None:
+        apply_run(store.engine, scope, items, mode="complet", settings=store.settings)
+
+    run(toy.academie(range(10)))
+    run(toy.academie(n for n in range(10) if n != 5))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=91)
+    assert purge(store.engine, store.settings, now=later)["person"] == 2
+    left = hub_id(scope.key, EntityKind.PERSON, "P5")
+    answer = command("person", "aaf:ENTPersonJointure:P5", "--format", "json")
+    assert answer.exit_code == 0, answer.output
+    report = orjson.loads(answer.stdout)
+    assert report["person_id"] == str(left)
+    assert [(f["flow"], f["operation"], f["recipient"]) for f in report["flows"]] == [
+        ("import", "collect", "import aaf"),
+        ("import", "collect", "import aaf"),
+        ("import", "delete", "purge"),
+    ]
+    with store.engine.connect() as connection:
+        with pytest.raises(BadInput, match="no person"):  # nothing of theirs in the log
+            resolve_person(connection, "aaf:ENTPersonJointure:P99", registre.keys)
+        with pytest.raises(BadInput, match="no person"):  # an INE cannot be traced back
+            resolve_person(connection, "ine:0000000005X", registre.keys)
+
+
+def test_a_join_key_of_two_scopes_names_both_hub_ids(store: Store, registre: Registre) -> None:
+    """A teacher of two schools delivered one export per school is one person per scope: once
+    both are purged, the join key is ambiguous and the answer lists the hub ids to ask for."""
+    scopes = [Scope("aaf", uai=uai, degree="2d") for uai in ("0770001A", "0770002B")]
+    for scope in scopes:
+        apply_run(
+            store.engine, scope, toy.academie(range(3)), mode="complet", settings=store.settings
+        )
+        apply_run(
+            store.engine,
+            scope,
+            toy.academie([]),
+            mode="complet",
+            settings=store.settings,
+            allow_mass_removal=True,
+        )
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=91)
+    purge(store.engine, store.settings, now=later)
+    ids = sorted(str(hub_id(s.key, EntityKind.PERSON, "P1")) for s in scopes)
+    with store.engine.connect() as connection, pytest.raises(BadInput) as refused:
+        resolve_person(connection, "aaf:ENTPersonJointure:P1", registre.keys)
+    assert "2 persons" in str(refused.value)
+    assert all(i in str(refused.value) for i in ids)
