@@ -271,6 +271,7 @@ def registre_examples() -> dict[str, dict[str, Any]]:
         pseudonym="3f9a0c41d2e87b65a0c1d2e3f4a5b6c7",
         generated_at=at,
         log_retention_months=12,
+        log_since=at - dt.timedelta(days=300),
         recipients=[
             RecipientSummary(
                 recipient_kind=RecipientKind.CLIENT,

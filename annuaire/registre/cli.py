@@ -260,9 +260,10 @@ def person(
     if format == "json":
         typer.echo(body.decode())
         return
+    since = f" since {report.log_since:%Y-%m-%d %H:%M} UTC" if report.log_since else ", empty"
     console.print(
         f"person {report.person_id} (pseudonym {report.pseudonym}): {len(report.flows)} flows "
-        f"in the log (kept {report.log_retention_months} months)",
+        f"in the log{since} (kept {report.log_retention_months} months)",
         highlight=False,
     )
     table = Table("recipient", "kind", "flows", "first (UTC)", "last (UTC)", "data categories")

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from annuaire.errors import BadInput
-from annuaire.schema import EntityKind, ExternalId, ImportRun
+from annuaire.schema import EntityKind, ExternalId, ImportRun, as_utc
 
 from .flowlog import ENTRY
 from .keys import RegistreKeys
@@ -79,7 +79,15 @@ class PersonReport(BaseModel):
     person_id: uuid.UUID
     pseudonym: str = Field(description="How the flow log names the person.")
     generated_at: dt.datetime
-    log_retention_months: int = Field(description="The log goes back this far at most.")
+    log_retention_months: int = Field(
+        description="Retention the register declares for the log: `registre purge` deletes "
+        "older entries (by whole checkpoint windows)."
+    )
+    log_since: dt.datetime | None = Field(
+        description="Time of the oldest entry the log holds (UTC), whoever it concerns: the "
+        "answer covers the flows since then, which may be more or less than the retention "
+        "(a log not purged yet, a young one). Null when the log is empty."
+    )
     recipients: list[RecipientSummary]
     flows: list[PersonFlow]
 
@@ -193,6 +201,7 @@ def person_report(
         pseudonym=pseudonym,
         generated_at=now or dt.datetime.now(dt.UTC),
         log_retention_months=retention_months,
+        log_since=_oldest(connection),
         recipients=_by_recipient(flows),
         flows=flows,
     )
@@ -212,6 +221,11 @@ def _by_client(row: Any) -> bool:
 def _recipient(row: Any) -> str | None:
     """The client id of an ENT client, the job of an import, the pseudonym of a person."""
     return str(row.client_id) if _by_client(row) else row.actor
+
+
+def _oldest(connection: Connection) -> dt.datetime | None:
+    oldest = connection.execute(select(func.min(ENTRY.c.occurred_at))).scalar()
+    return None if oldest is None else as_utc(oldest)  # SQLite gives it naive
 
 
 def _concerns(connection: Connection, pseudonym: str) -> Any:

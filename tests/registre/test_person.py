@@ -149,3 +149,30 @@ def test_a_join_key_of_two_scopes_names_both_hub_ids(store: Store, registre: Reg
         resolve_person(connection, "aaf:ENTPersonJointure:P1", registre.keys)
     assert "2 persons" in str(refused.value)
     assert all(i in str(refused.value) for i in ids)
+
+
+def test_the_report_says_from_when_the_log_holds_flows(store: Store, registre: Registre) -> None:
+    """The answer covers what the log holds, which is not the declared retention: a log not
+    purged yet goes back further, a young one less far. The report gives the time of the
+    oldest entry kept, whoever it concerns (a person with no flow is answered since then)."""
+    pupil, guardian = uuid.uuid4(), uuid.uuid4()
+    now = dt.datetime.now(dt.UTC)
+    oldest = now - dt.timedelta(days=430)
+    with write_transaction(store.engine) as connection:
+        registre.log.append(
+            connection,
+            _read_by(registre, RecipientKind.GUARDIAN, guardian, uuid.uuid4()),
+            now=oldest,
+        )
+        registre.log.append(
+            connection, _read_by(registre, RecipientKind.GUARDIAN, guardian, pupil), now=now
+        )
+    with store.engine.connect() as connection:
+        report = person_report(
+            connection, registre.keys, pupil, retention_months=12, client_names={}
+        )
+        nobody = person_report(
+            connection, registre.keys, uuid.uuid4(), retention_months=12, client_names={}
+        )
+    assert report.log_since == nobody.log_since == oldest
+    assert len(report.flows) == 1 and nobody.flows == []
