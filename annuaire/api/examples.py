@@ -247,6 +247,7 @@ def registre_examples() -> dict[str, dict[str, Any]]:
             last_purge_at=None,
             verified=True,
             verification_message="flow log: 1,841 entries 1..1841: intact",
+            last_checkpoint=_signed_checkpoint(at + dt.timedelta(days=20)),
         ),
         now=at + dt.timedelta(days=31),
     )
@@ -270,6 +271,7 @@ def registre_examples() -> dict[str, dict[str, Any]]:
         pseudonym="3f9a0c41d2e87b65a0c1d2e3f4a5b6c7",
         generated_at=at,
         log_retention_months=12,
+        log_since=at - dt.timedelta(days=300),
         recipients=[
             RecipientSummary(
                 recipient_kind=RecipientKind.CLIENT,
@@ -293,6 +295,37 @@ def registre_examples() -> dict[str, dict[str, Any]]:
     for model in (register, report, transfer):
         _collect(model, found)
     return found
+
+
+def _signed_checkpoint(at: dt.datetime) -> Any:
+    """A checkpoint signed with a fixed example key (that verifies, as a real one does)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from annuaire.encoding import b64url_encode
+    from annuaire.registre.flowlog import checkpoint_message
+    from annuaire.registre.register import PublicSigningKey, SignedCheckpoint
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    fields = {
+        "id": 1,
+        "first_seq": 1,
+        "last_seq": 1000,
+        "head_hash": "9c1e" * 16,
+        "previous_signature": "",
+        "key_id": "s-example",
+        "signed_at": at,
+    }
+    message = checkpoint_message(fields)
+    return SignedCheckpoint(
+        message=message.decode(),
+        signature=b64url_encode(key.sign(message)),
+        public_key=PublicSigningKey(
+            kty="OKP",
+            crv="Ed25519",
+            kid="s-example",
+            x=b64url_encode(key.public_key().public_bytes_raw()),
+        ),
+    )
 
 
 def _collect(value: Any, found: dict[str, dict[str, Any]]) -> None:

@@ -74,6 +74,10 @@ def when(value: datetime | None) -> str:
 def party(value: Party) -> str:
     kind = value.kind.label + (f", UAI {value.uai}" if value.uai else "")
     contact = [value.address, value.email] + ([value.phone] if value.phone else [])
+    if value.dpo is not None:
+        dpo = value.dpo
+        reach = [dpo.name, dpo.organisation, dpo.email] + ([dpo.phone] if dpo.phone else [])
+        contact.append("DPO : " + " — ".join(reach))
     return f"{value.name} ({kind}) — " + " — ".join(contact)
 
 

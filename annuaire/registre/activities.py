@@ -200,6 +200,11 @@ class Party(BaseModel):
     address: Text = Field(description="Postal address.")
     email: Email = Field(description="Contact e-mail.")
     phone: Text | None = Field(default=None, description="Contact phone number.")
+    dpo: DpoContact | None = Field(
+        default=None,
+        description="The controller's DPO (art. 30(1)(a); for a processor's record, art. "
+        "30(2)(a)), e.g. the académie's DPD for a chef d'établissement or a recteur.",
+    )
 
 
 class Processor(BaseModel):
@@ -396,9 +401,14 @@ class Activity(ActivityFields):
     @property
     def digest(self) -> str:
         """SHA-256 (hex) of the canonical JSON of the fiche: changes with any field."""
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        fields = self.model_dump(mode="json")
+        # A controller that names no DPO is dumped as before ``dpo`` existed: the fiches that
+        # do not use it keep their digest, so no deployment records a version that changed
+        # nothing.
+        for party in [fields["controller"], *fields["joint_controllers"]]:
+            if party["dpo"] is None:
+                del party["dpo"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -233,7 +233,11 @@ def _staged(document: Register, text: bytes | str | None, output: Path) -> _Stag
 @registre_app.command("person")
 def person(
     reference: Annotated[
-        str, typer.Argument(help="Hub id, or a typed external id (aaf:ENTPersonJointure:1234).")
+        str,
+        typer.Argument(
+            help="Hub id, or a typed external id (aaf:ENTPersonJointure:1234; the join key also "
+            "finds a person purged from the store while the log names them)."
+        ),
     ],
     format: Annotated[
         Literal["table", "json"], typer.Option("--format", help="table or json.")
@@ -246,7 +250,7 @@ def person(
         # own: reading a person's flows takes seconds on a large log, and imports and API
         # writers would wait for the write lock all that time.
         with read_snapshot(engine) as connection:
-            person_id = resolve_person(connection, reference)
+            person_id = resolve_person(connection, reference, registre.keys)
             report = registre.person_report(connection, person_id)
         body = orjson.dumps(report.model_dump(mode="json"), option=_JSON)
         with write_transaction(engine) as connection:
@@ -256,9 +260,10 @@ def person(
     if format == "json":
         typer.echo(body.decode())
         return
+    since = f" since {report.log_since:%Y-%m-%d %H:%M} UTC" if report.log_since else ", empty"
     console.print(
         f"person {report.person_id} (pseudonym {report.pseudonym}): {len(report.flows)} flows "
-        f"in the log (kept {report.log_retention_months} months)",
+        f"in the log{since} (kept {report.log_retention_months} months)",
         highlight=False,
     )
     table = Table("recipient", "kind", "flows", "first (UTC)", "last (UTC)", "data categories")

@@ -1,9 +1,14 @@
 """Who received a person's data, and when: the answer to an access request (GDPR art. 15(1)(c)).
 
 The person is named by hub id, or by a typed external id (``aaf:ENTPersonJointure:1234``,
-resolved through the store while the person is in it). Their pseudonym is recomputed with the
-log's key and matched against the subjects of every entry the log still holds (the retention
-of the flow log bounds how far back the answer goes, and the report says so).
+resolved through the store while the person is in it). A person the store no longer holds (left,
+then purged) is still found by their AAF join key while the log names them: an AAF person's hub
+id derives from the import scope and the join key (AAF.md: ``identifier/id`` is the join key),
+so each scope the AAF imports ran on gives one candidate, kept if the log holds its pseudonym.
+
+The person's pseudonym is recomputed with the log's key and matched against the subjects of
+every entry the log still holds (the retention of the flow log bounds how far back the answer
+goes, and the report says so).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from annuaire.errors import BadInput
-from annuaire.schema import ExternalId
+from annuaire.schema import EntityKind, ExternalId, ImportRun, as_utc
 
 from .flowlog import ENTRY
 from .keys import RegistreKeys
@@ -26,6 +31,9 @@ from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 __all__ = ["PersonFlow", "PersonReport", "RecipientSummary", "person_report", "resolve_person"]
 
 _EXTERNAL = ExternalId.__table__  # type: ignore[attr-defined]
+_RUNS = ImportRun.__table__  # type: ignore[attr-defined]
+#: The external id that is also the source key of an AAF person (their hub id derives from it).
+_AAF_JOIN_KEY = "aaf:ENTPersonJointure"
 _FROZEN = ConfigDict(frozen=True)
 
 
@@ -71,13 +79,24 @@ class PersonReport(BaseModel):
     person_id: uuid.UUID
     pseudonym: str = Field(description="How the flow log names the person.")
     generated_at: dt.datetime
-    log_retention_months: int = Field(description="The log goes back this far at most.")
+    log_retention_months: int = Field(
+        description="Retention the register declares for the log: `registre purge` deletes "
+        "older entries (by whole checkpoint windows)."
+    )
+    log_since: dt.datetime | None = Field(
+        description="Time of the oldest entry the log holds (UTC), whoever it concerns: the "
+        "answer covers the flows since then, which may be more or less than the retention "
+        "(a log not purged yet, a young one). Null when the log is empty."
+    )
     recipients: list[RecipientSummary]
     flows: list[PersonFlow]
 
 
-def resolve_person(connection: Connection, reference: str) -> uuid.UUID:
-    """A hub id, or the person carrying the typed external id ``type:value``."""
+def resolve_person(
+    connection: Connection, reference: str, keys: RegistreKeys | None = None
+) -> uuid.UUID:
+    """A hub id, or the person carrying the typed external id ``type:value``; with ``keys``,
+    also a person gone from the store whose AAF join key the log still names (see above)."""
     try:
         return uuid.UUID(reference)
     except ValueError:
@@ -88,19 +107,62 @@ def resolve_person(connection: Connection, reference: str) -> uuid.UUID:
             f"{reference!r} is neither a hub id (UUID) nor an external id "
             "(type:value, e.g. aaf:ENTPersonJointure:1234)"
         )
-    found = connection.execute(
-        select(_EXTERNAL.c.entity_id)
-        .where(
-            _EXTERNAL.c.entity_type == "person",
-            _EXTERNAL.c.type == kind,
-            _EXTERNAL.c.value == value,
+    found = [
+        uuid.UUID(str(row[0]))
+        for row in connection.execute(
+            select(_EXTERNAL.c.entity_id)
+            .where(
+                _EXTERNAL.c.entity_type == "person",
+                _EXTERNAL.c.type == kind,
+                _EXTERNAL.c.value == value,
+            )
+            .distinct()
         )
-        .distinct()
-    ).all()
+    ]
+    where = "in the store"
+    if not found and keys is not None and kind == _AAF_JOIN_KEY:
+        found, where = _gone(connection, keys, value), "in the store nor in the flow log"
     if len(found) != 1:
         what = "no person" if not found else f"{len(found)} persons"
-        raise BadInput(f"{what} with the external id {reference!r} in the store; give the hub id")
-    return uuid.UUID(str(found[0][0]))
+        ids = f" ({', '.join(sorted(map(str, found)))})" if found else ""
+        raise BadInput(f"{what}{ids} with the external id {reference!r} {where}; give the hub id")
+    return found[0]
+
+
+def _gone(connection: Connection, keys: RegistreKeys, join_key: str) -> list[uuid.UUID]:
+    """The hub ids the AAF imports gave (or would give) ``join_key`` that the log names."""
+    # Imported here: annuaire.sync imports this package (its runs write flow entries).
+    from annuaire.sync import hub_id
+
+    scopes = connection.execute(
+        select(_RUNS.c.scope).where(_RUNS.c.source == "aaf").distinct().order_by(_RUNS.c.scope)
+    ).scalars()
+    candidates = {
+        keys.pseudonym(p): p for p in {hub_id(s, EntityKind.PERSON, join_key) for s in scopes}
+    }
+    named = _named(connection, list(candidates)) if candidates else set()
+    return sorted(candidates[p] for p in named)
+
+
+def _named(connection: Connection, pseudonyms: list[str]) -> set[str]:
+    """Those of ``pseudonyms`` that a list of persons of the log holds, in one statement (a
+    delivery per school makes hundreds of scopes; on SQLite, one scan of the lists)."""
+    if connection.dialect.name == "postgresql":
+        query = (
+            "SELECT p FROM unnest(CAST(:pseudonyms AS text[])) AS p WHERE EXISTS "
+            "(SELECT 1 FROM flow_subject_set WHERE subjects @> ARRAY[p])"
+        )
+        found = connection.execute(text(query), {"pseudonyms": pseudonyms})
+    else:
+        query = (
+            "SELECT DISTINCT json_each.value FROM flow_subject_set, "
+            "json_each(flow_subject_set.subjects) WHERE json_each.value IN :pseudonyms"
+        )
+        found = connection.execute(
+            text(query).bindparams(bindparam("pseudonyms", expanding=True)),
+            {"pseudonyms": pseudonyms},
+        )
+    return {str(row[0]) for row in found}
 
 
 def person_report(
@@ -125,8 +187,8 @@ def person_report(
             activity=row.activity,
             activity_version=row.activity_version,
             recipient_kind=RecipientKind(row.actor_kind),
-            recipient=row.client_id or row.actor,
-            recipient_name=client_names.get(row.client_id) if row.client_id else None,
+            recipient=_recipient(row),
+            recipient_name=client_names.get(row.client_id) if _by_client(row) else None,
             data_categories=[DataCategory(c) for c in row.categories],
             structures=list(row.structures),
             outcome=row.outcome,
@@ -139,9 +201,31 @@ def person_report(
         pseudonym=pseudonym,
         generated_at=now or dt.datetime.now(dt.UTC),
         log_retention_months=retention_months,
+        log_since=_oldest(connection),
         recipients=_by_recipient(flows),
         flows=flows,
     )
+
+
+#: Recipients that are people: the entry's actor is their pseudonym; its client id names the
+#: application that carried their token (an identity broker's relying party), not a recipient.
+_PEOPLE = frozenset(
+    {RecipientKind.GUARDIAN, RecipientKind.PUPIL, RecipientKind.STAFF, RecipientKind.DPO}
+)
+
+
+def _by_client(row: Any) -> bool:
+    return bool(row.client_id) and RecipientKind(row.actor_kind) not in _PEOPLE
+
+
+def _recipient(row: Any) -> str | None:
+    """The client id of an ENT client, the job of an import, the pseudonym of a person."""
+    return str(row.client_id) if _by_client(row) else row.actor
+
+
+def _oldest(connection: Connection) -> dt.datetime | None:
+    oldest = connection.execute(select(func.min(ENTRY.c.occurred_at))).scalar()
+    return None if oldest is None else as_utc(oldest)  # SQLite gives it naive
 
 
 def _concerns(connection: Connection, pseudonym: str) -> Any:

@@ -43,7 +43,9 @@ __all__ = [
     "ActivityVersion",
     "FlowLogSummary",
     "ObservedFlow",
+    "PublicSigningKey",
     "Register",
+    "SignedCheckpoint",
     "build_register",
     "register_json_schema",
     "render_csv",
@@ -114,6 +116,35 @@ class ActivityVersion(BaseModel):
     recorded_at: UtcDatetime = Field(description="When the hub recorded this version (UTC).")
 
 
+class PublicSigningKey(BaseModel):
+    """An Ed25519 public key of the flow log, as a JWK (RFC 8037)."""
+
+    model_config = _FROZEN
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    kid: str = Field(description="Key id, as checkpoints name it (`key_id`).")
+    x: str = Field(description="The public key, base64url without padding.")
+
+
+class SignedCheckpoint(BaseModel):
+    """The last signed checkpoint, for anyone holding the hub's public key to check."""
+
+    model_config = _FROZEN
+
+    message: str = Field(
+        description="The exact text the signature covers (UTF-8): the JSON object, keys sorted, "
+        "no spaces, of the checkpoint's `id`, `first_seq`, `last_seq`, `head_hash` (the chained "
+        "HMAC of entry `last_seq`), `previous_signature` (of the checkpoint before it; empty for "
+        "the first), `key_id` and `signed_at` (UTC, with a Z)."
+    )
+    signature: str = Field(description="Ed25519 signature of `message`, base64url, no padding.")
+    public_key: PublicSigningKey = Field(
+        description="The key `message` names; compare it with the hub's published public key "
+        "before trusting it."
+    )
+
+
 class FlowLogSummary(BaseModel):
     """State of the flow log when the register was produced."""
 
@@ -134,6 +165,12 @@ class FlowLogSummary(BaseModel):
         "verified."
     )
     verification_message: str | None = Field(description="Outcome of the verification.")
+    last_checkpoint: SignedCheckpoint | None = Field(
+        default=None,
+        description="The last signed checkpoint, verifiable with the public key alone; kept "
+        "from one export to the next (off the hub), they show that what was sealed was not "
+        "rewritten since. Null before the first checkpoint.",
+    )
 
 
 class ActivitySheet(ActivityFields):

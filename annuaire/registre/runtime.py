@@ -24,20 +24,23 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, insert, null, select, true
 from sqlalchemy.exc import IntegrityError
 
+from annuaire.encoding import b64url_encode
 from annuaire.errors import ConfigurationError
 from annuaire.schema import ApiClient, FlowPurge, ProcessingActivity
 from annuaire.settings import Settings
 from annuaire.store.engine import write_transaction
 
 from .activities import EXAMPLE_FILE, Activity, RegistreConfig, load_registre
-from .flowlog import CHAIN, ENTRY, FlowLog
+from .flowlog import CHAIN, CHECKPOINT, ENTRY, FlowLog, checkpoint_message
 from .keys import RegistreKeys, load_keys
 from .person import PersonReport, person_report
 from .register import (
     ActivityVersion,
     FlowLogSummary,
     ObservedFlow,
+    PublicSigningKey,
     Register,
+    SignedCheckpoint,
     build_register,
 )
 from .verify import Verification
@@ -105,7 +108,7 @@ class Registre:
             self.config,
             flows=observed_flows(connection),
             versions=activity_versions(connection),
-            flow_log=_summary(connection, self.config, verification),
+            flow_log=_summary(connection, self.config, verification, self.keys),
             now=now or dt.datetime.now(dt.UTC),
             declared=declared_categories(connection),
         )
@@ -315,7 +318,10 @@ def client_names(connection: Connection) -> dict[str, str]:
 
 
 def _summary(
-    connection: Connection, config: RegistreConfig, verification: Verification | None
+    connection: Connection,
+    config: RegistreConfig,
+    verification: Verification | None,
+    keys: RegistreKeys,
 ) -> FlowLogSummary:
     entries, oldest, newest = connection.execute(
         select(func.count(), func.min(ENTRY.c.occurred_at), func.max(ENTRY.c.occurred_at))
@@ -338,4 +344,26 @@ def _summary(
         last_purge_at=last_purge,
         verified=None if verification is None else verification.ok,
         verification_message=None if verification is None else verification.summary(),
+        last_checkpoint=_last_checkpoint(connection, keys),
+    )
+
+
+def _last_checkpoint(connection: Connection, keys: RegistreKeys) -> SignedCheckpoint | None:
+    """The last checkpoint as signed: its message, signature and public key."""
+    row = connection.execute(select(CHECKPOINT).order_by(CHECKPOINT.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    fields = dict(row._mapping)
+    public = keys.verify_keys.get(fields["key_id"])
+    if public is None:  # a key the file does not hold: verify says so; nothing to show
+        return None
+    return SignedCheckpoint(
+        message=checkpoint_message(fields).decode(),
+        signature=fields["signature"],
+        public_key=PublicSigningKey(
+            kty="OKP",
+            crv="Ed25519",
+            kid=fields["key_id"],
+            x=b64url_encode(public.public_bytes_raw()),
+        ),
     )

@@ -177,3 +177,45 @@ def test_a_purge_sooner_than_the_declared_retention_is_refused(store: Store, com
     done = command("purge", "--months", "12")
     assert done.exit_code == 0, done.output
     assert "retention 12 months" in done.stdout
+
+
+def test_a_third_party_verifies_the_last_checkpoint_of_an_export_with_its_public_key(
+    store: Store, command: Any, tmp_path: Path
+) -> None:
+    """The JSON register carries the last signed checkpoint: what the signature covers, the
+    signature and the public key. A third party who holds the hub's public key (an auditor, the
+    DPO keeping each export off the database host) checks it with an Ed25519 library and nothing
+    of the hub: the log was sealed up to that entry with that hash at that time."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    def unpadded(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    write_log(store, 7, every=3)
+    out = tmp_path / "registre.json"
+    assert command("export", "--output", str(out)).exit_code == 0
+    flow_log = orjson.loads(out.read_bytes())["flow_log"]
+    sealed = flow_log["last_checkpoint"]
+    public = sealed["public_key"]
+    assert (public["kty"], public["crv"]) == ("OKP", "Ed25519") and "d" not in public
+    key = Ed25519PublicKey.from_public_bytes(unpadded(public["x"]))
+    key.verify(unpadded(sealed["signature"]), sealed["message"].encode())
+    message = orjson.loads(sealed["message"])
+    assert message["key_id"] == public["kid"]
+    assert message["last_seq"] == flow_log["last_checkpoint_seq"] == 6
+    with store.engine.connect() as connection:
+        sixth = connection.execute(select(ENTRY.c.entry_hash).where(ENTRY.c.seq == 6)).scalar()
+    assert message["head_hash"] == sixth
+    forged = sealed["message"].replace('"last_seq":6', '"last_seq":7')
+    with pytest.raises(InvalidSignature):
+        key.verify(unpadded(sealed["signature"]), forged.encode())
+
+
+def test_an_export_before_any_checkpoint_names_none(store: Store, command: Any) -> None:
+    write_log(store, 2, every=3)
+    answer = command("export")
+    assert answer.exit_code == 0
+    assert orjson.loads(answer.stdout)["flow_log"]["last_checkpoint"] is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from jsonschema import Draft202012Validator
 from lxml.html import HtmlElement
 
 from annuaire.registre import (
+    EXAMPLE_FILE,
     DataCategory,
     FlowKind,
     Operation,
@@ -464,3 +466,48 @@ def test_html_common_page_lists_the_activities(html: str, register: Register) ->
     assert links == [f"#activity-{a.id}" for a in register.activities]
     [header] = find(document, '//header[@id="page-commune"]')
     assert "Région Exemple" in header.text_content()
+
+
+# --- the controller's DPO (art. 30(1)(a), 30(2)(a)) -----------------------------------------
+
+
+def test_a_controller_names_its_dpo_in_every_rendering(tmp_path: Path) -> None:
+    """The record names each controller's DPO, not only the DPO of the organisation keeping the
+    register: a processor's record (art. 30(2)(a)) must give the DPO of each controller it acts
+    for, here the recteur's."""
+    config = load_registre(EXAMPLE_FILE)
+    register = build_register(config, flows={}, versions={}, flow_log=FLOW_LOG, now=NOW)
+    document = json.loads(render_json(register))
+    Draft202012Validator(SCHEMA).validate(document)
+    sheet = next(a for a in document["activities"] if a["id"] == "import-annuaire")
+    assert sheet["controller"]["dpo"] == {
+        "name": "Délégué académique à la protection des données",
+        "organisation": "Rectorat de l'académie d'Exemple",
+        "email": "dpd@ac-exemple.fr",
+        "phone": "+33 5 00 00 00 10",
+    }
+    cells = dict(
+        read_csv(render_csv(register, tmp_path / "csv")[0].parent / "import-annuaire.csv")[1:]
+    )
+    page = lxml.html.fromstring(render_html(register)).get_element_by_id("activity-import-annuaire")
+    for shown in (cells["Responsable de traitement"], page.text_content()):
+        assert "DPO : Délégué académique à la protection des données" in shown
+        assert "Rectorat de l'académie d'Exemple — dpd@ac-exemple.fr — +33 5 00 00 00 10" in shown
+
+
+def test_a_fiche_without_a_controller_dpo_keeps_its_digest(config: RegistreConfig) -> None:
+    """The digest (hence the version every flow names) of a fiche that names no controller's
+    DPO is what it was before controllers could name one: deployments record no new version
+    of fiches that did not change."""
+    without = [
+        activity
+        for activity in config.activities
+        if all(p.dpo is None for p in [activity.controller, *activity.joint_controllers])
+    ]
+    assert without and len(without) < len(config.activities)  # the example names one DPO
+    for activity in without:
+        fields = activity.model_dump(
+            mode="json", exclude={"controller": {"dpo"}, "joint_controllers": {"__all__": {"dpo"}}}
+        )
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert activity.digest == hashlib.sha256(canonical.encode()).hexdigest()
