@@ -633,9 +633,12 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
     title = f"{export} -> {run.scope.key} ({run.mode})"
     if report is None:
-        console.print(
-            f"{title}: skipped, {run.skipped}" if run.skipped else f"{title}: not applied"
-        )
+        if run.skipped:
+            console.print(f"{title}: skipped, {run.skipped}")
+        elif run.not_computed:
+            console.print(f"{title}: not computed in a dry run, {run.not_computed}")
+        else:
+            console.print(f"{title}: not applied")
         for note in run.notes:
             console.print(f"  note: {note}")
         return
@@ -681,6 +684,13 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     console.print(f"  {report.duration_s:.1f} s")
 
 
+def _not_run(run: Any) -> str:
+    """The outcome of an export that was not run."""
+    if run.skipped:
+        return "skipped"
+    return "not computed" if run.not_computed else "not applied"
+
+
 def _run_json(run: Any) -> dict[str, Any]:
     report = run.report
     return {
@@ -698,8 +708,8 @@ def _run_json(run: Any) -> dict[str, Any]:
         "scope": run.scope.key,
         "mode": run.mode,
         "run_id": str(report.run_id) if report else None,
-        "outcome": report.outcome.value if report else "skipped" if run.skipped else "not applied",
-        "message": report.message if report else run.skipped,
+        "outcome": report.outcome.value if report else _not_run(run),
+        "message": report.message if report else run.skipped or run.not_computed,
         "duration_s": round(report.duration_s, 3) if report else None,
         "counts": report.counts_dict() if report else {},
         "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},

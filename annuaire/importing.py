@@ -15,7 +15,10 @@ For AAF deliveries:
 - an export is checked against the exports applied to its scope before (by the export's
   date, a Complet before a Delta of the same date): one older than the last applied would undo
   what the later exports changed: it is skipped if it was applied already (a nightly job whose
-  folder keeps the previous deliveries), else refused; ``allow_older`` applies it.
+  folder keeps the previous deliveries), else refused; ``allow_older`` applies it;
+- a dry run computes the first export it would apply to a scope, and not the ones after it:
+  computed against a store without the exports before them, their figures would not be what
+  the job does.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class ExportRun:
     notes: list[str] = field(default_factory=list)
     #: Why the export was not applied, when it was skipped (applied already).
     skipped: str | None = None
+    #: Why a dry run did not compute the export (it follows another of its scope).
+    not_computed: str | None = None
 
 
 def academie_of(export: AafExport, override: str | None) -> tuple[str, str | None]:
@@ -204,6 +209,8 @@ def import_aaf(
         raise BadInput(f"no AAF file found in {', '.join(str(p) for p in paths)}")
     runs: list[ExportRun] = [] if collect is None else collect
     registre = open_registre(settings, engine)
+    #: Scope -> the export a dry run computed for it (and did not apply).
+    computed: dict[str, AafExport] = {}
     for export in exports:
         if stop is not None:
             stop.check()
@@ -233,6 +240,22 @@ def import_aaf(
         if skipped is not None:
             runs.append(ExportRun(export, scope, mode, ReadStats(), notes=notes, skipped=skipped))
             continue
+        if dry_run and (before := computed.get(scope.key)) is not None:
+            # Computed against the store without the export before it, its figures would be
+            # none of what the real job does.
+            runs.append(
+                ExportRun(
+                    export,
+                    scope,
+                    mode,
+                    ReadStats(),
+                    notes=notes,
+                    not_computed=f"it applies on top of {_named(before)}, which a dry run does "
+                    "not apply (import that one first, or run the job for real)",
+                )
+            )
+            continue
+        computed[scope.key] = export
         known = _known_structures(engine, scope) if mode != "complet" else None
         reader = AafReader(export, known_structures=known)
         run = ExportRun(export, scope, mode, reader.stats, notes=notes)

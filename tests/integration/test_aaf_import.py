@@ -1023,6 +1023,38 @@ def test_an_export_older_than_the_last_applied_is_skipped_or_refused(
     assert report_of(forced).counts[PERSON].returning > 0
 
 
+def test_a_dry_run_gives_the_figures_of_the_real_run_or_none(
+    store: Store, academie: Path, tmp_path: Path
+) -> None:
+    """A dry run of a folder holding a Complet and the Deltas after it applies none of them,
+    so it cannot compute a Delta as the real job does (on top of the Complet): such an export
+    is said not computed, instead of figures that the real job then contradicts."""
+    first = tmp_path / "d-first"
+    generate_delta(academie, first, seed=5, date=dt.date(2026, 9, 16))
+    second = tmp_path / "d-second"
+    generate_delta(first, second, seed=6, date=dt.date(2026, 9, 17))
+    folders = [academie, first, second]
+    state = snapshot(store.engine)
+    dry = import_aaf(store.engine, store.settings, folders, dry_run=True)
+    assert snapshot(store.engine) == state and import_runs(store) == []
+    real = run_import(store, folders)
+    assert len(dry) == len(real) == 3
+    for computed, applied in zip(dry, real, strict=True):
+        if computed.report is not None:
+            assert computed.report.counts_dict() == report_of(applied).counts_dict()
+            assert computed.report.warning_count == report_of(applied).warning_count
+        else:
+            assert computed.not_computed is not None
+            assert "on top of complet export ENT_SANDBOX 20260915" in computed.not_computed
+    assert [r.report.outcome if r.report else None for r in dry] == ["dry_run", None, None]
+    # Once they are applied, the folder's dry run computes the last one again, alone.
+    state = snapshot(store.engine)
+    again = import_aaf(store.engine, store.settings, folders, dry_run=True)
+    assert [r.skipped is not None for r in again] == [True, True, False]
+    assert again[2].report is not None and again[2].report.outcome == "dry_run"
+    assert snapshot(store.engine) == state
+
+
 def test_an_export_made_older_by_another_job_meanwhile_is_refused(
     store: Store, academie: Path, tmp_path: Path
 ) -> None:
