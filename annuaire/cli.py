@@ -176,7 +176,8 @@ def _known_scope(engine: Engine, scope: str) -> None:
 
 @app.command("runs")
 def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
-    """List the latest import runs with their outcome and counts."""
+    """List the latest import runs with their outcome and counts, then why the runs that
+    were not applied were not."""
     try:
         engine = open_store()
     except AiguillageError as exc:
@@ -219,6 +220,11 @@ def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
                 f"{row.duration_s or 0:.1f}",
             )
     console.print(table)
+    # Why a run was refused or failed: the morning's first question, too long for a cell.
+    for row in rows:
+        if row.outcome != "applied" and row.message:
+            started = row.started_at.strftime("%m-%d %H:%M:%S")
+            console.print(f"{started} {row.scope} {row.outcome}: {row.message}", soft_wrap=True)
 
 
 @app.command("changes")

@@ -229,3 +229,20 @@ def test_the_report_gives_each_warning_where_a_program_can_read_it(tmp_path: Pat
     for warning in run["warnings"][:5]:  # the first ones, printed
         shown = f"{warning['where']}: " if warning["where"] else ""
         assert f"{shown}{warning['message']}" in " ".join(done.stdout.split())
+
+
+def test_runs_says_why_a_run_was_not_applied(tmp_path: Path) -> None:
+    """The morning after, ``aiguillage runs`` tells why a run was refused, under its table (the
+    reason is too long for a cell): the message the import printed, with the run's scope."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    for chunk in generated.glob("*_PersRelEleve_*.xml"):
+        chunk.unlink()  # a Complet without its guardians: refused, it would make them leave
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    refused = cli(url, tmp_path, "import", "aaf", str(generated))
+    assert refused.returncode == 1, refused.stderr
+    listed = " ".join(cli(url, tmp_path, "runs").stdout.split())
+    why = re.search(r"(aaf:\S+) refused: (complet export .*? Nothing was applied)", listed)
+    assert why is not None, listed
+    assert why.group(2) in " ".join(refused.stderr.split())
