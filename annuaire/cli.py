@@ -106,8 +106,9 @@ def _exit_code(exc: AiguillageError) -> int:
     return EXIT_REFUSED if isinstance(exc, Refused) else EXIT_BAD_INPUT
 
 
-def fail(exc: AiguillageError) -> typer.Exit:
-    errors.print(said(_label(exc), str(exc)), highlight=False)
+def fail(exc: AiguillageError, message: str | None = None) -> typer.Exit:
+    """Print ``exc`` (or ``message``, what is said of it) and the exit that goes with it."""
+    errors.print(said(_label(exc), message or str(exc)), highlight=False)
     return typer.Exit(_exit_code(exc))
 
 
@@ -534,7 +535,7 @@ def import_aaf(
     if report is not None:
         document = {
             "exit_code": exit_code,
-            "error": _error_json(failure, interrupted),
+            "error": _error_json(failure, interrupted, runs),
             "runs": [_run_json(run) for run in runs],
         }
         try:
@@ -555,11 +556,29 @@ def import_aaf(
         )
         raise typer.Exit(exit_code)
     if failure is not None:
-        raise fail(failure)
+        raise fail(failure, _said_of(failure, runs))
+
+
+def _said_of(failure: AiguillageError, runs: list[Any]) -> str:
+    """The message of a job's failure, with what to do when the failure does not say it: an
+    export found malformed while it was read (a refusal says how to override it)."""
+    run = runs[-1] if runs else None
+    if not isinstance(failure, BadInput) or run is None or run.report is None:
+        return str(failure)
+    if run.report.outcome.value != "failed":
+        return str(failure)
+    named = " ".join(filter(None, (run.export.prefix, run.export.mode, run.export.date)))
+    applied = sum(1 for r in runs if r.report is not None and r.report.outcome.value == "applied")
+    kept = f"; the {applied} export(s) applied before it stay applied" if applied else ""
+    return (
+        f"{failure}. Nothing of export {named} was applied{kept}: have the file delivered "
+        "again (or corrected), then run the command again (what was applied is skipped or "
+        "changes nothing)."
+    )
 
 
 def _error_json(
-    failure: AiguillageError | None, interrupted: Interrupted | None
+    failure: AiguillageError | None, interrupted: Interrupted | None, runs: list[Any]
 ) -> dict[str, Any] | None:
     """What stopped the job, as printed on stderr (``None`` when nothing did), with the file,
     line, column and record of bad input when they are known."""
@@ -568,7 +587,7 @@ def _error_json(
     where = failure if isinstance(failure, BadInput) else None
     return {
         "kind": "interrupted" if failure is None else _label(failure),
-        "message": str(interrupted if failure is None else failure),
+        "message": str(interrupted) if failure is None else _said_of(failure, runs),
         "file": where.file if where else None,
         "line": where.line if where else None,
         "column": where.column if where else None,

@@ -206,7 +206,11 @@ def import_aaf(
     """
     exports = plan(paths)
     if not exports:
-        raise BadInput(f"no AAF file found in {', '.join(str(p) for p in paths)}")
+        raise BadInput(
+            f"no AAF file found in {', '.join(str(p) for p in paths)}: an export's files are "
+            "named <prefix>_<Complet|Delta>_<YYYYMMDD>_<Category>_<NNNN>.xml, loose or in a "
+            ".zip or .tgz. Check that the delivery arrived and that this is its folder."
+        )
     runs: list[ExportRun] = [] if collect is None else collect
     registre = open_registre(settings, engine)
     #: Scope -> the export a dry run computed for it (and did not apply).

@@ -509,6 +509,9 @@ def test_the_cli_names_the_gaps_of_a_delta_and_an_unreadable_chunk(tmp_path: Pat
     failed = cli(url, tmp_path, "import", "aaf", "--allow-older", str(broken))
     assert failed.returncode == 2, failed.stderr
     assert len(re.findall(r"line \d+, column \d+", failed.stderr)) == 1, failed.stderr
+    said = " ".join(failed.stderr.split())  # and what to do
+    assert "Nothing of export ENT_SANDBOX complet 20260915 was applied: have the file" in said
+    assert "then run the command again" in said
 
 
 @pytest.mark.slow

@@ -58,7 +58,8 @@ def test_the_report_says_how_the_job_ended_whatever_ended_it(tmp_path: Path) -> 
     written = _report(report)
     assert written["exit_code"] == 2 and written["runs"] == []
     assert written["error"]["kind"] == "bad input"
-    assert written["error"]["message"] == f"no AAF file found in {missing}"
+    assert written["error"]["message"].startswith(f"no AAF file found in {missing}: ")
+    assert "Check that the delivery arrived" in written["error"]["message"]  # what to do
 
     applied = cli(url, tmp_path, "import", "aaf", str(generated), "--report", str(report))
     assert applied.returncode == 0, applied.stderr
