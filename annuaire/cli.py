@@ -536,7 +536,9 @@ def import_aaf(
         document = {
             "exit_code": exit_code,
             "error": _error_json(failure, interrupted, runs),
-            "runs": [_run_json(run) for run in runs],
+            "runs": [
+                _run_json(run, progress.warnings.get(id(run.export), Counter())) for run in runs
+            ],
         }
         try:
             report.write_text(
@@ -716,7 +718,8 @@ def _not_run(run: Any) -> str:
     return "not computed" if run.not_computed else "not applied"
 
 
-def _run_json(run: Any) -> dict[str, Any]:
+def _run_json(run: Any, warnings_by_category: Counter[str]) -> dict[str, Any]:
+    """What ``_print_run`` prints, as JSON."""
     report = run.report
     return {
         "export": {
@@ -738,6 +741,9 @@ def _run_json(run: Any) -> dict[str, Any]:
         "duration_s": round(report.duration_s, 3) if report else None,
         "counts": report.counts_dict() if report else {},
         "requests": {f"{c}:{op}": n for (c, op), n in run.stats.requests.items()},
+        # The table's warnings column: read from each category's files (the run's own come
+        # on top, in warning_count).
+        "warnings_by_category": dict(warnings_by_category),
         "unknown_attributes": dict(run.stats.unknown_attributes),
         "warning_count": report.warning_count if report else 0,
         "warning_codes": dict(sorted(report.warning_codes.items())) if report else {},

@@ -247,3 +247,31 @@ def test_runs_says_why_a_run_was_not_applied(tmp_path: Path) -> None:
     why = re.search(r"(aaf:\S+) refused: (complet export .*? Nothing was applied)", listed)
     assert why is not None, listed
     assert why.group(2) in " ".join(refused.stderr.split())
+
+
+def test_the_report_holds_the_figures_of_the_printed_table(tmp_path: Path) -> None:
+    """Each cell of the requests table (add / modify / delete / warnings per AAF category) is
+    in ``--report`` too: a monitoring script reads the same figures as the operator."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    report_path = tmp_path / "run.json"
+    done = cli(
+        url, tmp_path, "import", "aaf", "--partial", str(aaf_dir("men-2013-complet")),
+        "--report", str(report_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = _report(report_path)["runs"]
+    categories = {"Eleve", "EtabEducNat", "MatiereEducNat", "MefEducNat", "PersEducNat"}
+    printed = {
+        cells[0]: [int(n.replace(",", "")) for n in cells[1:]]
+        for line in done.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip().strip("│").split("│")]) == 5
+        and cells[0] in categories | {"PersRelEleve"}
+    }
+    assert len(printed) == 6 and any(row[3] for row in printed.values()), done.stdout
+    for category, (add, modify, delete, warnings) in printed.items():
+        requests = [
+            run["requests"].get(f"{category}:{op}", 0) for op in ("add", "modify", "delete")
+        ]
+        assert requests == [add, modify, delete], category
+        assert run["warnings_by_category"].get(category, 0) == warnings, category
