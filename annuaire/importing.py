@@ -33,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select
 
 from annuaire.errors import BadInput, Refused
-from annuaire.registre.runtime import open_registre
+from annuaire.registre.runtime import open_registre, registre_config
 from annuaire.schema import ImportRun, RunOutcome, StreamItem, Structure, academie_code
 from annuaire.settings import Settings
 from annuaire.sync import Mode, RunReport, Scope, Stop, apply_run, record_refused
@@ -212,7 +212,11 @@ def import_aaf(
             ".zip or .tgz. Check that the delivery arrived and that this is its folder."
         )
     runs: list[ExportRun] = [] if collect is None else collect
-    registre = open_registre(settings, engine)
+    # A dry run writes nothing, the register's fiche versions and its key file included: it
+    # only checks the register as a real run would.
+    registre = None if dry_run else open_registre(settings, engine)
+    if registre is None:
+        registre_config(settings)
     #: Scope -> the export a dry run computed for it (and did not apply).
     computed: dict[str, AafExport] = {}
     for export in exports:

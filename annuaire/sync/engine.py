@@ -130,9 +130,11 @@ def apply_run(
     entry (annuaire.registre) is written in the run's own transaction, last: the data and the
     entry commit together or not at all. A refused or failed run is logged as such, and so is a
     run stopped by ``stop`` (at a safe point: see ``_stop``), with nothing of it applied. A dry
-    run applies nothing and logs nothing.
+    run applies nothing and logs nothing: it opens no registre (which records the register's
+    fiche versions and may create its key file).
     """
-    registre = registre or open_registre(settings, engine)
+    if registre is None and not dry_run:
+        registre = open_registre(settings, engine)
     report = report or RunReport(uuid.uuid4(), scope, mode, list(files))
     started_at = now or dt.datetime.now(dt.UTC)
     clock = time.monotonic()
@@ -147,7 +149,7 @@ def apply_run(
         report.outcome = outcome
         report.message = message
         report.duration_s = time.monotonic() - clock
-        if not dry_run:  # a dry run logs nothing, however it ends; its report says how
+        if registre is not None:  # a dry run logs nothing, however it ends; its report says how
             _record_failure(engine, registre, report, started_at, sources)
 
     try:
@@ -175,6 +177,7 @@ def apply_run(
             applier.recorder.publish()
             connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
             assert sources is not None  # a dry run has ended above
+            assert registre is not None  # opened for every run but a dry one
             flow = _import_flow(registre, report, sources.result(), persons, uais, kinds)
             registre.log.append(connection, flow)
     except _DryRun:

@@ -275,3 +275,31 @@ def test_the_report_holds_the_figures_of_the_printed_table(tmp_path: Path) -> No
         ]
         assert requests == [add, modify, delete], category
         assert run["warnings_by_category"].get(category, 0) == warnings, category
+
+
+def test_a_dry_run_writes_nothing_not_even_the_registers_bookkeeping(tmp_path: Path) -> None:
+    """``--dry-run`` changes nothing: no entity, no run, no flow entry, and neither the versions
+    of the register's fiches (recorded when a registre is opened) nor a key file for the log in
+    the working folder; the real run then writes them."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    tables = ("processing_activity", "flow_entry", "import_run", "person")
+
+    def rows() -> dict[str, int]:
+        with sqlite3.connect(tmp_path / "job.db") as connection:
+            return {
+                t: connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables
+            }
+
+    def files() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+
+    before, present = rows(), files()
+    dry = cli(url, tmp_path, "import", "aaf", "--dry-run", str(generated))
+    assert dry.returncode == 0, dry.stderr
+    assert rows() == before and files() == present
+    assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
+    after = rows()
+    assert all(after[t] > before[t] for t in tables), (before, after)
