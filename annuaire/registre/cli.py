@@ -24,12 +24,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, Engine
 
+from annuaire.encoding import b64url_encode
 from annuaire.errors import AiguillageError, BadInput, Refused
 from annuaire.settings import get_settings
 from annuaire.store.engine import read_snapshot, write_transaction
 
 from .flowlog import FlowRecord
-from .keys import generate_key_file
+from .keys import generate_key_file, load_keys
 from .person import resolve_person
 from .purge import purge_log
 from .register import Register, render_csv, render_html, render_json
@@ -345,3 +346,21 @@ def keys(
             "the retired keys from now on does not verify",
             highlight=False,
         )
+
+
+@registre_app.command("public-keys")
+def public_keys() -> None:
+    """Print the flow log's public signing keys (a JWK set, newest first): what a third party
+    needs to check the checkpoint of an export (``flow_log.last_checkpoint``), and nothing that
+    signs or chains. Hand it to the DPO when the keys are created or rotated."""
+    try:
+        registre_keys = load_keys(get_settings())
+    except AiguillageError as exc:
+        raise _fail(exc) from exc
+    document = {
+        "keys": [
+            {"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64url_encode(key.public_bytes_raw())}
+            for kid, key in registre_keys.verify_keys.items()
+        ]
+    }
+    typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())

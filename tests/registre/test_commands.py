@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from typer.testing import CliRunner, Result
 
 from annuaire.cli import app
+from annuaire.encoding import b64url_encode
 from annuaire.registre import person as person_module
 from annuaire.registre import verify as verify_module
 from annuaire.registre.flowlog import ENTRY, FlowLog
@@ -212,6 +213,38 @@ def test_a_third_party_verifies_the_last_checkpoint_of_an_export_with_its_public
     forged = sealed["message"].replace('"last_seq":6', '"last_seq":7')
     with pytest.raises(InvalidSignature):
         key.verify(unpadded(sealed["signature"]), forged.encode())
+
+
+def test_the_public_keys_printed_check_the_exports_checkpoint_and_sign_nothing(
+    store: Store, command: Any, tmp_path: Path
+) -> None:
+    """``registre public-keys`` prints what a third party is handed: the signing keys' public
+    parts, whose current one checks the checkpoint of an export; no private part, no chain or
+    pseudonym key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    def unpadded(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    write_log(store, 4, every=3)
+    out = tmp_path / "registre.json"
+    assert command("export", "--output", str(out)).exit_code == 0
+    sealed = orjson.loads(out.read_bytes())["flow_log"]["last_checkpoint"]
+    printed = command("public-keys")
+    assert printed.exit_code == 0, printed.output
+    keys = orjson.loads(printed.stdout)["keys"]
+    assert all(set(key) == {"kty", "crv", "kid", "x"} for key in keys)
+    (signer,) = [key for key in keys if key["kid"] == sealed["public_key"]["kid"]]
+    assert signer == sealed["public_key"]
+    public = Ed25519PublicKey.from_public_bytes(unpadded(signer["x"]))
+    public.verify(unpadded(sealed["signature"]), sealed["message"].encode())
+    registre = open_registre(store.settings, store.engine)
+    secrets = [*registre.keys.chain_keys.values(), registre.keys.pseudonym_key]
+    assert registre.keys.signing_key is not None
+    secrets.append(registre.keys.signing_key.private_bytes_raw())
+    assert not any(b64url_encode(secret) in printed.stdout for secret in secrets)
 
 
 def test_an_export_before_any_checkpoint_names_none(store: Store, command: Any) -> None:
