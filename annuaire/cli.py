@@ -532,10 +532,12 @@ def import_aaf(
         exit_code = 128 + interrupted.signum
     else:
         exit_code = 0 if failure is None else _exit_code(failure)
+    # What stderr says of the failure (with what to do), in the report too.
+    message = None if failure is None else _said_of(failure, runs)
     if report is not None:
         document = {
             "exit_code": exit_code,
-            "error": _error_json(failure, interrupted, runs),
+            "error": _error_json(failure, interrupted, message),
             "runs": [
                 _run_json(run, progress.warnings.get(id(run.export), Counter())) for run in runs
             ],
@@ -558,7 +560,7 @@ def import_aaf(
         )
         raise typer.Exit(exit_code)
     if failure is not None:
-        raise fail(failure, _said_of(failure, runs))
+        raise fail(failure, message)
 
 
 def _said_of(failure: AiguillageError, runs: list[Any]) -> str:
@@ -580,16 +582,16 @@ def _said_of(failure: AiguillageError, runs: list[Any]) -> str:
 
 
 def _error_json(
-    failure: AiguillageError | None, interrupted: Interrupted | None, runs: list[Any]
+    failure: AiguillageError | None, interrupted: Interrupted | None, message: str | None
 ) -> dict[str, Any] | None:
-    """What stopped the job, as printed on stderr (``None`` when nothing did), with the file,
-    line, column and record of bad input when they are known."""
+    """What stopped the job, as printed on stderr (``message``, of a ``failure``; ``None`` when
+    nothing did), with the file, line, column and record of bad input when they are known."""
     if interrupted is None and failure is None:
         return None
     where = failure if isinstance(failure, BadInput) else None
     return {
         "kind": "interrupted" if failure is None else _label(failure),
-        "message": str(interrupted) if failure is None else _said_of(failure, runs),
+        "message": str(interrupted) if failure is None else message,
         "file": where.file if where else None,
         "line": where.line if where else None,
         "column": where.column if where else None,

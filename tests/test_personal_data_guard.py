@@ -232,6 +232,14 @@ def run_session(tmp_path: Path, test_body: str, *options: str) -> subprocess.Com
     )
 
 
+def assert_leak_reported_masked(output: str) -> None:
+    """The session's report names where DUPONTEL, born 05/04/2011, was logged, masked."""
+    assert "name in logger aiguillage.api: 1 line(s)" in output
+    assert "birth date in logger aiguillage.api: 1 line(s)" in output
+    assert "refused D******* born 0*/**/****" in output
+    assert "DUPONTEL" not in output and "05/04/2011" not in output
+
+
 def test_a_session_that_logs_a_known_person_fails_with_a_masked_report(tmp_path: Path) -> None:
     done = run_session(
         tmp_path,
@@ -246,10 +254,7 @@ def test_a_session_that_logs_a_known_person_fails_with_a_masked_report(tmp_path:
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 passed" in done.stdout
-    assert "name in logger aiguillage.api: 1 line(s)" in done.stdout
-    assert "birth date in logger aiguillage.api: 1 line(s)" in done.stdout
-    assert "refused D******* born 0*/**/****" in done.stdout
-    assert "DUPONTEL" not in done.stdout and "05/04/2011" not in done.stdout
+    assert_leak_reported_masked(done.stdout)
 
 
 def test_a_session_without_imports_scans_nothing(tmp_path: Path) -> None:
@@ -280,10 +285,7 @@ def test_under_xdist_a_person_learned_on_one_worker_is_found_in_the_logs_of_anot
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "4 passed" in done.stdout
-    assert "name in logger aiguillage.api: 1 line(s)" in done.stdout
-    assert "birth date in logger aiguillage.api: 1 line(s)" in done.stdout
-    assert "refused D******* born 0*/**/****" in done.stdout
-    assert "DUPONTEL" not in done.stdout and "05/04/2011" not in done.stdout
+    assert_leak_reported_masked(done.stdout)
 
 
 def test_cli_runner_stderr_reaches_the_guard() -> None:

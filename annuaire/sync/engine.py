@@ -149,7 +149,8 @@ def apply_run(
         report.outcome = outcome
         report.message = message
         report.duration_s = time.monotonic() - clock
-        if registre is not None:  # a dry run logs nothing, however it ends; its report says how
+        if not dry_run:  # a dry run logs nothing, however it ends; its report says how
+            assert registre is not None  # opened for every run but a dry one
             _record_failure(engine, registre, report, started_at, sources)
 
     try:

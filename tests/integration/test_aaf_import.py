@@ -1210,6 +1210,12 @@ def test_a_delta_showing_some_of_a_guardians_pupils_keeps_their_other_schools(
     assert persons[guardian].structures == persons[shown.id].structures != before
 
 
+def feed_head(store: Store) -> int:
+    """The cursor after the last change entry: what a follower of the feed holds now."""
+    with store.engine.connect() as connection:
+        return changes_after(connection, 0, 1_000_000).next_cursor
+
+
 def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
     store: Store, tmp_path: Path
 ) -> None:
@@ -1224,8 +1230,7 @@ def test_a_delta_moving_a_pupil_to_another_school_moves_their_guardians_too(
     scope = first.scope.key
     persons = by_key(store.engine, PERSON, scope)
     before, pupil_before = persons[guardian].structures, persons[moved.id].structures
-    with store.engine.connect() as connection:
-        last = changes_after(connection, 0, 1_000_000).next_cursor
+    last = feed_head(store)
 
     delta = delta_of(complet, tmp_path / "d1", {moved.id})
     move_pupil(next(r for r in requests_of(delta) if r.id == moved.id), elsewhere)
@@ -1276,8 +1281,7 @@ def test_a_guardian_whose_only_pupil_a_delta_deletes_is_told_to_the_school_they_
     scope = first.scope.key
     school = by_key(store.engine, PERSON, scope)[guardian].structures
     assert school.count("|") == 2
-    with store.engine.connect() as connection:
-        last = changes_after(connection, 0, 1_000_000).next_cursor
+    last = feed_head(store)
 
     delta = delta_of(complet, tmp_path / "delta", set())
     (eleve,) = category_files(delta, "Eleve")
@@ -1314,8 +1318,7 @@ def test_a_guardian_written_then_derived_in_one_delta_has_one_entry(
     scope = first.scope.key
     before = by_key(store.engine, PERSON, scope)[guardian].structures
     assert before.count("|") == 3
-    with store.engine.connect() as connection:
-        last = changes_after(connection, 0, 1_000_000).next_cursor
+    last = feed_head(store)
     original = tmp_path / "original"
     generate_academie(original, pupils=1200, seed=11)
     delta = delta_of(original, tmp_path / "delta", {guardian, moved.id})
