@@ -28,9 +28,55 @@ from ._files import AafExport
 from ._values import BadValue, version_number
 from ._xml import RawRecord
 
-__all__ = ["Context", "Output", "PendingGuardianship", "ReadStats", "one"]
+__all__ = [
+    "PERSONAL_ATTRIBUTES",
+    "Context",
+    "Output",
+    "PendingGuardianship",
+    "ReadStats",
+    "masked",
+    "one",
+]
 
 Output = list[StreamItem]
+
+#: Attributes of a person record whose values are the person's own data (names, civility, birth
+#: date, address, e-mail, phones, INE), under their canonical names. A warning about one of
+#: them never quotes the value: warnings are kept in the import run, served by
+#: ``/v1/import-runs`` to API clients and printed to operators. The record's id and line, the
+#: attribute and what was expected are enough to correct it in the source.
+PERSONAL_ATTRIBUTES = frozenset(
+    {
+        "sn",
+        "givenName",
+        "ENTPersonNomPatro",
+        "ENTPersonAutresPrenoms",
+        "personalTitle",
+        "ENTPersonDateNaissance",
+        "ENTPersonAdresse",
+        "ENTPersonCodePostal",
+        "ENTPersonVille",
+        "ENTPersonPays",
+        "mail",
+        "homePhone",
+        "mobile",
+        "ENTPersonMobileSMS",
+        "telephoneNumber",
+        "ENTEleveINE",
+    }
+)
+_PERSON_CATEGORIES = frozenset({"Eleve", "PersRelEleve", "PersEducNat"})
+#: Longest shape a masked value shows (an address may run to hundreds of characters).
+_MASKED_SHAPE = 40
+
+
+def masked(value: str) -> str:
+    """What a warning says of a personal value: its length and its shape, every letter and
+    digit hidden (``'**/**/****'`` tells a date in the wrong format from an impossible one;
+    ``$`` separators stay, since a wrong field count is what is reported)."""
+    shape = "".join("*" if c.isalnum() else c for c in value[:_MASKED_SHAPE])
+    more = "…" if len(value) > _MASKED_SHAPE else ""
+    return f"a value of {len(value)} characters shaped {shape + more!r}"
 
 
 def one(attrs: dict[str, list[str]], name: str) -> str | None:
@@ -174,11 +220,12 @@ class Context:
         out.append(SourceWarning(code, message, provenance))
 
     def bad_value(self, out: Output, record: RawRecord, error: BadValue, outcome: str) -> None:
+        personal = error.attribute in PERSONAL_ATTRIBUTES and record.category in _PERSON_CATEGORIES
+        value = masked(error.value) if personal else repr(error.value)
         self.warn(
             out,
             "bad-value",
-            f"{error.attribute}: {error.value!r} is not valid, expected {error.expected};"
-            f" {outcome}",
+            f"{error.attribute}: {value} is not valid, expected {error.expected}; {outcome}",
             self.provenance(record),
         )
 

@@ -4,16 +4,18 @@ after its commit, on both backends."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from annuaire.errors import BadInput, Refused
 from annuaire.importing import ExportRun, import_aaf
 from annuaire.registre.flowlog import ENTRY
-from annuaire.schema import EntityKind, ImportRun
+from annuaire.schema import EntityKind, ImportRun, SourceWarning
 from connectors.sample import generate_academie
 from tests.conftest import Store
 from tests.integration.import_support import by_key, snapshot
@@ -170,3 +172,60 @@ def test_a_value_too_long_in_a_later_run_is_cut_and_the_next_run_finds_it_unchan
     assert again.report is not None
     assert again.report.counts[PERSON].updated == 0
     assert again.report.counts[PERSON].unchanged == run.report.counts[PERSON].unchanged + 1
+
+
+def test_a_rejected_personal_value_is_masked_wherever_the_run_is_read(
+    store: Store, tmp_path: Path
+) -> None:
+    """A malformed birth date or address is a person's data: the warning names the attribute,
+    the record, its line and what was expected, and hides the value — in the report, in the
+    stored run and in ``/v1/import-runs`` (which ENT clients read)."""
+    from fastapi.testclient import TestClient
+
+    from annuaire.api import create_app
+
+    folder = _academie(tmp_path / "a")
+    born = re.search(
+        r'"ENTPersonDateNaissance"><value>([^<]+)',
+        next(folder.glob("*_Eleve_0000.xml")).read_text(encoding="utf-8"),
+    )
+    assert born is not None
+    impossible = "31/02/" + born.group(1)[-4:]
+    pupil = _replace_value(folder, "*_Eleve_0000.xml", born.group(1), impossible)
+    address = "12 RUE DUPONTEL$BATIMENT QUINCAMPOIX"  # two lines: neither one nor four
+    guardian = _replace_value(
+        folder,
+        "*_PersRelEleve_0000.xml",
+        '"ENTPersonAdresse"><value>',
+        f'"ENTPersonAdresse"><value>{address}$',
+    )
+    (run,) = import_aaf(store.engine, store.settings, [folder])
+    assert run.report is not None and run.report.outcome == "applied"
+
+    def bad(attribute: str) -> SourceWarning:
+        (found,) = [w for w in run.report.warnings if w.message.startswith(f"{attribute}:")]  # type: ignore[union-attr]
+        return found
+
+    date_warning, address_warning = bad("ENTPersonDateNaissance"), bad("ENTPersonAdresse")
+    assert date_warning.code == "bad-value"
+    assert date_warning.message == (
+        "ENTPersonDateNaissance: a value of 10 characters shaped '**/**/****' is not valid, "
+        "expected an existing date (dd/MM/yyyy); date left empty"
+    )
+    assert date_warning.provenance is not None and date_warning.provenance.record_id == pupil
+    assert date_warning.provenance.line is not None
+    assert (
+        address_warning.provenance is not None and address_warning.provenance.record_id == guardian
+    )
+    assert "'** *** ********$******** ***********$" in address_warning.message
+    with store.engine.connect() as connection:
+        stored = orjson.dumps(
+            connection.execute(select(ImportRun.__table__.c.warnings)).scalars().all()  # type: ignore[attr-defined]
+        ).decode()
+    app = create_app(store.settings)
+    with TestClient(app) as client:
+        served = client.get("/v1/import-runs").text
+    app.state.engine.dispose()
+    for text_ in (stored, served):
+        assert "ENTPersonDateNaissance" in text_ and pupil in text_
+        assert impossible not in text_ and "DUPONTEL" not in text_ and "QUINCAMPOIX" not in text_
