@@ -208,6 +208,7 @@ def registre_examples() -> dict[str, dict[str, Any]]:
     from annuaire.registre.person import PersonFlow, PersonReport, RecipientSummary
     from annuaire.registre.register import (
         ActivityVersion,
+        ClientContract,
         FlowLogSummary,
         ObservedFlow,
         build_register,
@@ -232,10 +233,27 @@ def registre_examples() -> dict[str, dict[str, Any]]:
         last_at=at + dt.timedelta(days=30),
     )
     version = ActivityVersion(version=1, digest="0" * 63 + "1", recorded_at=at)
+    contract = ClientContract(
+        client_id="ent-Xk2v9QpLr3sT",
+        name="ENT des lycées — éditeur",
+        issuer=None,
+        structures=["0775923V"],
+        scopes=["roster-core.readonly"],
+        data_categories=[
+            DataCategory.IDENTIFIERS,
+            DataCategory.IDENTITY_NAME,
+            DataCategory.PROFESSIONAL,
+            DataCategory.RELATIONS,
+            DataCategory.SCHOOLING,
+        ],
+        created_at=at - dt.timedelta(days=2),
+        revoked_at=None,
+    )
     register = build_register(
         config,
         flows={config.activities[0].id: [flow]},
         versions={a.id: [version] for a in config.activities},
+        contracts={config.activities[0].id: [contract]},
         flow_log=FlowLogSummary(
             retention_months=12,
             entries=1841,

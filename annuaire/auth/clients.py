@@ -61,6 +61,7 @@ __all__ = [
     "create_client",
     "hash_secret",
     "list_clients",
+    "opened_categories",
     "revoke_client",
     "verify_secret",
 ]
@@ -165,13 +166,18 @@ SCOPE_CATEGORIES: dict[ClientScope, frozenset[DataCategory]] = {
 }
 
 
-def undeclared_categories(activity: Activity, scopes: Iterable[str]) -> list[str]:
-    """The data categories ``scopes`` open that ``activity``'s fiche does not declare."""
+def opened_categories(scopes: Iterable[str]) -> frozenset[DataCategory]:
+    """The data categories ``scopes`` open (an unknown scope opens none)."""
     opened: set[DataCategory] = set()
     for scope in scopes:
         if scope in _SCOPE_VALUES:
             opened |= SCOPE_CATEGORIES[ClientScope(scope)]
-    return sorted(opened - set(activity.data_categories))
+    return frozenset(opened)
+
+
+def undeclared_categories(activity: Activity, scopes: Iterable[str]) -> list[str]:
+    """The data categories ``scopes`` open that ``activity``'s fiche does not declare."""
+    return sorted(opened_categories(scopes) - set(activity.data_categories))
 
 
 def contract_refusal(

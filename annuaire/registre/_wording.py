@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .activities import Party
 
 if TYPE_CHECKING:
-    from .register import ActivitySheet, ObservedFlow, Register
+    from .register import ActivitySheet, ClientContract, ObservedFlow, Register
 
 JOIN = " | "
 
@@ -39,6 +39,7 @@ FICHE_HEADINGS = (
     "Données sensibles",
     "Durées de conservation",
     "Catégories de destinataires",
+    "Destinataires sous contrat (clients de l'API)",
     "Sous-traitants",
     "Transferts hors UE",
     "Mesures de sécurité",
@@ -112,6 +113,7 @@ def fiche(sheet: ActivitySheet) -> list[tuple[str, list[str]]]:
             + (f", contrat {r.contract}" if r.contract else "")
             for r in sheet.recipients
         ],
+        [contract(c) for c in sheet.client_contracts] or ["Aucun client sous contrat"],
         _processors(sheet) or ["Aucun"],
         [
             f"{t.recipient} ({t.country}) — garantie : {t.safeguard} — documentation : "
@@ -131,6 +133,18 @@ def fiche(sheet: ActivitySheet) -> list[tuple[str, list[str]]]:
     ]
     return list(
         zip(IDENTIFICATION_HEADINGS + FICHE_HEADINGS, identification + headings, strict=True)
+    )
+
+
+def contract(value: ClientContract) -> str:
+    """An ENT client's contract: who, since when, which schools, what it may read."""
+    issued = f", jetons émis par {value.issuer}" if value.issuer else ""
+    state = f"révoqué le {when(value.revoked_at)}" if value.revoked_at else "en vigueur"
+    return (
+        f"{value.name} ({value.client_id}{issued}) — contrat du {when(value.created_at)}, "
+        f"{state} — établissements : {', '.join(value.structures)} — portées : "
+        f"{', '.join(value.scopes)} — données : "
+        + ", ".join(category.label for category in value.data_categories)
     )
 
 

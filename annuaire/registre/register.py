@@ -41,6 +41,7 @@ __all__ = [
     "REGISTER_FORMAT",
     "ActivitySheet",
     "ActivityVersion",
+    "ClientContract",
     "FlowLogSummary",
     "ObservedFlow",
     "PublicSigningKey",
@@ -173,8 +174,33 @@ class FlowLogSummary(BaseModel):
     )
 
 
+class ClientContract(BaseModel):
+    """An ENT client's contract under an activity: a recipient (art. 30(1)(d)) and what it
+    may read, listed from the day it is made, whether the client has read anything or not."""
+
+    model_config = _FROZEN
+
+    client_id: str = Field(description="Client id, as observed flows name it.")
+    name: str = Field(description="Who the client is (vendor, product).")
+    issuer: str | None = Field(
+        description="The configured issuer whose tokens carry the contract; null for a client "
+        "of the hub's own token endpoint."
+    )
+    structures: list[str] = Field(description="UAIs of the schools the contract covers.")
+    scopes: list[str] = Field(description="Scopes the contract grants.")
+    data_categories: list[DataCategory] = Field(
+        description="Data categories those scopes open: what the client may read."
+    )
+    created_at: UtcDatetime = Field(description="When the contract was registered (UTC).")
+    revoked_at: UtcDatetime | None = Field(
+        description="When it was revoked (UTC): nothing is served under it since; null while "
+        "in force."
+    )
+
+
 class ActivitySheet(ActivityFields):
-    """One fiche of the register: the activity as declared, its versions and observed flows."""
+    """One fiche of the register: the activity as declared, its versions, the ENT clients under
+    contract and the observed flows."""
 
     version: int = Field(ge=1, description="Current version: the highest recorded, 1 if none.")
     digest: str = Field(
@@ -185,6 +211,12 @@ class ActivitySheet(ActivityFields):
     history: list[ActivityVersion] = Field(description="Recorded versions, oldest first.")
     observed_flows: list[ObservedFlow] = Field(
         description="Flows run under this activity over the flow log's retention period."
+    )
+    client_contracts: list[ClientContract] = Field(
+        default_factory=list,
+        description="The ENT clients whose contract names this activity, revoked ones "
+        "included, oldest first: the recipients it declares by name, with what each may "
+        "read, whether or not it has read anything yet (its flows are in `observed_flows`).",
     )
 
 
@@ -211,8 +243,10 @@ def build_register(
     flow_log: FlowLogSummary,
     now: datetime,
     declared: Mapping[tuple[str, int], Collection[DataCategory]] | None = None,
+    contracts: Mapping[str, Sequence[ClientContract]] | None = None,
 ) -> Register:
-    """The register for ``config``; ``flows`` and ``versions`` are keyed by activity id.
+    """The register for ``config``; ``flows``, ``versions`` and ``contracts`` (the ENT clients'
+    contracts, whichever have read something) are keyed by activity id.
 
     A flow is judged against the data categories its fiche declared in the version it ran
     under: ``declared`` maps (activity id, version) to them, as recorded; a version it does not
@@ -261,6 +295,10 @@ def build_register(
                     "digest": activity.digest,
                     "history": history,
                     "observed_flows": observed,
+                    "client_contracts": sorted(
+                        (contracts or {}).get(activity.id, ()),
+                        key=lambda c: (c.created_at, c.client_id),
+                    ),
                 }
             )
         )

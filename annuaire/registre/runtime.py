@@ -36,6 +36,7 @@ from .keys import RegistreKeys, load_keys
 from .person import PersonReport, person_report
 from .register import (
     ActivityVersion,
+    ClientContract,
     FlowLogSummary,
     ObservedFlow,
     PublicSigningKey,
@@ -48,6 +49,7 @@ from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
 __all__ = [
     "Registre",
+    "client_contracts",
     "client_names",
     "declared_categories",
     "open_registre",
@@ -111,6 +113,7 @@ class Registre:
             flow_log=_summary(connection, self.config, verification, self.keys),
             now=now or dt.datetime.now(dt.UTC),
             declared=declared_categories(connection),
+            contracts=client_contracts(connection),
         )
 
 
@@ -309,6 +312,31 @@ def _members(
     for row in connection.execute(query):
         found[tuple(row[: len(key)])].add(row[len(key)])
     return found
+
+
+def client_contracts(connection: Connection) -> dict[str, list[ClientContract]]:
+    """Activity id -> the contracts of the ENT clients that name it, revoked ones included:
+    every recipient the register declares, before its first read as after."""
+    # Imported here: annuaire.auth imports this package (contracts name its activities).
+    from annuaire.auth.clients import opened_categories
+
+    contracts: dict[str, list[ClientContract]] = defaultdict(list)
+    for row in connection.execute(select(_CLIENTS).order_by(_CLIENTS.c.created_at)):
+        if row.activity is None:
+            continue
+        contracts[row.activity].append(
+            ClientContract(
+                client_id=row.client_id,
+                name=row.name,
+                issuer=row.issuer,
+                structures=sorted(row.structures or ()),
+                scopes=list(row.scopes or ()),
+                data_categories=sorted(opened_categories(row.scopes or ())),
+                created_at=row.created_at,
+                revoked_at=row.revoked_at,
+            )
+        )
+    return dict(contracts)
 
 
 def client_names(connection: Connection) -> dict[str, str]:

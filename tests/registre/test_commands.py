@@ -252,3 +252,63 @@ def test_an_export_before_any_checkpoint_names_none(store: Store, command: Any) 
     answer = command("export")
     assert answer.exit_code == 0
     assert orjson.loads(answer.stdout)["flow_log"]["last_checkpoint"] is None
+
+
+def test_every_client_contract_is_a_recipient_of_the_register_before_it_reads_anything(
+    store: Store, command: Any, tmp_path: Path
+) -> None:
+    """Art. 30(1)(d): the fiche lists the ENT clients under contract — what they may read
+    (structures, scopes, the data categories these open) — from the day the contract is made,
+    not from their first read; a revoked one stays, dated."""
+    from annuaire.auth.clients import create_client, revoke_client
+    from tests.conftest import ENT_ACTIVITY
+
+    write_log(store, 1)
+    core, _ = create_client(
+        store.engine, "ENT Lycées", ["0990001A"], ["roster-core.readonly"], activity=ENT_ACTIVITY
+    )
+    full, _ = create_client(
+        store.engine,
+        "ENT Collèges",
+        ["0990002B", "0990003C"],
+        ["roster-core.readonly", "roster-demographics.readonly"],
+        activity=ENT_ACTIVITY,
+    )
+    revoke_client(store.engine, full.client_id)
+    exported = command("export")
+    assert exported.exit_code == 0, exported.output
+    (sheet,) = [
+        a for a in orjson.loads(exported.stdout)["activities"] if a["id"] == ENT_ACTIVITY.id
+    ]
+    assert sheet["observed_flows"] == []  # neither has read anything
+    contracts = {c["client_id"]: c for c in sheet["client_contracts"]}
+    assert set(contracts) == {core.client_id, full.client_id}
+    assert contracts[core.client_id] | {"created_at": None} == {
+        "client_id": core.client_id,
+        "name": "ENT Lycées",
+        "issuer": None,
+        "structures": ["0990001A"],
+        "scopes": ["roster-core.readonly"],
+        "data_categories": [
+            "identifiers",
+            "identity.name",
+            "professional",
+            "relations",
+            "schooling",
+        ],
+        "created_at": None,
+        "revoked_at": None,
+    }
+    assert contracts[full.client_id]["structures"] == ["0990002B", "0990003C"]
+    assert {"contact", "identity.birth_date"} <= set(contracts[full.client_id]["data_categories"])
+    assert contracts[full.client_id]["revoked_at"] is not None
+    others = [a for a in orjson.loads(exported.stdout)["activities"] if a["id"] != ENT_ACTIVITY.id]
+    assert all(a["client_contracts"] == [] for a in others)
+    html = tmp_path / "registre.html"
+    assert command("export", "--format", "html", "--output", str(html)).exit_code == 0
+    page = html.read_text(encoding="utf-8")
+    assert "ENT Lycées" in page and core.client_id in page and "roster-core.readonly" in page
+    csv_dir = tmp_path / "csv"
+    assert command("export", "--format", "csv", "--output", str(csv_dir)).exit_code == 0
+    fiche = (csv_dir / f"{ENT_ACTIVITY.id}.csv").read_text(encoding="utf-8-sig")
+    assert "ENT Collèges" in fiche and "révoqué le" in fiche
