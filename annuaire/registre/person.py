@@ -9,6 +9,27 @@ so each scope the AAF imports ran on gives one candidate, kept if the log holds 
 The person's pseudonym is recomputed with the log's key and matched against the subjects of
 every entry the log still holds (the retention of the flow log bounds how far back the answer
 goes, and the report says so).
+
+Data categories per person
+    An entry records the categories of the flow as a whole, once, for all the persons it names:
+    an import that wrote staff and guardians says "professional", a page of ``/v1/persons``
+    with teachers and pupils too. A person's report lists, for each flow, only those of the
+    entry's categories that can concern that person, from what the store holds of them
+    (:func:`person_categories`): identifiers, identity, contact and connection data always;
+    professional data with a staff role (teacher, staff, head, director); schooling with a
+    pupil's role or an enrollment; relations with a guardianship, as guardian or pupil. Leaving
+    rows count until they are purged.
+
+    Why at report time rather than in the entry: the categories of each person would have to
+    be written with the entry, and a first import names every person of an académie (300,000
+    and more) in one list that is already its largest part; the alternatives (a list per set
+    of categories, a byte per person) grow every import's entry, its HMAC input and the
+    statements that compute them, to serve a question asked a few times a year. The store
+    answers it in three indexed look-ups. The cost is that the answer follows what the store
+    holds now: a person whose role was purged (a teacher who left, still a guardian) loses
+    "professional" on the older flows that collected it. A person the store no longer holds at
+    all keeps the entry's categories unnarrowed (``person_categories`` is null), which may name
+    categories of other persons of the flow, never fewer than were carried.
 """
 
 from __future__ import annotations
@@ -22,13 +43,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, bindparam, func, select, text
 
 from annuaire.errors import BadInput
-from annuaire.schema import EntityKind, ExternalId, ImportRun, as_utc
+from annuaire.schema import TABLES, EntityKind, ExternalId, ImportRun, RoleKind, as_utc
 
 from .flowlog import ENTRY
 from .keys import RegistreKeys
 from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
 
-__all__ = ["PersonFlow", "PersonReport", "RecipientSummary", "person_report", "resolve_person"]
+__all__ = [
+    "PersonFlow",
+    "PersonReport",
+    "RecipientSummary",
+    "person_categories",
+    "person_report",
+    "resolve_person",
+]
 
 _EXTERNAL = ExternalId.__table__  # type: ignore[attr-defined]
 _RUNS = ImportRun.__table__  # type: ignore[attr-defined]
@@ -87,6 +115,15 @@ class PersonReport(BaseModel):
         description="Time of the oldest entry the log holds (UTC), whoever it concerns: the "
         "answer covers the flows since then, which may be more or less than the retention "
         "(a log not purged yet, a young one). Null when the log is empty."
+    )
+    person_categories: list[DataCategory] | None = Field(
+        default=None,
+        description="The data categories that can concern this person, from what the store "
+        "holds of them (identifiers, identity, contact, connection; professional with a staff "
+        "role; schooling with a pupil's role or an enrollment; relations with a "
+        "guardianship): each flow lists its entry's categories among these only, an entry "
+        "naming the categories of all the persons of its flow. Null when the store no longer "
+        "holds the person: the flows list their entries' categories, unnarrowed.",
     )
     recipients: list[RecipientSummary]
     flows: list[PersonFlow]
@@ -178,6 +215,12 @@ def person_report(
     rows = connection.execute(
         select(ENTRY).where(_concerns(connection, pseudonym)).order_by(ENTRY.c.seq)
     ).all()
+    concerning = person_categories(connection, person_id)
+
+    def categories(row: Any) -> list[DataCategory]:
+        carried = [DataCategory(c) for c in row.categories]
+        return carried if concerning is None else [c for c in carried if c in concerning]
+
     flows = [
         PersonFlow(
             seq=row.seq,
@@ -189,7 +232,7 @@ def person_report(
             recipient_kind=RecipientKind(row.actor_kind),
             recipient=_recipient(row),
             recipient_name=client_names.get(row.client_id) if _by_client(row) else None,
-            data_categories=[DataCategory(c) for c in row.categories],
+            data_categories=categories(row),
             structures=list(row.structures),
             outcome=row.outcome,
             request_id=row.request_id,
@@ -202,9 +245,62 @@ def person_report(
         generated_at=now or dt.datetime.now(dt.UTC),
         log_retention_months=retention_months,
         log_since=_oldest(connection),
+        person_categories=None if concerning is None else sorted(concerning),
         recipients=_by_recipient(flows),
         flows=flows,
     )
+
+
+_PERSONS = TABLES[EntityKind.PERSON].__table__  # type: ignore[attr-defined]
+_ROLES = TABLES[EntityKind.ROLE].__table__  # type: ignore[attr-defined]
+_ENROLLMENTS = TABLES[EntityKind.ENROLLMENT].__table__  # type: ignore[attr-defined]
+_GUARDIANSHIPS = TABLES[EntityKind.GUARDIANSHIP].__table__  # type: ignore[attr-defined]
+#: What any person's data may be, whatever they are.
+_ANYONE = frozenset(
+    {
+        DataCategory.IDENTIFIERS,
+        DataCategory.IDENTITY_NAME,
+        DataCategory.IDENTITY_BIRTH_DATE,
+        DataCategory.CONTACT,
+        DataCategory.CONNECTION,
+    }
+)
+_PROFESSIONAL_ROLES = frozenset(
+    {RoleKind.TEACHER, RoleKind.STAFF, RoleKind.HEAD, RoleKind.DIRECTOR}
+)
+
+
+def person_categories(
+    connection: Connection, person_id: uuid.UUID
+) -> frozenset[DataCategory] | None:
+    """The data categories that can concern ``person_id``, from what the store holds of them
+    (leaving rows included); None when it holds no such person (see the module docstring)."""
+    held = connection.execute(select(_PERSONS.c.id).where(_PERSONS.c.id == person_id)).first()
+    if held is None:
+        return None
+    found = set(_ANYONE)
+    roles = set(
+        connection.execute(
+            select(_ROLES.c.role).where(_ROLES.c.person_id == person_id).distinct()
+        ).scalars()
+    )
+    if roles & _PROFESSIONAL_ROLES:
+        found.add(DataCategory.PROFESSIONAL)
+    enrolled = connection.execute(
+        select(_ENROLLMENTS.c.id).where(_ENROLLMENTS.c.person_id == person_id).limit(1)
+    ).first()
+    if RoleKind.PUPIL in roles or enrolled is not None:
+        found.add(DataCategory.SCHOOLING)
+    related = connection.execute(
+        select(_GUARDIANSHIPS.c.id)
+        .where(
+            (_GUARDIANSHIPS.c.guardian_id == person_id) | (_GUARDIANSHIPS.c.pupil_id == person_id)
+        )
+        .limit(1)
+    ).first()
+    if related is not None:
+        found.add(DataCategory.RELATIONS)
+    return frozenset(found)
 
 
 #: Recipients that are people: the entry's actor is their pseudonym; its client id names the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -176,3 +177,75 @@ def test_the_report_says_from_when_the_log_holds_flows(store: Store, registre: R
         )
     assert report.log_since == nobody.log_since == oldest
     assert len(report.flows) == 1 and nobody.flows == []
+
+
+def test_a_person_is_reported_the_data_categories_that_concern_them_not_those_of_others(
+    store: Store, registre: Registre, tmp_path: Path
+) -> None:
+    """An import's entry names every person it wrote and the categories of all of them: the
+    staff's functions are professional data, but a guardian's report must not say that the
+    import collected professional data about them, nor a teacher's that it collected their
+    relations. Each person's flows keep the categories that concern them; a person the store
+    no longer holds keeps the entry's (what they were is gone with them)."""
+    from sqlalchemy import text as sql
+
+    from annuaire.importing import import_aaf
+    from connectors.sample import generate_academie
+
+    folder = tmp_path / "academie"
+    generate_academie(folder, pupils=30, seed=5)
+    import_aaf(store.engine, store.settings, [folder])
+    with store.engine.connect() as connection:
+        guardian, teacher, pupil = (
+            uuid.UUID(str(connection.execute(sql(query)).scalars().first()))
+            for query in (
+                "SELECT guardian_id FROM guardianship WHERE guardian_id NOT IN "
+                "(SELECT person_id FROM role WHERE role <> 'guardian')",
+                "SELECT person_id FROM role WHERE role = 'teacher' AND person_id NOT IN "
+                "(SELECT guardian_id FROM guardianship)",
+                "SELECT pupil_id FROM guardianship",
+            )
+        )
+        reports = {
+            who: person_report(
+                connection, registre.keys, person, retention_months=12, client_names={}
+            )
+            for who, person in (("guardian", guardian), ("teacher", teacher), ("pupil", pupil))
+        }
+    imported = {
+        who: [f for f in r.flows if f.flow is FlowKind.IMPORT] for who, r in reports.items()
+    }
+    assert all(len(flows) == 1 for flows in imported.values())
+    categories = {who: set(flows[0].data_categories) for who, flows in imported.items()}
+    identity = {DataCategory.IDENTIFIERS, DataCategory.IDENTITY_NAME}
+    assert identity <= categories["guardian"] and DataCategory.RELATIONS in categories["guardian"]
+    assert not {DataCategory.PROFESSIONAL, DataCategory.SCHOOLING} & categories["guardian"]
+    assert DataCategory.PROFESSIONAL in categories["teacher"]
+    assert DataCategory.RELATIONS not in categories["teacher"]
+    assert {DataCategory.SCHOOLING, DataCategory.RELATIONS} <= categories["pupil"]
+    assert DataCategory.PROFESSIONAL not in categories["pupil"]
+    assert reports["guardian"].recipients[0].data_categories == sorted(categories["guardian"])
+    assert reports["guardian"].person_categories is not None
+    assert DataCategory.PROFESSIONAL not in reports["guardian"].person_categories
+    # Gone from the store: the entry's categories, all of them.
+    gone = uuid.uuid4()
+    with write_transaction(store.engine) as connection:
+        registre.log.append(
+            connection,
+            FlowRecord(
+                flow=FlowKind.IMPORT,
+                operation=Operation.COLLECT,
+                activity=registre.activity_id(FlowKind.IMPORT),
+                actor_kind=RecipientKind.IMPORT_JOB,
+                actor="import aaf",
+                target="import aaf",
+                categories={DataCategory.PROFESSIONAL, DataCategory.RELATIONS},
+                subjects=[gone],
+            ),
+        )
+    with store.engine.connect() as connection:
+        report = person_report(
+            connection, registre.keys, gone, retention_months=12, client_names={}
+        )
+    assert report.person_categories is None
+    assert report.flows[0].data_categories == [DataCategory.PROFESSIONAL, DataCategory.RELATIONS]
