@@ -140,6 +140,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.authenticator = Authenticator(settings, trusted_issuers(settings))
     app.state.engine = engine or make_engine(settings, serving=True)
     app.state.registre = open_registre(settings, app.state.engine)
+    # A first EduConnect login's FrEduCtId is kept with its flow entry.
+    app.state.access_rules = AccessRules(app.state.registre)
     # Transactions of their own (never autocommit): the flow writer's batches and the DPO's
     # endpoints.
     url = app.state.engine.url.render_as_string(hide_password=False)

@@ -33,6 +33,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     ColumnElement,
@@ -69,6 +70,9 @@ from annuaire.store.engine import placeholder
 
 from .devtokens import dev_issuer_name
 from .principal import Principal, PrincipalKind, StaffRole, Unauthenticated
+
+if TYPE_CHECKING:
+    from annuaire.registre.runtime import Registre
 
 __all__ = ["CORE_SCOPE", "DEMOGRAPHICS", "DEMOGRAPHICS_SCOPE", "AccessRules", "Visibility"]
 
@@ -143,7 +147,15 @@ def _in_structures(table: Table, uais: frozenset[str]) -> ColumnElement[bool]:
 
 
 class AccessRules:
-    """Resolution of principals against the store, and the row and field rules."""
+    """Resolution of principals against the store, and the row and field rules.
+
+    With ``registre`` (the API's), the one write a resolution may make — keeping a first
+    login's ``FrEduCtId``, an identifier collected from EduConnect — commits with its flow
+    entry; without one (tests of the rules alone) it is kept unlogged.
+    """
+
+    def __init__(self, registre: Registre | None = None) -> None:
+        self.registre = registre
 
     # -- resolution --------------------------------------------------------------------------
 
@@ -212,7 +224,7 @@ class AccessRules:
         ):
             raise Unauthenticated("the affiliation does not match the annuaire", "identity")
         if principal.educonnect_id:
-            self._keep_educonnect_id(connection, person_id, principal.educonnect_id)
+            self._keep_educonnect_id(connection, principal, person_id, principal.educonnect_id)
         return principal.resolved_as(person_id=person_id)
 
     def _match_join_keys(
@@ -271,9 +283,15 @@ class AccessRules:
             )
         return connection.execute(query.limit(2)).scalars().all()
 
-    def _keep_educonnect_id(self, connection: Connection, person_id: uuid.UUID, value: str) -> None:
+    def _keep_educonnect_id(
+        self, connection: Connection, principal: Principal, person_id: uuid.UUID, value: str
+    ) -> None:
         """Keep ``value`` as the person's ``educonnect:FrEduCtId``, once, and never fail the
-        login over it: the person was found by their AAF identity, this id is only noted."""
+        login over it: the person was found by their AAF identity, this id is only noted.
+
+        Keeping it collects an identifier: the row and its flow entry (``collect`` under the
+        activity claiming ``api-educonnect``, the person as actor and subject) commit together,
+        or neither does; a login that keeps nothing (the id is known) writes no entry."""
         ext = _EXTERNAL_ID
         if len(value) > _EXTERNAL_ID_CHARS:
             # EduConnect's ids have 96 characters: a longer value is no usable id, and an
@@ -316,11 +334,39 @@ class AccessRules:
         )
         try:
             with connection.begin():
-                connection.execute(keep)
+                kept = connection.execute(keep).rowcount
+                if kept and self.registre is not None:
+                    self._log_collected(connection, principal, person_id)
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise
             log.warning("FrEduCtId of person %s not kept: %s", person_id, type(exc.orig).__name__)
+
+    def _log_collected(
+        self, connection: Connection, principal: Principal, person_id: uuid.UUID
+    ) -> None:
+        from annuaire.registre.flowlog import FlowRecord
+        from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
+        registre = self.registre
+        assert registre is not None
+        pupil = principal.kind is PrincipalKind.PUPIL
+        registre.log.append(
+            connection,
+            FlowRecord(
+                flow=FlowKind.API_EDUCONNECT,
+                operation=Operation.COLLECT,
+                activity=registre.activity_id(FlowKind.API_EDUCONNECT),
+                actor_kind=RecipientKind.PUPIL if pupil else RecipientKind.GUARDIAN,
+                actor=registre.keys.pseudonym(person_id),
+                client_id=principal.client_id,
+                scopes=principal.scopes,
+                target="educonnect login: FrEduCtId kept",
+                categories={DataCategory.IDENTIFIERS},
+                subjects=[person_id],
+                source={"issuer": principal.issuer, "claim": "FrEduCtId"},
+            ),
+        )
 
     def _resolve_staff(self, connection: Connection, principal: Principal) -> Principal:
         """The agent of the token's e-mail, with the structures both the token and the annuaire

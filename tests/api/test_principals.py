@@ -14,6 +14,7 @@ from sqlalchemy import text
 from annuaire.auth import AccessRules, Principal, PrincipalKind, current_principal
 from annuaire.auth.principal import StaffRole, Unauthenticated, principal_from_claims
 from annuaire.importing import import_aaf
+from annuaire.registre.vocabulary import FlowKind
 from annuaire.settings import IssuerSettings
 from annuaire.store.engine import one_snapshot
 
@@ -464,3 +465,44 @@ def test_simultaneous_first_logins_keep_one_educonnect_id_each(
     )
     assert tuple(kept) == (persons, persons)
     assert [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()] == []
+
+
+def test_keeping_a_first_login_s_educonnect_id_is_a_logged_collection(fresh_api: Api) -> None:
+    """The ``FrEduCtId`` a first login keeps is an identifier collected from EduConnect: it is
+    written with a flow entry (collect, under the activity claiming ``api-educonnect``), in the
+    same transaction, and the person's access report lists it; a later login, which keeps
+    nothing, writes none."""
+    from annuaire.registre.flowlog import ENTRY
+    from annuaire.registre.verify import verify_log
+
+    app = fresh_api.client.app
+    registre = app.state.registre  # type: ignore[attr-defined]
+    person, key = join_key_of(fresh_api, "SELECT guardian_id FROM guardianship WHERE legal")
+    claims = {
+        "FrEduCtPersonAffiliation": "resp2d",
+        "FrEduCtRefId": f"{{AAF}}99|x|{key}",
+        "FrEduCtId": "cd" * 48,
+    }
+    principal = principal_from_claims("educonnect", "test", {**BASE, **claims})
+    app.dependency_overrides[current_principal] = lambda: principal  # type: ignore[attr-defined]
+    try:
+        for _ in range(2):  # a first login, then another
+            assert fresh_api.client.get("/v1/persons").status_code == 200
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    with fresh_api.engine.connect() as connection:
+        collected = connection.execute(
+            ENTRY.select().where(ENTRY.c.operation == "collect", ENTRY.c.flow != "import")
+        ).all()
+        report = registre.person_report(connection, person)
+        assert verify_log(connection, registre.keys).ok
+    (entry,) = collected
+    assert (entry.flow, entry.activity, entry.actor_kind) == (
+        "api-educonnect",
+        registre.activity_id(FlowKind.API_EDUCONNECT),
+        "guardian",
+    )
+    assert list(entry.categories) == ["identifiers"] and entry.persons == 1
+    assert entry.actor == registre.keys.pseudonym(person)
+    kept = [f for f in report.flows if f.operation == "collect" and f.flow == "api-educonnect"]
+    assert [(f.seq, f.data_categories) for f in kept] == [(entry.seq, ["identifiers"])]
