@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,18 +236,73 @@ def changes(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
     structure: Annotated[str | None, typer.Option(help="Only entries touching this UAI.")] = None,
 ) -> None:
-    """Print a page of the change feed as JSON lines, then the next cursor on stderr."""
+    """Print a page of the change feed as JSON lines, then the next cursor on stderr.
+
+    The hub ids of the persons it names are personal data shown to the operator: a page that
+    names any person or what belongs to one is logged first (one flow entry per invocation,
+    see :func:`_log_consultation`)."""
     try:
         engine = open_store()
+        with engine.connect() as connection:
+            page = changes_after(connection, after, limit, structure=structure)
+        lines = []
+        for entry in page.entries:
+            line = entry.model_dump(mode="json")
+            line["structures"] = structures_list(entry.structures)  # as the API gives them
+            lines.append(json.dumps(line, ensure_ascii=False))
+        personal = [e for e in page.entries if e.entity_type in _PERSONAL_KINDS]
+        if personal:
+            _log_consultation(
+                engine,
+                "aiguillage changes",
+                "\n".join(lines).encode(),
+                persons=[e.entity_id for e in personal if e.entity_type == "person"],
+                structures={u for e in personal for u in structures_list(e.structures)},
+            )
     except AiguillageError as exc:
         raise fail(exc) from exc
-    with engine.connect() as connection:
-        page = changes_after(connection, after, limit, structure=structure)
-    for entry in page.entries:
-        line = entry.model_dump(mode="json")
-        line["structures"] = structures_list(entry.structures)  # as the API gives them
-        typer.echo(json.dumps(line, ensure_ascii=False))
+    for text in lines:
+        typer.echo(text)
     errors.print(f"next cursor: {page.next_cursor}")
+
+
+#: Entities that are, or belong to, a person: their entries in the feed are personal data.
+_PERSONAL_KINDS = frozenset({"person", "role", "enrollment", "guardianship"})
+
+
+def _log_consultation(
+    engine: Engine,
+    command: str,
+    payload: bytes,
+    *,
+    persons: list[uuid.UUID],
+    structures: set[str],
+) -> None:
+    """The flow entry of an operator's reading of personal data through the CLI, committed
+    before it is printed: a consultation (``read``) by the operator's command line, under the
+    activity that claims the imports (the hub's own processing of the annuaire)."""
+    from annuaire.registre.flowlog import FlowRecord
+    from annuaire.registre.runtime import open_registre
+    from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+    from annuaire.store.engine import write_transaction
+
+    registre = open_registre(get_settings(), engine)
+    with write_transaction(engine) as connection:
+        registre.log.append(
+            connection,
+            FlowRecord(
+                flow=FlowKind.IMPORT,
+                operation=Operation.READ,
+                activity=registre.activity_id(FlowKind.IMPORT),
+                actor_kind=RecipientKind.OPERATOR,
+                actor=command,
+                target=command,
+                categories={DataCategory.IDENTIFIERS},
+                structures=structures,
+                subjects=persons,
+                payload_digest=hashlib.sha256(payload).hexdigest(),
+            ),
+        )
 
 
 spec_app = typer.Typer(help="The opposable contract under specs/.", no_args_is_help=True)

@@ -254,7 +254,7 @@ _RECIPIENT_KIND_LABELS = {
     RecipientKind.GUARDIAN: "Responsables légaux",
     RecipientKind.PUPIL: "Élèves",
     RecipientKind.STAFF: "Personnels",
-    RecipientKind.OPERATOR: "Opérateur (développement et test)",
+    RecipientKind.OPERATOR: "Opérateur (ligne de commande du hub ; API sans jeton en test)",
     RecipientKind.IMPORT_JOB: "Tâche d'import",
     RecipientKind.DPO: "Délégué à la protection des données",
 }

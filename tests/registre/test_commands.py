@@ -312,3 +312,48 @@ def test_every_client_contract_is_a_recipient_of_the_register_before_it_reads_an
     assert command("export", "--format", "csv", "--output", str(csv_dir)).exit_code == 0
     fiche = (csv_dir / f"{ENT_ACTIVITY.id}.csv").read_text(encoding="utf-8-sig")
     assert "ENT Collèges" in fiche and "révoqué le" in fiche
+
+
+def test_the_change_feed_read_through_the_cli_is_a_logged_consultation(
+    store: Store, command: Any, tmp_path: Path
+) -> None:
+    """``aiguillage changes`` prints the hub ids of the persons a page names to the operator:
+    a consultation, one flow entry per invocation (the operator's CLI as actor, the persons
+    printed as subjects), committed before the page is printed."""
+    from annuaire.importing import import_aaf
+    from annuaire.registre.runtime import open_registre
+    from connectors.sample import generate_academie
+
+    folder = tmp_path / "academie"
+    generate_academie(folder, pupils=10, seed=3)
+    import_aaf(store.engine, store.settings, [folder])
+    with store.engine.connect() as connection:
+        before = int(connection.execute(select(func.max(ENTRY.c.seq))).scalar_one())
+    printed = CliRunner().invoke(app, ["changes", "--after", "0", "--limit", "500"])
+    assert printed.exit_code == 0, printed.output
+    lines = [orjson.loads(line) for line in printed.stdout.splitlines()]
+    persons = {uuid.UUID(e["entity_id"]) for e in lines if e["entity_type"] == "person"}
+    assert persons
+    registre = open_registre(store.settings, store.engine)
+    with store.engine.connect() as connection:
+        (entry,) = connection.execute(
+            select(ENTRY.c.seq, ENTRY.c.actor_kind, ENTRY.c.actor, ENTRY.c.operation).where(
+                ENTRY.c.seq > before
+            )
+        ).all()
+        report = registre.person_report(connection, next(iter(persons)))
+    assert (entry.actor_kind, entry.actor, entry.operation) == (
+        "operator",
+        "aiguillage changes",
+        "read",
+    )
+    assert entry.seq in {f.seq for f in report.flows}
+    # A page of structures only names no one: nothing to log. One naming a person: one entry.
+    assert lines[0]["entity_type"] == "structure"
+    assert CliRunner().invoke(app, ["changes", "--limit", "1"]).exit_code == 0
+    seq = next(e["seq"] for e in lines if e["entity_type"] == "person")
+    assert (
+        CliRunner().invoke(app, ["changes", "--after", str(seq - 1), "--limit", "1"]).exit_code == 0
+    )
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).where(ENTRY.c.seq > before)).scalar() == 2
