@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, make_url, select
 from sqlalchemy.exc import OperationalError
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
@@ -58,9 +58,20 @@ EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 
 
-def open_store(*, require_current: bool = True) -> Engine:
-    """The engine of the configured database, checked to be at the latest migration."""
-    engine = make_engine(get_settings())
+def open_store(*, require_current: bool = True, create: bool = False) -> Engine:
+    """The engine of the configured database, checked to be at the latest migration.
+
+    A SQLite store is created by ``db upgrade`` only (``create``): another command finding no
+    file says so and creates none (sqlite3 would create an empty one, its folder, -wal and
+    -shm, that the next command would take for a store at revision none)."""
+    settings = get_settings()
+    if not create and (missing := _missing_sqlite_file(settings.database_url)) is not None:
+        raise ConfigurationError(
+            f"the database {missing} does not exist (revision none), the code expects "
+            f"{migrations.head_revision()}: run `aiguillage db upgrade` first; nothing was read "
+            "or written"
+        )
+    engine = make_engine(settings)
     try:
         current = migrations.current_revision(engine)
     except OperationalError as exc:  # the server down, a wrong URL, a SQLite folder missing
@@ -80,6 +91,18 @@ def open_store(*, require_current: bool = True) -> Engine:
                 "run `aiguillage db upgrade` first"
             )
     return engine
+
+
+def _missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (not for an in-memory database, nor a
+    ``file:`` URI, whose mode decides)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") or url.database.startswith("file:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
 
 
 @contextlib.contextmanager
@@ -116,8 +139,12 @@ def fail(exc: AiguillageError, message: str | None = None) -> typer.Exit:
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Create or migrate the schema of the configured database (SQLite or PostgreSQL)."""
-    engine = open_store(require_current=False)
+    """Create or migrate the schema of the configured database (SQLite or PostgreSQL); the only
+    command that creates a SQLite store."""
+    try:
+        engine = open_store(require_current=False, create=True)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
     migrations.upgrade(engine, revision)
     console.print(f"database at revision {migrations.current_revision(engine)} ({engine.url!r})")
 
@@ -125,7 +152,10 @@ def db_upgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Print the revision of the configured database and the code's head revision."""
-    engine = open_store(require_current=False)
+    try:
+        engine = open_store(require_current=False)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
     console.print(
         f"database: {migrations.current_revision(engine) or 'empty'}; "
         f"code: {migrations.head_revision()}"

@@ -303,3 +303,33 @@ def test_a_dry_run_writes_nothing_not_even_the_registers_bookkeeping(tmp_path: P
     assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
     after = rows()
     assert all(after[t] > before[t] for t in tables), (before, after)
+
+
+def test_only_db_upgrade_creates_a_sqlite_store(tmp_path: Path) -> None:
+    """A command run on a SQLite path where no store exists (a typo in AIGUILLAGE_DATABASE_URL,
+    the job run before ``db upgrade``) says to run ``db upgrade`` and leaves nothing behind: it
+    created an empty database file (and its folder, -wal and -shm) that the next command then
+    found "at revision none", as if a store were there."""
+    folder = tmp_path / "store"
+    url = f"sqlite:///{folder / 'job.db'}"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    for command in (
+        ("import", "aaf", str(generated)),
+        ("runs",),
+        ("purge", "--older-than-days", "0"),
+        ("changes",),
+        ("db", "current"),
+        ("registre", "verify"),
+    ):
+        done = cli(url, tmp_path, *command)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        printed = " ".join(done.stderr.split())
+        assert "Traceback" not in printed, (command, printed)
+        assert f"the database {folder / 'job.db'} does not exist" in printed, (command, printed)
+        assert "run `aiguillage db upgrade` first" in printed, (command, printed)
+        assert not folder.exists(), (command, sorted(folder.rglob("*")))
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    assert (folder / "job.db").is_file()
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 0, listed.stderr
