@@ -309,8 +309,9 @@ def purge(
         raise _fail(exc) from exc
     console.print(
         f"retention {retention} months (cutoff {result.cutoff:%Y-%m-%d %H:%M} UTC): "
-        f"{result.entries} entries and {result.subjects} subject rows purged; the log now "
-        f"starts after entry {result.up_to_seq}",
+        f"{result.entries} entries purged, naming a person {result.subjects} times in all (a "
+        f"person named by several entries counts once per entry); the log now starts after "
+        f"entry {result.up_to_seq}",
         highlight=False,
     )
 
