@@ -28,6 +28,7 @@ from annuaire.schema import ImportRun, SourceWarning
 from annuaire.settings import get_settings
 from annuaire.store import changes_after, make_engine, structures_list
 from annuaire.store import migrate as migrations
+from annuaire.store.engine import WRITER_BUSY, writer_busy
 from annuaire.sync import Interrupted, Stop
 from annuaire.sync import purge as purge_store
 
@@ -112,13 +113,9 @@ def _one_writer() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        if "database is locked" not in str(exc.orig):
+        if not writer_busy(exc):
             raise
-        raise Refused(
-            "another import or purge is writing to the store and did not end within the busy "
-            "timeout (SQLite has one writer at a time; AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S): "
-            "try again when it ends"
-        ) from exc
+        raise Refused(WRITER_BUSY) from exc
 
 
 def _label(exc: AiguillageError) -> str:
@@ -588,9 +585,34 @@ def import_aaf(
                 "were); running the command again is safe",
             )
         )
+        _say_not_recorded(runs)
         raise typer.Exit(exit_code)
     if failure is not None:
-        raise fail(failure, message)
+        stop_job = fail(failure, message)
+        _say_not_recorded(runs)
+        raise stop_job
+
+
+def _say_not_recorded(runs: list[Any]) -> None:
+    """On stderr, the refused or failed runs that could not be recorded, and why."""
+    for run in runs:
+        if run.report is not None and run.report.not_recorded:
+            errors.print(
+                said(
+                    "not recorded",
+                    f"the {run.report.outcome.value} run of {_named(run)} "
+                    f"({run.report.not_recorded}): `aiguillage runs` does not list it",
+                    "bold yellow",
+                ),
+                highlight=False,
+            )
+
+
+def _named(run: Any) -> str:
+    """An export run as its printed title names it: the export, then the scope and mode."""
+    # The date tells apart the exports of a folder that keeps several nights' deliveries.
+    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
+    return f"{export} -> {run.scope.key} ({run.mode})"
 
 
 def _said_of(failure: AiguillageError, runs: list[Any]) -> str:
@@ -688,9 +710,7 @@ class _ImportProgress:
 
 def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
-    # The date tells apart the exports of a folder that keeps several nights' deliveries.
-    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
-    title = f"{export} -> {run.scope.key} ({run.mode})"
+    title = _named(run)
     if report is None:
         if run.skipped:
             console.print(f"{title}: skipped, {run.skipped}")
@@ -781,6 +801,7 @@ def _run_json(run: Any, warnings_by_category: Counter[str]) -> dict[str, Any]:
         "warning_codes": dict(sorted(report.warning_codes.items())) if report else {},
         "warnings": [_warning_json(w) for w in (report.warnings if report else [])],
         "notes": run.notes,
+        "not_recorded": report.not_recorded if report else None,
     }
 
 

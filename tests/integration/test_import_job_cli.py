@@ -6,11 +6,15 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from annuaire.cli import app
+from annuaire.settings import get_settings
 from connectors.sample import generate_academie, generate_delta
 from tests.integration.import_support import aaf_dir, malformed_lines
 from tests.integration.test_aaf_import import MALFORMED, cli
@@ -177,6 +181,51 @@ def test_a_second_writer_on_sqlite_is_a_refusal_not_a_traceback(
     assert "refused: another import or purge is writing to the store" in purging.stderr
     again = cli(url, tmp_path, "import", "aaf", str(generated))  # once the other job ended
     assert again.returncode == 0, again.stderr
+
+
+def test_a_job_refused_by_another_writer_waits_the_busy_timeout_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import that waited the busy timeout for another writer (SQLite) is refused; it
+    waited that timeout a second time to record the refused run, which needs the same lock.
+    It now tries to record it briefly, and says on stderr and in ``--report`` that the run
+    could not be recorded, and why (``aiguillage runs`` will not list it)."""
+    database = tmp_path / "job.db"
+    url = f"sqlite:///{database}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
+    timeout = 2.0
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", url)
+    monkeypatch.setenv("AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S", str(timeout))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    report = tmp_path / "run.json"
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other job, writing all along
+        started = time.monotonic()
+        busy = CliRunner().invoke(app, ["import", "aaf", str(generated), "--report", str(report)])
+        elapsed = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+        get_settings.cache_clear()
+    assert busy.exit_code == 1, busy.output
+    assert timeout <= elapsed < 1.6 * timeout, elapsed  # two waits took 2 x timeout
+    stderr = " ".join(busy.stderr.split())
+    assert "refused: another import or purge is writing to the store" in stderr, stderr
+    assert "not recorded:" in stderr and "database is locked" in stderr, stderr
+    assert "`aiguillage runs` does not list it" in stderr, stderr
+    written = _report(report)
+    assert written["error"]["kind"] == "refused"
+    (run,) = written["runs"]
+    assert run["outcome"] == "refused"
+    assert run["message"] == written["error"]["message"]
+    assert "database is locked" in run["not_recorded"]
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 0 and "refused" not in listed.stdout, listed.stdout
 
 
 def test_a_database_out_of_reach_is_said_not_a_traceback(tmp_path: Path) -> None:
