@@ -721,7 +721,8 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
         for note in run.notes:
             console.print(f"  note: {note}")
         return
-    if report.outcome.value in ("refused", "failed"):
+    ended = report.outcome.value in ("refused", "failed")
+    if ended:
         title += f": {report.outcome.value.upper()}, nothing applied"
     elif report.outcome.value == "dry_run":
         title += ": dry run, nothing applied"
@@ -735,7 +736,8 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
             *(f"{run.stats.requests[(category, op)]:,}" for op in ("add", "modify", "delete")),
             f"{warnings_by_category[category]:,}",
         )
-    console.print(requests)
+    # A run refused before it read anything has no figures: empty tables would say nothing.
+    console.print(requests if categories else title)
     entities = Table(title_justify="left")
     for column in ("entity", "created", "updated", "unchanged", "leaving", "returning"):
         entities.add_column(column, justify="left" if column == "entity" else "right")
@@ -749,7 +751,10 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
                 for c in ("created", "updated", "unchanged", "leaving", "returning")
             ),
         )
-    console.print(entities)
+    if entities.rows:
+        console.print(entities)
+    if ended and report.message:  # what was refused and why, under the figures if any
+        console.print(f"  {report.outcome.value}: {report.message}", soft_wrap=True)
     if report.warning_count:
         codes = ", ".join(f"{n} {code}" for code, n in sorted(report.warning_codes.items()))
         console.print(f"  warnings: {report.warning_count} ({codes}); first ones:")

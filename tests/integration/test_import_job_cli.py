@@ -382,3 +382,39 @@ def test_only_db_upgrade_creates_a_sqlite_store(tmp_path: Path) -> None:
     assert (folder / "job.db").is_file()
     listed = cli(url, tmp_path, "runs")
     assert listed.returncode == 0, listed.stderr
+
+
+def test_a_refused_run_prints_why_not_empty_tables(tmp_path: Path) -> None:
+    """A run refused before it read anything (an incomplete Complet) printed its title over
+    two empty tables, and why only on stderr: it prints what was refused and why. A run
+    refused with figures (the mass-removal guard) still prints them: they say why."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, later, incomplete = tmp_path / "complet", tmp_path / "later", tmp_path / "incomplete"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "delta", seed=6, rate=0.2, also_complet=later)
+    shutil.copytree(later, incomplete)
+    for chunk in incomplete.glob("*_PersRelEleve_*.xml"):
+        chunk.unlink()
+    assert cli(url, tmp_path, "import", "aaf", str(complet)).returncode == 0
+
+    refused = cli(url, tmp_path, "import", "aaf", str(incomplete))
+    assert refused.returncode == 1, refused.stderr
+    printed = " ".join(refused.stdout.split())
+    assert "┏" not in refused.stdout and "AAF category" not in printed, refused.stdout
+    why = re.search(r"-> aaf:099:2d \(complet\): REFUSED, nothing applied (.*)", printed)
+    assert why is not None, printed
+    assert why.group(1).startswith("refused: complet export ENT_SANDBOX 20260916 in ")
+    assert "(no PersRelEleve file)" in why.group(1) and "Pass --partial" in why.group(1)
+
+    guarded = cli(url, tmp_path, "import", "aaf", str(later))
+    assert guarded.returncode == 1, guarded.stderr
+    printed = " ".join(guarded.stdout.split())
+    assert "REFUSED, nothing applied" in printed and "refused: " in printed, printed
+    leaving = [
+        int(cells[4].replace(",", ""))
+        for line in guarded.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip().strip("│").split("│")]) == 6
+        and cells[0] in ("person", "role", "enrollment", "guardianship")
+    ]
+    assert leaving and any(leaving), guarded.stdout
