@@ -13,24 +13,23 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine, make_url, select
-from sqlalchemy.exc import OperationalError
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
 from annuaire.registre.cli import registre_app
-from annuaire.schema import ImportRun, SourceWarning
-from annuaire.settings import get_settings
-from annuaire.store import changes_after, make_engine, structures_list
-from annuaire.store import migrate as migrations
-from annuaire.store.engine import WRITER_BUSY, writer_busy
-from annuaire.sync import Interrupted, Stop
-from annuaire.sync import purge as purge_store
+
+# The store, the schema, the sync engine, Alembic and the settings are imported by the commands
+# that use them: `aiguillage --help` or `sample` need none (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from annuaire.schema import SourceWarning
+    from annuaire.sync import Interrupted
 
 __all__ = ["app", "open_store"]
 
@@ -65,6 +64,12 @@ def open_store(*, require_current: bool = True, create: bool = False) -> Engine:
     A SQLite store is created by ``db upgrade`` only (``create``): another command finding no
     file says so and creates none (sqlite3 would create an empty one, its folder, -wal and
     -shm, that the next command would take for a store at revision none)."""
+    from sqlalchemy.exc import OperationalError
+
+    from annuaire.settings import get_settings
+    from annuaire.store import make_engine
+    from annuaire.store import migrate as migrations
+
     settings = get_settings()
     if not create and (missing := _missing_sqlite_file(settings.database_url)) is not None:
         raise ConfigurationError(
@@ -97,6 +102,8 @@ def open_store(*, require_current: bool = True, create: bool = False) -> Engine:
 def _missing_sqlite_file(database_url: str) -> Path | None:
     """The file of a SQLite URL when it does not exist (not for an in-memory database, nor a
     ``file:`` URI, whose mode decides)."""
+    from sqlalchemy import make_url
+
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
@@ -110,6 +117,10 @@ def _missing_sqlite_file(database_url: str) -> Path | None:
 def _one_writer() -> Iterator[None]:
     """SQLite has one writer at a time: a job that waited the busy timeout for another one to
     end is refused, as PostgreSQL refuses a second run of a scope (not a traceback)."""
+    from sqlalchemy.exc import OperationalError
+
+    from annuaire.store.engine import WRITER_BUSY, writer_busy
+
     try:
         yield
     except OperationalError as exc:
@@ -138,6 +149,8 @@ def db_upgrade(
 ) -> None:
     """Create or migrate the schema of the configured database (SQLite or PostgreSQL); the only
     command that creates a SQLite store."""
+    from annuaire.store import migrate as migrations
+
     try:
         engine = open_store(require_current=False, create=True)
     except AiguillageError as exc:
@@ -149,6 +162,8 @@ def db_upgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Print the revision of the configured database and the code's head revision."""
+    from annuaire.store import migrate as migrations
+
     try:
         engine = open_store(require_current=False)
     except AiguillageError as exc:
@@ -169,6 +184,9 @@ def purge(
     ] = None,
 ) -> None:
     """Delete for good the entities that left their source longer ago than the delay."""
+    from annuaire.settings import get_settings
+    from annuaire.sync import purge as purge_store
+
     try:
         engine = open_store()
         if scope is not None:
@@ -191,6 +209,10 @@ def purge(
 def _known_scope(engine: Engine, scope: str) -> None:
     """``BadInput`` unless an import ran on ``scope``: a mistyped scope would purge nothing and
     say "nothing to purge", as if that scope were clean."""
+    from sqlalchemy import select
+
+    from annuaire.schema import ImportRun
+
     table = ImportRun.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         known = list(connection.execute(select(table.c.scope).distinct()).scalars())
@@ -206,6 +228,10 @@ def _known_scope(engine: Engine, scope: str) -> None:
 def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     """List the latest import runs with their outcome and counts, then why the runs that
     were not applied were not."""
+    from sqlalchemy import select
+
+    from annuaire.schema import ImportRun
+
     try:
         engine = open_store()
     except AiguillageError as exc:
@@ -262,6 +288,8 @@ def changes(
     structure: Annotated[str | None, typer.Option(help="Only entries touching this UAI.")] = None,
 ) -> None:
     """Print a page of the change feed as JSON lines, then the next cursor on stderr."""
+    from annuaire.store import changes_after, structures_list
+
     try:
         engine = open_store()
     except AiguillageError as exc:
@@ -315,6 +343,7 @@ def serve(
 
     from annuaire.api.demo import dev_token_request, example_requests
     from annuaire.registre.runtime import open_registre
+    from annuaire.settings import get_settings
 
     settings = get_settings()
     try:
@@ -520,6 +549,8 @@ def import_aaf(
     """
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
+    from annuaire.settings import get_settings
+    from annuaire.sync import Interrupted, Stop
 
     if report is not None and not report.parent.is_dir():
         # Found now, not once the runs are applied (the report would then be lost).
@@ -657,6 +688,10 @@ class _ImportProgress:
     def __init__(self) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        from annuaire.schema import SourceWarning
+
+        # Bound once here: ``item`` sees every record of the import.
+        self._warning: type[SourceWarning] = SourceWarning
         self.live = Progress(
             SpinnerColumn(finished_text="✓"),
             TextColumn("{task.description}", markup=False),
@@ -688,7 +723,7 @@ class _ImportProgress:
 
     def item(self, item: Any) -> None:
         provenance = getattr(item, "provenance", None)
-        if isinstance(item, SourceWarning):
+        if isinstance(item, self._warning):
             category = self._category_of.get(provenance.file, "") if provenance else ""
             self._export_warnings[category or "(export)"] += 1
             return
@@ -859,6 +894,7 @@ def clients_add(
     """Register a client; prints its id and, once and only now, its secret."""
     from annuaire.auth.clients import create_client
     from annuaire.registre.runtime import registre_config
+    from annuaire.settings import get_settings
 
     try:
         settings = get_settings()
@@ -954,6 +990,7 @@ def dev_token(
 ) -> None:
     """Print a development bearer token for a person or a client (never in production)."""
     from annuaire.auth.devtokens import dev_issuer_url, mint_dev_token, parse_subject
+    from annuaire.settings import get_settings
 
     settings = get_settings()
     if settings.environment == "production":
