@@ -15,23 +15,23 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
 
 from annuaire.errors import AiguillageError, BadInput, ConfigurationError, Refused
 from annuaire.registre.cli import registre_app
-from annuaire.schema import ImportRun, SourceWarning
-from annuaire.settings import get_settings
-from annuaire.store import changes_after, make_engine, structures_list
-from annuaire.store import migrate as migrations
-from annuaire.sync import Interrupted, Stop
-from annuaire.sync import purge as purge_store
+
+# The store, the schema, the sync engine, Alembic and the settings are imported by the commands
+# that use them: `aiguillage --help` or `sample` need none (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from annuaire.schema import SourceWarning
+    from annuaire.sync import Interrupted
 
 __all__ = ["app", "open_store"]
 
@@ -60,9 +60,26 @@ EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 
 
-def open_store(*, require_current: bool = True) -> Engine:
-    """The engine of the configured database, checked to be at the latest migration."""
-    engine = make_engine(get_settings())
+def open_store(*, require_current: bool = True, create: bool = False) -> Engine:
+    """The engine of the configured database, checked to be at the latest migration.
+
+    A SQLite store is created by ``db upgrade`` only (``create``): another command finding no
+    file says so and creates none (sqlite3 would create an empty one, its folder, -wal and
+    -shm, that the next command would take for a store at revision none)."""
+    from sqlalchemy.exc import OperationalError
+
+    from annuaire.settings import get_settings
+    from annuaire.store import make_engine
+    from annuaire.store import migrate as migrations
+
+    settings = get_settings()
+    if not create and (missing := _missing_sqlite_file(settings.database_url)) is not None:
+        raise ConfigurationError(
+            f"the database {missing} does not exist (revision none), the code expects "
+            f"{migrations.head_revision()}: run `aiguillage db upgrade` first; nothing was read "
+            "or written"
+        )
+    engine = make_engine(settings)
     try:
         current = migrations.current_revision(engine)
     except OperationalError as exc:  # the server down, a wrong URL, a SQLite folder missing
@@ -84,20 +101,34 @@ def open_store(*, require_current: bool = True) -> Engine:
     return engine
 
 
+def _missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (not for an in-memory database, nor a
+    ``file:`` URI, whose mode decides)."""
+    from sqlalchemy import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") or url.database.startswith("file:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
 @contextlib.contextmanager
 def _one_writer() -> Iterator[None]:
     """SQLite has one writer at a time: a job that waited the busy timeout for another one to
     end is refused, as PostgreSQL refuses a second run of a scope (not a traceback)."""
+    from sqlalchemy.exc import OperationalError
+
+    from annuaire.store.engine import WRITER_BUSY, writer_busy
+
     try:
         yield
     except OperationalError as exc:
-        if "database is locked" not in str(exc.orig):
+        if not writer_busy(exc):
             raise
-        raise Refused(
-            "another import or purge is writing to the store and did not end within the busy "
-            "timeout (SQLite has one writer at a time; AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S): "
-            "try again when it ends"
-        ) from exc
+        raise Refused(WRITER_BUSY) from exc
 
 
 def _label(exc: AiguillageError) -> str:
@@ -118,8 +149,14 @@ def fail(exc: AiguillageError, message: str | None = None) -> typer.Exit:
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Create or migrate the schema of the configured database (SQLite or PostgreSQL)."""
-    engine = open_store(require_current=False)
+    """Create or migrate the schema of the configured database (SQLite or PostgreSQL); the only
+    command that creates a SQLite store."""
+    from annuaire.store import migrate as migrations
+
+    try:
+        engine = open_store(require_current=False, create=True)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
     migrations.upgrade(engine, revision)
     console.print(f"database at revision {migrations.current_revision(engine)} ({engine.url!r})")
 
@@ -127,7 +164,12 @@ def db_upgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Print the revision of the configured database and the code's head revision."""
-    engine = open_store(require_current=False)
+    from annuaire.store import migrate as migrations
+
+    try:
+        engine = open_store(require_current=False)
+    except AiguillageError as exc:
+        raise fail(exc) from exc
     console.print(
         f"database: {migrations.current_revision(engine) or 'empty'}; "
         f"code: {migrations.head_revision()}"
@@ -144,6 +186,9 @@ def purge(
     ] = None,
 ) -> None:
     """Delete for good the entities that left their source longer ago than the delay."""
+    from annuaire.settings import get_settings
+    from annuaire.sync import purge as purge_store
+
     try:
         engine = open_store()
         if scope is not None:
@@ -166,6 +211,10 @@ def purge(
 def _known_scope(engine: Engine, scope: str) -> None:
     """``BadInput`` unless an import ran on ``scope``: a mistyped scope would purge nothing and
     say "nothing to purge", as if that scope were clean."""
+    from sqlalchemy import select
+
+    from annuaire.schema import ImportRun
+
     table = ImportRun.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         known = list(connection.execute(select(table.c.scope).distinct()).scalars())
@@ -181,6 +230,10 @@ def _known_scope(engine: Engine, scope: str) -> None:
 def runs(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
     """List the latest import runs with their outcome and counts, then why the runs that
     were not applied were not."""
+    from sqlalchemy import select
+
+    from annuaire.schema import ImportRun
+
     try:
         engine = open_store()
     except AiguillageError as exc:
@@ -241,6 +294,8 @@ def changes(
     The hub ids of the persons it names are personal data shown to the operator: a page that
     names any person or what belongs to one is logged first (one flow entry per invocation,
     see :func:`_log_consultation`)."""
+    from annuaire.store import changes_after, structures_list
+
     try:
         engine = open_store()
         with engine.connect() as connection:
@@ -284,6 +339,7 @@ def _log_consultation(
     from annuaire.registre.flowlog import FlowRecord
     from annuaire.registre.runtime import open_registre
     from annuaire.registre.vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+    from annuaire.settings import get_settings
     from annuaire.store.engine import write_transaction
 
     registre = open_registre(get_settings(), engine)
@@ -345,6 +401,7 @@ def serve(
 
     from annuaire.api.demo import dev_token_request, example_requests
     from annuaire.registre.runtime import open_registre
+    from annuaire.settings import get_settings
 
     settings = get_settings()
     try:
@@ -550,6 +607,8 @@ def import_aaf(
     """
     from annuaire.importing import ExportRun
     from annuaire.importing import import_aaf as run_import
+    from annuaire.settings import get_settings
+    from annuaire.sync import Interrupted, Stop
 
     if report is not None and not report.parent.is_dir():
         # Found now, not once the runs are applied (the report would then be lost).
@@ -615,9 +674,34 @@ def import_aaf(
                 "were); running the command again is safe",
             )
         )
+        _say_not_recorded(runs)
         raise typer.Exit(exit_code)
     if failure is not None:
-        raise fail(failure, message)
+        stop_job = fail(failure, message)
+        _say_not_recorded(runs)
+        raise stop_job
+
+
+def _say_not_recorded(runs: list[Any]) -> None:
+    """On stderr, the refused or failed runs that could not be recorded, and why."""
+    for run in runs:
+        if run.report is not None and run.report.not_recorded:
+            errors.print(
+                said(
+                    "not recorded",
+                    f"the {run.report.outcome.value} run of {_named(run)} "
+                    f"({run.report.not_recorded}): `aiguillage runs` does not list it",
+                    "bold yellow",
+                ),
+                highlight=False,
+            )
+
+
+def _named(run: Any) -> str:
+    """An export run as its printed title names it: the export, then the scope and mode."""
+    # The date tells apart the exports of a folder that keeps several nights' deliveries.
+    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
+    return f"{export} -> {run.scope.key} ({run.mode})"
 
 
 def _said_of(failure: AiguillageError, runs: list[Any]) -> str:
@@ -662,6 +746,10 @@ class _ImportProgress:
     def __init__(self) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        from annuaire.schema import SourceWarning
+
+        # Bound once here: ``item`` sees every record of the import.
+        self._warning: type[SourceWarning] = SourceWarning
         self.live = Progress(
             SpinnerColumn(finished_text="✓"),
             TextColumn("{task.description}", markup=False),
@@ -693,7 +781,7 @@ class _ImportProgress:
 
     def item(self, item: Any) -> None:
         provenance = getattr(item, "provenance", None)
-        if isinstance(item, SourceWarning):
+        if isinstance(item, self._warning):
             category = self._category_of.get(provenance.file, "") if provenance else ""
             self._export_warnings[category or "(export)"] += 1
             return
@@ -715,9 +803,7 @@ class _ImportProgress:
 
 def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
     report = run.report
-    # The date tells apart the exports of a folder that keeps several nights' deliveries.
-    export = f"{run.export.prefix} {run.export.mode} {run.export.date or ''}".rstrip()
-    title = f"{export} -> {run.scope.key} ({run.mode})"
+    title = _named(run)
     if report is None:
         if run.skipped:
             console.print(f"{title}: skipped, {run.skipped}")
@@ -728,7 +814,8 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
         for note in run.notes:
             console.print(f"  note: {note}")
         return
-    if report.outcome.value in ("refused", "failed"):
+    ended = report.outcome.value in ("refused", "failed")
+    if ended:
         title += f": {report.outcome.value.upper()}, nothing applied"
     elif report.outcome.value == "dry_run":
         title += ": dry run, nothing applied"
@@ -742,7 +829,8 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
             *(f"{run.stats.requests[(category, op)]:,}" for op in ("add", "modify", "delete")),
             f"{warnings_by_category[category]:,}",
         )
-    console.print(requests)
+    # A run refused before it read anything has no figures: empty tables would say nothing.
+    console.print(requests if categories else title)
     entities = Table(title_justify="left")
     for column in ("entity", "created", "updated", "unchanged", "leaving", "returning"):
         entities.add_column(column, justify="left" if column == "entity" else "right")
@@ -756,7 +844,10 @@ def _print_run(run: Any, warnings_by_category: Counter[str]) -> None:
                 for c in ("created", "updated", "unchanged", "leaving", "returning")
             ),
         )
-    console.print(entities)
+    if entities.rows:
+        console.print(entities)
+    if ended and report.message:  # what was refused and why, under the figures if any
+        console.print(f"  {report.outcome.value}: {report.message}", soft_wrap=True)
     if report.warning_count:
         codes = ", ".join(f"{n} {code}" for code, n in sorted(report.warning_codes.items()))
         console.print(f"  warnings: {report.warning_count} ({codes}); first ones:")
@@ -808,6 +899,7 @@ def _run_json(run: Any, warnings_by_category: Counter[str]) -> dict[str, Any]:
         "warning_codes": dict(sorted(report.warning_codes.items())) if report else {},
         "warnings": [_warning_json(w) for w in (report.warnings if report else [])],
         "notes": run.notes,
+        "not_recorded": report.not_recorded if report else None,
     }
 
 
@@ -860,6 +952,7 @@ def clients_add(
     """Register a client; prints its id and, once and only now, its secret."""
     from annuaire.auth.clients import create_client
     from annuaire.registre.runtime import registre_config
+    from annuaire.settings import get_settings
 
     try:
         settings = get_settings()
@@ -955,6 +1048,7 @@ def dev_token(
 ) -> None:
     """Print a development bearer token for a person or a client (never in production)."""
     from annuaire.auth.devtokens import dev_issuer_url, mint_dev_token, parse_subject
+    from annuaire.settings import get_settings
 
     settings = get_settings()
     if settings.environment == "production":

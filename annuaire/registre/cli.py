@@ -16,27 +16,22 @@ import tempfile
 import uuid
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Connection, Engine
 
-from annuaire.encoding import b64url_encode
 from annuaire.errors import AiguillageError, BadInput, Refused
-from annuaire.settings import get_settings
-from annuaire.store.engine import read_snapshot, write_transaction
 
-from .flowlog import FlowRecord
-from .keys import generate_key_file, load_keys
-from .person import resolve_person
-from .purge import purge_log
-from .register import Register, render_csv, render_html, render_json
-from .runtime import Registre, open_registre, register_file, registre_config
-from .verify import verify_log
-from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+# The store, the log and the register are imported by the commands that use them: ``aiguillage
+# --help`` and the other commands do not load them (annuaire.cli).
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from .register import Register
+    from .runtime import Registre
 
 __all__ = ["registre_app"]
 
@@ -50,6 +45,9 @@ _JSON = orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 def _opened() -> tuple[Engine, Registre]:
     from annuaire.cli import open_store
+    from annuaire.settings import get_settings
+
+    from .runtime import open_registre
 
     engine = open_store()
     return engine, open_registre(get_settings(), engine)
@@ -69,6 +67,9 @@ def _log_access(
     persons: Collection[uuid.UUID] = (),
 ) -> None:
     """The entry of an operator's reading of the log, in ``connection``'s transaction."""
+    from .flowlog import FlowRecord
+    from .vocabulary import DataCategory, FlowKind, Operation, RecipientKind
+
     registre.log.append(
         connection,
         FlowRecord(
@@ -88,6 +89,10 @@ def _log_access(
 @registre_app.command("check")
 def check() -> None:
     """Validate the register file and list its activities (no database needed)."""
+    from annuaire.settings import get_settings
+
+    from .runtime import register_file, registre_config
+
     settings = get_settings()
     try:
         config = registre_config(settings)
@@ -110,6 +115,10 @@ def check() -> None:
 def verify() -> None:
     """Check every entry, subject list, checkpoint and the head; exit 1 and say where the chain
     breaks if it does."""
+    from annuaire.store.engine import read_snapshot
+
+    from .verify import verify_log
+
     try:
         engine, registre = _opened()
         with read_snapshot(engine) as connection:  # the log as of one instant
@@ -126,6 +135,8 @@ def verify() -> None:
 @registre_app.command("checkpoint")
 def checkpoint() -> None:
     """Seal the entries written since the last checkpoint (run it hourly from cron)."""
+    from annuaire.store.engine import write_transaction
+
     try:
         engine, registre = _opened()
         with write_transaction(engine) as connection:
@@ -149,6 +160,11 @@ def export(
     ] = False,
 ) -> None:
     """The art. 30 register: one fiche per activity with its history and observed flows."""
+    from annuaire.store.engine import read_snapshot, write_transaction
+
+    from .register import render_html, render_json
+    from .verify import verify_log
+
     if format == "csv" and output is None:
         raise _fail(BadInput("--format csv writes one file per fiche: give --output FOLDER"))
     try:
@@ -207,6 +223,8 @@ class _Staged:
 def _staged(document: Register, text: bytes | str | None, output: Path) -> _Staged:
     """The rendering written next to ``output`` (a folder for CSV, else a file), or BadInput
     naming what cannot be written."""
+    from .register import render_csv
+
     try:
         if text is None:
             if output.exists() and not output.is_dir():
@@ -245,6 +263,10 @@ def person(
     ] = "table",
 ) -> None:
     """Who received this person's data and when (GDPR art. 15(1)(c))."""
+    from annuaire.store.engine import read_snapshot, write_transaction
+
+    from .person import resolve_person
+
     try:
         engine, registre = _opened()
         # Read as of one instant, then the access entry in a short write transaction of its
@@ -288,6 +310,11 @@ def purge(
     ] = None,
 ) -> None:
     """Delete flow-log entries older than the retention; what remains still verifies."""
+    from annuaire.store.engine import write_transaction
+
+    from .purge import purge_log
+    from .vocabulary import FlowKind
+
     try:
         engine, registre = _opened()
         declared = registre.config.flow_log.retention_months
@@ -309,8 +336,9 @@ def purge(
         raise _fail(exc) from exc
     console.print(
         f"retention {retention} months (cutoff {result.cutoff:%Y-%m-%d %H:%M} UTC): "
-        f"{result.entries} entries and {result.subjects} subject rows purged; the log now "
-        f"starts after entry {result.up_to_seq}",
+        f"{result.entries} entries purged, naming a person {result.subjects} times in all (a "
+        f"person named by several entries counts once per entry); the log now starts after "
+        f"entry {result.up_to_seq}",
         highlight=False,
     )
 
@@ -327,6 +355,8 @@ def keys(
     ] = False,
 ) -> None:
     """Create the flow log's key file (or rotate its chain and signing keys)."""
+    from .keys import generate_key_file
+
     if path.exists() != rotate:
         problem = "does not exist" if rotate else "exists already (use --rotate)"
         raise _fail(Refused(f"{path} {problem}"))
@@ -353,6 +383,11 @@ def public_keys() -> None:
     """Print the flow log's public signing keys (a JWK set, newest first): what a third party
     needs to check the checkpoint of an export (``flow_log.last_checkpoint``), and nothing that
     signs or chains. Hand it to the DPO when the keys are created or rotated."""
+    from annuaire.encoding import b64url_encode
+    from annuaire.settings import get_settings
+
+    from .keys import load_keys
+
     try:
         registre_keys = load_keys(get_settings())
     except AiguillageError as exc:

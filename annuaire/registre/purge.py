@@ -37,6 +37,8 @@ class PurgeResult:
     #: Entries with a sequence up to this one are gone (0: nothing was ever purged).
     up_to_seq: int
     entries: int
+    #: The persons the purged entries named, summed over the entries: one named by two entries
+    #: counts twice.
     subjects: int
 
 

@@ -158,7 +158,14 @@ def open_registre(
 
 
 def _record_versions(engine: Engine, config: RegistreConfig, now: dt.datetime) -> dict[str, int]:
-    """The current version of each fiche, recording a new one for any that changed."""
+    """The current version of each fiche, recording a new one for any that changed.
+
+    Read first: a job whose register did not change takes no write lock for it (on SQLite it
+    would wait for another writer only to find nothing to write)."""
+    with engine.connect() as connection:
+        latest = _latest_versions(connection)
+    if all(latest.get(a.id, (0, None))[1] == a.digest for a in config.activities):
+        return {a.id: latest[a.id][0] for a in config.activities}
     for _attempt in range(3):
         try:
             with write_transaction(engine) as connection:
@@ -171,14 +178,7 @@ def _record_versions(engine: Engine, config: RegistreConfig, now: dt.datetime) -
 def _versions_in(
     connection: Connection, config: RegistreConfig, now: dt.datetime
 ) -> dict[str, int]:
-    latest = {
-        row.activity_id: (row.version, row.digest)
-        for row in connection.execute(
-            select(_VERSIONS.c.activity_id, _VERSIONS.c.version, _VERSIONS.c.digest).order_by(
-                _VERSIONS.c.activity_id, _VERSIONS.c.version
-            )
-        )
-    }
+    latest = _latest_versions(connection)
     versions: dict[str, int] = {}
     for activity in config.activities:
         version, digest = latest.get(activity.id, (0, None))
@@ -198,6 +198,18 @@ def _versions_in(
             )
         versions[activity.id] = version
     return versions
+
+
+def _latest_versions(connection: Connection) -> dict[str, tuple[int, str]]:
+    """Activity id -> its latest recorded version and digest."""
+    return {
+        row.activity_id: (row.version, row.digest)
+        for row in connection.execute(
+            select(_VERSIONS.c.activity_id, _VERSIONS.c.version, _VERSIONS.c.digest).order_by(
+                _VERSIONS.c.activity_id, _VERSIONS.c.version
+            )
+        )
+    }
 
 
 def activity_versions(connection: Connection) -> dict[str, list[ActivityVersion]]:

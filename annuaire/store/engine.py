@@ -13,11 +13,26 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from annuaire.settings import Settings
 from annuaire.store.changes import structures_union
 
-__all__ = ["make_engine", "one_snapshot", "placeholder", "read_snapshot", "write_transaction"]
+__all__ = [
+    "WRITER_BUSY",
+    "make_engine",
+    "one_snapshot",
+    "placeholder",
+    "read_snapshot",
+    "write_transaction",
+    "writer_busy",
+]
+
+#: Why a job that waited the busy timeout for another SQLite writer is refused.
+WRITER_BUSY = (
+    "another import or purge is writing to the store and did not end within the busy timeout "
+    "(SQLite has one writer at a time; AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S): try again when it ends"
+)
 
 
 def make_engine(settings: Settings, *, serving: bool = False, **kwargs: Any) -> Engine:
@@ -96,13 +111,47 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction that writes: committed on exit, rolled back on any exception."""
+def write_transaction(
+    engine: Engine, *, busy_timeout_s: float | None = None
+) -> Iterator[Connection]:
+    """One transaction that writes: committed on exit, rolled back on any exception.
+
+    ``busy_timeout_s``: on SQLite, how long this transaction waits for another writer instead
+    of the configured busy timeout (ignored on PostgreSQL)."""
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(sqlite_immediate=True)
+            if busy_timeout_s is not None:
+                with _busy_timeout(connection, busy_timeout_s), connection.begin():
+                    yield connection
+                return
         with connection.begin():
             yield connection
+
+
+@contextlib.contextmanager
+def _busy_timeout(connection: Connection, seconds: float) -> Iterator[None]:
+    """The SQLite connection's busy timeout set to ``seconds`` for a block, then restored (the
+    connection goes back to the pool)."""
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    cursor.execute("PRAGMA busy_timeout")
+    row = cursor.fetchone()
+    assert row is not None
+    before = row[0]
+    cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(before)}")
+        cursor.close()
+
+
+def writer_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked": the busy timeout passed while another
+    connection held the write lock."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 @contextlib.contextmanager

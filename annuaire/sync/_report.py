@@ -62,6 +62,9 @@ class RunReport:
     #: The date of the export the run applies, when the source tells it (recorded with the
     #: run: later imports are checked against it).
     export_date: dt.date | None = None
+    #: Why a refused or failed run could not be recorded (``aiguillage runs`` does not list
+    #: it), when it could not.
+    not_recorded: str | None = None
 
     def warn(self, warning: SourceWarning, keep: int) -> None:
         self.warning_count += 1

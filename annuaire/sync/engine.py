@@ -31,8 +31,9 @@ Guards
     A run that would make more than ``mass_removal_threshold`` of the scope's active entities
     leave is refused (``Refused``) unless ``allow_mass_removal``. A second run of the same scope
     while one is in progress is refused at once (advisory lock on PostgreSQL; SQLite serialises
-    writers anyway: a second one waits the busy timeout, then fails with ``database is
-    locked``, which the command reports as a refusal).
+    writers anyway: a second one waits the busy timeout, then is refused, and recording it
+    waits a tenth of that timeout at most: the writer that held the store likely still does).
+    A refused or failed run that cannot be recorded says why in ``RunReport.not_recorded``.
 
 Idempotence
     Every row keeps the content hash of what its source said; a record whose hash is unchanged
@@ -81,7 +82,7 @@ from annuaire.schema import (
 )
 from annuaire.settings import Settings
 from annuaire.store.changes import ChangeRecorder, structures_list
-from annuaire.store.engine import write_transaction
+from annuaire.store.engine import WRITER_BUSY, write_transaction, writer_busy
 
 from ._applier import REFERRED_BY, Applier
 from ._ids import hub_id
@@ -145,13 +146,16 @@ def apply_run(
     digests = ThreadPoolExecutor(1, thread_name_prefix="sync-digest")
     sources: Future[list[dict[str, str | None]]] | None = None
 
-    def recorded(outcome: RunOutcome, message: str) -> None:
+    def recorded(outcome: RunOutcome, message: str, *, waited: bool = False) -> None:
         report.outcome = outcome
         report.message = message
         report.duration_s = time.monotonic() - clock
         if not dry_run:  # a dry run logs nothing, however it ends; its report says how
             assert registre is not None  # opened for every run but a dry one
-            _record_failure(engine, registre, report, started_at, sources)
+            # A run that waited the busy timeout for another writer does not wait it again to
+            # be recorded: that writer is likely still there.
+            wait = min(1.0, settings.sqlite_busy_timeout_s / 10) if waited else None
+            _record_failure(engine, registre, report, started_at, sources, busy_timeout_s=wait)
 
     try:
         with _fewer_collections(), write_transaction(engine) as connection:
@@ -188,6 +192,9 @@ def apply_run(
         raise
     except Exception as exc:
         if stop is None or stop.reason is None:
+            if writer_busy(exc):  # SQLite: another writer held the store the whole busy timeout
+                recorded(RunOutcome.REFUSED, WRITER_BUSY, waited=True)
+                raise Refused(WRITER_BUSY) from exc
             recorded(RunOutcome.FAILED, str(exc))
             raise
         # Failed while being stopped: the signal reached the source too (systemd sends SIGTERM
@@ -385,14 +392,24 @@ def _record_failure(
     report: RunReport,
     started_at: dt.datetime,
     sources: Future[list[dict[str, str | None]]] | None,
+    *,
+    busy_timeout_s: float | None = None,
 ) -> None:
     """Record a refused or failed run (its report says how it ended); ``sources``: its files'
-    digests if being computed."""
+    digests if being computed; ``busy_timeout_s``: how long to wait for another SQLite writer
+    (default: the configured busy timeout).
+
+    A run that cannot be recorded says why in ``report.not_recorded``: the caller goes on to
+    raise why the run ended, which an error of the recording must not replace."""
     files = sources.result() if sources is not None else _file_digests(report.files)
     flow = _import_flow(registre, report, files, set(), set(), set(), outcome=report.outcome.value)
-    with write_transaction(engine) as connection:
-        connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
-        registre.log.append(connection, flow)
+    try:
+        with write_transaction(engine, busy_timeout_s=busy_timeout_s) as connection:
+            connection.execute(insert(ImportRun.__table__), [_run_row(report, started_at)])  # type: ignore[attr-defined]
+            registre.log.append(connection, flow)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        report.not_recorded = str(cause).strip().splitlines()[0]
 
 
 class Purged(dict[str, int]):

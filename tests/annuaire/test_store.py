@@ -42,6 +42,26 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
 
 
+def test_a_write_with_its_own_busy_timeout_leaves_the_pooled_connection_as_configured(
+    store: Store,
+) -> None:
+    """``write_transaction(busy_timeout_s=...)`` (the recording of a run that waited for another
+    writer) writes on both backends; on SQLite the connection goes back to the pool with the
+    configured busy timeout, not the short one."""
+    from annuaire.schema import ImportRun
+
+    table = ImportRun.__table__  # type: ignore[attr-defined]
+    with write_transaction(store.engine, busy_timeout_s=0.05) as connection:
+        if store.backend == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50
+        connection.execute(table.delete().where(table.c.scope == "none:such"))
+    if store.backend == "sqlite":
+        configured = int(store.settings.sqlite_busy_timeout_s * 1000)
+        for _ in range(store.engine.pool.size() + 1):  # whichever connection the pool gives
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == configured
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

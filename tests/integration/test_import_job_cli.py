@@ -6,11 +6,15 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from annuaire.cli import app
+from annuaire.settings import get_settings
 from connectors.sample import generate_academie, generate_delta
 from tests.integration.import_support import aaf_dir, malformed_lines
 from tests.integration.test_aaf_import import MALFORMED, cli
@@ -179,6 +183,51 @@ def test_a_second_writer_on_sqlite_is_a_refusal_not_a_traceback(
     assert again.returncode == 0, again.stderr
 
 
+def test_a_job_refused_by_another_writer_waits_the_busy_timeout_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import that waited the busy timeout for another writer (SQLite) is refused; it
+    waited that timeout a second time to record the refused run, which needs the same lock.
+    It now tries to record it briefly, and says on stderr and in ``--report`` that the run
+    could not be recorded, and why (``aiguillage runs`` will not list it)."""
+    database = tmp_path / "job.db"
+    url = f"sqlite:///{database}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
+    timeout = 2.0
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", url)
+    monkeypatch.setenv("AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S", str(timeout))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    report = tmp_path / "run.json"
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other job, writing all along
+        started = time.monotonic()
+        busy = CliRunner().invoke(app, ["import", "aaf", str(generated), "--report", str(report)])
+        elapsed = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+        get_settings.cache_clear()
+    assert busy.exit_code == 1, busy.output
+    assert timeout <= elapsed < 1.6 * timeout, elapsed  # two waits took 2 x timeout
+    stderr = " ".join(busy.stderr.split())
+    assert "refused: another import or purge is writing to the store" in stderr, stderr
+    assert "not recorded:" in stderr and "database is locked" in stderr, stderr
+    assert "`aiguillage runs` does not list it" in stderr, stderr
+    written = _report(report)
+    assert written["error"]["kind"] == "refused"
+    (run,) = written["runs"]
+    assert run["outcome"] == "refused"
+    assert run["message"] == written["error"]["message"]
+    assert "database is locked" in run["not_recorded"]
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 0 and "refused" not in listed.stdout, listed.stdout
+
+
 def test_a_database_out_of_reach_is_said_not_a_traceback(tmp_path: Path) -> None:
     """A store that cannot be reached (the server down, a wrong host or port) stops the job
     before anything is read, with a message naming the database without its password and what
@@ -303,3 +352,69 @@ def test_a_dry_run_writes_nothing_not_even_the_registers_bookkeeping(tmp_path: P
     assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
     after = rows()
     assert all(after[t] > before[t] for t in tables), (before, after)
+
+
+def test_only_db_upgrade_creates_a_sqlite_store(tmp_path: Path) -> None:
+    """A command run on a SQLite path where no store exists (a typo in AIGUILLAGE_DATABASE_URL,
+    the job run before ``db upgrade``) says to run ``db upgrade`` and leaves nothing behind: it
+    created an empty database file (and its folder, -wal and -shm) that the next command then
+    found "at revision none", as if a store were there."""
+    folder = tmp_path / "store"
+    url = f"sqlite:///{folder / 'job.db'}"
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    for command in (
+        ("import", "aaf", str(generated)),
+        ("runs",),
+        ("purge", "--older-than-days", "0"),
+        ("changes",),
+        ("db", "current"),
+        ("registre", "verify"),
+    ):
+        done = cli(url, tmp_path, *command)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        printed = " ".join(done.stderr.split())
+        assert "Traceback" not in printed, (command, printed)
+        assert f"the database {folder / 'job.db'} does not exist" in printed, (command, printed)
+        assert "run `aiguillage db upgrade` first" in printed, (command, printed)
+        assert not folder.exists(), (command, sorted(folder.rglob("*")))
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    assert (folder / "job.db").is_file()
+    listed = cli(url, tmp_path, "runs")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_a_refused_run_prints_why_not_empty_tables(tmp_path: Path) -> None:
+    """A run refused before it read anything (an incomplete Complet) printed its title over
+    two empty tables, and why only on stderr: it prints what was refused and why. A run
+    refused with figures (the mass-removal guard) still prints them: they say why."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    complet, later, incomplete = tmp_path / "complet", tmp_path / "later", tmp_path / "incomplete"
+    generate_academie(complet, pupils=40, seed=5)
+    generate_delta(complet, tmp_path / "delta", seed=6, rate=0.2, also_complet=later)
+    shutil.copytree(later, incomplete)
+    for chunk in incomplete.glob("*_PersRelEleve_*.xml"):
+        chunk.unlink()
+    assert cli(url, tmp_path, "import", "aaf", str(complet)).returncode == 0
+
+    refused = cli(url, tmp_path, "import", "aaf", str(incomplete))
+    assert refused.returncode == 1, refused.stderr
+    printed = " ".join(refused.stdout.split())
+    assert "┏" not in refused.stdout and "AAF category" not in printed, refused.stdout
+    why = re.search(r"-> aaf:099:2d \(complet\): REFUSED, nothing applied (.*)", printed)
+    assert why is not None, printed
+    assert why.group(1).startswith("refused: complet export ENT_SANDBOX 20260916 in ")
+    assert "(no PersRelEleve file)" in why.group(1) and "Pass --partial" in why.group(1)
+
+    guarded = cli(url, tmp_path, "import", "aaf", str(later))
+    assert guarded.returncode == 1, guarded.stderr
+    printed = " ".join(guarded.stdout.split())
+    assert "REFUSED, nothing applied" in printed and "refused: " in printed, printed
+    leaving = [
+        int(cells[4].replace(",", ""))
+        for line in guarded.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip().strip("│").split("│")]) == 6
+        and cells[0] in ("person", "role", "enrollment", "guardianship")
+    ]
+    assert leaving and any(leaving), guarded.stdout

@@ -357,3 +357,23 @@ def test_the_change_feed_read_through_the_cli_is_a_logged_consultation(
     )
     with store.engine.connect() as connection:
         assert connection.execute(select(func.count()).where(ENTRY.c.seq > before)).scalar() == 2
+
+
+def test_a_purge_says_what_its_figures_count(store: Store, command: Any) -> None:
+    """``registre purge`` prints the entries it deleted and how many times they named a person
+    (each entry counts its persons; one named by two entries counts twice): it printed that
+    figure as "subject rows", which are neither rows of the log nor distinct persons."""
+    registre = open_registre(store.settings, store.engine)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=500)  # past any retention allowed
+    reset_log(store.engine, old)
+    log = FlowLog(registre.keys, registre.log.versions, checkpoint_every=2)
+    someone, other = uuid.uuid4(), uuid.uuid4()
+    for n, subjects in enumerate([[someone, other], [someone]]):
+        with write_transaction(store.engine) as connection:
+            record = dataclasses.replace(import_record(n), subjects=subjects)
+            log.append(connection, record, now=old + dt.timedelta(seconds=n))
+    done = command("purge", "--months", "12")
+    assert done.exit_code == 0, done.output
+    printed = " ".join(done.stdout.split())
+    assert "2 entries purged, naming a person 3 times in all" in printed, printed
+    assert "subject rows" not in printed
