@@ -30,7 +30,7 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.3.0"
+API_VERSION = "1.3.1"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's
@@ -50,6 +50,8 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
   agent, or the hub's `/oauth/token` for ENT clients); a 401 says why in `WWW-Authenticate`.
   Every response carries an `X-Request-Id`.
 - **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
+  The same object is the same bytes, hence the same `ETag`, whichever database a deployment
+  runs on (a test one on SQLite, production on PostgreSQL): compact JSON, keys in schema order.
   Every GET also answers HEAD (RFC 9110): the same status and headers, no content.
 - **Errors**: RFC 9457 `application/problem+json`; switch on `type` (a stable URN).
   An unknown parameter, field or cursor is a 400 that names it.
