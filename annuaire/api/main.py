@@ -30,15 +30,15 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.3.1"
+API_VERSION = "1.3.2"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's
 annuaire (AAF) in one neutral schema, a change feed and bulk exports.
 
 - **Paging**: every collection pages by an opaque `cursor` (`next` in the body, `Link` header),
-  in hub-id order. No object is missed or repeated while imports commit between two pages.
-  `limit` is 100 by default, at most 1,000.
+  in hub-id order (import runs: newest first). No object is missed or repeated while imports
+  commit between two pages. `limit` is 100 by default, at most 1,000.
 - **Full sync**: ask a collection with `Accept: application/x-ndjson` to get every matching
   object streamed one per line, then follow `/v1/changes?after=` from its `X-Feed-Cursor`.
 - **Change feed**: `/v1/changes` lists creates, updates, tombstones (`leave`: the entity left
