@@ -235,6 +235,7 @@ role_renaming = _broken_server(
     "role_renaming",
     "A member of a person's ``roles[]`` items served renamed.",
 )
+unfiltered = _broken_server("unfiltered", "``modifiedSince`` ignored on /v1/persons.")
 relative_instance = _broken_server(
     "relative_instance",
     "Problems whose ``instance`` leaves out the ``/v1`` of the request path.",
