@@ -24,9 +24,11 @@ What each check proves:
   many invalid ones, derandomized) with a declared status code, content type, headers and a
   body valid against the spec; invalid input is refused with a 4xx; never a 5xx.
 - ``errors``: each problem type (unknown-parameter, invalid-cursor, unknown-field,
-  invalid-parameter, not-found, not-acceptable) is what the request that should cause it gets:
-  right status, ``application/problem+json``, every RFC 9457 member, ``instance`` the path of
-  the request, the parameter at fault named in ``invalid_params``.
+  invalid-parameter, not-found, not-acceptable, method-not-allowed) is what the request that
+  should cause it gets: right status, ``application/problem+json``, every RFC 9457 member,
+  ``instance`` the path of the request, the parameter at fault named in ``invalid_params``; a
+  path with a trailing slash is a 404 (never a redirect), a ``DELETE`` a 405 whose ``Allow``
+  names ``GET`` and ``HEAD``.
 - ``filters``: a filter selects exactly what the unfiltered data says it must: on /v1/persons
   ``status``, ``modifiedSince`` (everyone at the oldest ``modified_at``, no one after the
   newest) and ``structure`` (the persons with one of their ``roles[]`` there), each compared with

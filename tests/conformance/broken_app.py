@@ -25,6 +25,8 @@ Each is the real application with one defect, served by uvicorn as a real server
   still validates, and the persons themselves carry exactly their members);
 - ``create_relative_instance_app``: a problem's ``instance`` is the request path without its
   ``/v1`` (``/persons`` for ``/v1/persons``), which the request path still ends with;
+- ``create_redirecting_app``: a path with a trailing slash is redirected (307) to the path
+  without it, and another method than GET or HEAD is a 405 whose ``Allow`` says ``GET`` only;
 - ``create_unfiltered_app``: a valid ``modifiedSince`` is ignored on /v1/persons (every person
   is served, valid pages of valid objects: only what they select is wrong; an invalid value is
   still refused).
@@ -51,6 +53,7 @@ __all__ = [
     "create_forgetful_app",
     "create_get_only_app",
     "create_overlapping_app",
+    "create_redirecting_app",
     "create_relative_instance_app",
     "create_renaming_app",
     "create_repeating_app",
@@ -196,6 +199,30 @@ def create_relative_instance_app() -> ASGIApp:
     return _rewriting_json(
         lambda _scope, start: (b"content-type", _PROBLEM) in start.get("headers", []), relative
     )
+
+
+def create_redirecting_app() -> ASGIApp:
+    app = create_app()
+
+    async def redirecting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
+            location = scope["path"].rstrip("/").encode()
+            await send(
+                {"type": "http.response.start", "status": 307, "headers": [(b"location", location)]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def allow_get_only(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                message["headers"] = [
+                    (k, b"GET" if k.lower() == b"allow" else v) for k, v in message["headers"]
+                ]
+            await send(message)
+
+        await app(scope, receive, allow_get_only)
+
+    return redirecting
 
 
 def create_unfiltered_app() -> ASGIApp:

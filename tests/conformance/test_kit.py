@@ -224,6 +224,21 @@ def test_a_deployment_refusing_head_fails_the_etag_check(get_only: Server) -> No
     )
 
 
+def test_a_redirected_trailing_slash_and_a_405_without_head_fail_the_errors_check(
+    redirecting: Server,
+) -> None:
+    report = run_conformance(redirecting.base_url, checks=("errors",))
+    assert report.result("errors").outcome is Outcome.FAIL
+    failures = report.result("errors").failures
+    assert any("/v1/persons/ -> 307" in f and "expected 404 not-found" in f for f in failures), (
+        failures
+    )
+    assert any(
+        f.startswith("DELETE ") and "Allow 'GET' does not name GET and HEAD" in f for f in failures
+    ), failures
+    assert len(failures) == 2, failures
+
+
 def test_a_deployment_ignoring_a_filter_fails_the_filters_check_only(unfiltered: Server) -> None:
     """Every page it serves is valid, in order, of well-formed objects: only what the filter
     selects shows the defect."""
