@@ -5,9 +5,17 @@ Python objects and serialising them cost several times the rest of a request. Th
 builds the same JSON in C (``json_build_object`` on PostgreSQL, ``json_object`` on SQLite) and
 the API only joins the texts. Both backends give the same values in the same key order:
 UUIDs in their dashed form, instants as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, dates as
-``YYYY-MM-DD``, booleans, JSON lists. Only identifiers of our own models are spliced into
-the SQL, and the caller's access rule on the roles a person document embeds, as SQLAlchemy
-renders it (its values as escaped literals): no value of a request is.
+``YYYY-MM-DD``, booleans, JSON lists, floats with their fraction (``2.0``, where PostgreSQL
+writes ``2``). Only identifiers of our own models are spliced into the SQL, and the caller's
+access rule on the roles a person document embeds, as SQLAlchemy renders it (its values as
+escaped literals): no value of a request is.
+
+The texts are not the same bytes, though: PostgreSQL writes ``{"id" : "...", "roles" : [...]}``
+and keeps stored JSON as it was written (``["A", "B"]``), SQLite writes them compact.
+:func:`canonical` makes them one representation, orjson's compact one, so that a body and its
+``ETag`` are the same whichever backend serves them (the contract is one). Parsing and writing
+again costs about 8 µs for a person of 800 bytes (8 ms for a page of 1,000, some 7 % of it on
+PostgreSQL), far less than building the objects in Python.
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Table, TypeDecorator, Uuid
+import orjson
+from sqlalchemy import JSON, Boolean, DateTime, Float, Table, TypeDecorator, Uuid
 
-__all__ = ["document_sql", "feed_document_sql", "stored_type"]
+__all__ = ["canonical", "document_sql", "feed_document_sql", "stored_type"]
 
 #: Embedded lists: name -> (dialect -> correlated subquery over ``{t}``, the outer table).
 _EMBEDS: dict[str, dict[str, str]] = {
@@ -69,6 +78,12 @@ def _sqlite_uuid(column: str) -> str:
     )
 
 
+def canonical(document: str) -> bytes:
+    """The one representation of a JSON text rendered by either backend: compact, keys in the
+    order given, numbers and strings as orjson writes them."""
+    return orjson.dumps(orjson.loads(document))
+
+
 def stored_type(column: Any) -> Any:
     """The type a column is stored as: a decorator's (SQLModel's UTCDateTime) is the type it
     decorates (its own ``python_type`` says ``object``)."""
@@ -82,6 +97,12 @@ def _value(dialect: str, table: Table, name: str) -> str:
     if dialect == "postgresql":
         if isinstance(kind, DateTime):
             return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        if isinstance(kind, Float):
+            # A whole float is written ``2`` (an integer to a client); SQLite writes ``2.0``.
+            return (
+                f"CASE WHEN {column} = trunc({column}) THEN to_json(round({column}::numeric, 1)) "
+                f"ELSE to_json({column}) END"
+            )
         return column
     if isinstance(kind, Uuid):
         return _sqlite_uuid(column)

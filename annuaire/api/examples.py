@@ -194,11 +194,20 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "FeedCursor": {"cursor": "WzEsImNoYW5nZXMiLCIiLFsiMTgyMzQiXV0"},
 }
 
-_NEXT = "WzEsInBlcnNvbnMiLCI1YTkzYjJhMWMwZGUiLFsiMDAyNWRhZmItZmVlMC01ZWM1Il1d"
-
 
 def page_example(item: str) -> dict[str, Any]:
-    return {"items": [EXAMPLES[item]], "next": _NEXT}
+    """A page of the example ``item`` whose ``next`` is a cursor its operation accepts: of the
+    same collection (or the feed), for no filter, after that item."""
+    from .cursors import encode_cursor, filters_fingerprint
+    from .resources import RESOURCES
+
+    example = EXAMPLES[item]
+    if item == "ChangeEntryPublic":
+        return {"items": [example], "next": encode_cursor("changes", "", [str(example["seq"])])}
+    resource = next(r for r in RESOURCES.values() if r.public.__name__ == item)
+    key = [str(example[column]) for column in resource.order]
+    next_cursor = encode_cursor(resource.name, filters_fingerprint({}), key)
+    return {"items": [example], "next": next_cursor}
 
 
 def registre_examples() -> dict[str, dict[str, Any]]:

@@ -37,8 +37,8 @@ The open, read-only API of Aiguillage: the identities and structures of the acad
 annuaire (AAF) in one neutral schema, a change feed and bulk exports.
 
 - **Paging**: every collection pages by an opaque `cursor` (`next` in the body, `Link` header),
-  in hub-id order. No object is missed or repeated while imports commit between two pages.
-  `limit` is 100 by default, at most 1,000.
+  in hub-id order (import runs: newest first). No object is missed or repeated while imports
+  commit between two pages. `limit` is 100 by default, at most 1,000.
 - **Full sync**: ask a collection with `Accept: application/x-ndjson` to get every matching
   object streamed one per line, then follow `/v1/changes?after=` from its `X-Feed-Cursor`.
 - **Change feed**: `/v1/changes` lists creates, updates, tombstones (`leave`: the entity left
@@ -50,6 +50,8 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
   agent, or the hub's `/oauth/token` for ENT clients); a 401 says why in `WWW-Authenticate`.
   Every response carries an `X-Request-Id`.
 - **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
+  The same object is the same bytes, hence the same `ETag`, whichever database a deployment
+  runs on (a test one on SQLite, production on PostgreSQL): compact JSON, keys in schema order.
   Every GET also answers HEAD (RFC 9110): the same status and headers, no content.
 - **Errors**: RFC 9457 `application/problem+json`; switch on `type` (a stable URN).
   An unknown parameter, field or cursor is a 400 that names it.

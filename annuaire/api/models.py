@@ -24,10 +24,10 @@ _NEXT = (
 )
 
 
-def page_model(name: str, item: type[BaseModel]) -> type[BaseModel]:
+def page_model(name: str, item: type[BaseModel], order: str = "in hub-id order") -> type[BaseModel]:
     return create_model(
         name,
-        __doc__=f"A page of {item.__name__.removesuffix('Public')} objects, in hub-id order.",
+        __doc__=f"A page of {item.__name__.removesuffix('Public')} objects, {order}.",
         items=(list[item], Field(description="At most `limit` objects.")),  # type: ignore[valid-type]
         next=(str | None, Field(description=_NEXT)),
     )

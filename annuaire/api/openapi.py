@@ -5,8 +5,8 @@ FastAPI derives it from the routes; this module adjusts what FastAPI cannot know
 ``id`` is required in the schemas of served objects (every other field is present unless
 ``fields=`` leaves it out). Authentication is enforced by the application, not by route
 dependencies FastAPI could see: the security schemes, the operations that need a token, the
-``WWW-Authenticate`` challenge of a 401 and the ``X-Request-Id`` of every response are declared
-here.
+``WWW-Authenticate`` challenge of a 401, the ``Retry-After`` of a 503, the ``ETag`` of a 304
+and the ``X-Request-Id`` of every response are declared here.
 """
 
 from __future__ import annotations
@@ -66,6 +66,15 @@ _REQUEST_ID_HEADER = {
     "digits, `.`, `_` or `-`, else one the hub made; also `request_id` in a problem document.",
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
 }
+_RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before sending the request again (RFC 9110 §10.2.3): the "
+    "database is unreachable or busy, or the keys of the token's issuer cannot be fetched.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_NOT_MODIFIED_ETAG_HEADER = {
+    "description": "The tag of the current representation: the one sent in `If-None-Match`.",
+    "schema": {"type": "string"},
+}
 _CHALLENGE_HEADER = {
     "description": '`Bearer` (RFC 6750), with `error="invalid_token"` and a description '
     "when a token was sent and refused.",
@@ -93,6 +102,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 headers["X-Request-Id"] = _REQUEST_ID_HEADER
                 if status == "401":
                     headers["WWW-Authenticate"] = _CHALLENGE_HEADER
+                elif status == "503" and not route.startswith("/oauth/"):
+                    headers["Retry-After"] = _RETRY_AFTER_HEADER
+                elif status == "304":
+                    headers["ETag"] = _NOT_MODIFIED_ETAG_HEADER
                 content = response.get("content", {})
                 if status.startswith(("4", "5")) and PROBLEM_MEDIA_TYPE in content:
                     schema = content.pop("application/json", {}).get("schema")

@@ -7,8 +7,8 @@ and it ANDs the principal's row rule with the caller's filters; a filter through
 resource (:class:`Related`) carries the principal's rule on that resource too.
 
 Objects are rendered as JSON by the database itself (see ``_json_sql``): a reader returns
-JSON texts, ready to be joined into a response; the conformance kit and the tests check
-those bytes against the public models.
+JSON texts in one representation whatever the backend, ready to be joined into a response; the
+conformance kit and the tests check those bytes against the public models.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ from annuaire.schema import (
 )
 from annuaire.store.changes import structures_list
 
-from ._json_sql import document_sql, feed_document_sql, stored_type
+from ._json_sql import canonical, document_sql, feed_document_sql, stored_type
 from .journal import Journal
 
 __all__ = ["RESOURCES", "Filter", "Page", "Reader", "Related", "Resource"]
@@ -434,7 +434,7 @@ class Reader:
         rows = rows[:limit]
         width = len(resource.order)
         last = resource.sort_key(rows[-1][1 : 1 + width]) if more else None
-        page = Page([row[0].encode() for row in rows], last)
+        page = Page([canonical(row[0]) for row in rows], last)
         _collect(page, resource, rows, 1 + width)
         return page
 
@@ -456,7 +456,7 @@ class Reader:
         options = {"stream_results": True, "yield_per": batch}
         result = self.connection.execute(query.execution_options(**options))
         for rows in result.partitions(batch):
-            page = Page([row[0].encode() for row in rows], None)
+            page = Page([canonical(row[0]) for row in rows], None)
             _collect(page, resource, rows, 1 + len(resource.order))
             yield page
 
@@ -464,7 +464,7 @@ class Reader:
         """The object (a page of one, or of none)."""
         predicate = resource.table.c.id == entity_id
         rows = self.connection.execute(self._select(resource, fields, [predicate], None)).all()
-        page = Page([row[0].encode() for row in rows], None)
+        page = Page([canonical(row[0]) for row in rows], None)
         _collect(page, resource, rows, 1 + len(resource.order))
         return page
 
@@ -489,7 +489,7 @@ class Reader:
             .limit(limit)
         )
         rows = self.connection.execute(query).all()
-        page = Page([row[0].encode() for row in rows], None)
+        page = Page([canonical(row[0]) for row in rows], None)
         for row in rows:
             if row[2] == EntityKind.PERSON.value:
                 page.persons.append(row[3])

@@ -24,9 +24,16 @@ What each check proves:
   many invalid ones, derandomized) with a declared status code, content type, headers and a
   body valid against the spec; invalid input is refused with a 4xx; never a 5xx.
 - ``errors``: each problem type (unknown-parameter, invalid-cursor, unknown-field,
-  invalid-parameter, not-found, not-acceptable) is what the request that should cause it gets:
-  right status, ``application/problem+json``, every RFC 9457 member, ``instance`` the path of
-  the request, the parameter at fault named in ``invalid_params``.
+  invalid-parameter, not-found, not-acceptable, method-not-allowed) is what the request that
+  should cause it gets: right status, ``application/problem+json``, every RFC 9457 member,
+  ``instance`` the path of the request, the parameter at fault named in ``invalid_params``; a
+  path with a trailing slash is a 404 (never a redirect), a ``DELETE`` a 405 whose ``Allow``
+  names ``GET`` and ``HEAD``.
+- ``filters``: a filter selects exactly what the unfiltered data says it must: on /v1/persons
+  ``status``, ``modifiedSince`` (everyone at the oldest ``modified_at``, no one after the
+  newest) and ``structure`` (the persons with one of their ``roles[]`` there), each compared with
+  the whole export; on /v1/changes, ``entityType`` and ``structure`` over the first 2,000
+  entries. A deployment ignoring a filter serves valid pages: only this check sees it.
 - ``shape``: an object carries exactly the properties of its schema (every one, ``null`` when
   unknown, and no other), ``fields=a,b`` narrows it to ``id``, ``a`` and ``b``, in every
   collection and for an object read alone (the schemas require ``id`` only, since ``fields=``
@@ -61,6 +68,7 @@ import httpx
 
 from ._etag import check_etag
 from ._feed import check_feed
+from ._filters import check_filters
 from ._http import Deployment, Unexpected
 from ._paging import check_pagination
 from ._problems import check_errors
@@ -81,7 +89,7 @@ __all__ = [
 ]
 
 #: The checks, in the order they run (read-only ones first, then those that mutate).
-CHECKS = ("schema", "shape", "errors", "etag", "pagination", "feed")
+CHECKS = ("schema", "shape", "errors", "filters", "etag", "pagination", "feed")
 
 
 def builtin_spec() -> dict[str, Any]:
@@ -124,6 +132,7 @@ def run_conformance(
         "schema": lambda: check_schema(deployment, document, max_examples),
         "shape": lambda: check_shape(deployment, document),
         "errors": lambda: check_errors(deployment),
+        "filters": lambda: check_filters(deployment),
         "etag": lambda: check_etag(deployment, document),
         "pagination": lambda: check_pagination(deployment, mutate_command),
         "feed": lambda: check_feed(deployment, mutate_command),

@@ -107,9 +107,11 @@ class Deployment:
         items = self.get_json(collection, {"limit": 1, "fields": "id"})["items"]
         return str(items[0]["id"]) if items else None
 
-    def export(self, collection: str) -> Export:
-        """Every object of ``collection`` streamed as NDJSON."""
-        with self.client.stream("GET", collection, headers={"Accept": NDJSON}) as response:
+    def export(self, collection: str, params: dict[str, str] | None = None) -> Export:
+        """Every object of ``collection`` (that ``params`` select) streamed as NDJSON."""
+        with self.client.stream(
+            "GET", collection, params=params, headers={"Accept": NDJSON}
+        ) as response:
             if response.status_code != 200 or media_type(response) != NDJSON:
                 response.read()
                 raise Unexpected(f"{described(response)} ({media_type(response) or 'no type'})")

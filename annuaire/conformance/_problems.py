@@ -1,12 +1,15 @@
 """The ``errors`` check: each documented problem type answers the request that should cause it.
 
 For each probe (an unknown parameter, a forged or foreign cursor, an unknown field, a value out
-of range, a missing object, an unsupported ``Accept``), the answer must have the problem's
+of range, a missing object, a path with a trailing slash, an unsupported ``Accept``, a method
+other than GET and HEAD), the answer must have the problem's
 status, the ``application/problem+json`` content type and an RFC 9457 body whose members are
 all there: ``type`` (the expected URN), ``title``, ``status`` (the HTTP status), ``detail``,
 ``instance`` (the contract's "path of the request": the path asked, without its query, or the
 same below the base URL's own path when the deployment is served under one), ``request_id``
-(the ``X-Request-Id`` header). A 400 must name the parameter at fault in ``invalid_params``.
+(the ``X-Request-Id`` header). A 400 must name the parameter at fault in ``invalid_params``; a
+405's ``Allow`` must name ``GET`` and ``HEAD``. A redirect (of ``/v1/persons/``) fails: the
+contract has none.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Probe:
     #: The parameter ``invalid_params`` must name (400s).
     names: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
 
 
 def probes(person_id: str | None, persons_cursor: str | None) -> list[Probe]:
@@ -61,6 +65,10 @@ def probes(person_id: str | None, persons_cursor: str | None) -> list[Probe]:
         Probe(f"/v1/persons/{MISSING_ID}", {}, "not-found", 404),
         Probe("/v1/no-such-collection", {}, "not-found", 404),
         Probe("/v1/persons", {}, "not-acceptable", 406, headers={"Accept": "text/csv"}),
+        # A trailing slash is not a route: a 404, never a redirect to another URL (1.1.0).
+        Probe("/v1/persons/", {}, "not-found", 404),
+        # The API is read-only: another method is a 405 whose Allow names GET and HEAD.
+        Probe("/v1/persons", {}, "method-not-allowed", 405, method="DELETE"),
     ]
     if person_id is not None:
         found.append(
@@ -98,7 +106,9 @@ def check_errors(deployment: Deployment) -> Findings:
 
 
 def _check_probe(deployment: Deployment, findings: Findings, probe: Probe) -> None:
-    response = deployment.get(probe.path, probe.params, probe.headers)
+    response = deployment.client.request(
+        probe.method, probe.path, params=probe.params, headers=probe.headers
+    )
     where = described(response) + (f" (Accept: {probe.headers['Accept']})" if probe.headers else "")
     if not findings.expect(
         response.status_code == probe.status, f"{where}: expected {probe.status} {probe.problem}"
@@ -144,6 +154,12 @@ def _check_probe(deployment: Deployment, findings: Findings, probe: Probe) -> No
     )
     if probe.names is not None:
         _check_invalid_params(findings, where, body.get("invalid_params"), probe.names)
+    if probe.status == 405:
+        allowed = {m.strip().upper() for m in response.headers.get("allow", "").split(",")}
+        findings.expect(
+            {"GET", "HEAD"} <= allowed,
+            f"{where}: Allow {response.headers.get('allow')!r} does not name GET and HEAD",
+        )
 
 
 def _below(base_url: str, path: str) -> str:

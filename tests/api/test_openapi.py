@@ -155,3 +155,47 @@ def test_served_objects_validate_against_the_contract(api: Any) -> None:
         body = api.client.get(path, params={"limit": 50} if paged else {}).json()
         errors = list(_validator(schema_ref.rsplit("/", 1)[-1]).iter_errors(body))
         assert not errors, f"{path}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+
+_PAGES = [
+    (name, schema)
+    for name, schema in DOCUMENT["components"]["schemas"].items()
+    if name.endswith("Page") and "items" in schema.get("properties", {})
+]
+
+
+@pytest.mark.parametrize(("name", "schema"), _PAGES, ids=[n for n, _ in _PAGES])
+def test_a_page_example_s_next_is_a_cursor_of_that_collection(
+    name: str, schema: dict[str, Any]
+) -> None:
+    """An editor copies the example's ``next`` into a test of their client: it must be a cursor
+    the operation accepts (of its own collection, for no filter), not one it refuses."""
+    from annuaire.api.cursors import decode_cursor, filters_fingerprint
+    from annuaire.api.resources import RESOURCES
+    from annuaire.api.routers.changes import feed_position
+
+    example = schema["examples"][0]
+    item = schema["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]
+    if name == "FeedPage":
+        assert feed_position(example["next"]) == example["items"][-1]["seq"]
+        return
+    resource = next(r for r in RESOURCES.values() if r.public.__name__ == item)
+    key = decode_cursor(example["next"], resource.name, filters_fingerprint({}))
+    assert resource.parse_key(key)
+    assert key == [str(example["items"][-1][column]) for column in resource.order]
+
+
+def test_the_import_runs_page_says_newest_first() -> None:
+    page = DOCUMENT["components"]["schemas"]["ImportRunPage"]["description"]
+    assert "newest first" in page and "hub-id order" not in page
+
+
+def test_a_503_says_when_to_retry_and_a_304_carries_its_tag() -> None:
+    """The hub sends ``Retry-After`` with every 503 (a busy store, unreachable token keys) and
+    the ``ETag`` again with a 304: a client generated from the contract should see both."""
+    for path, method, op in OPERATIONS:
+        responses = op["responses"]
+        if "503" in responses:
+            assert "Retry-After" in responses["503"].get("headers", {}), (path, method)
+        if "304" in responses:
+            assert "ETag" in responses["304"].get("headers", {}), (path, method)

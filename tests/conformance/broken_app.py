@@ -24,11 +24,17 @@ Each is the real application with one defect, served by uvicorn as a real server
   served as ``structure_UAI`` (a member the schema of those items does not require: every body
   still validates, and the persons themselves carry exactly their members);
 - ``create_relative_instance_app``: a problem's ``instance`` is the request path without its
-  ``/v1`` (``/persons`` for ``/v1/persons``), which the request path still ends with.
+  ``/v1`` (``/persons`` for ``/v1/persons``), which the request path still ends with;
+- ``create_redirecting_app``: a path with a trailing slash is redirected (307) to the path
+  without it, and another method than GET or HEAD is a 405 whose ``Allow`` says ``GET`` only;
+- ``create_unfiltered_app``: a valid ``modifiedSince`` is ignored on /v1/persons (every person
+  is served, valid pages of valid objects: only what they select is wrong; an invalid value is
+  still refused).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annuaire.api import create_app
 from annuaire.api.cursors import encode_cursor
+from annuaire.api.listing import RFC3339_PATTERN
 from annuaire.encoding import b64url_decode
 
 __all__ = [
@@ -46,18 +53,21 @@ __all__ = [
     "create_forgetful_app",
     "create_get_only_app",
     "create_overlapping_app",
+    "create_redirecting_app",
     "create_relative_instance_app",
     "create_renaming_app",
     "create_repeating_app",
     "create_role_renaming_app",
     "create_shouting_app",
     "create_uncached_app",
+    "create_unfiltered_app",
 ]
 
 #: Feed cursors past this seq are moved one entry back by the repeating app.
 REPEAT_AFTER = 2000
 
 _PROBLEM = b"application/problem+json"
+_RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def create_broken_app() -> ASGIApp:
@@ -189,6 +199,44 @@ def create_relative_instance_app() -> ASGIApp:
     return _rewriting_json(
         lambda _scope, start: (b"content-type", _PROBLEM) in start.get("headers", []), relative
     )
+
+
+def create_redirecting_app() -> ASGIApp:
+    app = create_app()
+
+    async def redirecting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
+            location = scope["path"].rstrip("/").encode()
+            await send(
+                {"type": "http.response.start", "status": 307, "headers": [(b"location", location)]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def allow_get_only(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                message["headers"] = [
+                    (k, b"GET" if k.lower() == b"allow" else v) for k, v in message["headers"]
+                ]
+            await send(message)
+
+        await app(scope, receive, allow_get_only)
+
+    return redirecting
+
+
+def create_unfiltered_app() -> ASGIApp:
+    app = create_app()
+
+    async def unfiltered(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/persons":
+            query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            # A valid value is checked, then not applied; an invalid one is still refused.
+            kept = [(k, v) for k, v in query if k != "modifiedSince" or not _RFC3339.match(v)]
+            scope = {**scope, "query_string": urlencode(kept).encode("latin-1")}
+        await app(scope, receive, send)
+
+    return unfiltered
 
 
 def _replacing(old: bytes, new: bytes) -> ASGIApp:

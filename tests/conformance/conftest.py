@@ -235,6 +235,10 @@ role_renaming = _broken_server(
     "role_renaming",
     "A member of a person's ``roles[]`` items served renamed.",
 )
+redirecting = _broken_server(
+    "redirecting", "Trailing slashes redirected; a 405's Allow without HEAD."
+)
+unfiltered = _broken_server("unfiltered", "``modifiedSince`` ignored on /v1/persons.")
 relative_instance = _broken_server(
     "relative_instance",
     "Problems whose ``instance`` leaves out the ``/v1`` of the request path.",

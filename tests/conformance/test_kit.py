@@ -224,6 +224,37 @@ def test_a_deployment_refusing_head_fails_the_etag_check(get_only: Server) -> No
     )
 
 
+def test_a_redirected_trailing_slash_and_a_405_without_head_fail_the_errors_check(
+    redirecting: Server,
+) -> None:
+    report = run_conformance(redirecting.base_url, checks=("errors",))
+    assert report.result("errors").outcome is Outcome.FAIL
+    failures = report.result("errors").failures
+    assert any("/v1/persons/ -> 307" in f and "expected 404 not-found" in f for f in failures), (
+        failures
+    )
+    assert any(
+        f.startswith("DELETE ") and "Allow 'GET' does not name GET and HEAD" in f for f in failures
+    ), failures
+    assert len(failures) == 2, failures
+
+
+def test_a_deployment_ignoring_a_filter_fails_the_filters_check_only(unfiltered: Server) -> None:
+    """Every page it serves is valid, in order, of well-formed objects: only what the filter
+    selects shows the defect."""
+    checks = ("shape", "errors", "filters", "pagination")
+    report = run_conformance(unfiltered.base_url, checks=checks)
+    for name in ("shape", "errors", "pagination"):
+        assert report.result(name).outcome is Outcome.PASS, report.result(name).failures
+    assert report.result("filters").outcome is Outcome.FAIL
+    failures = report.result("filters").failures
+    assert any(
+        f.startswith("GET /v1/persons?modifiedSince=") and "it should not select" in f
+        for f in failures
+    ), failures
+    assert not any("status=" in f or "structure=" in f for f in failures), failures
+
+
 def test_a_value_outside_its_enum_fails_the_schema_check_only(shouting: Server) -> None:
     """Every object still carries exactly its members: ``shape`` passes, ``schema`` reads the
     values."""

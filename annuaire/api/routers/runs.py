@@ -17,7 +17,9 @@ from annuaire.schema import ImportRunPublic, RunOutcome
 
 router = APIRouter(prefix="/import-runs", tags=["import runs"])
 RUNS = RESOURCES["import-runs"]
-ImportRunPage = page_model("ImportRunPage", ImportRunPublic)
+ImportRunPage = page_model(
+    "ImportRunPage", ImportRunPublic, "newest first (by `started_at`, then `id`)"
+)
 
 
 @router.get(
