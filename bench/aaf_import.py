@@ -12,7 +12,12 @@ fresh process so that peak RSS belongs to that step alone:
       deleted (the generator's default, ``--delta-from``): 3.3 % of the AAF records;
   (d1) a delta of 1 % of the AAF records (a third each added, modified, deleted), on a copy of
       the same database: the other reading of "a 1 % delta";
-  (e) peak RSS of the full import at ``--small`` and ``--pupils`` pupils.
+  (e) peak RSS of the full import at ``--small`` and ``--pupils`` pupils;
+  (r) the reader's floor: the same files read as an import reads them (the parsing worker
+      sending every request to this process, in dependency order), nothing mapped, staged or
+      written. An unchanged re-import reads every request too, so (r) is the least (c) can
+      take while the reader parses them all: r / b is the lowest c / b any change to the
+      mapping or the sync engine can reach, and it does not depend on them.
 
 Beside (b) and (d), the database pages the step's largest transaction wrote (SQLite's WAL
 frames): what a delta must write whatever the Python side does, its I/O floor.
@@ -89,6 +94,22 @@ def step_parse(folder: Path) -> dict[str, Any]:
                     while element.getprevious() is not None:
                         del element.getparent()[0]
     return {"seconds": time.perf_counter() - started, "values": values, "chars": chars}
+
+
+def step_read(folder: Path) -> dict[str, Any]:
+    """(r): every request of the export(s), through the parsing worker as an import gets them."""
+    from connectors.aaf import plan
+    from connectors.aaf._feed import RawFeed
+    from connectors.aaf._files import reading_order
+    from connectors.aaf._xml import RawRecord
+
+    started = time.perf_counter()
+    requests = 0
+    for export in plan([folder]):
+        with RawFeed(sorted(export.files, key=reading_order), parallel=True) as feed:
+            for _, source in feed:
+                requests += sum(1 for item in source if type(item) is RawRecord)
+    return {"seconds": time.perf_counter() - started, "aaf_requests": requests}
 
 
 def step_import(folder: Path, database: Path) -> dict[str, Any]:
@@ -175,11 +196,12 @@ def main() -> None:
 
     if args.step:
         name, *rest = args.step
-        figures = (
-            step_parse(Path(rest[0]))
-            if name == "parse"
-            else step_import(Path(rest[0]), Path(rest[1]))
-        )
+        if name == "parse":
+            figures = step_parse(Path(rest[0]))
+        elif name == "read":
+            figures = step_read(Path(rest[0]))
+        else:
+            figures = step_import(Path(rest[0]), Path(rest[1]))
         figures["peak_rss_mb"] = _peak_rss_mb()
         # The AAF parsing worker (a fork of this process, see connectors/aaf/_feed.py).
         figures["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -202,6 +224,7 @@ def main() -> None:
             Path(f"{database}{suffix}").unlink(missing_ok=True)
             Path(f"{database1}{suffix}").unlink(missing_ok=True)
         a = _in_child("parse", str(complet))
+        r = _in_child("read", str(complet))
         b = _in_child("import", str(complet), str(database))
         c = _in_child("import", str(complet), str(database))
         for suffix in ("", "-wal"):  # the same committed state (the WAL, if one was left)
@@ -209,19 +232,20 @@ def main() -> None:
                 shutil.copyfile(f"{database}{suffix}", f"{database1}{suffix}")
         d1 = _in_child("import", str(delta1), str(database1))
         d = _in_child("import", str(delta), str(database))
-        rounds.append((a, b, c, d, d1))
+        rounds.append((a, b, c, d, d1, r))
         if args.rounds > 1:
             print(
                 f"  round {number}: a {a['seconds']:.2f}  b {b['seconds']:.2f}  "
-                f"c {c['seconds']:.2f}  d {d['seconds']:.2f}  d1 {d1['seconds']:.2f} s   b/a "
-                f"{b['seconds'] / a['seconds']:.3f}  c/b {c['seconds'] / b['seconds']:.3f}  "
-                f"d/b {d['seconds'] / b['seconds']:.3f}  d1/b {d1['seconds'] / b['seconds']:.3f}",
+                f"c {c['seconds']:.2f}  d {d['seconds']:.2f}  d1 {d1['seconds']:.2f}  "
+                f"r {r['seconds']:.2f} s   b/a {b['seconds'] / a['seconds']:.3f}  "
+                f"c/b {c['seconds'] / b['seconds']:.3f}  d/b {d['seconds'] / b['seconds']:.3f}  "
+                f"d1/b {d1['seconds'] / b['seconds']:.3f}  r/b {r['seconds'] / b['seconds']:.3f}",
                 flush=True,
             )
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database1}{suffix}").unlink(missing_ok=True)
     small = _in_child("import", str(small_complet), str(small_database))
-    a, b, c, d, d1 = (_median_step([r[i] for r in rounds]) for i in range(5))
+    a, b, c, d, d1, r = (_median_step([step[i] for step in rounds]) for i in range(6))
 
     records = b["aaf_requests"]
     entities = b["counts"].get("created", 0)
@@ -260,23 +284,31 @@ def main() -> None:
             f"{small['aaf_requests']:,} AAF records",
             small["peak_rss_mb"],
         ),
+        (
+            "(r) reader's floor, nothing mapped",
+            r["seconds"],
+            f"{r['aaf_requests']:,} AAF requests read through the parsing worker",
+            r["peak_rss_mb"],
+        ),
     ]
     over = f", median of {args.rounds} rounds" if args.rounds > 1 else ""
     print(f"\nAAF import benchmark, {args.pupils:,} pupils (2D, seed 2026), SQLite{over}")
-    workers = [a, b, c, d, d1, small]
+    workers = [a, b, c, d, d1, small, r]
     print(f"{'step':34} {'seconds':>9} {'peak RSS MB':>12} {'worker':>7}  detail")
     for (name, seconds, detail, rss), step in zip(rows, workers, strict=True):
         worker = f"{step['worker_rss_mb']:7.0f}" if step.get("worker_rss_mb") else f"{'-':>7}"
         print(f"{name:34} {seconds:9.2f} {rss:12.0f} {worker}  {detail}")
 
     def ratio(i: int, j: int) -> list[float]:
-        return [r[i]["seconds"] / r[j]["seconds"] for r in rounds]
+        return [step[i]["seconds"] / step[j]["seconds"] for step in rounds]
 
     ratios = [
         ("b / a   (target <= 3)", ratio(1, 0)),
         ("c / b   (target <= 0.5)", ratio(2, 1)),
         ("d / b   (target <= 0.05)", ratio(3, 1)),
         ("d1 / b  (the same target, other reading)", ratio(4, 1)),
+        ("r / a   (the reader against the parse baseline)", ratio(5, 0)),
+        ("r / b   (the least c / b can be, see (r))", ratio(5, 1)),
         (f"RSS growth {args.small:,} -> {args.pupils:,} (target < 20 %)", [growth]),
     ]
     print()

@@ -25,7 +25,8 @@ def test_the_benchmark_prints_each_round_and_the_median_ratios(tmp_path: Path) -
         timeout=300,
     ).stdout
     rounds = re.findall(
-        r"round (\d): a [\d.]+ +b ([\d.]+) +c [\d.]+ +d [\d.]+ +d1 [\d.]+ s +b/a", output
+        r"round (\d): a [\d.]+ +b ([\d.]+) +c [\d.]+ +d [\d.]+ +d1 [\d.]+ +r [\d.]+ s +b/a",
+        output,
     )
     assert [number for number, _ in rounds] == ["1", "2", "3"]
     assert "median of 3 rounds" in output
@@ -40,13 +41,17 @@ def test_the_benchmark_prints_each_round_and_the_median_ratios(tmp_path: Path) -
         r"([\d,]+) unchanged, 0 created", output
     )
     assert _count(r"-> ([\d,]+) entities", output) > 0
+    # The reader's floor read every request the full import read, and mapped none of them.
+    assert _count(r"\(r\) reader's floor.*? ([\d,]+) AAF requests read", output) == _count(
+        r"\(b\) full import +[\d.]+ .*? ([\d,]+) AAF records", output
+    )
     medians = {
         name: float(value)
         for name, value in re.findall(
-            r"^(b / a|c / b|d / b|d1 / b) .*? ([\d.]+)   \(rounds", output, re.M
+            r"^(b / a|c / b|d / b|d1 / b|r / a|r / b) .*? ([\d.]+)   \(rounds", output, re.M
         )
     }
-    assert set(medians) == {"b / a", "c / b", "d / b", "d1 / b"}
+    assert set(medians) == {"b / a", "c / b", "d / b", "d1 / b", "r / a", "r / b"}
     assert all(v > 0 for v in medians.values())
     assert "projection for 2,800,000 AAF records" in output
 
