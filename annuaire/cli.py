@@ -442,6 +442,8 @@ def serve(
         port=port,
         workers=workers or settings.api_workers,
         access_log=settings.api_access_log,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.api_forwarded_allow_ips,
         log_level="info",
         log_config=_serve_logging(),
     )

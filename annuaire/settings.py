@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
     api_access_log: bool = True
+    #: Addresses whose ``X-Forwarded-Proto`` and ``X-Forwarded-For`` the API believes (a
+    #: reverse proxy's; comma-separated, ``*`` for any): the scheme and client address of a
+    #: request behind it, hence ``https://`` in the ``Link`` of a page. None: uvicorn's default,
+    #: its ``FORWARDED_ALLOW_IPS`` or else 127.0.0.1 and ::1 (a proxy on the same host).
+    api_forwarded_allow_ips: str | None = None
     #: Database connections per API worker; also the number of requests a worker runs at once
     #: (its thread pool is capped to it, so a request never waits for, nor opens, a connection).
     api_db_pool_size: int = Field(default=16, ge=1, le=200)

@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 NDJSON = "application/x-ndjson"
+#: A collection's answer depends on ``Accept`` (a page of JSON, or the NDJSON export): said to
+#: caches (RFC 9110 §12.5.5), so that none gives a client asking for one the other.
+_NEGOTIATED = {"Vary": "Accept"}
 #: RFC 3339 date-time (section 5.6), offset required; the values are then checked by parsing.
 RFC3339_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
@@ -314,7 +317,7 @@ def collection_response(
     where: list[Filter] = [*common_predicates(resource, params), *predicates]
     if params.ndjson:
         return _stream(request, reader, resource, where, params.fields, after, params.limit or None)
-    headers: dict[str, str] = {}
+    headers = dict(_NEGOTIATED)
     with reader.connected() as connection:
         fields = selected_fields(reader, resource, params.fields)
         if params.cursor is None and resource.entity_type is not None:
@@ -389,7 +392,7 @@ def _stream(
         if part.documents:
             yield send(part)
 
-    headers = {"X-Feed-Cursor": head} if head else {}
+    headers = {**_NEGOTIATED, "X-Feed-Cursor": head} if head else dict(_NEGOTIATED)
     return ClosingStreamingResponse(
         lines(), on_close=connection.close, media_type=NDJSON, headers=headers
     )

@@ -30,7 +30,7 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.4.0"
+API_VERSION = "1.5.0"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's
@@ -49,7 +49,10 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
 - **Authentication**: every `/v1` request carries a bearer token (EduConnect, the guichet
   agent, or the hub's `/oauth/token` for ENT clients); a 401 says why in `WWW-Authenticate`.
   Every response carries an `X-Request-Id`.
-- **Caching**: single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
+- **Caching**: every `/v1` answer says `Cache-Control: private, no-cache` (personal data: no
+  shared cache keeps it, a client's own cache checks with the hub before reusing it); a
+  collection answers JSON or NDJSON after `Accept`, and says so (`Vary: Accept`).
+  Single objects carry an `ETag`; send it back in `If-None-Match` to get a 304.
   The same object is the same bytes, hence the same `ETag`, whichever database a deployment
   runs on (a test one on SQLite, production on PostgreSQL): compact JSON, keys in schema order.
   Every GET also answers HEAD (RFC 9110): the same status and headers, no content.
@@ -59,10 +62,17 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
 """
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: What every /v1 answer that sets none says to caches (RFC 9111): personal data is kept by no
+#: shared cache (``private``), and a client's own cache asks the hub before reusing an answer
+#: (``no-cache``: with an ``ETag``, a 304 when it has not changed). The contract's own document
+#: and its docs page are public and may be cached.
+_CACHE_CONTROL = (b"cache-control", b"private, no-cache")
+_PUBLIC_PATHS = frozenset(("/v1/openapi.json", "/v1/docs"))
 
 
 class RequestIdMiddleware:
-    """Tags each request with an id (the caller's X-Request-Id when sane), echoed back."""
+    """Tags each request with an id (the caller's X-Request-Id when sane), echoed back; gives
+    every /v1 answer that sets no ``Cache-Control`` of its own the hub's (``_CACHE_CONTROL``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,10 +85,15 @@ class RequestIdMiddleware:
         request_id = given if _REQUEST_ID.match(given) else _new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
+        path = scope["path"]
+        cached = path.startswith("/v1/") and path not in _PUBLIC_PATHS
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
+                headers = [*message.get("headers", []), header]
+                if cached and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_CACHE_CONTROL)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -5,8 +5,9 @@ FastAPI derives it from the routes; this module adjusts what FastAPI cannot know
 ``id`` is required in the schemas of served objects (every other field is present unless
 ``fields=`` leaves it out). Authentication is enforced by the application, not by route
 dependencies FastAPI could see: the security schemes, the operations that need a token, the
-``WWW-Authenticate`` challenge of a 401, the ``Retry-After`` of a 503, the ``ETag`` of a 304
-and the ``X-Request-Id`` of every response are declared here.
+``WWW-Authenticate`` challenge of a 401, the ``Retry-After`` of a 503, the ``ETag`` of a 304,
+the ``Cache-Control`` of every /v1 answer, the ``Vary`` of a collection's and the
+``X-Request-Id`` of every response are declared here.
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ _NOT_MODIFIED_ETAG_HEADER = {
     "description": "The tag of the current representation: the one sent in `If-None-Match`.",
     "schema": {"type": "string"},
 }
+_CACHE_CONTROL_HEADER = {
+    "description": "`private, no-cache`: no shared cache keeps the answer (personal data), and "
+    "a client's own cache asks the hub before reusing it (with the `ETag` of a single object, "
+    "a 304 when it has not changed).",
+    "schema": {"type": "string", "enum": ["private, no-cache"]},
+}
+_VARY_HEADER = {
+    "description": "`Accept`: a collection answers a page of JSON, or every object as NDJSON, "
+    "after the request's `Accept`.",
+    "schema": {"type": "string", "enum": ["Accept"]},
+}
+#: The contract and its docs page: public, cacheable.
+_PUBLIC_PATHS = frozenset(("/v1/openapi.json", "/v1/docs"))
 _CHALLENGE_HEADER = {
     "description": '`Bearer` (RFC 6750), with `error="invalid_token"` and a description '
     "when a token was sent and refused.",
@@ -107,6 +121,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 elif status == "304":
                     headers["ETag"] = _NOT_MODIFIED_ETAG_HEADER
                 content = response.get("content", {})
+                if route.startswith("/v1/") and route not in _PUBLIC_PATHS:
+                    if status.startswith("2") or status == "304":
+                        headers["Cache-Control"] = _CACHE_CONTROL_HEADER
+                    if status == "200" and "application/x-ndjson" in content:
+                        headers["Vary"] = _VARY_HEADER
                 if status.startswith(("4", "5")) and PROBLEM_MEDIA_TYPE in content:
                     schema = content.pop("application/json", {}).get("schema")
                     if schema:

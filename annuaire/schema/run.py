@@ -115,14 +115,40 @@ class ChangeEntry(ChangeEntryBase, table=True):
     )
 
 
+#: The collection of /v1 that serves each kind of entity (``/v1/{collection}/{id}``).
+FEED_COLLECTIONS = {
+    "structure": "structures",
+    "subject": "subjects",
+    "level": "levels",
+    "class": "classes",
+    "group": "groups",
+    "person": "persons",
+    "role": "roles",
+    "enrollment": "enrollments",
+    "guardianship": "guardianships",
+}
+
+
 class ChangeEntryPublic(SQLModel):
     """One entry of the change feed: which entity changed, how, when, where."""
 
-    seq: int
-    entity_type: str
-    entity_id: uuid.UUID
-    op: ChangeOp
-    at: dt.datetime
+    seq: int = Field(
+        description="The entry's place in the feed: it grows in commit order and is never "
+        "reused. Pass the last one read as `after` to read on."
+    )
+    entity_type: str = Field(
+        description="The kind of entity, read at `/v1/{collection}/{entity_id}`: "
+        + ", ".join(f"`{kind}` at `/v1/{path}`" for kind, path in FEED_COLLECTIONS.items())
+        + ". An open vocabulary: kinds may be added in a minor version (timetables), and a "
+        "client skips the entries of kinds it does not know."
+    )
+    entity_id: uuid.UUID = Field(description="The entity's hub id: the `id` of its object.")
+    op: ChangeOp = Field(
+        description="`create`: new. `update`: its object changed. `leave`: it left its source "
+        "and is `tobedeleted` (still served, until purged). `return`: it came back before being "
+        "purged, `active` again. `purge`: it is gone (its URL answers 404)."
+    )
+    at: dt.datetime = Field(description="When the change was committed (UTC).")
     structures: list[str] = Field(
         default_factory=list,
         description=(

@@ -46,10 +46,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, keys: Path, *, workers: int, name: str) -> Iterator[Served]:
+def running_server(
+    database_url: str,
+    keys: Path,
+    *,
+    workers: int,
+    name: str,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Served]:
     """The hub served on ``database_url`` (development settings, dev tokens on, keys created in
-    ``keys``) until the block ends; then it must stop on SIGTERM within :data:`STOP_S`, and what
-    it printed goes to the personal-data guard under ``name``."""
+    ``keys``, and ``settings``: environment variables) until the block ends; then it must stop
+    on SIGTERM within :data:`STOP_S`, and what it printed goes to the personal-data guard under
+    ``name``."""
     port = free_port()
     env = {
         **os.environ,
@@ -59,6 +67,7 @@ def running_server(database_url: str, keys: Path, *, workers: int, name: str) ->
         "AIGUILLAGE_DEV_TOKENS": "true",
         "AIGUILLAGE_DEV_KEY_FILE": str(keys / "dev-key.json"),
         "AIGUILLAGE_SIGNING_KEY_FILE": str(keys / "signing-key.json"),
+        **(settings or {}),
     }
     server = subprocess.Popen(
         [AIGUILLAGE, "serve", "--port", str(port), "--workers", str(workers)],

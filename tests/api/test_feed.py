@@ -127,3 +127,25 @@ def test_paging_while_an_import_commits_misses_and_repeats_nothing(
     assert len(feed_served) == len(set(feed_served))
     assert feed_served == [e["seq"] for e in read_feed(api)[0]]
     assert len(feed_served) > len(feed_before)
+
+
+def test_each_kind_in_the_feed_is_read_at_the_collection_its_description_names(api: Api) -> None:
+    """An integrator follows ``entity_type`` to ``/v1/{collection}/{entity_id}``: the contract
+    names the collection of each kind, and the first entry of each kind is served there."""
+    from annuaire.schema import EntityKind
+    from annuaire.schema.run import FEED_COLLECTIONS
+
+    assert set(FEED_COLLECTIONS) == {kind.value for kind in EntityKind}
+    paths = api.client.get("/v1/openapi.json").json()["paths"]
+    described = api.client.get("/v1/openapi.json").json()["components"]["schemas"]
+    description = described["ChangeEntryPublic"]["properties"]["entity_type"]["description"]
+    first: dict[str, str] = {}
+    for entry in read_feed(api)[0]:
+        first.setdefault(entry["entity_type"], entry["entity_id"])
+    assert set(first) == set(FEED_COLLECTIONS)  # the académie has every kind
+    for kind, collection in FEED_COLLECTIONS.items():
+        assert f"`{kind}` at `/v1/{collection}`" in description
+        assert f"/v1/{collection}/{{id}}" in paths, collection
+        answer = api.client.get(f"/v1/{collection}/{first[kind]}")
+        assert answer.status_code == 200, (kind, answer.text)
+        assert answer.json()["id"] == first[kind]

@@ -25,6 +25,8 @@ class WithExamples:
     server: Served
     #: The example requests the server printed before it started.
     examples: list[str]
+    #: The store it serves.
+    database_url: str
 
     @property
     def base(self) -> str:
@@ -46,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, academie: Path) -> Iterator
         while len(examples := _examples(server)) < 4:  # printed before uvicorn starts
             assert time.monotonic() < deadline, "the server printed no examples"
             time.sleep(0.1)
-        yield WithExamples(server, examples)
+        yield WithExamples(server, examples, url)
 
 
 def _examples(server: Served) -> list[str]:
@@ -96,3 +98,34 @@ def test_the_hubs_own_log_records_reach_the_servers_output(served: WithExamples)
         )
         assert answer.status_code == 401
         assert served.server.printed(f"token refused (request {request_id})"), request_id
+
+
+def _next_link(base: str) -> str:
+    with httpx.Client(base_url=base) as client:
+        answer = client.get(
+            "/v1/persons", params={"limit": 1}, headers={"X-Forwarded-Proto": "https"}
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.headers["link"]
+
+
+def test_behind_a_tls_proxy_on_the_same_host_links_say_https(served: WithExamples) -> None:
+    """A proxy on the same host (127.0.0.1, believed by default) terminates TLS: the ``Link`` a
+    client follows is the https URL it called, not the proxy's plain http hop."""
+    assert _next_link(served.base).startswith("<https://127.0.0.1:")
+
+
+def test_a_proxy_the_settings_do_not_name_is_not_believed(
+    tmp_path: Path, served: WithExamples
+) -> None:
+    """With ``AIGUILLAGE_API_FORWARDED_ALLOW_IPS`` naming another proxy, a request from
+    127.0.0.1 claiming https is not believed: the ``Link`` keeps the scheme of the connection."""
+    name = "aiguillage serve, another proxy (tests/api/test_serve.py)"
+    with running_server(
+        served.database_url,
+        tmp_path,
+        workers=1,
+        name=name,
+        settings={"AIGUILLAGE_API_FORWARDED_ALLOW_IPS": "192.0.2.10"},
+    ) as other:
+        assert _next_link(other.base).startswith("<http://127.0.0.1:")

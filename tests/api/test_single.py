@@ -75,3 +75,34 @@ def test_unknown_and_malformed_ids(api: Api) -> None:
     malformed = api.client.get("/v1/persons/not-a-uuid")
     assert malformed.status_code == 400
     assert malformed.json()["invalid_params"][0]["name"] == "id"
+
+
+def test_what_caches_are_told(api: Api) -> None:
+    """Personal data: no shared cache keeps an answer, a client's own cache revalidates it (a
+    304 keeps saying so); a collection's answer depends on ``Accept`` and says it. The contract
+    and its docs page stay cacheable, the token endpoint keeps its ``no-store``. The contract
+    declares both headers where they are sent."""
+    person = api.client.get("/v1/persons", params={"limit": 1}).json()["items"][0]
+    single = api.client.get(f"/v1/persons/{person['id']}")
+    not_modified = api.client.get(
+        f"/v1/persons/{person['id']}", headers={"If-None-Match": single.headers["etag"]}
+    )
+    assert not_modified.status_code == 304
+    page = api.client.get("/v1/persons", params={"limit": 2})
+    export = api.client.get("/v1/persons", headers={"Accept": "application/x-ndjson"})
+    feed = api.client.get("/v1/changes", params={"limit": 2})
+    missing = api.client.get(f"/v1/persons/{uuid.uuid4()}")
+    for answer in (single, not_modified, page, export, feed, missing):
+        assert answer.headers["cache-control"] == "private, no-cache", answer.request.url
+    assert page.headers["vary"] == export.headers["vary"] == "Accept"
+    assert "vary" not in single.headers
+    contract = api.client.get("/v1/openapi.json")
+    assert "private" not in contract.headers.get("cache-control", "")
+    token = api.client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert token.headers["cache-control"] == "no-store"
+
+    paths = contract.json()["paths"]
+    persons, one = paths["/v1/persons"]["get"], paths["/v1/persons/{id}"]["get"]
+    assert set(persons["responses"]["200"]["headers"]) >= {"Cache-Control", "Vary"}
+    assert "Cache-Control" in one["responses"]["304"]["headers"]
+    assert "Vary" not in one["responses"]["200"]["headers"]
