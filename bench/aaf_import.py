@@ -35,10 +35,10 @@ Targets (issue #3): b/a <= 3, c <= 0.5 b, d <= 0.05 b, peak RSS <= 400 MB growin
 between the two sizes. Figures are printed, never asserted: wall-clock time depends on the
 machine, ratios measured in one run much less.
 
-``--rounds N`` repeats (a) to (d1) N times, each round from an empty database, and prints each
-round's figures, then the median of each step and of each ratio (ratios taken within a round)
-with their range: on a shared machine whose speed drifts by 10 % or more between minutes, a
-single round can land either side of a target.
+``--rounds N`` repeats (a) to (d1) and (r) N times, each round from an empty database, and
+prints each round's figures, then the median of each step and of each ratio (ratios taken
+within a round) with their range: on a shared machine whose speed drifts by 10 % or more
+between minutes, a single round can land either side of a target.
 """
 
 from __future__ import annotations
