@@ -196,7 +196,7 @@ def test_a_job_refused_by_another_writer_waits_the_busy_timeout_once(
     generated = tmp_path / "generated"
     generate_academie(generated, pupils=40, seed=5)
     assert cli(url, tmp_path, "import", "aaf", str(generated)).returncode == 0
-    timeout = 2.0
+    timeout = 3.0
     monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", url)
     monkeypatch.setenv("AIGUILLAGE_SQLITE_BUSY_TIMEOUT_S", str(timeout))
     monkeypatch.chdir(tmp_path)
@@ -213,7 +213,10 @@ def test_a_job_refused_by_another_writer_waits_the_busy_timeout_once(
         other.close()
         get_settings.cache_clear()
     assert busy.exit_code == 1, busy.output
-    assert timeout <= elapsed < 1.6 * timeout, elapsed  # two waits took 2 x timeout
+    # Two waits take 2 x timeout at least; one (and the brief try to record the run, at most a
+    # tenth of it) leaves the rest of that bound to the job's own work, however loaded the
+    # machine is.
+    assert timeout <= elapsed < 2 * timeout, elapsed
     stderr = " ".join(busy.stderr.split())
     assert "refused: another import or purge is writing to the store" in stderr, stderr
     assert "not recorded:" in stderr and "database is locked" in stderr, stderr
