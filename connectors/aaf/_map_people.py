@@ -466,6 +466,10 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
 
     values = a.get("ENTElevePersRelEleve")
     if values:
+        # Field 3 = 2 under the flag reading (>= VE17xx) is "at most a person in charge"
+        # (AAF.md §6.2). A record that also sends the older ENTEleveAutoriteParentale (bare
+        # ids: duplicates, VE1711, still writes ranks) says itself who holds parental authority.
+        authority = a.get("ENTEleveAutoriteParentale")
         for value in values:
             fields = value.split("$")
             if len(fields) != 6 or not fields[0]:
@@ -482,13 +486,14 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
                 continue
             guardian, code, financial, legal, contact, payment = fields
             relation = _relation(ctx, record, code, "ENTElevePersRelEleve", out)
+            ranks = ranks_for(ctx.version, code)
             try:
-                is_legal: bool | None = legal_flag(
-                    legal, ranks_for(ctx.version, code), "ENTElevePersRelEleve"
-                )
+                is_legal: bool | None = legal_flag(legal, ranks, "ENTElevePersRelEleve")
             except BadValue as error:
                 ctx.bad_value(out, record, error, "legal flag left empty")
                 is_legal = None
+            if legal == "2" and not ranks and authority:
+                is_legal = guardian in authority
             flags = []
             for flag in (financial, contact, payment):
                 parsed = _FLAGS.get(flag)

@@ -627,6 +627,35 @@ def test_legal_field_by_version(tmp_path: Path, version: str | None, legal_of_ra
     assert links["9|1"]["legal"] is legal_of_rank_2
 
 
+def test_rank_2_is_settled_by_the_parental_authority_the_record_sends() -> None:
+    """duplicates (VE1711), pupil 1: ``ENTElevePersRelEleve`` = ``2$1$0$2$0$0`` (field 3 is
+    ``2``, which the ≥ VE17xx flag reading takes for "not legal"), and the same record's
+    ``ENTEleveAutoriteParentale`` = ``2``: person 2 holds parental authority, as the file says."""
+    read = read_folder("duplicates")
+    link = read.get(EntityKind.GUARDIANSHIP, "2|1").data
+    assert (link["relation_code"], link["legal"]) == ("1", True)
+    assert (link["financial"], link["contact"], link["payment"]) == (False, False, False)
+
+
+@pytest.mark.parametrize(
+    ("authority", "legal_of_2"),
+    [(None, False), (["9"], True), (["8"], False), (["8", "9"], True)],
+)
+def test_rank_2_under_flag_semantics_reads_the_parental_authority(
+    tmp_path: Path, authority: list[str] | None, legal_of_2: bool
+) -> None:
+    """From VE17xx field 3 is a flag and ``2`` is ambiguous (AAF.md §6.2); a record that also
+    sends ``ENTEleveAutoriteParentale`` says who holds parental authority. ``0`` and ``1``
+    stay as sent."""
+    attrs: list[tuple[str, Any]] = [("ENTElevePersRelEleve", ["8$10$1$1$0$0", "9$20$0$2$0$0"])]
+    if authority is not None:
+        attrs.append(("ENTEleveAutoriteParentale", authority))
+    export = _one_pupil_delta(tmp_path, attrs, {"versionAF": "AAF-VE1806"})
+    links = {r.key: r.data for r in Read(export).records if r.kind is EntityKind.GUARDIANSHIP}
+    assert links["8|1"]["legal"] is True
+    assert links["9|1"]["legal"] is legal_of_2
+
+
 def test_legacy_2d_parental_authority_is_a_fallback(tmp_path: Path) -> None:
     export = _one_pupil_delta(
         tmp_path,
