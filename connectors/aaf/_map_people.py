@@ -470,6 +470,9 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
         # (AAF.md §6.2). A record that also sends the older ENTEleveAutoriteParentale (bare
         # ids: duplicates, VE1711, still writes ranks) says itself who holds parental authority.
         authority = a.get("ENTEleveAutoriteParentale")
+        # The older ENTElevePere / ENTEleveMere, when sent too, should agree with the codes.
+        fathers = a.get("ENTElevePere")
+        mothers = a.get("ENTEleveMere")
         for value in values:
             fields = value.split("$")
             if len(fields) != 6 or not fields[0]:
@@ -486,6 +489,10 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
                 continue
             guardian, code, financial, legal, contact, payment = fields
             relation = _relation(ctx, record, code, "ENTElevePersRelEleve", out)
+            if fathers and guardian in fathers and relation is not Relation.FATHER:
+                _parent_mismatch(ctx, record, "ENTElevePere", guardian, relation, code, out)
+            if mothers and guardian in mothers and relation is not Relation.MOTHER:
+                _parent_mismatch(ctx, record, "ENTEleveMere", guardian, relation, code, out)
             ranks = ranks_for(ctx.version, code)
             try:
                 is_legal: bool | None = legal_flag(legal, ranks, "ENTElevePersRelEleve")
@@ -526,6 +533,27 @@ def _guardianships(ctx: Context, record: RawRecord, uais: tuple[str, ...], out: 
 
     for link in links.values():
         ctx.add_guardianship(link)
+
+
+def _parent_mismatch(
+    ctx: Context,
+    record: RawRecord,
+    attribute: str,
+    guardian: str,
+    relation: Relation,
+    code: str,
+    out: Output,
+) -> None:
+    """Report a link whose relation code the record's ENTElevePere / ENTEleveMere contradicts
+    (duplicates, VE1711: code 1, father, for the person ENTEleveMere names). The code is kept:
+    ENTElevePersRelEleve is authoritative (AAF.md §6.3)."""
+    ctx.warn(
+        out,
+        "link-mismatch",
+        f"{attribute} names {guardian}, whose ENTElevePersRelEleve relation code {code!r}"
+        f" means {relation.value}; the relation code is kept",
+        ctx.provenance(record),
+    )
 
 
 def _relation(ctx: Context, record: RawRecord, code: str, attribute: str, out: Output) -> Relation:

@@ -637,6 +637,23 @@ def test_rank_2_is_settled_by_the_parental_authority_the_record_sends() -> None:
     assert (link["financial"], link["contact"], link["payment"]) == (False, False, False)
 
 
+def test_a_relation_code_the_older_parent_attributes_contradict_is_reported() -> None:
+    """duplicates, pupil 1: relation code ``1`` (father) for person 2, whom the same record's
+    ``ENTEleveMere`` names as the mother. The code is kept (``ENTElevePersRelEleve`` is
+    authoritative, AAF.md §6.3) and the contradiction is reported, not passed over."""
+    read = read_folder("duplicates")
+    link = read.get(EntityKind.GUARDIANSHIP, "2|1").data
+    assert (link["relation"], link["relation_code"]) == ("father", "1")
+    (warning,) = [w for w in read.warnings if w.code == "link-mismatch"]
+    assert warning.provenance is not None and warning.provenance.record_id == "1"
+    assert "ENTEleveMere names 2" in warning.message and "father" in warning.message
+
+
+def test_men_2013_parent_attributes_agree_with_the_relation_codes(men: Read) -> None:
+    """In men-2013-complet the 369 ENTElevePere and 459 ENTEleveMere agree with codes 1 and 2."""
+    assert men.codes()["link-mismatch"] == 0
+
+
 @pytest.mark.parametrize(
     ("authority", "legal_of_2"),
     [(None, False), (["9"], True), (["8"], False), (["8", "9"], True)],
