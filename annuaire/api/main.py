@@ -30,7 +30,7 @@ from .routers import ROUTERS, oauth
 __all__ = ["API_VERSION", "contract_app", "create_app"]
 
 #: Version of the /v1 contract (semantic: see specs/VERSIONING.md).
-API_VERSION = "1.5.0"
+API_VERSION = "1.5.1"
 
 _DESCRIPTION = """\
 The open, read-only API of Aiguillage: the identities and structures of the académie's

@@ -85,7 +85,8 @@ class ExternalId(ExternalIdPublic, table=True):
 
 
 class PersonPublic(PersonBase, TrackedPublic):
-    """A natural person: pupil, guardian or staff member. Roles say which, and where."""
+    """A natural person: pupil, guardian or staff member. Roles say which, and where; a guardian
+    has none: their guardianships (`/v1/guardianships`) say whose guardian they are."""
 
     external_ids: list[ExternalIdPublic] = Field(default_factory=list)
     roles: list[RoleSummary] = Field(
