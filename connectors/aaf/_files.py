@@ -21,7 +21,7 @@ import re
 import tarfile
 import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
@@ -40,7 +40,6 @@ Degree = Literal["1d", "2d"]
 _PEEK = 1 << 16
 _CATEGORY_TOKENS = {token.lower(): token for token in CATEGORIES}
 _MODES: dict[str, Mode] = {"complet": "complet", "delta": "delta"}
-_HEADER_COMMENT = re.compile(rb"<!--(.*?)-->", re.DOTALL)
 _CATEGORY_VALUE = re.compile(rb'<attr\s+name\s*=\s*"categorie\w*"\s*>\s*<value>\s*(\w+)\s*</value>')
 _VOCABULARY_1D = re.compile(
     rb'name\s*=\s*"(?:ENTPersonNom|ENTPersonPrenom|ENTPersonCivilite|ENTPersonMail|ENTEcole\w+'
@@ -186,12 +185,24 @@ class _Peek:
     degree: Degree | None
 
 
+def _comments(head: bytes) -> Iterator[bytes]:
+    """The bodies of the complete comments of ``head``, in one pass: a search for the end of
+    each opener (``<!--(.*?)-->``) would scan the rest of the head once per opener."""
+    start = head.find(b"<!--")
+    while start != -1:
+        end = head.find(b"-->", start + 4)
+        if end == -1:
+            return
+        yield head[start + 4 : end]
+        start = head.find(b"<!--", end + 3)
+
+
 def _peek(head: bytes) -> _Peek:
     if ROOT_TAG.encode() not in head:
         return _Peek(False, {}, None, None)
     header: dict[str, str] = {}
-    for match in _HEADER_COMMENT.finditer(head):
-        header.update(parse_header_comment(match.group(1).decode("latin-1")))
+    for comment in _comments(head):
+        header.update(parse_header_comment(comment.decode("latin-1")))
     found = _CATEGORY_VALUE.search(head)
     category = CATEGORY_BY_VALUE.get(found.group(1).decode("ascii")) if found else None
     degree: Degree | None = None

@@ -97,7 +97,9 @@ _SAFE_DOCTYPE = re.compile(
 UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 _POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
-_HEADER_ITEM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+# Starts at the beginning of a word only: tried from inside a run of word characters that no
+# '=' follows, it would retry every suffix of the run (quadratic in the comment's length).
+_HEADER_ITEM = re.compile(r'(?<!\w)(\w+)\s*=\s*"([^"]*)"')
 
 
 @dataclass(slots=True)

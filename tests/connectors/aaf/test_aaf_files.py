@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import tarfile
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -377,6 +379,30 @@ def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
     assert file.path == f"{folder}/ENT_SANDBOX\\xe9_Complet_20240916_Eleve_0000.xml"
     file.path.encode("utf-8")  # printable and storable
     assert _people_of(export) == ["1"]  # and still read from its real name
+
+
+def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_unclosed_comments_in_a_chunk_head_cost_what_a_real_head_costs(tmp_path: Path) -> None:
+    # Planning reads the header comments of each file's first 64 KB: comment openers without
+    # their end made each opener scan the rest of the head, seconds per file (an archive of
+    # thousands of such members held a job for hours). The cost is compared with that of a
+    # real chunk of the same size.
+    real = _chunk(tmp_path / "real", "ENT_Complet_20260101_Eleve_0000.xml", *[_pupil("1")] * 150)
+    size = real.stat().st_size
+    hostile = tmp_path / "hostile" / "ENT_Complet_20260101_Eleve_0000.xml"
+    hostile.parent.mkdir()
+    hostile.write_bytes(b"<ficAlimMENESR>" + b"<!--" * (size // 4) + b"</ficAlimMENESR>")
+    assert [e.files[0].header for e in plan([hostile])] == [{}]
+    baseline = _fastest(lambda: plan([real]))
+    assert _fastest(lambda: plan([hostile])) < 20 * baseline
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
