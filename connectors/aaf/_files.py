@@ -30,7 +30,7 @@ from annuaire.errors import BadInput
 from annuaire.schema.uai import is_valid_uai
 
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
-from ._xml import ROOT_TAG, UNREADABLE, parse_header_comment
+from ._xml import HEADER_NAMES, ROOT_TAG, UNREADABLE, parse_header_comment
 
 __all__ = ["AafExport", "AafFile", "plan", "reading_order"]
 
@@ -61,7 +61,8 @@ class AafFile:
     chunk: int | None
     #: Opens a fresh binary stream on the file's bytes (the caller closes it).
     opener: Callable[[], BinaryIO] = field(repr=False)
-    #: Header comments found at plan time (versionAF, versionSDET, degre, ...).
+    #: The AAF header comments found at plan time (``_xml.HEADER_NAMES``: versionAF,
+    #: versionSDET, degre, codeAcademieExport, dateGenerationExport); other items are left out.
     header: dict[str, str] = field(default_factory=dict)
 
 
@@ -202,7 +203,8 @@ def _peek(head: bytes) -> _Peek:
         return _Peek(False, {}, None, None)
     header: dict[str, str] = {}
     for comment in _comments(head):
-        header.update(parse_header_comment(comment.decode("latin-1")))
+        items = parse_header_comment(comment.decode("latin-1"))
+        header.update((k, v) for k, v in items.items() if k in HEADER_NAMES)
     found = _CATEGORY_VALUE.search(head)
     category = CATEGORY_BY_VALUE.get(found.group(1).decode("ascii")) if found else None
     degree: Degree | None = None
@@ -232,7 +234,9 @@ class _Found:
     archive: str | None
     name: str
     opener: Callable[[], BinaryIO]
-    head: bytes
+    #: What the file's first 64 KB show (the bytes themselves are not kept: an archive may
+    #: hold thousands of members).
+    peek: _Peek
 
 
 def _file_opener(path: Path) -> Callable[[], BinaryIO]:
@@ -356,7 +360,7 @@ def _walk_file(path: Path) -> Iterable[_Found]:
             None,
             path.name,
             _file_opener(path),
-            head,
+            _peek(head),
         )
     elif lowered.endswith((".zip", *_TAR_SUFFIXES)):
         # Listed whole before anything is read: a corrupt or truncated archive is bad input,
@@ -387,7 +391,7 @@ def _walk_zip(path: Path) -> Iterable[_Found]:
                 path.name,
                 member.name,
                 _zip_opener(path, info),
-                head,
+                _peek(head),
             )
 
 
@@ -409,7 +413,7 @@ def _walk_tar(path: Path) -> Iterable[_Found]:
                 path.name,
                 member.name,
                 shared.opener(info.offset_data, info.size),
-                head,
+                _peek(head),
             )
 
 
@@ -498,7 +502,7 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
     planned: list[_Planned] = []
     for path in paths:
         for found in _walk(Path(path)):
-            peek = _peek(found.head)
+            peek = found.peek
             name = _parse_name(found.name)
             if not peek.is_aaf:
                 if name.category is not None:

@@ -57,6 +57,10 @@ _JOIN_KEYS = {
     "PersEducNat": "ENTPersonJointure",
 }
 
+#: The header comments of an AAF file (AAF.md §1.4): what planning keeps of a file's header.
+HEADER_NAMES = frozenset(
+    {"versionAF", "versionSDET", "codeAcademieExport", "degre", "dateGenerationExport"}
+)
 _CHUNK = 1 << 16
 _PROLOG_LIMIT = 1 << 20
 #: Bytes read past the end of the last request (or the start of the file) before the next

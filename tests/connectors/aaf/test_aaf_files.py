@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -15,6 +18,7 @@ from aaf_support import aaf_samples, document, request, write
 from annuaire.errors import BadInput
 from annuaire.schema import EntityKind, NeutralRecord
 from connectors.aaf import AafExport, AafReader, RawRecord, iter_raw, plan
+from tests._personal_data_guard import record_output
 
 
 def _pupil(ident: str) -> str:
@@ -379,6 +383,66 @@ def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
     assert file.path == f"{folder}/ENT_SANDBOX\\xe9_Complet_20240916_Eleve_0000.xml"
     file.path.encode("utf-8")  # printable and storable
     assert _people_of(export) == ["1"]  # and still read from its real name
+
+
+# The peak of this process's own memory: VmHWM, since getrusage's ru_maxrss keeps the peak of
+# the process that ran exec (a fork of the test session).
+_PEAK_RSS = """
+import re, sys
+from pathlib import Path
+from connectors.aaf import plan
+plan([sys.argv[1]])
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+"""
+
+
+def _planning_peak_kb(archive: Path) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(archive)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[3],
+    )
+    record_output("plan() peak RSS probe stderr (tests/connectors/aaf)", done.stderr)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def _members_with_full_heads(path: Path, count: int) -> Path:
+    """An archive of ``count`` chunks, each with 64 KB of blanks after its root's start tag."""
+    body = b"<ficAlimMENESR>" + b" " * 65_000 + b"</ficAlimMENESR>\n"
+    names = [f"ENT_Complet_20260101_Eleve_{n:04d}.xml" for n in range(count)]
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in names:
+                archive.writestr(name, body)
+    else:
+        with tarfile.open(path, "w:gz") as archive:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_planning_keeps_the_aaf_header_comments_only(tmp_path: Path) -> None:
+    items = {"versionAF": "AAF-VE2407", "degre": "2D"} | {f"k{n}": "" for n in range(2_000)}
+    path = _chunk(tmp_path, "ENT_Complet_20260101_Eleve_0000.xml", _pupil("1"), header=items)
+    assert [e.files[0].header for e in plan([path])] == [{"versionAF": "AAF-VE2407", "degre": "2D"}]
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tgz"])
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_planning_an_archive_of_many_chunks_holds_little_per_chunk(
+    tmp_path: Path, suffix: str
+) -> None:
+    # Planning reads each chunk's first 64 KB: it used to keep them all, so an archive of a few
+    # MB whose members are 64 KB of blanks each (1,500 here) took 100 MB (a GB for 15,000).
+    few = _members_with_full_heads(tmp_path / f"few{suffix}", 15)
+    many = _members_with_full_heads(tmp_path / f"many{suffix}", 1_500)
+    growth_mb = (_planning_peak_kb(many) - _planning_peak_kb(few)) / 1024
+    assert growth_mb < 30
 
 
 def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
