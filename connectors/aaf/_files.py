@@ -45,6 +45,9 @@ _VOCABULARY_1D = re.compile(
     rb'name\s*=\s*"(?:ENTPersonNom|ENTPersonPrenom|ENTPersonCivilite|ENTPersonMail|ENTEcole\w+'
     rb'|ENTStructureAdresse|ENTStructureVille|ENTPersonClasses|ENTEleveNiveau|ENTPersRelEleve\w+)"'
 )
+#: What ``tarfile`` may read for one member's headers (its 512-byte blocks, a long name, pax
+#: attributes, a sparse map): a few KB in any real archive.
+TAR_HEADERS_LIMIT = 1 << 20
 _TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -395,26 +398,85 @@ def _walk_zip(path: Path) -> Iterable[_Found]:
             )
 
 
+class _TarListing(io.RawIOBase):
+    """The decompressed stream ``tarfile`` lists an archive from, with a budget on what it reads
+    for one member's headers: ``tarfile`` reads a GNU long name or pax attributes whole, and a
+    sparse map number by number, before the member is listed, however large their header
+    claims them to be. Member data is skipped by seeking, which spends nothing."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        #: Bytes read since the listing last moved to the next member.
+        self.spent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or self.spent + size > TAR_HEADERS_LIMIT:
+            raise tarfile.ReadError(
+                # Worded without "long": the word is also a surname, which logs must not hold.
+                f"a member with headers of more than {TAR_HEADERS_LIMIT >> 20} MB (member name, "
+                "pax attributes or sparse map), which no delivery holds"
+            )
+        data = self._stream.read(size)
+        self.spent += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
 def _walk_tar(path: Path) -> Iterable[_Found]:
     shared = _TarArchive(path)
-    with tarfile.open(path, "r:*") as archive:
-        for info in archive:
-            member = PurePosixPath(info.name)
-            if not info.isfile() or not member.name.lower().endswith(".xml"):
-                continue
-            stream = archive.extractfile(info)
-            if stream is None:
-                continue
-            head = stream.read(_PEEK)
-            yield _Found(
-                _shown(f"{path}!{info.name}"),
-                _shown(f"{path}!{member.parent}"),
-                (*path.parent.parts, *member.parent.parts),
-                path.name,
-                member.name,
-                shared.opener(info.offset_data, info.size),
-                _peek(head),
-            )
+    listing = _TarListing(_open_compressed(path))
+    try:
+        with tarfile.open(fileobj=listing, mode="r:") as archive:
+            for info in archive:
+                found = _tar_member(path, archive, info, shared)
+                listing.spent = 0  # what the next member's headers may read starts here
+                if found is not None:
+                    yield found
+    except ValueError as error:  # a header that tarfile's parsing of numbers chokes on
+        raise tarfile.ReadError(f"a member header cannot be read ({error})") from None
+    finally:
+        listing.close()
+
+
+def _tar_member(
+    path: Path, archive: tarfile.TarFile, info: tarfile.TarInfo, shared: _TarArchive
+) -> _Found | None:
+    member = PurePosixPath(info.name)
+    if not info.isfile() or not member.name.lower().endswith(".xml"):
+        return None
+    stream = archive.extractfile(info)
+    if stream is None:
+        return None
+    head = stream.read(_PEEK)
+    return _Found(
+        _shown(f"{path}!{info.name}"),
+        _shown(f"{path}!{member.parent}"),
+        (*path.parent.parts, *member.parent.parts),
+        path.name,
+        member.name,
+        shared.opener(info.offset_data, info.size),
+        _peek(head),
+    )
 
 
 # -- planning --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import subprocess
 import sys
@@ -391,12 +392,17 @@ _PEAK_RSS = """
 import re, sys
 from pathlib import Path
 from connectors.aaf import plan
-plan([sys.argv[1]])
+from annuaire.errors import BadInput
+try:
+    plan([sys.argv[1]])
+except BadInput as error:
+    print(error, file=sys.stderr)
 print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 """
 
 
-def _planning_peak_kb(archive: Path) -> int:
+def _planning_peak_kb(archive: Path) -> tuple[int, str]:
+    """The peak memory of a process planning ``archive``, and the bad input it reported."""
     done = subprocess.run(
         [sys.executable, "-c", _PEAK_RSS, str(archive)],
         capture_output=True,
@@ -406,7 +412,7 @@ def _planning_peak_kb(archive: Path) -> int:
     )
     record_output("plan() peak RSS probe stderr (tests/connectors/aaf)", done.stderr)
     assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return int(done.stdout), done.stderr
 
 
 def _members_with_full_heads(path: Path, count: int) -> Path:
@@ -426,6 +432,53 @@ def _members_with_full_heads(path: Path, count: int) -> Path:
     return path
 
 
+def _tar_header_bomb(path: Path, kind: str) -> Path:
+    """A .tgz of a few KB whose first member's headers claim 48 MB: a GNU long name, pax
+    attributes, or a GNU sparse map (pax 1.0) of millions of entries."""
+    big = 48 << 20
+    member = tarfile.TarInfo("ENT_Complet_20260101_Eleve_0000.xml")
+    member.size = 0
+    with gzip.open(path, "wb") as out:
+        if kind == "sparse map":
+            attributes = b"".join(
+                b"%d %s\n" % (len(item) + 4, item)
+                for item in (b"GNU.sparse.major=1", b"GNU.sparse.minor=0", b"GNU.sparse.realsize=1")
+            )
+            pax = tarfile.TarInfo("./PaxHeaders/x")
+            pax.type, pax.size = tarfile.XHDTYPE, len(attributes)
+            out.write(pax.tobuf(tarfile.USTAR_FORMAT) + attributes.ljust(512, b"\0"))
+            member.size = big
+            out.write(member.tobuf(tarfile.USTAR_FORMAT))
+            out.write(b"%d\n" % big)
+            for _ in range(big >> 20):
+                out.write(b"0\n" * (1 << 19))
+        else:
+            header = tarfile.TarInfo("././@LongLink")
+            header.type = tarfile.GNUTYPE_LONGNAME if kind == "long name" else tarfile.XHDTYPE
+            header.size = big
+            out.write(header.tobuf(tarfile.GNU_FORMAT))
+            for _ in range(big >> 20):
+                out.write(b"a" * (1 << 20))
+            out.write(member.tobuf(tarfile.GNU_FORMAT))
+        out.write(b"\0" * 1024)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["long name", "pax attributes", "sparse map"])
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_tar_member_headers_claiming_megabytes_are_bad_input_not_read(
+    tmp_path: Path, kind: str
+) -> None:
+    # tarfile reads a member's long name and pax attributes whole, and its sparse map number
+    # by number, before the member is listed: a .tgz of 50 KB took 100 MB and more.
+    few = _members_with_full_heads(tmp_path / "few.tgz", 1)
+    bomb = _tar_header_bomb(tmp_path / "bomb.tgz", kind)
+    peak, error = _planning_peak_kb(bomb)
+    assert (peak - _planning_peak_kb(few)[0]) / 1024 < 16
+    assert str(bomb) in error
+    assert "headers of more than 1 MB" in error
+
+
 def test_planning_keeps_the_aaf_header_comments_only(tmp_path: Path) -> None:
     items = {"versionAF": "AAF-VE2407", "degre": "2D"} | {f"k{n}": "" for n in range(2_000)}
     path = _chunk(tmp_path, "ENT_Complet_20260101_Eleve_0000.xml", _pupil("1"), header=items)
@@ -441,7 +494,7 @@ def test_planning_an_archive_of_many_chunks_holds_little_per_chunk(
     # MB whose members are 64 KB of blanks each (1,500 here) took 100 MB (a GB for 15,000).
     few = _members_with_full_heads(tmp_path / f"few{suffix}", 15)
     many = _members_with_full_heads(tmp_path / f"many{suffix}", 1_500)
-    growth_mb = (_planning_peak_kb(many) - _planning_peak_kb(few)) / 1024
+    growth_mb = (_planning_peak_kb(many)[0] - _planning_peak_kb(few)[0]) / 1024
     assert growth_mb < 30
 
 
