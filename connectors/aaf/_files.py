@@ -32,7 +32,7 @@ from annuaire.schema.uai import is_valid_uai
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
 from ._xml import HEADER_NAMES, ROOT_TAG, UNREADABLE, parse_header_comment
 
-__all__ = ["AafExport", "AafFile", "plan", "reading_order"]
+__all__ = ["MAX_MEMBER_BYTES", "AafExport", "AafFile", "plan", "reading_order"]
 
 Mode = Literal["complet", "delta"]
 Degree = Literal["1d", "2d"]
@@ -48,6 +48,10 @@ _VOCABULARY_1D = re.compile(
 #: What ``tarfile`` may read for one member's headers (its 512-byte blocks, a long name, pax
 #: attributes, a sparse map): a few KB in any real archive.
 TAR_HEADERS_LIMIT = 1 << 20
+#: Default of what one archive member may hold once decompressed (``plan``'s
+#: ``max_member_bytes``; the import's ``AIGUILLAGE_AAF_MAX_MEMBER_MB``). The largest académies'
+#: chunks are tens of MB; a zip or tar bomb's members are gigabytes.
+MAX_MEMBER_BYTES = 512 << 20
 _TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -331,20 +335,20 @@ def _shown(text: str) -> str:
 _ARCHIVE_ERRORS = (*UNREADABLE, tarfile.TarError)
 
 
-def _walk(path: Path) -> Iterable[_Found]:
+def _walk(path: Path, limit: int) -> Iterable[_Found]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             # A link is followed even when it leads nowhere: a chunk that cannot be opened is
             # bad input (below), never passed over as if the delivery did not hold it.
             if child.is_file() or child.is_symlink():
-                yield from _walk_file(child)
+                yield from _walk_file(child, limit)
     elif path.is_file():
-        yield from _walk_file(path)
+        yield from _walk_file(path, limit)
     else:
         raise FileNotFoundError(path)
 
 
-def _walk_file(path: Path) -> Iterable[_Found]:
+def _walk_file(path: Path, limit: int) -> Iterable[_Found]:
     lowered = path.name.lower()
     if lowered.endswith(".xml"):
         try:
@@ -369,19 +373,34 @@ def _walk_file(path: Path) -> Iterable[_Found]:
         # Listed whole before anything is read: a corrupt or truncated archive is bad input,
         # whichever member it breaks in.
         try:
-            found = list(_walk_zip(path) if lowered.endswith(".zip") else _walk_tar(path))
+            found = list(
+                _walk_zip(path, limit) if lowered.endswith(".zip") else _walk_tar(path, limit)
+            )
         except _ARCHIVE_ERRORS as error:
             raise BadInput(f"the archive cannot be read: {error}", file=_shown(str(path))) from None
         yield from found
 
 
-def _walk_zip(path: Path) -> Iterable[_Found]:
+def _oversized(display: str, size: int, limit: int) -> BadInput:
+    return BadInput(
+        f"{size / (1 << 20):.0f} MB once decompressed, more than the {limit >> 20} MB an archive "
+        "member may hold (AIGUILLAGE_AAF_MAX_MEMBER_MB): a decompression bomb, or a delivery "
+        "larger than this setting allows; nothing was read or applied",
+        file=display,
+    )
+
+
+def _walk_zip(path: Path, limit: int) -> Iterable[_Found]:
     with zipfile.ZipFile(path) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             member = PurePosixPath(info.filename)
             if info.is_dir() or not member.name.lower().endswith(".xml"):
                 continue
             display = _shown(f"{path}!{info.filename}")
+            # The size the archive declares is all its reader gives: a member inflating to more
+            # fails its CRC check.
+            if info.file_size > limit:
+                raise _oversized(display, info.file_size, limit)
             try:
                 with archive.open(info) as stream:
                     head = stream.read(_PEEK)
@@ -442,12 +461,15 @@ class _TarListing(io.RawIOBase):
         super().close()
 
 
-def _walk_tar(path: Path) -> Iterable[_Found]:
+def _walk_tar(path: Path, limit: int) -> Iterable[_Found]:
     shared = _TarArchive(path)
     listing = _TarListing(_open_compressed(path))
     try:
         with tarfile.open(fileobj=listing, mode="r:") as archive:
             for info in archive:
+                # Before the listing moves past it (decompressing it whole), whatever it holds.
+                if info.size > limit:
+                    raise _oversized(_shown(f"{path}!{info.name}"), info.size, limit)
                 found = _tar_member(path, archive, info, shared)
                 listing.spent = 0  # what the next member's headers may read starts here
                 if found is not None:
@@ -550,7 +572,9 @@ def reading_order(f: AafFile) -> tuple[int, int, int, str]:
     )
 
 
-def plan(paths: Sequence[Path | str]) -> list[AafExport]:
+def plan(
+    paths: Sequence[Path | str], *, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> list[AafExport]:
     """Find the AAF files under ``paths`` and group them into exports, in import order.
 
     ``paths`` may hold folders (searched recursively), ``.xml`` files, ``.zip`` and
@@ -558,12 +582,14 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
     are ignored (other XML), unless their name is an AAF chunk's (a category token such as
     ``_Eleve_``): such a file empty, truncated or garbled is bad input, never skipped (a
     Complet without it would look whole and make its people leave). A corrupt archive is bad
-    input too. Exports come in date order (:attr:`AafExport.issued`; a Complet before a Delta of
+    input too, and so is an archive member larger than ``max_member_bytes`` once
+    decompressed (a tar's members, whatever their name: listing one decompresses it; a zip's
+    XML members). Exports come in date order (:attr:`AafExport.issued`; a Complet before a Delta of
     the same date; exports without a date first), then by location.
     """
     planned: list[_Planned] = []
     for path in paths:
-        for found in _walk(Path(path)):
+        for found in _walk(Path(path), max_member_bytes):
             peek = found.peek
             name = _parse_name(found.name)
             if not peek.is_aaf:

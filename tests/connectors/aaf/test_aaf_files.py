@@ -479,6 +479,45 @@ def test_tar_member_headers_claiming_megabytes_are_bad_input_not_read(
     assert "headers of more than 1 MB" in error
 
 
+def _archive_of(path: Path, members: dict[str, bytes]) -> Path:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, body in members.items():
+                archive.writestr(name, body)
+    else:
+        with tarfile.open(path, "w:gz") as archive:
+            for name, body in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tgz"])
+def test_an_archive_member_over_the_size_limit_is_bad_input_before_it_is_read(
+    tmp_path: Path, suffix: str
+) -> None:
+    name = "ENT_Complet_20260101_Eleve_0000.xml"
+    chunk = document([_pupil(str(n)) for n in range(400)]).encode()
+    archive = _archive_of(tmp_path / f"d{suffix}", {name: chunk})
+    assert [len(e.files) for e in plan([archive], max_member_bytes=len(chunk))] == [1]
+    with pytest.raises(BadInput) as caught:
+        plan([archive], max_member_bytes=len(chunk) - 1)
+    assert caught.value.file == f"{archive}!{name}"
+    assert "AIGUILLAGE_AAF_MAX_MEMBER_MB" in str(caught.value)
+
+
+def test_any_tar_member_over_the_size_limit_is_bad_input(tmp_path: Path) -> None:
+    # Listing a tar decompresses each member to reach the next: whatever its name, a member
+    # over the limit stops the listing.
+    chunk = document([_pupil("1")]).encode()
+    members = {"notes.bin": b"\0" * (2 << 20), "ENT_Complet_20260101_Eleve_0000.xml": chunk}
+    archive = _archive_of(tmp_path / "d.tgz", members)
+    with pytest.raises(BadInput) as caught:
+        plan([archive], max_member_bytes=1 << 20)
+    assert caught.value.file == f"{archive}!notes.bin"
+
+
 def test_planning_keeps_the_aaf_header_comments_only(tmp_path: Path) -> None:
     items = {"versionAF": "AAF-VE2407", "degre": "2D"} | {f"k{n}": "" for n in range(2_000)}
     path = _chunk(tmp_path, "ENT_Complet_20260101_Eleve_0000.xml", _pupil("1"), header=items)
