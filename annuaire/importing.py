@@ -204,7 +204,7 @@ def import_aaf(
     (:class:`~annuaire.sync.Interrupted`: that run is recorded as failed, nothing of it
     applied).
     """
-    exports = plan(paths)
+    exports = plan(paths, max_member_bytes=settings.aaf_max_member_mb << 20)
     if not exports:
         raise BadInput(
             f"no AAF file found in {', '.join(str(p) for p in paths)}: an export's files are "

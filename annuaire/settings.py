@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0)
     #: SQLite page cache per connection (MB), for the database and for the import's stage.
     sqlite_cache_mb: int = Field(default=64, ge=2, le=4096)
+    #: What one member of a .zip or .tgz delivery may hold once decompressed (MB); more is bad
+    #: input (a decompression bomb). Real AAF chunks are tens of MB.
+    aaf_max_member_mb: int = Field(default=512, ge=1, le=1 << 20)
     #: Warnings kept verbatim in an import run report (all are counted).
     warnings_kept: int = Field(default=200, ge=0)
 

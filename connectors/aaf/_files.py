@@ -21,7 +21,7 @@ import re
 import tarfile
 import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
@@ -30,9 +30,9 @@ from annuaire.errors import BadInput
 from annuaire.schema.uai import is_valid_uai
 
 from ._names import CATEGORIES, CATEGORY_BY_VALUE, EXPECTED_CATEGORIES
-from ._xml import ROOT_TAG, UNREADABLE, parse_header_comment
+from ._xml import HEADER_NAMES, ROOT_TAG, UNREADABLE, parse_header_comment
 
-__all__ = ["AafExport", "AafFile", "plan", "reading_order"]
+__all__ = ["MAX_MEMBER_BYTES", "AafExport", "AafFile", "plan", "reading_order"]
 
 Mode = Literal["complet", "delta"]
 Degree = Literal["1d", "2d"]
@@ -40,12 +40,18 @@ Degree = Literal["1d", "2d"]
 _PEEK = 1 << 16
 _CATEGORY_TOKENS = {token.lower(): token for token in CATEGORIES}
 _MODES: dict[str, Mode] = {"complet": "complet", "delta": "delta"}
-_HEADER_COMMENT = re.compile(rb"<!--(.*?)-->", re.DOTALL)
 _CATEGORY_VALUE = re.compile(rb'<attr\s+name\s*=\s*"categorie\w*"\s*>\s*<value>\s*(\w+)\s*</value>')
 _VOCABULARY_1D = re.compile(
     rb'name\s*=\s*"(?:ENTPersonNom|ENTPersonPrenom|ENTPersonCivilite|ENTPersonMail|ENTEcole\w+'
     rb'|ENTStructureAdresse|ENTStructureVille|ENTPersonClasses|ENTEleveNiveau|ENTPersRelEleve\w+)"'
 )
+#: What ``tarfile`` may read for one member's headers (its 512-byte blocks, a long name, pax
+#: attributes, a sparse map): a few KB in any real archive.
+TAR_HEADERS_LIMIT = 1 << 20
+#: Default of what one archive member may hold once decompressed (``plan``'s
+#: ``max_member_bytes``; the import's ``AIGUILLAGE_AAF_MAX_MEMBER_MB``). The largest académies'
+#: chunks are tens of MB; a zip or tar bomb's members are gigabytes.
+MAX_MEMBER_BYTES = 512 << 20
 _TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -62,7 +68,8 @@ class AafFile:
     chunk: int | None
     #: Opens a fresh binary stream on the file's bytes (the caller closes it).
     opener: Callable[[], BinaryIO] = field(repr=False)
-    #: Header comments found at plan time (versionAF, versionSDET, degre, ...).
+    #: The AAF header comments found at plan time (``_xml.HEADER_NAMES``: versionAF,
+    #: versionSDET, degre, codeAcademieExport, dateGenerationExport); other items are left out.
     header: dict[str, str] = field(default_factory=dict)
 
 
@@ -186,12 +193,25 @@ class _Peek:
     degree: Degree | None
 
 
+def _comments(head: bytes) -> Iterator[bytes]:
+    """The bodies of the complete comments of ``head``, in one pass: a search for the end of
+    each opener (``<!--(.*?)-->``) would scan the rest of the head once per opener."""
+    start = head.find(b"<!--")
+    while start != -1:
+        end = head.find(b"-->", start + 4)
+        if end == -1:
+            return
+        yield head[start + 4 : end]
+        start = head.find(b"<!--", end + 3)
+
+
 def _peek(head: bytes) -> _Peek:
     if ROOT_TAG.encode() not in head:
         return _Peek(False, {}, None, None)
     header: dict[str, str] = {}
-    for match in _HEADER_COMMENT.finditer(head):
-        header.update(parse_header_comment(match.group(1).decode("latin-1")))
+    for comment in _comments(head):
+        items = parse_header_comment(comment.decode("latin-1"))
+        header.update((k, v) for k, v in items.items() if k in HEADER_NAMES)
     found = _CATEGORY_VALUE.search(head)
     category = CATEGORY_BY_VALUE.get(found.group(1).decode("ascii")) if found else None
     degree: Degree | None = None
@@ -221,7 +241,9 @@ class _Found:
     archive: str | None
     name: str
     opener: Callable[[], BinaryIO]
-    head: bytes
+    #: What the file's first 64 KB show (the bytes themselves are not kept: an archive may
+    #: hold thousands of members).
+    peek: _Peek
 
 
 def _file_opener(path: Path) -> Callable[[], BinaryIO]:
@@ -313,20 +335,20 @@ def _shown(text: str) -> str:
 _ARCHIVE_ERRORS = (*UNREADABLE, tarfile.TarError)
 
 
-def _walk(path: Path) -> Iterable[_Found]:
+def _walk(path: Path, limit: int) -> Iterable[_Found]:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             # A link is followed even when it leads nowhere: a chunk that cannot be opened is
             # bad input (below), never passed over as if the delivery did not hold it.
             if child.is_file() or child.is_symlink():
-                yield from _walk_file(child)
+                yield from _walk_file(child, limit)
     elif path.is_file():
-        yield from _walk_file(path)
+        yield from _walk_file(path, limit)
     else:
         raise FileNotFoundError(path)
 
 
-def _walk_file(path: Path) -> Iterable[_Found]:
+def _walk_file(path: Path, limit: int) -> Iterable[_Found]:
     lowered = path.name.lower()
     if lowered.endswith(".xml"):
         try:
@@ -345,25 +367,40 @@ def _walk_file(path: Path) -> Iterable[_Found]:
             None,
             path.name,
             _file_opener(path),
-            head,
+            _peek(head),
         )
     elif lowered.endswith((".zip", *_TAR_SUFFIXES)):
         # Listed whole before anything is read: a corrupt or truncated archive is bad input,
         # whichever member it breaks in.
         try:
-            found = list(_walk_zip(path) if lowered.endswith(".zip") else _walk_tar(path))
+            found = list(
+                _walk_zip(path, limit) if lowered.endswith(".zip") else _walk_tar(path, limit)
+            )
         except _ARCHIVE_ERRORS as error:
             raise BadInput(f"the archive cannot be read: {error}", file=_shown(str(path))) from None
         yield from found
 
 
-def _walk_zip(path: Path) -> Iterable[_Found]:
+def _oversized(display: str, size: int, limit: int) -> BadInput:
+    return BadInput(
+        f"{size / (1 << 20):.0f} MB once decompressed, more than the {limit >> 20} MB an archive "
+        "member may hold (AIGUILLAGE_AAF_MAX_MEMBER_MB): a decompression bomb, or a delivery "
+        "larger than this setting allows; nothing was read or applied",
+        file=display,
+    )
+
+
+def _walk_zip(path: Path, limit: int) -> Iterable[_Found]:
     with zipfile.ZipFile(path) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             member = PurePosixPath(info.filename)
             if info.is_dir() or not member.name.lower().endswith(".xml"):
                 continue
             display = _shown(f"{path}!{info.filename}")
+            # The size the archive declares is all its reader gives: a member inflating to more
+            # fails its CRC check.
+            if info.file_size > limit:
+                raise _oversized(display, info.file_size, limit)
             try:
                 with archive.open(info) as stream:
                     head = stream.read(_PEEK)
@@ -376,30 +413,92 @@ def _walk_zip(path: Path) -> Iterable[_Found]:
                 path.name,
                 member.name,
                 _zip_opener(path, info),
-                head,
+                _peek(head),
             )
 
 
-def _walk_tar(path: Path) -> Iterable[_Found]:
+class _TarListing(io.RawIOBase):
+    """The decompressed stream ``tarfile`` lists an archive from, with a budget on what it reads
+    for one member's headers: ``tarfile`` reads a GNU long name or pax attributes whole, and a
+    sparse map number by number, before the member is listed, however large their header
+    claims them to be. Member data is skipped by seeking, which spends nothing."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        #: Bytes read since the listing last moved to the next member.
+        self.spent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or self.spent + size > TAR_HEADERS_LIMIT:
+            raise tarfile.ReadError(
+                # Worded without "long": the word is also a surname, which logs must not hold.
+                f"a member with headers of more than {TAR_HEADERS_LIMIT >> 20} MB (member name, "
+                "pax attributes or sparse map), which no delivery holds"
+            )
+        data = self._stream.read(size)
+        self.spent += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _walk_tar(path: Path, limit: int) -> Iterable[_Found]:
     shared = _TarArchive(path)
-    with tarfile.open(path, "r:*") as archive:
-        for info in archive:
-            member = PurePosixPath(info.name)
-            if not info.isfile() or not member.name.lower().endswith(".xml"):
-                continue
-            stream = archive.extractfile(info)
-            if stream is None:
-                continue
-            head = stream.read(_PEEK)
-            yield _Found(
-                _shown(f"{path}!{info.name}"),
-                _shown(f"{path}!{member.parent}"),
-                (*path.parent.parts, *member.parent.parts),
-                path.name,
-                member.name,
-                shared.opener(info.offset_data, info.size),
-                head,
-            )
+    listing = _TarListing(_open_compressed(path))
+    try:
+        with tarfile.open(fileobj=listing, mode="r:") as archive:
+            for info in archive:
+                # Before the listing moves past it (decompressing it whole), whatever it holds.
+                if info.size > limit:
+                    raise _oversized(_shown(f"{path}!{info.name}"), info.size, limit)
+                found = _tar_member(path, archive, info, shared)
+                listing.spent = 0  # what the next member's headers may read starts here
+                if found is not None:
+                    yield found
+    except ValueError as error:  # a header that tarfile's parsing of numbers chokes on
+        raise tarfile.ReadError(f"a member header cannot be read ({error})") from None
+    finally:
+        listing.close()
+
+
+def _tar_member(
+    path: Path, archive: tarfile.TarFile, info: tarfile.TarInfo, shared: _TarArchive
+) -> _Found | None:
+    member = PurePosixPath(info.name)
+    if not info.isfile() or not member.name.lower().endswith(".xml"):
+        return None
+    stream = archive.extractfile(info)
+    if stream is None:
+        return None
+    head = stream.read(_PEEK)
+    return _Found(
+        _shown(f"{path}!{info.name}"),
+        _shown(f"{path}!{member.parent}"),
+        (*path.parent.parts, *member.parent.parts),
+        path.name,
+        member.name,
+        shared.opener(info.offset_data, info.size),
+        _peek(head),
+    )
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -473,7 +572,9 @@ def reading_order(f: AafFile) -> tuple[int, int, int, str]:
     )
 
 
-def plan(paths: Sequence[Path | str]) -> list[AafExport]:
+def plan(
+    paths: Sequence[Path | str], *, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> list[AafExport]:
     """Find the AAF files under ``paths`` and group them into exports, in import order.
 
     ``paths`` may hold folders (searched recursively), ``.xml`` files, ``.zip`` and
@@ -481,13 +582,15 @@ def plan(paths: Sequence[Path | str]) -> list[AafExport]:
     are ignored (other XML), unless their name is an AAF chunk's (a category token such as
     ``_Eleve_``): such a file empty, truncated or garbled is bad input, never skipped (a
     Complet without it would look whole and make its people leave). A corrupt archive is bad
-    input too. Exports come in date order (:attr:`AafExport.issued`; a Complet before a Delta of
+    input too, and so is an archive member larger than ``max_member_bytes`` once
+    decompressed (a tar's members, whatever their name: listing one decompresses it; a zip's
+    XML members). Exports come in date order (:attr:`AafExport.issued`; a Complet before a Delta of
     the same date; exports without a date first), then by location.
     """
     planned: list[_Planned] = []
     for path in paths:
-        for found in _walk(Path(path)):
-            peek = _peek(found.head)
+        for found in _walk(Path(path), max_member_bytes):
+            peek = found.peek
             name = _parse_name(found.name)
             if not peek.is_aaf:
                 if name.category is not None:

@@ -57,6 +57,10 @@ _JOIN_KEYS = {
     "PersEducNat": "ENTPersonJointure",
 }
 
+#: The header comments of an AAF file (AAF.md §1.4): what planning keeps of a file's header.
+HEADER_NAMES = frozenset(
+    {"versionAF", "versionSDET", "codeAcademieExport", "degre", "dateGenerationExport"}
+)
 _CHUNK = 1 << 16
 _PROLOG_LIMIT = 1 << 20
 #: Bytes read past the end of the last request (or the start of the file) before the next
@@ -97,7 +101,9 @@ _SAFE_DOCTYPE = re.compile(
 UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 _POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
-_HEADER_ITEM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+# Starts at the beginning of a word only: tried from inside a run of word characters that no
+# '=' follows, it would retry every suffix of the run (quadratic in the comment's length).
+_HEADER_ITEM = re.compile(r'(?<!\w)(\w+)\s*=\s*"([^"]*)"')
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +422,29 @@ def test_a_refused_run_prints_why_not_empty_tables(tmp_path: Path) -> None:
         and cells[0] in ("person", "role", "enrollment", "guardianship")
     ]
     assert leaving and any(leaving), guarded.stdout
+
+
+def test_an_archive_member_over_the_setting_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .zip member larger once decompressed than ``AIGUILLAGE_AAF_MAX_MEMBER_MB`` (a zip
+    bomb's) is bad input naming it, before anything is read."""
+    url = f"sqlite:///{tmp_path / 'job.db'}"
+    assert cli(url, tmp_path, "db", "upgrade").returncode == 0
+    generated = tmp_path / "generated"
+    generate_academie(generated, pupils=40, seed=5)
+    archive = tmp_path / "delivery.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
+        for path in sorted(generated.rglob("*.xml")):
+            body = path.read_bytes()
+            if "_Eleve_" in path.name:  # 2 MB of blanks after the root's start tag
+                body = body.replace(b"<ficAlimMENESR>", b"<ficAlimMENESR>" + b" " * (2 << 20), 1)
+            packed.writestr(path.name, body)
+    monkeypatch.setenv("AIGUILLAGE_AAF_MAX_MEMBER_MB", "1")
+    done = cli(url, tmp_path, "import", "aaf", str(archive))
+    assert done.returncode == 2, done.stderr
+    printed = " ".join(done.stderr.split())
+    assert f"{archive}!" in printed and "_Eleve_" in printed
+    assert "more than the 1 MB an archive member may hold" in printed
+    monkeypatch.setenv("AIGUILLAGE_AAF_MAX_MEMBER_MB", "3")
+    assert cli(url, tmp_path, "import", "aaf", str(archive)).returncode == 0

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +19,7 @@ from aaf_support import aaf_samples, document, request, write
 from annuaire.errors import BadInput
 from annuaire.schema import EntityKind, NeutralRecord
 from connectors.aaf import AafExport, AafReader, RawRecord, iter_raw, plan
+from tests._personal_data_guard import record_output
 
 
 def _pupil(ident: str) -> str:
@@ -377,6 +384,181 @@ def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
     assert file.path == f"{folder}/ENT_SANDBOX\\xe9_Complet_20240916_Eleve_0000.xml"
     file.path.encode("utf-8")  # printable and storable
     assert _people_of(export) == ["1"]  # and still read from its real name
+
+
+# The peak of this process's own memory: VmHWM, since getrusage's ru_maxrss keeps the peak of
+# the process that ran exec (a fork of the test session).
+_PEAK_RSS = """
+import re, sys
+from pathlib import Path
+from connectors.aaf import plan
+from annuaire.errors import BadInput
+try:
+    plan([sys.argv[1]])
+except BadInput as error:
+    print(error, file=sys.stderr)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+"""
+
+
+def _planning_peak_kb(archive: Path) -> tuple[int, str]:
+    """The peak memory of a process planning ``archive``, and the bad input it reported."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(archive)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[3],
+    )
+    record_output("plan() peak RSS probe stderr (tests/connectors/aaf)", done.stderr)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout), done.stderr
+
+
+def _members_with_full_heads(path: Path, count: int) -> Path:
+    """An archive of ``count`` chunks, each with 64 KB of blanks after its root's start tag."""
+    body = b"<ficAlimMENESR>" + b" " * 65_000 + b"</ficAlimMENESR>\n"
+    names = [f"ENT_Complet_20260101_Eleve_{n:04d}.xml" for n in range(count)]
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in names:
+                archive.writestr(name, body)
+    else:
+        with tarfile.open(path, "w:gz") as archive:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+def _tar_header_bomb(path: Path, kind: str) -> Path:
+    """A .tgz of a few KB whose first member's headers claim 48 MB: a GNU long name, pax
+    attributes, or a GNU sparse map (pax 1.0) of millions of entries."""
+    big = 48 << 20
+    member = tarfile.TarInfo("ENT_Complet_20260101_Eleve_0000.xml")
+    member.size = 0
+    with gzip.open(path, "wb") as out:
+        if kind == "sparse map":
+            attributes = b"".join(
+                b"%d %s\n" % (len(item) + 4, item)
+                for item in (b"GNU.sparse.major=1", b"GNU.sparse.minor=0", b"GNU.sparse.realsize=1")
+            )
+            pax = tarfile.TarInfo("./PaxHeaders/x")
+            pax.type, pax.size = tarfile.XHDTYPE, len(attributes)
+            out.write(pax.tobuf(tarfile.USTAR_FORMAT) + attributes.ljust(512, b"\0"))
+            member.size = big
+            out.write(member.tobuf(tarfile.USTAR_FORMAT))
+            out.write(b"%d\n" % big)
+            for _ in range(big >> 20):
+                out.write(b"0\n" * (1 << 19))
+        else:
+            header = tarfile.TarInfo("././@LongLink")
+            header.type = tarfile.GNUTYPE_LONGNAME if kind == "long name" else tarfile.XHDTYPE
+            header.size = big
+            out.write(header.tobuf(tarfile.GNU_FORMAT))
+            for _ in range(big >> 20):
+                out.write(b"a" * (1 << 20))
+            out.write(member.tobuf(tarfile.GNU_FORMAT))
+        out.write(b"\0" * 1024)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["long name", "pax attributes", "sparse map"])
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_tar_member_headers_claiming_megabytes_are_bad_input_not_read(
+    tmp_path: Path, kind: str
+) -> None:
+    # tarfile reads a member's long name and pax attributes whole, and its sparse map number
+    # by number, before the member is listed: a .tgz of 50 KB took 100 MB and more.
+    few = _members_with_full_heads(tmp_path / "few.tgz", 1)
+    bomb = _tar_header_bomb(tmp_path / "bomb.tgz", kind)
+    peak, error = _planning_peak_kb(bomb)
+    assert (peak - _planning_peak_kb(few)[0]) / 1024 < 16
+    assert str(bomb) in error
+    assert "headers of more than 1 MB" in error
+
+
+def _archive_of(path: Path, members: dict[str, bytes]) -> Path:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, body in members.items():
+                archive.writestr(name, body)
+    else:
+        with tarfile.open(path, "w:gz") as archive:
+            for name, body in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tgz"])
+def test_an_archive_member_over_the_size_limit_is_bad_input_before_it_is_read(
+    tmp_path: Path, suffix: str
+) -> None:
+    name = "ENT_Complet_20260101_Eleve_0000.xml"
+    chunk = document([_pupil(str(n)) for n in range(400)]).encode()
+    archive = _archive_of(tmp_path / f"d{suffix}", {name: chunk})
+    assert [len(e.files) for e in plan([archive], max_member_bytes=len(chunk))] == [1]
+    with pytest.raises(BadInput) as caught:
+        plan([archive], max_member_bytes=len(chunk) - 1)
+    assert caught.value.file == f"{archive}!{name}"
+    assert "AIGUILLAGE_AAF_MAX_MEMBER_MB" in str(caught.value)
+
+
+def test_any_tar_member_over_the_size_limit_is_bad_input(tmp_path: Path) -> None:
+    # Listing a tar decompresses each member to reach the next: whatever its name, a member
+    # over the limit stops the listing.
+    chunk = document([_pupil("1")]).encode()
+    members = {"notes.bin": b"\0" * (2 << 20), "ENT_Complet_20260101_Eleve_0000.xml": chunk}
+    archive = _archive_of(tmp_path / "d.tgz", members)
+    with pytest.raises(BadInput) as caught:
+        plan([archive], max_member_bytes=1 << 20)
+    assert caught.value.file == f"{archive}!notes.bin"
+
+
+def test_planning_keeps_the_aaf_header_comments_only(tmp_path: Path) -> None:
+    items = {"versionAF": "AAF-VE2407", "degre": "2D"} | {f"k{n}": "" for n in range(2_000)}
+    path = _chunk(tmp_path, "ENT_Complet_20260101_Eleve_0000.xml", _pupil("1"), header=items)
+    assert [e.files[0].header for e in plan([path])] == [{"versionAF": "AAF-VE2407", "degre": "2D"}]
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tgz"])
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_planning_an_archive_of_many_chunks_holds_little_per_chunk(
+    tmp_path: Path, suffix: str
+) -> None:
+    # Planning reads each chunk's first 64 KB: it used to keep them all, so an archive of a few
+    # MB whose members are 64 KB of blanks each (1,500 here) took 100 MB (a GB for 15,000).
+    few = _members_with_full_heads(tmp_path / f"few{suffix}", 15)
+    many = _members_with_full_heads(tmp_path / f"many{suffix}", 1_500)
+    growth_mb = (_planning_peak_kb(many)[0] - _planning_peak_kb(few)[0]) / 1024
+    assert growth_mb < 30
+
+
+def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_unclosed_comments_in_a_chunk_head_cost_what_a_real_head_costs(tmp_path: Path) -> None:
+    # Planning reads the header comments of each file's first 64 KB: comment openers without
+    # their end made each opener scan the rest of the head, seconds per file (an archive of
+    # thousands of such members held a job for hours). The cost is compared with that of a
+    # real chunk of the same size.
+    real = _chunk(tmp_path / "real", "ENT_Complet_20260101_Eleve_0000.xml", *[_pupil("1")] * 150)
+    size = real.stat().st_size
+    hostile = tmp_path / "hostile" / "ENT_Complet_20260101_Eleve_0000.xml"
+    hostile.parent.mkdir()
+    hostile.write_bytes(b"<ficAlimMENESR>" + b"<!--" * (size // 4) + b"</ficAlimMENESR>")
+    assert [e.files[0].header for e in plan([hostile])] == [{}]
+    baseline = _fastest(lambda: plan([real]))
+    assert _fastest(lambda: plan([hostile])) < 20 * baseline
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from aaf_support import Attr, document, request, write
 from annuaire.errors import BadInput
 from annuaire.schema import SourceWarning
 from connectors.aaf import AafReader, RawRecord, plan
-from connectors.aaf._xml import RawFile
+from connectors.aaf._xml import RawFile, parse_header_comment
 
 
 def read_raw(data: bytes, name: str = "test.xml") -> tuple[list[RawRecord], list[SourceWarning]]:
@@ -482,6 +484,26 @@ def test_header_comments_are_captured() -> None:
     empty = RawFile(io.BytesIO(document([], header=header).encode()), "e.xml")
     assert list(empty) == []
     assert empty.header == header
+
+
+def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_a_hostile_header_comment_costs_what_a_real_one_of_its_size_costs() -> None:
+    # A run of word characters without '=' made the header pattern retry every suffix of the
+    # run: a 16 KB comment took seconds, the 8 MB a file may hold before its first request
+    # days. The cost is compared with that of a real header of the same size.
+    real = " ".join(f'item{i}="value {i}"' for i in range(1000))
+    hostile = "a" * len(real)
+    assert parse_header_comment(hostile) == {}
+    baseline = _fastest(lambda: parse_header_comment(real))
+    assert _fastest(lambda: parse_header_comment(hostile)) < 20 * baseline
 
 
 def test_delete_request_carries_only_its_id(tmp_path: Path) -> None:
