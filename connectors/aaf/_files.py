@@ -486,6 +486,14 @@ def _tar_member(
     member = PurePosixPath(info.name)
     if not info.isfile() or not member.name.lower().endswith(".xml"):
         return None
+    if info.issparse():
+        # Its holes are recorded, not stored: read as the plain bytes after its header (how
+        # members are read, see ``_TarArchive``), it would run into the members after it.
+        raise BadInput(
+            "a sparse member (GNU tar --sparse: holes recorded, not stored), which no delivery "
+            "is; make the archive without --sparse",
+            file=_shown(f"{path}!{info.name}"),
+        )
     stream = archive.extractfile(info)
     if stream is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -516,6 +517,30 @@ def test_any_tar_member_over_the_size_limit_is_bad_input(tmp_path: Path) -> None
     with pytest.raises(BadInput) as caught:
         plan([archive], max_member_bytes=1 << 20)
     assert caught.value.file == f"{archive}!notes.bin"
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs GNU tar to write a sparse member")
+def test_a_sparse_tar_member_is_bad_input_naming_it(tmp_path: Path) -> None:
+    # A member whose holes the archive records (GNU tar --sparse) is read from its stored
+    # bytes only: read as plain data it ran into the members after it, garbage to the parser.
+    folder = tmp_path / "export"
+    chunk = _chunk(folder, "ENT_Complet_20260101_Eleve_0000.xml", _pupil("1"))
+    with chunk.open("r+b") as stream:  # a hole of 1 MB inside the file, before its last byte
+        data = stream.read()
+        stream.seek(0)
+        stream.write(data[:-1])
+        stream.seek(len(data) + (1 << 20))
+        stream.write(data[-1:])
+    archive = tmp_path / "export.tgz"
+    subprocess.run(
+        ["tar", "--sparse", "-czf", str(archive), "-C", str(folder), chunk.name], check=True
+    )
+    with tarfile.open(archive) as opened:
+        assert [m.issparse() for m in opened] == [True]  # what the test is about
+    with pytest.raises(BadInput) as caught:
+        plan([archive])
+    assert caught.value.file == f"{archive}!{chunk.name}"
+    assert "sparse member" in caught.value.message
 
 
 def test_planning_keeps_the_aaf_header_comments_only(tmp_path: Path) -> None:
