@@ -244,18 +244,26 @@ def negotiate(accept: str | None) -> str:
     )
 
 
+#: Unknown ``fields=`` names a 400 names, at most, and the characters it shows of each.
+_UNKNOWN_SHOWN = 10
+_NAME_SHOWN = 64
+
+
 def selected_fields(reader: Reader, resource: Resource, fields: str | None) -> list[str]:
     readable = reader.readable_fields(resource)
     if fields is None:
         return list(readable)
     asked = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = [f for f in asked if f not in readable]
+    unknown = list(dict.fromkeys(f for f in asked if f not in readable))
     if unknown or not asked:
-        names = ", ".join(repr(u) for u in unknown) or "nothing"
+        # The first few, each cut: a query of thousands of names is not echoed back whole.
+        shown = [repr(u[:_NAME_SHOWN]) for u in unknown[:_UNKNOWN_SHOWN]]
+        more = len(unknown) - len(shown)
+        names = ", ".join(shown) + (f" and {more:,} more" if more else "") or "nothing"
         raise ApiProblem(
             ProblemType.UNKNOWN_FIELD,
             f"fields= names {names}; the fields of {resource.name} are " + ", ".join(readable),
-            params=[("fields", f"unknown field {u!r}") for u in unknown] or [("fields", "empty")],
+            params=[("fields", f"unknown field {u}") for u in shown] or [("fields", "empty")],
         )
     return ["id", *[f for f in readable if f in asked and f != "id"]]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,19 @@ def test_bad_queries_are_400_problems_naming_the_parameter(
     body = problem(api.client.get(f"/v1/persons?{query}"), 400, kind)
     assert named in {p["name"] for p in body["invalid_params"]}
     assert named in body["detail"] or kind == "invalid-parameter"
+
+
+def test_a_query_of_thousands_of_unknown_fields_is_not_echoed_whole(api: Api) -> None:
+    """A 400 names the first unknown fields, each cut, and counts the others: a 40 KB query
+    of made-up names got them all back in the detail and in ``invalid_params`` (300 KB)."""
+    names = [f"made_up_{n:05d}" for n in range(3_000)] + ["x" * 500]
+    body = problem(
+        api.client.get("/v1/persons", params={"fields": ",".join(names)}), 400, "unknown-field"
+    )
+    assert "'made_up_00000'" in body["detail"] and "and 2,991 more" in body["detail"]
+    assert len(body["invalid_params"]) == 10
+    assert all(p["name"] == "fields" for p in body["invalid_params"])
+    assert len(orjson.dumps(body)) < 4_000
 
 
 @pytest.mark.parametrize(
