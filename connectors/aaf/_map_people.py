@@ -67,6 +67,19 @@ _DIRECTION_LABELS = frozenset(
     for apostrophe in ("'", "&apos;")
 )
 _TEACHING_FUNCTIONS = frozenset(("ENS", "DOC"))
+#: Function codes of staff who do not teach where they hold them (AAF.md §7.4: the
+#: consumers that map functions to profiles put them in vie scolaire, administrative,
+#: technical, medico-social and inspection staff): the role in that structure is ``staff``
+#: whatever the person is elsewhere. A function with another code, or none, takes the
+#: person's profile (a teacher by category, presence before pupils or an ENS/DOC function).
+_NON_TEACHING_FUNCTIONS = frozenset(
+    (
+        *("EDU", "AED", "AES", "ADE", "SUR", "AVS"),  # vie scolaire
+        *("ADA", "ADF", "ADM", "ALB", "ASE", "ASH", "CFC", "CPD", "CTR", "LAB", "MDS"),
+        *("ORI", "OUV", "PSY", "TEC", "ACP"),
+        *("INS", "INJ"),  # inspection
+    )
+)
 _NONE_CODES = frozenset(("", "-"))
 # `one` inlined on the hot path (a dict of every first value per record cost 0.8 s at 100,000
 # pupils): an absent or empty attribute reads as this tuple's None.
@@ -808,7 +821,7 @@ def map_staff(ctx: Context, record: RawRecord, out: Output) -> None:
         if direction and not first_degree:
             role = _HEAD
             headed.add(structure)
-        elif fcode == "ENS" or is_teacher:
+        elif fcode == "ENS" or (is_teacher and fcode not in _NON_TEACHING_FUNCTIONS):
             role = _TEACHER
         else:
             role = _STAFF

@@ -826,10 +826,11 @@ def test_staff_links_and_fallbacks(tmp_path: Path) -> None:
         )
         for r in read.owned("5", EntityKind.ROLE)
     }
-    # DOC makes a teacher (AAF.md §7.4), so the ADF function is a teacher's too.
+    # DOC makes a teacher (AAF.md §7.4), but where they hold an administrative function (ADF)
+    # they are staff: a profile per structure and function.
     assert roles == {
         ("teacher", "42", "DOC", "L8011"),
-        ("teacher", "43", "ADF", None),
+        ("staff", "43", "ADF", None),
         ("head", "44", "DIR", None),
     }
     assert read.get(P, "5").structures == ("0420000A", "0430000B")
