@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +123,14 @@ def counts_rows() -> list[CountRow]:
         category = "" if cells[1].startswith("(none") else cells[1]
         rows.append(CountRow(path, category, add, modify, delete, distinct, None))
     return rows
+
+
+def fastest(call: Callable[[], object], repeat: int = 5) -> float:
+    """The best of ``repeat`` timings of ``call`` (seconds): what a cost comparison within one
+    test uses, the least disturbed by the rest of the machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best

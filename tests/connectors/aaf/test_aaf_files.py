@@ -9,13 +9,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aaf_support import aaf_samples, document, request, write
+from aaf_support import aaf_samples, document, fastest, request, write
 
 from annuaire.errors import BadInput
 from annuaire.schema import EntityKind, NeutralRecord
@@ -562,15 +560,6 @@ def test_planning_an_archive_of_many_chunks_holds_little_per_chunk(
     assert growth_mb < 30
 
 
-def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def test_unclosed_comments_in_a_chunk_head_cost_what_a_real_head_costs(tmp_path: Path) -> None:
     # Planning reads the header comments of each file's first 64 KB: comment openers without
     # their end made each opener scan the rest of the head, seconds per file (an archive of
@@ -582,8 +571,8 @@ def test_unclosed_comments_in_a_chunk_head_cost_what_a_real_head_costs(tmp_path:
     hostile.parent.mkdir()
     hostile.write_bytes(b"<ficAlimMENESR>" + b"<!--" * (size // 4) + b"</ficAlimMENESR>")
     assert [e.files[0].header for e in plan([hostile])] == [{}]
-    baseline = _fastest(lambda: plan([real]))
-    assert _fastest(lambda: plan([hostile])) < 20 * baseline
+    baseline = fastest(lambda: plan([real]))
+    assert fastest(lambda: plan([hostile])) < 20 * baseline
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aaf_support import Attr, document, request, write
+from aaf_support import Attr, document, fastest, request, write
 
 from annuaire.errors import BadInput
 from annuaire.schema import SourceWarning
@@ -486,15 +484,6 @@ def test_header_comments_are_captured() -> None:
     assert empty.header == header
 
 
-def _fastest(call: Callable[[], object], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def test_a_hostile_header_comment_costs_what_a_real_one_of_its_size_costs() -> None:
     # A run of word characters without '=' made the header pattern retry every suffix of the
     # run: a 16 KB comment took seconds, the 8 MB a file may hold before its first request
@@ -502,8 +491,8 @@ def test_a_hostile_header_comment_costs_what_a_real_one_of_its_size_costs() -> N
     real = " ".join(f'item{i}="value {i}"' for i in range(1000))
     hostile = "a" * len(real)
     assert parse_header_comment(hostile) == {}
-    baseline = _fastest(lambda: parse_header_comment(real))
-    assert _fastest(lambda: parse_header_comment(hostile)) < 20 * baseline
+    baseline = fastest(lambda: parse_header_comment(real))
+    assert fastest(lambda: parse_header_comment(hostile)) < 20 * baseline
 
 
 def test_delete_request_carries_only_its_id(tmp_path: Path) -> None:
