@@ -23,7 +23,7 @@ from annuaire.store import make_engine
 
 from .deps import EngineDep
 from .listing import check_query_string, json_response
-from .openapi import build_openapi
+from .openapi import CACHE_CONTROL, DOCS_URL, OPENAPI_URL, PUBLIC_PATHS, build_openapi
 from .problems import ProblemType, install_handlers, problem_responses
 from .routers import ROUTERS, oauth
 
@@ -62,12 +62,7 @@ annuaire (AAF) in one neutral schema, a change feed and bulk exports.
 """
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-#: What every /v1 answer that sets none says to caches (RFC 9111): personal data is kept by no
-#: shared cache (``private``), and a client's own cache asks the hub before reusing an answer
-#: (``no-cache``: with an ``ETag``, a 304 when it has not changed). The contract's own document
-#: and its docs page are public and may be cached.
-_CACHE_CONTROL = (b"cache-control", b"private, no-cache")
-_PUBLIC_PATHS = frozenset(("/v1/openapi.json", "/v1/docs"))
+_CACHE_CONTROL = (b"cache-control", CACHE_CONTROL.encode("ascii"))
 
 
 class RequestIdMiddleware:
@@ -86,7 +81,7 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
         path = scope["path"]
-        cached = path.startswith("/v1/") and path not in _PUBLIC_PATHS
+        cached = path.startswith("/v1/") and path not in PUBLIC_PATHS
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -192,8 +187,8 @@ def _build(settings: Settings) -> FastAPI:
         title="Aiguillage API",
         version=API_VERSION,
         description=_DESCRIPTION,
-        openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=DOCS_URL,
         redoc_url=None,
         # A path with a trailing slash is not a route (404), not a redirect to another URL.
         redirect_slashes=False,

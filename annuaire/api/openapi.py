@@ -24,7 +24,14 @@ from annuaire.schema.client import ClientScope
 from .examples import EXAMPLES, page_example, registre_examples
 from .problems import PROBLEM_MEDIA_TYPE
 
-__all__ = ["build_openapi", "openapi_text"]
+__all__ = [
+    "CACHE_CONTROL",
+    "DOCS_URL",
+    "OPENAPI_URL",
+    "PUBLIC_PATHS",
+    "build_openapi",
+    "openapi_text",
+]
 
 _NARROWABLE_SUFFIXES = ("Public",)
 _NARROWABLE = {"RoleSummary"}
@@ -76,19 +83,25 @@ _NOT_MODIFIED_ETAG_HEADER = {
     "description": "The tag of the current representation: the one sent in `If-None-Match`.",
     "schema": {"type": "string"},
 }
+#: Where the contract and its docs page are served: public, cacheable.
+OPENAPI_URL = "/v1/openapi.json"
+DOCS_URL = "/v1/docs"
+PUBLIC_PATHS = frozenset((OPENAPI_URL, DOCS_URL))
+#: What every other /v1 answer that sets none says to caches (RFC 9111): personal data is kept
+#: by no shared cache (``private``), and a client's own cache asks the hub before reusing an
+#: answer (``no-cache``: with an ``ETag``, a 304 when it has not changed).
+CACHE_CONTROL = "private, no-cache"
 _CACHE_CONTROL_HEADER = {
-    "description": "`private, no-cache`: no shared cache keeps the answer (personal data), and "
+    "description": f"`{CACHE_CONTROL}`: no shared cache keeps the answer (personal data), and "
     "a client's own cache asks the hub before reusing it (with the `ETag` of a single object, "
     "a 304 when it has not changed).",
-    "schema": {"type": "string", "enum": ["private, no-cache"]},
+    "schema": {"type": "string", "enum": [CACHE_CONTROL]},
 }
 _VARY_HEADER = {
     "description": "`Accept`: a collection answers a page of JSON, or every object as NDJSON, "
     "after the request's `Accept`.",
     "schema": {"type": "string", "enum": ["Accept"]},
 }
-#: The contract and its docs page: public, cacheable.
-_PUBLIC_PATHS = frozenset(("/v1/openapi.json", "/v1/docs"))
 _CHALLENGE_HEADER = {
     "description": '`Bearer` (RFC 6750), with `error="invalid_token"` and a description '
     "when a token was sent and refused.",
@@ -121,7 +134,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 elif status == "304":
                     headers["ETag"] = _NOT_MODIFIED_ETAG_HEADER
                 content = response.get("content", {})
-                if route.startswith("/v1/") and route not in _PUBLIC_PATHS:
+                if route.startswith("/v1/") and route not in PUBLIC_PATHS:
                     if status.startswith("2") or status == "304":
                         headers["Cache-Control"] = _CACHE_CONTROL_HEADER
                     if status == "200" and "application/x-ndjson" in content:

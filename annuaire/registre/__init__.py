@@ -60,64 +60,17 @@ if TYPE_CHECKING:
         SecurityMeasure,
     )
 
-#: Public name -> the module of this package that defines it.
-_MODULE_OF = {
-    # .activities
-    "EXAMPLE_FILE": "activities",
-    "Activity": "activities",
-    "ActivityFields": "activities",
-    "Dpia": "activities",
-    "Dpo": "activities",
-    "DpoContact": "activities",
-    "FlowLogPolicy": "activities",
-    "LegalBasisRef": "activities",
-    "Organisation": "activities",
-    "Party": "activities",
-    "Processor": "activities",
-    "Recipient": "activities",
-    "RegistreConfig": "activities",
-    "RegistreConfigError": "activities",
-    "RetentionRule": "activities",
-    "SecurityMeasures": "activities",
-    "SubProcessor": "activities",
-    "Transfer": "activities",
-    "load_registre": "activities",
-    # .register
-    "FICHE_HEADINGS": "register",
-    "REGISTER_FORMAT": "register",
-    "ActivitySheet": "register",
-    "ActivityVersion": "register",
-    "ClientContract": "register",
-    "FlowLogSummary": "register",
-    "ObservedFlow": "register",
-    "Register": "register",
-    "build_register": "register",
-    "register_json_schema": "register",
-    "render_csv": "register",
-    "render_html": "register",
-    "render_json": "register",
-    # .vocabulary
-    "EU_EEA": "vocabulary",
-    "ActivityStatus": "vocabulary",
-    "ControllerKind": "vocabulary",
-    "DataCategory": "vocabulary",
-    "DataSubject": "vocabulary",
-    "FlowKind": "vocabulary",
-    "LegalBasis": "vocabulary",
-    "Operation": "vocabulary",
-    "RecipientKind": "vocabulary",
-    "RegisterKind": "vocabulary",
-    "SecurityMeasure": "vocabulary",
-}
+#: The modules that define the names of ``__all__``: loaded together on the first use of one.
+_MODULES = ("activities", "register", "vocabulary")
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # looked up once
-    return value
+    for module in _MODULES:
+        found = importlib.import_module(f".{module}", __name__)
+        globals().update({n: getattr(found, n) for n in __all__ if hasattr(found, n)})
+    return globals()[name]  # looked up once: the names are globals now
 
 
 __all__ = [
